@@ -1,0 +1,1 @@
+"""One module per ``llcgeo`` sub-command; see :mod:`llcgeo.cli`."""

@@ -1,0 +1,354 @@
+"""Manifold specifications: the vocabulary that ``theory``, ``numerics`` and ``reconcile`` share.
+
+Each spec is a frozen, validated dataclass that fixes both a *set* (the support) and the *data
+distribution on it* that the samplers draw from, so that a prediction and a measurement always
+speak of the same thing. Numbers are held exactly as ``Fraction``; expressions as inert
+:mod:`llcgeo.expr` trees. This module needs only the standard library.
+
+=====================  =====================================================================
+spec                   data distribution (``a ~ N(0, I_d)`` throughout)
+=====================  =====================================================================
+Gaussian(d)            ``x = a``
+LayerNormImage         ``x = gain * (a - mean(a)) / sqrt(var(a) + eps) + bias`` (var: 1/d)
+RMSNormImage           ``x = gain * a / sqrt(mean(a**2) + eps)``
+Sphere(d, radius)      ``x = radius * a / |a|`` (uniform on the sphere)
+Simplex(d)             ``x = softmax(a)`` (the open probability simplex)
+Ellipsoid(d, axes)     ``x = axes * a / |a|`` (on the surface ``sum (x_i/axes_i)**2 = 1``)
+Hyperplane(n, c)       ``a`` projected orthogonally onto ``{n . x = c}``
+ImplicitHypersurface   ``scale * a`` projected onto ``{F = 0}`` by Newton steps
+ParametricManifold     ``x = phi(t)``, ``t_j ~ Uniform(ranges_j)``
+BumpedHyperplane       ``u = a[:d-1]``; ``x = (u, h(u_1))`` with ``h = kappa/2 * u_1**2`` where
+                       ``|u_1| < c`` and ``h = 0`` elsewhere; ``P(|u_1| < c) = fraction``
+=====================  =====================================================================
+
+>>> LayerNormImage(4).d
+4
+>>> BumpedHyperplane(3, kappa="1/2", fraction="0.25").kappa
+Fraction(1, 2)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from statistics import NormalDist
+from typing import Any, Union
+
+from llcgeo.errors import SpecError
+from llcgeo.expr import EXPR_TYPES, Expr, is_polynomial, variables
+
+MAX_DIMENSION = 1 << 16
+
+
+def exact(value: Any, what: str) -> Fraction:
+    """``value`` as an exact ``Fraction``; floats are read as the decimal they print as."""
+    if isinstance(value, bool):
+        raise SpecError(f"{what} must be a number, got the boolean {value!r}")
+    if isinstance(value, Fraction):
+        return value
+    if isinstance(value, int):
+        return Fraction(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise SpecError(f"{what} must be finite, got {value!r}")
+        return Fraction(repr(value))
+    try:
+        return Fraction(str(value).strip())
+    except (ValueError, ZeroDivisionError):
+        raise SpecError(f"{what} must be a finite rational number, got {value!r}") from None
+
+
+def exact_vector(values: Iterable[Any] | None, what: str, length: int | None = None):
+    """A tuple of exact numbers of the given length, or ``None``."""
+    if values is None:
+        return None
+    if isinstance(values, (str, bytes)):
+        raise SpecError(f"{what} must be a sequence of numbers, got the string {values!r}")
+    vec = tuple(exact(v, f"{what}[{i}]") for i, v in enumerate(values))
+    if length is not None and len(vec) != length:
+        raise SpecError(f"{what} has {len(vec)} entries but the dimension d is {length}")
+    return vec
+
+
+def dimension(value: Any, what: str = "d", minimum: int = 1) -> int:
+    """A validated integer dimension."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(f"{what} must be an integer, got {value!r}")
+    if value < minimum:
+        raise SpecError(f"{what} must be at least {minimum}, got {value}")
+    if value > MAX_DIMENSION:
+        raise SpecError(f"{what} = {value} is larger than llcgeo supports ({MAX_DIMENSION})")
+    return value
+
+
+def _set(obj: Any, name: str, value: Any) -> None:
+    object.__setattr__(obj, name, value)
+
+
+def _expression(value: Any, names: tuple[str, ...], what: str) -> Expr:
+    if isinstance(value, EXPR_TYPES):
+        unknown = variables(value) - set(names)
+        if unknown:
+            raise SpecError(f"{what} uses undeclared names {sorted(unknown)}")
+        return value
+    if not isinstance(value, str):
+        value = str(value)  # e.g. a sympy expression: re-read through the safe parser
+    from llcgeo.parse import parse_expression
+
+    return parse_expression(value, names, what=what)
+
+
+def _names(values: Iterable[Any], what: str) -> tuple[str, ...]:
+    if isinstance(values, str):
+        values = values.replace(",", " ").split()
+    out = tuple(str(v) for v in values)
+    if not out:
+        raise SpecError(f"{what} must name at least one variable")
+    for name in out:
+        if not name.isidentifier() or name.startswith("_"):
+            raise SpecError(f"{what}: {name!r} is not a valid variable name")
+    if len(set(out)) != len(out):
+        raise SpecError(f"{what} repeats a name: {list(out)}")
+    return out
+
+
+@dataclass(frozen=True)
+class Gaussian:
+    """Unconstrained data: ``x ~ N(0, I_d)``."""
+
+    d: int
+
+    def __post_init__(self):
+        dimension(self.d)
+
+
+@dataclass(frozen=True)
+class LayerNormImage:
+    """The image of LayerNorm on Gaussian pre-activations; ``gain``/``bias`` default to 1/0."""
+
+    d: int
+    gain: tuple[Fraction, ...] | None = None
+    bias: tuple[Fraction, ...] | None = None
+    eps: Fraction = Fraction(0)
+
+    def __post_init__(self):
+        dimension(self.d)
+        _set(self, "gain", exact_vector(self.gain, "gain", self.d))
+        _set(self, "bias", exact_vector(self.bias, "bias", self.d))
+        _set(self, "eps", exact(self.eps, "eps"))
+        if self.eps < 0:
+            raise SpecError(f"eps must be non-negative, got {self.eps}")
+
+
+@dataclass(frozen=True)
+class RMSNormImage:
+    """The image of RMSNorm on Gaussian pre-activations."""
+
+    d: int
+    gain: tuple[Fraction, ...] | None = None
+    eps: Fraction = Fraction(0)
+
+    def __post_init__(self):
+        dimension(self.d)
+        _set(self, "gain", exact_vector(self.gain, "gain", self.d))
+        _set(self, "eps", exact(self.eps, "eps"))
+        if self.eps < 0:
+            raise SpecError(f"eps must be non-negative, got {self.eps}")
+
+
+@dataclass(frozen=True)
+class Sphere:
+    """The sphere ``|x| = radius``, uniform."""
+
+    d: int
+    radius: Fraction = Fraction(1)
+
+    def __post_init__(self):
+        dimension(self.d)
+        _set(self, "radius", exact(self.radius, "radius"))
+        if self.radius <= 0:
+            raise SpecError(f"radius must be positive, got {self.radius}")
+
+
+@dataclass(frozen=True)
+class Simplex:
+    """Softmax outputs: the open simplex ``x_i > 0, sum x = 1``."""
+
+    d: int
+
+    def __post_init__(self):
+        dimension(self.d)
+
+
+@dataclass(frozen=True)
+class Ellipsoid:
+    """The surface ``sum (x_i / axes_i)**2 = 1``."""
+
+    d: int
+    axes: tuple[Fraction, ...] = field(default=())
+
+    def __post_init__(self):
+        dimension(self.d)
+        axes = exact_vector(self.axes or (1,) * self.d, "axes", self.d)
+        for i, a in enumerate(axes):
+            if a <= 0:
+                raise SpecError(f"axes[{i}] must be positive, got {a}")
+        _set(self, "axes", axes)
+
+
+@dataclass(frozen=True)
+class Hyperplane:
+    """The affine hyperplane ``normal . x = offset``."""
+
+    normal: tuple[Fraction, ...]
+    offset: Fraction = Fraction(0)
+
+    def __post_init__(self):
+        normal = exact_vector(self.normal, "normal")
+        if not normal:
+            raise SpecError("normal must have at least one entry")
+        dimension(len(normal), "len(normal)")
+        if all(v == 0 for v in normal):
+            raise SpecError("normal must not be the zero vector")
+        _set(self, "normal", normal)
+        _set(self, "offset", exact(self.offset, "offset"))
+
+    @property
+    def d(self) -> int:
+        return len(self.normal)
+
+
+@dataclass(frozen=True)
+class ImplicitHypersurface:
+    """The real zero set of a polynomial ``F`` in the named ``variables`` (one per axis)."""
+
+    F: Any
+    variables: tuple[str, ...]
+    scale: Fraction = Fraction(1)
+
+    def __post_init__(self):
+        names = _names(self.variables, "variables")
+        _set(self, "variables", names)
+        expr = _expression(self.F, names, "F")
+        if not is_polynomial(expr):
+            raise SpecError(
+                "F must be a polynomial in the variables (only + - * and non-negative integer "
+                "powers; no functions, no division by a variable)"
+            )
+        _set(self, "F", expr)
+        _set(self, "scale", exact(self.scale, "scale"))
+        if self.scale <= 0:
+            raise SpecError(f"scale must be positive, got {self.scale}")
+        dimension(len(names), "number of variables")
+
+    @property
+    def d(self) -> int:
+        return len(self.variables)
+
+
+@dataclass(frozen=True)
+class ParametricManifold:
+    """The image of ``t -> phi(t)``, one expression per ambient axis, ``t`` uniform on a box."""
+
+    phi: tuple[Any, ...]
+    parameters: tuple[str, ...]
+    ranges: tuple[tuple[Fraction, Fraction], ...] = ()
+
+    def __post_init__(self):
+        names = _names(self.parameters, "parameters")
+        _set(self, "parameters", names)
+        if isinstance(self.phi, str) or not self.phi:
+            raise SpecError("phi must be a non-empty sequence of expressions, one per axis")
+        phi = tuple(_expression(p, names, f"phi[{i}]") for i, p in enumerate(self.phi))
+        dimension(len(phi), "len(phi)")
+        _set(self, "phi", phi)
+        _set(self, "ranges", self._validated_ranges(names))
+
+    def _validated_ranges(self, names):
+        ranges = self.ranges or ((-1, 1),) * len(names)
+        if len(ranges) != len(names):
+            raise SpecError(f"ranges has {len(ranges)} entries for {len(names)} parameters")
+        out = []
+        for name, pair in zip(names, ranges):
+            lo, hi = (exact(v, f"range of {name}") for v in pair)
+            if not lo < hi:
+                raise SpecError(f"range of {name} must have low < high, got ({lo}, {hi})")
+            out.append((lo, hi))
+        return tuple(out)
+
+    @property
+    def d(self) -> int:
+        return len(self.phi)
+
+
+@dataclass(frozen=True)
+class BumpedHyperplane:
+    """The hyperplane ``x_d = 0`` with a curved strip: ``x_d = kappa/2 * x_1**2`` where
+    ``|x_1| < c`` (``c`` chosen so that the strip carries ``fraction`` of the data mass)."""
+
+    d: int
+    kappa: Fraction = Fraction(0)
+    fraction: Fraction = Fraction(1)
+
+    def __post_init__(self):
+        dimension(self.d, minimum=2)
+        _set(self, "kappa", exact(self.kappa, "kappa"))
+        _set(self, "fraction", exact(self.fraction, "fraction"))
+        if not 0 <= self.fraction <= 1:
+            raise SpecError(f"fraction must lie in [0, 1], got {self.fraction}")
+
+    @property
+    def half_width(self) -> float:
+        """``c`` with ``P(|u_1| < c) = fraction`` for ``u_1 ~ N(0, 1)`` (``inf`` at fraction 1)."""
+        if self.fraction == 1:
+            return math.inf
+        if self.fraction == 0:
+            return 0.0
+        return NormalDist().inv_cdf((1 + float(self.fraction)) / 2)
+
+    @property
+    def flat(self) -> bool:
+        return self.kappa == 0 or self.fraction == 0
+
+
+ManifoldSpec = Union[
+    Gaussian,
+    LayerNormImage,
+    RMSNormImage,
+    Sphere,
+    Simplex,
+    Ellipsoid,
+    Hyperplane,
+    ImplicitHypersurface,
+    ParametricManifold,
+    BumpedHyperplane,
+]
+
+MANIFOLD_TYPES = ManifoldSpec.__args__
+
+
+@dataclass(frozen=True)
+class LinearLayer:
+    """``y = W x (+ b)`` with ``W`` of shape ``m x d``."""
+
+    m: int
+    bias: bool = False
+
+    def __post_init__(self):
+        dimension(self.m, "m")
+        if not isinstance(self.bias, bool):
+            raise SpecError(f"bias must be True or False, got {self.bias!r}")
+
+
+REFINES = ("all", "weight", "bias")
+
+
+def check_refine(refine: str, layer: LinearLayer) -> str:
+    """Validate a weight-refinement name against a layer."""
+    if refine not in REFINES:
+        raise SpecError(f"refine must be one of {REFINES}, got {refine!r}")
+    if refine == "bias" and not layer.bias:
+        raise SpecError("refine='bias' needs a layer with a bias (LinearLayer(m, bias=True))")
+    return refine

@@ -1,0 +1,157 @@
+"""The data that flows from experiments to reports: cases, their results, claims and figures.
+
+Everything here is a frozen dataclass of plain values, so ``llcgeo.report`` can store, hash,
+render and reload it without knowing how it was computed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from llcgeo.manifolds import LinearLayer, ManifoldSpec, check_refine
+from llcgeo.numerics.config import SGLDConfig
+from llcgeo.serialize import stable_hash, to_jsonable
+
+VERDICTS = ("agree", "disagree", "inconclusive")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One measurement to reconcile: (manifold, layer, refine, n, SGLD config, seed).
+
+    ``sigma`` is the teacher's output-noise level; ``tags`` carry experiment coordinates
+    (e.g. ``(("kappa", "1/2"),)``) so a table can be rebuilt from results alone.
+    """
+
+    manifold: ManifoldSpec
+    layer: LinearLayer
+    refine: str = "all"
+    n: int = 20_000
+    config: SGLDConfig = field(default_factory=SGLDConfig)
+    seed: int = 0
+    sigma: float = 0.5
+    tags: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self):
+        check_refine(self.refine, self.layer)
+        if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 2:
+            raise ValueError(f"n must be an integer of at least 2, got {self.n!r}")
+        if self.manifold.d < 1:
+            raise ValueError("the manifold must have dimension at least 1")
+
+    def key(self, version: str) -> str:
+        """A hash of the full spec and the package version: the results-store key."""
+        return stable_hash(self, salt=version)
+
+    def tag(self, name: str, default: Any = None) -> Any:
+        return dict(self.tags).get(name, default)
+
+    def describe(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """A reconciled case: predictions, measurement, z-score and verdict, as plain values.
+
+    ``expected_estimate`` is the exact expectation of the SGLD estimate at these settings on
+    this sample (full batch), ``expected_se`` its exact standard error over the chains kept;
+    ``predicted_llc`` the asymptotic LLC. ``z = (llc_mean - reference) / reference_se``.
+    """
+
+    key: str
+    case: dict[str, Any]
+    tags: dict[str, Any]
+    predicted_llc: float
+    predicted_llc_exact: str
+    llc_unconstrained: float
+    expected_estimate: float | None
+    expected_se: float | None
+    llc_mean: float
+    llc_se: float
+    per_chain: tuple[float, ...]
+    diverged_chains: tuple[int, ...]
+    rhat: float
+    ess: float
+    z: float
+    verdict: str
+    reasons: tuple[str, ...]
+    mode: str
+    seconds: float
+    device: str
+    version: str
+
+    def __post_init__(self):
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CaseResult:
+        """Rebuild from :meth:`to_dict`; raises ``KeyError``/``TypeError``/``ValueError`` on a
+        malformed record (the store treats that as corrupt)."""
+        fields = dict(data)
+        fields.pop("type", None)
+        for name in ("per_chain", "diverged_chains", "reasons"):
+            fields[name] = tuple(fields[name])
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One row of a report's summary table."""
+
+    claim: str
+    prediction: str
+    measurement: str
+    verdict: str
+    note: str = ""
+
+    def __post_init__(self):
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+
+@dataclass(frozen=True)
+class Series:
+    """A line or a set of points with optional error bars; ``style`` is "points" or "line"."""
+
+    label: str
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    yerr: tuple[float, ...] | None = None
+    style: str = "points"
+
+
+@dataclass(frozen=True)
+class Panel:
+    title: str
+    xlabel: str
+    ylabel: str
+    series: tuple[Series, ...]
+    xscale: str = "linear"
+    yscale: str = "linear"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """What to draw for one experiment: one or more panels side by side."""
+
+    name: str
+    panels: tuple[Panel, ...]
+
+
+@dataclass(frozen=True)
+class ExperimentResult:
+    """An experiment's outcome: its claims, its table of rows, its figure and its prose."""
+
+    name: str
+    title: str
+    description: str
+    claims: tuple[Claim, ...]
+    rows: tuple[dict[str, Any], ...]
+    figure: Figure | None = None
+    notes: tuple[str, ...] = ()
