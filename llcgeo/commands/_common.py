@@ -111,3 +111,32 @@ def print_table(rows: list[tuple[str, object]]) -> None:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
+
+
+def add_sgld_arguments(parser: argparse.ArgumentParser, *, n_default: int = 20_000) -> None:
+    g = parser.add_argument_group("data and SGLD")
+    g.add_argument("--n", type=int, default=n_default, help="number of samples")
+    g.add_argument("--chains", type=int, default=8)
+    g.add_argument("--steps", type=int, default=3000)
+    g.add_argument("--burnin", type=int, default=500)
+    g.add_argument("--eps", type=float, default=1e-4)
+    g.add_argument("--gamma", type=float, default=1.0)
+    g.add_argument("--nbeta", type=float, default=None, help="default n / log n")
+    g.add_argument("--batch-size", type=int, default=None, help="default: full batch")
+    g.add_argument("--sigma", type=float, default=0.5, help="teacher output noise")
+    g.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    g.add_argument("--seed", type=int, default=0)
+
+
+def config_from_args(args):
+    from llcgeo.numerics.config import SGLDConfig
+
+    return SGLDConfig(
+        eps=args.eps,
+        gamma=args.gamma,
+        nbeta=args.nbeta,
+        chains=args.chains,
+        steps=args.steps,
+        burnin=args.burnin,
+        batch_size=args.batch_size,
+    )

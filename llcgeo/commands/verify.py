@@ -1,0 +1,54 @@
+"""``llcgeo verify``: one case, predicted, measured and reconciled, with its verdict."""
+
+from __future__ import annotations
+
+from llcgeo.commands._common import (
+    add_manifold_arguments,
+    add_sgld_arguments,
+    config_from_args,
+    layer_from_args,
+    manifold_from_args,
+    print_json,
+    print_table,
+)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("verify", help="reconcile one case: theory, SGLD measurement, verdict")
+    add_manifold_arguments(p)
+    add_sgld_arguments(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    from llcgeo.reconcile import Case, reconcile_case
+
+    manifold = manifold_from_args(args)
+    layer, refine = layer_from_args(args)
+    case = Case(manifold, layer, refine, args.n, config_from_args(args), seed=args.seed, sigma=args.sigma)
+    result = reconcile_case(case, device=args.device)
+    record = {
+        "verdict": result.verdict,
+        "z": result.z,
+        "predicted_llc": result.predicted_llc_exact,
+        "expected_estimate": result.expected_estimate,
+        "expected_se": result.expected_se,
+        "llc_mean": result.llc_mean,
+        "llc_se": result.llc_se,
+        "mode": result.mode,
+        "reasons": list(result.reasons),
+        "rhat": result.rhat,
+        "ess": result.ess,
+        "diverged_chains": list(result.diverged_chains),
+        "seconds": result.seconds,
+        "device": result.device,
+        "case": result.case,
+    }
+    if args.json:
+        print_json(record)
+    else:
+        shown = {k: v for k, v in record.items() if k != "case"}
+        shown["reasons"] = "; ".join(result.reasons) or "-"
+        print_table(list(shown.items()))
+    return 0

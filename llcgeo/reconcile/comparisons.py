@@ -1,0 +1,154 @@
+"""Claims that compare a few layers on a few manifolds: the smuggled bias of softmax outputs
+(and of a biased LayerNorm), and weight-refined LLCs against the full LLC."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from llcgeo import manifolds as mf
+from llcgeo.numerics.config import SGLDConfig
+from llcgeo.reconcile.design import case_row, make_case, measured, reference, run_case, tuned
+from llcgeo.reconcile.experiment import Experiment, check_scale
+from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series
+from llcgeo.reconcile.stats import combined, singles_out
+
+Formula = tuple[str, Callable[[int, int], float]]
+FULL: Formula = ("m d / 2", lambda m, d: m * d / 2)
+FLAT: Formula = ("m (d-1) / 2", lambda m, d: m * (d - 1) / 2)
+WITH_BIAS: Formula = ("m (d+1) / 2", lambda m, d: m * (d + 1) / 2)
+BIAS_ONLY: Formula = ("m / 2", lambda m, d: m / 2)
+NOTHING: Formula = ("0", lambda m, d: 0.0)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One case and the claim about it: ``claimed`` against ``alternative``."""
+
+    label: str
+    manifold: str
+    bias: bool
+    refine: str
+    claimed: Formula
+    alternative: Formula
+
+
+@dataclass(frozen=True)
+class Scale:
+    d: int
+    m: int
+    n: int
+    config: SGLDConfig
+
+
+SCALES = {
+    "small": Scale(4, 3, 50_000, SGLDConfig(chains=8, steps=6000, burnin=1000)),
+    "full": Scale(8, 4, 200_000, SGLDConfig(chains=16, steps=20_000, burnin=4000)),
+}
+H_MAX = 3.0  # biased data with a bias column: the sample Hessian's top eigenvalue stays below
+
+
+def _manifold(name: str, d: int):
+    beta = [1] + [0] * (d - 1)  # alpha . beta = 1 != 0: an affine hyperplane off the origin
+    return {
+        "softmax": mf.Simplex(d),
+        "layernorm": mf.LayerNormImage(d),
+        "biased layernorm": mf.LayerNormImage(d, bias=beta),
+        "gaussian": mf.Gaussian(d),
+    }[name]
+
+
+def _jobs(rows: tuple[Row, ...]):
+    def jobs(scale: str):
+        s = SCALES[check_scale(scale)]
+        config = tuned(s.config, s.n, H_MAX)
+        return [
+            make_case(_manifold(r.manifold, s.d), s.m, config, s.n, bias=r.bias, refine=r.refine, row=r.label)
+            for r in rows
+        ]
+
+    return jobs
+
+
+def _claim(row: Row, record) -> Claim:
+    m, d = record["case"]["layer"]["m"], record["case"]["manifold"]["d"]
+    claimed, alternative = row.claimed[1](m, d), row.alternative[1](m, d)
+    verdict, note = singles_out(*measured(record), claimed=claimed, alternative=alternative)
+    if record["predicted_llc"] != claimed:
+        verdict, note = "disagree", f"theory predicts {record['predicted_llc_exact']}, not {claimed:g}"
+    mean, se = measured(record)
+    return Claim(
+        claim=row.label,
+        prediction=f"{row.claimed[0]} = {claimed:g} (not {row.alternative[0]} = {alternative:g})",
+        measurement=f"{mean:.3f} +/- {se:.3f}",
+        verdict=combined([verdict, record["verdict"]]),
+        note=note + ("" if record["verdict"] == "agree" else "; " + "; ".join(record["reasons"])),
+    )
+
+
+def _summary(name: str, title: str, description: str, rows: tuple[Row, ...]):
+    def summarize(records) -> ExperimentResult:
+        by_label = {r["tags"]["row"]: r for r in records}
+        ordered = [by_label[row.label] for row in rows]
+        xs = tuple(range(len(rows)))
+        series = (
+            Series("measured", xs, tuple(measured(r)[0] for r in ordered), tuple(measured(r)[1] for r in ordered)),
+            Series("exact expectation", xs, tuple(reference(r) for r in ordered)),
+            Series("predicted LLC", xs, tuple(r["predicted_llc"] for r in ordered)),
+        )
+        panel = Panel(title + " (case index as in the table)", "case", "LLC estimate", series)
+        return ExperimentResult(
+            name=name,
+            title=title,
+            description=description,
+            claims=tuple(_claim(row, by_label[row.label]) for row in rows),
+            rows=tuple({"case": i} | case_row(r, "row") for i, r in enumerate(ordered)),
+            figure=Figure(name, (panel,)),
+        )
+
+    return summarize
+
+
+SMUGGLED_BIAS = (
+    Row("softmax, no bias: no drop", "softmax", False, "all", FULL, FLAT),
+    Row("softmax + bias: the simplex smuggles a bias (drop m/2)", "softmax", True, "all", FULL, WITH_BIAS),
+    Row("softmax + bias, W alone", "softmax", True, "weight", FULL, FLAT),
+    Row("softmax + bias, b alone", "softmax", True, "bias", BIAS_ONLY, NOTHING),
+    Row("biased LayerNorm, no bias: no drop", "biased layernorm", False, "all", FULL, FLAT),
+    Row("biased LayerNorm + bias: drop m/2, like the simplex", "biased layernorm", True, "all", FULL, WITH_BIAS),
+    Row("biased LayerNorm + bias, W alone", "biased layernorm", True, "weight", FULL, FLAT),
+)
+WEIGHT_REFINEMENT = (
+    Row("LayerNorm + bias: full LLC", "layernorm", True, "all", FULL, WITH_BIAS),
+    Row("LayerNorm + bias: wrLLC of W differs (m(d-1)/2)", "layernorm", True, "weight", FLAT, FULL),
+    Row("biased LayerNorm + bias: full LLC", "biased layernorm", True, "all", FULL, WITH_BIAS),
+    Row("biased LayerNorm + bias: wrLLC of W coincides (md/2)", "biased layernorm", True, "weight", FULL, FLAT),
+    Row("Gaussian + bias: full LLC", "gaussian", True, "all", WITH_BIAS, FULL),
+    Row("Gaussian + bias: wrLLC of W differs (md/2)", "gaussian", True, "weight", FULL, WITH_BIAS),
+)
+
+
+def smuggled_bias_experiment() -> Experiment:
+    title = "The smuggled bias of softmax outputs"
+    description = (
+        "Softmax outputs lie on the affine hyperplane sum x = 1, and a LayerNorm with a learned "
+        "bias beta (alpha . beta != 0) on another affine hyperplane. Neither drops the LLC of a "
+        "bias-free layer; with an explicit downstream bias, the constant direction is already "
+        "spanned by the data, so the layer has md/2 of a possible m(d+1)/2."
+    )
+    rows = SMUGGLED_BIAS
+    return Experiment("smuggled_bias", title, _jobs(rows), run_case, _summary("smuggled_bias", title, description, rows))
+
+
+def weight_refinement_experiment() -> Experiment:
+    title = "Weight-refined LLC of W against the full LLC"
+    description = (
+        "The wrLLC of W alone (bias frozen at its fit) is half the rank of E[x x^T]; the full "
+        "LLC is half the rank of E[z z^T], z = (x, 1). They differ by m/2 when the data's "
+        "affine hull passes through the origin or fills space, and coincide when it is an "
+        "affine hyperplane off the origin."
+    )
+    rows = WEIGHT_REFINEMENT
+    return Experiment(
+        "weight_refinement", title, _jobs(rows), run_case, _summary("weight_refinement", title, description, rows)
+    )

@@ -1,0 +1,68 @@
+"""Small statistics shared by the experiments: fits with known errors, and claim decisions.
+
+>>> fit = weighted_line_fit([1, 2, 3], [3.0, 5.0, 7.0], [0.1, 0.1, 0.1])
+>>> round(fit.slope, 6), round(fit.intercept, 6)
+(2.0, 1.0)
+>>> singles_out(10.4, 0.2, claimed=10.5, alternative=12.0)[0]
+'agree'
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from llcgeo.reconcile.verdict import Z_AGREE
+
+
+@dataclass(frozen=True)
+class LineFit:
+    """``y = slope x + intercept`` by weighted least squares with known standard errors."""
+
+    slope: float
+    slope_se: float
+    intercept: float
+    intercept_se: float
+
+    def slope_interval(self, z: float = 1.96) -> tuple[float, float]:
+        return self.slope - z * self.slope_se, self.slope + z * self.slope_se
+
+
+def weighted_line_fit(x: Sequence[float], y: Sequence[float], se: Sequence[float]) -> LineFit:
+    """Weights ``1/se^2``; the parameter covariance is ``(X^T W X)^-1`` (errors known)."""
+    x, y, w = (np.asarray(v, dtype=float) for v in (x, y, 1.0 / np.square(se)))
+    design = np.stack([x, np.ones_like(x)], axis=1)
+    cov = np.linalg.inv(design.T @ (design * w[:, None]))
+    slope, intercept = cov @ (design.T @ (w * y))
+    return LineFit(float(slope), math.sqrt(cov[0, 0]), float(intercept), math.sqrt(cov[1, 1]))
+
+
+def combined(verdicts: Iterable[str]) -> str:
+    """``agree`` if all agree; ``disagree`` if any disagrees; otherwise ``inconclusive``."""
+    verdicts = list(verdicts)
+    if verdicts and all(v == "agree" for v in verdicts):
+        return "agree"
+    return "disagree" if "disagree" in verdicts else "inconclusive"
+
+
+def singles_out(
+    measured: float, se: float, *, claimed: float, alternative: float
+) -> tuple[str, str]:
+    """Does the measurement pick ``claimed`` over ``alternative``?
+
+    ``agree``: nearer the claim and more than ``Z_AGREE`` standard errors from the alternative;
+    ``disagree``: nearer the alternative and more than ``Z_AGREE`` standard errors from the
+    claim; otherwise ``inconclusive`` (the measurement cannot tell them apart).
+    """
+    if not (math.isfinite(measured) and math.isfinite(se) and se > 0):
+        return "inconclusive", "no finite measurement"
+    z_claim, z_alt = abs(measured - claimed) / se, abs(measured - alternative) / se
+    note = f"{z_claim:.1f} SE from the claim {claimed:g}, {z_alt:.1f} SE from {alternative:g}"
+    if z_claim < z_alt and z_alt > Z_AGREE:
+        return "agree", note
+    if z_alt < z_claim and z_claim > Z_AGREE:
+        return "disagree", note
+    return "inconclusive", note + ": the two cannot be told apart at this precision"

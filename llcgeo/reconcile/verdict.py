@@ -1,0 +1,51 @@
+"""How a measurement is judged against a prediction: the thresholds, stated once.
+
+>>> decide(z=1.2, diverged=0, chains=4, rhat=1.01, ess=800.0)
+('agree', ())
+>>> decide(z=5.0, diverged=0, chains=4, rhat=1.01, ess=800.0)[0]
+'disagree'
+>>> decide(z=0.1, diverged=1, chains=4, rhat=1.01, ess=800.0)
+('inconclusive', ('1 of 4 chains diverged',))
+"""
+
+from __future__ import annotations
+
+import math
+
+Z_AGREE = 3.0
+RHAT_MAX = 1.1
+ESS_MIN = 100.0
+
+THRESHOLDS_MARKDOWN = f"""\
+**How verdicts are decided.** Each case compares the mean SGLD estimate over its chains with a
+reference: on the full-batch path, the *exact* expectation of the estimator at the case's own
+settings (n, eps, gamma, nbeta, chain length) on the sample's own Hessian, with the exact
+standard error of a mean over the chains kept; on a minibatch path, the asymptotic LLC with the
+measured standard error. ``z = (measured - reference) / standard error``.
+A case is **agree** when |z| <= {Z_AGREE:g}, **disagree** when |z| > {Z_AGREE:g}, and
+**inconclusive** (whatever z is) when any chain diverged, when R-hat of the loss trace exceeds
+{RHAT_MAX:g}, or when the effective sample size of the loss trace is below {ESS_MIN:g}.
+A claim agrees when every case behind it agrees and the asymptotic prediction it tests is the one
+the measurements single out (see each claim's note).
+"""
+
+
+def decide(
+    *, z: float, diverged: int, chains: int, rhat: float, ess: float
+) -> tuple[str, tuple[str, ...]]:
+    """The verdict and its reasons for one case (thresholds: ``Z_AGREE``, ``RHAT_MAX``,
+    ``ESS_MIN``)."""
+    reasons = []
+    if diverged:
+        reasons.append(f"{diverged} of {chains} chains diverged")
+    if not math.isfinite(rhat) or rhat > RHAT_MAX:
+        reasons.append(f"R-hat {rhat:.3g} > {RHAT_MAX:g}")
+    if not math.isfinite(ess) or ess < ESS_MIN:
+        reasons.append(f"ESS {ess:.3g} < {ESS_MIN:g}")
+    if not math.isfinite(z):
+        reasons.append("z is not finite")
+    if reasons:
+        return "inconclusive", tuple(reasons)
+    if abs(z) <= Z_AGREE:
+        return "agree", ()
+    return "disagree", (f"|z| = {abs(z):.2f} > {Z_AGREE:g}",)

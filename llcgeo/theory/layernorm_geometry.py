@@ -1,0 +1,219 @@
+"""The image of LayerNorm as a hyperellipsoid (Riechers 2024, arXiv 2405.04134), exactly.
+
+``LN(a) = g * (a - mean(a)) / sqrt(var(a) + eps) + b`` in ``R^N`` (population variance). With
+``z = (a - mean(a)) / sqrt(var(a) + eps)``: ``1^T z = 0`` and ``|z|**2 = N var/(var + eps) < N``.
+Writing ``y - b = G z``, ``G = diag(g)``, these become
+
+* the hyperplane ``alpha^T (y - b) = 0``, ``alpha = (1/g_1, ..., 1/g_N)``, and
+* the solid hyperellipsoid ``(y - b)^T G^-2 (y - b) < N``;
+
+their intersection is an ``(N-1)``-dimensional hyperellipsoid centred at ``b``. Its principal
+axes are the eigenvectors ``u_k`` of ``P G^-2 P`` (``P = I - alpha_hat alpha_hat^T``) with
+non-zero eigenvalue ``lambda_k``, and its semi-axes are ``sqrt(N / lambda_k)`` (the boundary
+point ``t u_k`` has ``t**2 u_k^T G^-2 u_k = t**2 lambda_k = N``). Each ``lambda_k`` is a root of
+the secular equation ``sum_i alpha_hat_i**2 / (g_i**-2 - lambda) = 0``, and
+``u_k`` is proportional to ``(G^-2 - lambda_k)^-1 alpha`` when ``lambda_k`` is no ``g_i**-2``.
+
+For Gaussian inputs ``a ~ N(0, s**2 I)`` the direction of ``z`` is uniform and independent of
+``r**2 = |z|**2 / N = var / (var + eps)``, with ``N var / s**2 ~ chi2(N-1)``; so the coordinate of
+``y - b`` along axis ``k`` is ``semi_axis_k * r * w_k`` with ``w`` uniform on the unit sphere of
+``R^(N-1)``, and ``E[1 - r**2] = E[eps / (var + eps)]`` says how close typical outputs lie to the
+surface.
+
+>>> e = layernorm_ellipsoid((1, 2, 3))
+>>> e.eigenvalues, e.semi_axes
+((1/7, 3/7), (sqrt(21), sqrt(7)))
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import sympy as sp
+from scipy import integrate
+
+from llcgeo.errors import DerivationError, SpecError
+from llcgeo.manifolds import dimension, exact
+
+
+@dataclass(frozen=True)
+class LayerNormEllipsoid:
+    """The hyperellipsoid image of LayerNorm with gain ``gain`` and bias ``bias``.
+
+    ``normal`` is ``alpha``; ``eigenvalues`` ascend; ``axes[k]`` is the unit vector of
+    ``eigenvalues[k]`` and ``semi_axes[k] = sqrt(N / eigenvalues[k])`` its half-length.
+    """
+
+    gain: tuple[sp.Expr, ...]
+    bias: tuple[sp.Expr, ...]
+    normal: tuple[sp.Expr, ...]
+    eigenvalues: tuple[sp.Expr, ...]
+    axes: tuple[tuple[sp.Expr, ...], ...]
+    semi_axes: tuple[sp.Expr, ...]
+
+    @property
+    def dimension(self) -> int:
+        return len(self.gain)
+
+    def numeric(self) -> dict[str, list]:
+        """The same quantities as floats (for samplers and plots)."""
+
+        def floats(values):
+            return [float(v) for v in values]
+
+        return {
+            "gain": floats(self.gain),
+            "bias": floats(self.bias),
+            "normal": floats(self.normal),
+            "eigenvalues": floats(self.eigenvalues),
+            "axes": [floats(u) for u in self.axes],
+            "semi_axes": floats(self.semi_axes),
+        }
+
+
+def _entry(value, what: str) -> sp.Expr:
+    """A sympy number or expression; plain numbers and text are read exactly as rationals
+    (text is never handed to sympy's parser)."""
+    if isinstance(value, sp.Basic):
+        return sp.sympify(value)
+    return sp.Rational(exact(value, what))
+
+
+def _vector(values, what: str, length: int | None = None) -> tuple[sp.Expr, ...]:
+    if isinstance(values, (str, bytes)):
+        raise SpecError(f"{what} must be a sequence of numbers, got the string {values!r}")
+    vec = tuple(_entry(v, f"{what}[{i}]") for i, v in enumerate(values))
+    if length is not None and len(vec) != length:
+        raise SpecError(f"{what} has {len(vec)} entries but the gain has {length}")
+    return vec
+
+
+def _check_gain(gain: tuple[sp.Expr, ...], bias: tuple[sp.Expr, ...]) -> None:
+    dimension(len(gain), "len(gain)", minimum=2)
+    for i, g in enumerate(gain):
+        if g.is_zero:
+            raise SpecError(
+                f"gain[{i}] = 0: coordinate {i} of LN(a) is then the constant bias[{i}] = "
+                f"{bias[i]}, so the image lies in the subspace {{y_{i} = {bias[i]}}} and is the "
+                f"LayerNorm image of the other coordinates there; the hyperellipsoid description "
+                f"needs every gain non-zero (drop coordinate {i} to describe the rest)"
+            )
+        if g.is_real is False:
+            raise SpecError(f"gain[{i}] must be real, got {g}")
+
+
+def layernorm_ellipsoid(gain, bias=None) -> LayerNormEllipsoid:
+    """The hyperellipsoid that the image of LayerNorm with this gain and bias spans.
+
+    ``gain`` (length ``N >= 2``) holds numbers (read exactly) or sympy expressions (e.g.
+    positive symbols); ``bias`` defaults to 0. A zero gain raises :class:`SpecError` saying what
+    the image becomes; symbolic gains sympy cannot diagonalize raise :class:`DerivationError`.
+
+    >>> g1, g2 = sp.symbols("g1 g2", positive=True)
+    >>> layernorm_ellipsoid((g1, g2)).semi_axes
+    (sqrt(g1**2 + g2**2),)
+    """
+    gain = _vector(gain, "gain")
+    bias = _vector(bias, "bias", len(gain)) if bias is not None else (sp.Integer(0),) * len(gain)
+    _check_gain(gain, bias)
+    n = len(gain)
+    alpha = sp.Matrix([1 / g for g in gain])
+    projector = sp.eye(n) - alpha * alpha.T / (alpha.T * alpha)[0]
+    form = (projector * sp.diag(*[g**-2 for g in gain]) * projector).applyfunc(sp.simplify)
+    pairs = _principal_axes(form, alpha)
+    eigenvalues = tuple(lam for lam, _ in pairs)
+    return LayerNormEllipsoid(
+        gain=gain,
+        bias=bias,
+        normal=tuple(alpha),
+        eigenvalues=eigenvalues,
+        axes=tuple(tuple(u) for _, u in pairs),
+        semi_axes=tuple(sp.sqrt(sp.simplify(n / lam)) for lam in eigenvalues),
+    )
+
+
+def _principal_axes(form: sp.Matrix, alpha: sp.Matrix) -> list[tuple[sp.Expr, sp.Matrix]]:
+    """Orthonormal eigenvectors of ``form`` with non-zero eigenvalue, eigenvalues ascending."""
+    try:
+        spaces = form.eigenvects(simplify=True)
+    except (NotImplementedError, sp.matrices.common.MatrixError) as err:
+        raise DerivationError(f"sympy cannot diagonalize P G^-2 P for this gain: {err}") from None
+    pairs = []
+    for lam, _, basis in spaces:
+        lam = sp.simplify(lam)
+        if lam.is_zero:
+            continue
+        if lam.is_zero is None:
+            raise DerivationError(f"cannot decide whether the eigenvalue {lam} is zero")
+        for u in sp.GramSchmidt(basis, orthonormal=True):
+            pairs.append((lam, u.applyfunc(sp.simplify)))
+    if len(pairs) != form.rows - 1:
+        raise DerivationError(
+            f"expected {form.rows - 1} non-zero eigenvalues of P G^-2 P, found {len(pairs)}"
+        )
+    return sorted(pairs, key=lambda pair: _order_key(pair[0]))
+
+
+def _order_key(value: sp.Expr):
+    try:
+        return (0, float(value))
+    except TypeError:  # symbolic: keep sympy's order, stably
+        return (1, sp.default_sort_key(value))
+
+
+def squared_radius_moments(dimension_n: int, eps, input_variance=1) -> tuple[float, float]:
+    """``(E[r**2], E[r**4])`` for ``r**2 = var(a) / (var(a) + eps)``, ``a ~ N(0, s**2 I_N)``.
+
+    With ``t = N eps / s**2`` and ``X ~ chi2(N-1)``, ``1 - r**2 = t / (X + t)``, and
+    ``E[1/(X + t)] = int_0^inf exp(-u t) (1 + 2u)**(-(N-1)/2) du`` (the Laplace transform of the
+    chi-square), ``E[1/(X + t)**2] = int_0^inf u exp(-u t) (1 + 2u)**(-(N-1)/2) du``.
+
+    >>> squared_radius_moments(4, 0)
+    (1.0, 1.0)
+    >>> m1, m2 = squared_radius_moments(3, 1)  # X ~ Exp(1/2): E[1/(X+3)] = e**1.5 E1(1.5) / 2
+    >>> round(1 - m1, 6)
+    0.45845
+    """
+    n = dimension(dimension_n, "N", minimum=2)
+    t = n * _ratio(eps, input_variance)
+    if t == 0:
+        return 1.0, 1.0
+    k = n - 1
+    first = _laplace(lambda u: math.exp(-u * t) * (1 + 2 * u) ** (-k / 2))
+    second = _laplace(lambda u: u * math.exp(-u * t) * (1 + 2 * u) ** (-k / 2))
+    deficit, deficit_sq = t * first, t * t * second
+    return 1 - deficit, 1 - 2 * deficit + deficit_sq
+
+
+def _ratio(eps, input_variance) -> float:
+    eps, variance = exact(eps, "eps"), exact(input_variance, "input_variance")
+    if eps < 0:
+        raise SpecError(f"eps must be non-negative, got {eps}")
+    if variance <= 0:
+        raise SpecError(f"input_variance must be positive, got {variance}")
+    return float(Fraction(eps) / Fraction(variance))
+
+
+def _laplace(integrand) -> float:
+    value, _ = integrate.quad(integrand, 0, math.inf, limit=200, epsabs=0, epsrel=1e-12)
+    return value
+
+
+def axis_coordinate_moments(
+    semi_axis: float, dimension_n: int, r2_moments: tuple[float, float]
+) -> tuple[float, float]:
+    """Mean and variance of ``c_k**2``, the squared coordinate of ``y - b`` along axis ``k``.
+
+    ``c_k = semi_axis r w_k`` with ``w`` uniform on the sphere of ``R^m``, ``m = N - 1``,
+    independent of ``r``: ``E[w_k**2] = 1/m``, ``E[w_k**4] = 3/(m (m+2))``.
+
+    >>> axis_coordinate_moments(2.0, 3, (1.0, 1.0))  # a circle of radius 2: 4 cos^2 theta
+    (2.0, 2.0)
+    """
+    m = dimension(dimension_n, "N", minimum=2) - 1
+    r2, r4 = r2_moments
+    mean = semi_axis**2 * r2 / m
+    fourth = semi_axis**4 * r4 * 3 / (m * (m + 2))
+    return mean, fourth - mean**2

@@ -1,0 +1,69 @@
+"""Exact affine hulls of parametrized manifolds ``t -> phi(t)``.
+
+Every coordinate is rewritten in exponentials and expanded into a sum of terms
+``coefficient * t^a * exp(p(t))``. For polynomial ``p`` (sin, cos and exp of polynomial
+arguments, and polynomials) such functions with distinct ``(a, p)`` are linearly independent, so
+an affine form ``c . phi(t) = const`` holds on the parameter box exactly when ``c`` is orthogonal
+to the coefficient vector of every non-constant term (real and imaginary parts). ``sqrt``
+terms are keyed the same way; that assumes no algebraic identity among distinct square roots.
+
+>>> from llcgeo.manifolds import ParametricManifold
+>>> s = parametric_support(ParametricManifold(["cos(t)", "sin(t)", "1"], ["t"]))
+>>> s.affine_dimension, s.forms, s.values
+(2, ((Fraction(0, 1), Fraction(0, 1), Fraction(1, 1)),), (Fraction(1, 1),))
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from fractions import Fraction
+
+import sympy as sp
+
+from llcgeo.errors import DerivationError
+from llcgeo.manifolds import ParametricManifold
+from llcgeo.theory.support import AffineSupport
+from llcgeo.theory.symbolic import symbols_for, to_sympy
+
+
+def _terms(expr: sp.Expr, params) -> dict[sp.Expr, sp.Expr]:
+    """``expr`` as {function of t: numeric coefficient}, the constant under key 1."""
+    expanded = sp.expand(sp.powsimp(sp.expand(expr.rewrite(sp.exp))))
+    out: dict[sp.Expr, sp.Expr] = defaultdict(lambda: sp.Integer(0))
+    for term in sp.Add.make_args(expanded):
+        coeff, function = term.as_independent(*params, as_Add=False)
+        out[function] += coeff
+    return out
+
+
+def _fraction(value: sp.Expr, what: str) -> Fraction:
+    value = sp.nsimplify(value) if value.is_number and not value.is_Rational else value
+    if not value.is_Rational:
+        raise DerivationError(f"{what} is {value}, not rational: llcgeo decides hulls over Q")
+    return Fraction(int(value.p), int(value.q))
+
+
+def _constraint_rows(columns: list[dict], keys) -> sp.Matrix:
+    rows = []
+    for key in keys:
+        coeffs = [sp.expand(col.get(key, 0)) for col in columns]
+        rows.append([sp.re(c) for c in coeffs])
+        rows.append([sp.im(c) for c in coeffs])
+    return sp.Matrix(rows) if rows else sp.zeros(0, len(columns))
+
+
+def parametric_support(manifold: ParametricManifold) -> AffineSupport:
+    """The affine hull of ``{phi(t) : t in the parameter box}``."""
+    names = symbols_for(manifold.parameters)
+    params = [names[p] for p in manifold.parameters]
+    columns = [_terms(to_sympy(phi, names), params) for phi in manifold.phi]
+    keys = sorted({k for col in columns for k in col if k != 1}, key=sp.default_sort_key)
+    rows = _constraint_rows(columns, keys)
+    basis = rows.nullspace() if rows.rows else sp.eye(manifold.d).columnspace()
+    constant = [sp.expand(col.get(sp.Integer(1), 0)) for col in columns]
+    forms, values = [], []
+    for vec in basis:
+        scaled = vec * sp.ilcm(*[sp.fraction(sp.nsimplify(v))[1] for v in vec])
+        forms.append(tuple(_fraction(v, "a hull coefficient") for v in scaled))
+        values.append(_fraction(sum(a * c for a, c in zip(scaled, constant)), "a hull offset"))
+    return AffineSupport(manifold.d, tuple(forms), tuple(values))

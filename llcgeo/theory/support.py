@@ -1,0 +1,159 @@
+"""The affine hull of a manifold's support, exactly: ``{x : A x = c}`` with rational ``A``, ``c``.
+
+Everything the LLC needs is linear algebra on this pair: the affine forms that vanish on the
+support (``a_i . x - c_i``), and the linear forms that vanish on its linear span (the
+combinations ``lambda^T A`` with ``lambda . c = 0``). The named families give the pair in O(d)
+from their structure; implicit and parametric manifolds derive it in their own modules.
+
+>>> from llcgeo.manifolds import LayerNormImage, Simplex
+>>> s = affine_support(LayerNormImage(4))
+>>> s.affine_dimension, s.span_dimension
+(3, 3)
+>>> s = affine_support(Simplex(4))
+>>> s.affine_dimension, s.span_dimension
+(3, 4)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import singledispatch
+
+import sympy as sp
+
+from llcgeo import manifolds as mf
+
+Vector = tuple[Fraction, ...]
+
+
+@dataclass(frozen=True)
+class AffineSupport:
+    """``{x in R^d : forms[i] . x = values[i]}``, the rows of ``forms`` linearly independent."""
+
+    d: int
+    forms: tuple[Vector, ...] = ()
+    values: tuple[Fraction, ...] = ()
+
+    @property
+    def affine_dimension(self) -> int:
+        return self.d - len(self.forms)
+
+    @property
+    def span_dimension(self) -> int:
+        return self.d - len(self.linear_forms())
+
+    def linear_forms(self) -> tuple[Vector, ...]:
+        """A basis of the linear forms vanishing on the support's linear span."""
+        pivot = next((j for j, c in enumerate(self.values) if c != 0), None)
+        if pivot is None:
+            return self.forms
+        cj, row_j = self.values[pivot], self.forms[pivot]
+        return tuple(
+            tuple(cj * a - ci * b for a, b in zip(row, row_j))
+            for i, (row, ci) in enumerate(zip(self.forms, self.values))
+            if i != pivot
+        )
+
+    def affine_witness(self) -> sp.Matrix:
+        """Rows ``(a, -c)``: each affine form ``a . x - c`` vanishes on the support."""
+        rows = [[*map(sp.Rational, a), -sp.Rational(c)] for a, c in zip(self.forms, self.values)]
+        return sp.Matrix(len(rows), self.d + 1, [v for r in rows for v in r])
+
+    def linear_witness(self) -> sp.Matrix:
+        """Rows ``a``: each linear form ``a . x`` vanishes on the support."""
+        rows = self.linear_forms()
+        return sp.Matrix(len(rows), self.d, [sp.Rational(v) for r in rows for v in r])
+
+
+def _unit(d: int, i: int) -> Vector:
+    return tuple(Fraction(int(j == i)) for j in range(d))
+
+
+def _coordinates_fixed(d: int, indices, point) -> AffineSupport:
+    """``{x : x_i = point_i for i in indices}``."""
+    forms = tuple(_unit(d, i) for i in indices)
+    return AffineSupport(d, forms, tuple(point[i] for i in indices))
+
+
+@singledispatch
+def affine_support(manifold) -> AffineSupport:
+    """The exact affine hull of the support of ``manifold``'s data distribution."""
+    raise TypeError(f"no affine hull is known for {type(manifold).__name__}")
+
+
+@affine_support.register(mf.Gaussian)
+@affine_support.register(mf.Sphere)
+@affine_support.register(mf.Ellipsoid)
+def _full(manifold) -> AffineSupport:
+    return AffineSupport(manifold.d)
+
+
+@affine_support.register(mf.RMSNormImage)
+def _rmsnorm(manifold: mf.RMSNormImage) -> AffineSupport:
+    # a zero gain pins its coordinate to 0; the rest is an ellipsoid in the remaining axes
+    zeros = [i for i, g in enumerate(manifold.gain or ()) if g == 0]
+    return _coordinates_fixed(manifold.d, zeros, (Fraction(0),) * manifold.d)
+
+
+@affine_support.register(mf.LayerNormImage)
+def _layernorm(manifold: mf.LayerNormImage) -> AffineSupport:
+    d = manifold.d
+    gain = manifold.gain or (Fraction(1),) * d
+    bias = manifold.bias or (Fraction(0),) * d
+    zeros = [i for i, g in enumerate(gain) if g == 0]
+    if d == 1 or zeros:
+        # mean-centring leaves {sum y = 0}; diag(gain) maps it onto {x_Z = 0} when Z is not empty
+        return _coordinates_fixed(d, zeros or [0], bias)
+    alpha = tuple(1 / g for g in gain)
+    return AffineSupport(d, (alpha,), (sum(a * b for a, b in zip(alpha, bias)),))
+
+
+@affine_support.register(mf.Simplex)
+def _simplex(manifold: mf.Simplex) -> AffineSupport:
+    return AffineSupport(manifold.d, ((Fraction(1),) * manifold.d,), (Fraction(1),))
+
+
+@affine_support.register(mf.Hyperplane)
+def _hyperplane(manifold: mf.Hyperplane) -> AffineSupport:
+    return AffineSupport(manifold.d, (manifold.normal,), (manifold.offset,))
+
+
+@affine_support.register(mf.BumpedHyperplane)
+def _bumped(manifold: mf.BumpedHyperplane) -> AffineSupport:
+    if manifold.flat:
+        return _coordinates_fixed(manifold.d, [manifold.d - 1], (Fraction(0),) * manifold.d)
+    return AffineSupport(manifold.d)
+
+
+@affine_support.register(mf.ImplicitHypersurface)
+def _implicit(manifold: mf.ImplicitHypersurface) -> AffineSupport:
+    from llcgeo.theory.hypersurface import hypersurface_support
+
+    return hypersurface_support(manifold)
+
+
+@affine_support.register(mf.ParametricManifold)
+def _parametric(manifold: mf.ParametricManifold) -> AffineSupport:
+    from llcgeo.theory.parametric import parametric_support
+
+    return parametric_support(manifold)
+
+
+def span_dimension(manifold) -> tuple[int, sp.Matrix]:
+    """Dimension of the linear span of the support, and a basis of the linear forms that
+    vanish on it (rows of the witness matrix)."""
+    s = affine_support(manifold)
+    return s.span_dimension, s.linear_witness()
+
+
+def affine_hull_dimension(manifold) -> tuple[int, sp.Matrix]:
+    """Dimension of the affine hull of the support, and a basis of the affine forms that vanish
+    on it (rows ``(a, -c)`` for ``a . x - c = 0``)."""
+    s = affine_support(manifold)
+    return s.affine_dimension, s.affine_witness()
+
+
+def is_affinely_flat(manifold) -> bool:
+    """True when the support lies in an affine hyperplane (its affine hull is not all of R^d)."""
+    return affine_support(manifold).affine_dimension < manifold.d

@@ -1,0 +1,34 @@
+"""Inert :mod:`llcgeo.expr` trees into sympy, without ever handing text to sympy.
+
+>>> from llcgeo.expr import Binary, Num, Var
+>>> from fractions import Fraction
+>>> to_sympy(Binary("**", Var("x"), Num(Fraction(2))), {"x": sp.Symbol("x")})
+x**2
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import sympy as sp
+
+from llcgeo.expr import Expr, fold
+
+SYMPY_FUNCTIONS = {"sin": sp.sin, "cos": sp.cos, "exp": sp.exp, "sqrt": sp.sqrt}
+SYMPY_CONSTANTS = {"pi": sp.pi}
+
+
+def to_sympy(expr: Expr, symbols: Mapping[str, sp.Basic]) -> sp.Expr:
+    """The sympy expression of ``expr`` with each variable replaced by ``symbols[name]``."""
+    return sp.Integer(0) + fold(
+        expr,
+        symbols,
+        SYMPY_FUNCTIONS,
+        number=lambda q: sp.Rational(q.numerator, q.denominator),
+        constants=SYMPY_CONSTANTS,
+    )
+
+
+def symbols_for(names) -> dict[str, sp.Symbol]:
+    """Real sympy symbols named as the user named the variables."""
+    return {name: sp.Symbol(name, real=True) for name in names}

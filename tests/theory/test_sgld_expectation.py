@@ -1,0 +1,73 @@
+"""The exact SGLD moments, against an exact rational recursion and the known limits."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from llcgeo.errors import SpecError
+from llcgeo.theory import expected_sgld_estimate
+
+
+def _exact_moments(h, nbeta, gamma, eps, steps, burnin):
+    """Mean and variance by brute force over the AR(1) covariances, in exact rationals."""
+    mean, var = Fraction(0), Fraction(0)
+    draws = steps - burnin
+    for hi in h:
+        a = 1 - eps * (nbeta * hi + gamma) / 2
+        v = [Fraction(0)]
+        for _ in range(steps):
+            v.append(a * a * v[-1] + eps)
+        window = range(burnin, steps)
+        mean += nbeta * hi / 2 * sum(v[t] for t in window) / draws
+        cov2 = sum((a ** abs(t - s) * v[min(s, t)]) ** 2 for s in window for t in window)
+        var += 2 * (nbeta * hi / 2 / draws) ** 2 * cov2
+    return mean, var
+
+
+@pytest.mark.parametrize(
+    ("h", "eps"),
+    [
+        ([Fraction(2), Fraction(1, 2), Fraction(0)], Fraction(1, 100)),
+        ([Fraction(3), Fraction(3)], Fraction(1, 10)),  # q = a^2 far from 1
+        ([Fraction(1, 10**6)], Fraction(1, 1000)),  # q = a^2 within 1e-3 of 1
+    ],
+)
+def test_matches_exact_recursion(h, eps):
+    nbeta, gamma, steps, burnin = Fraction(10), Fraction(1), 40, 7
+    mean, var = _exact_moments(h, nbeta, gamma, eps, steps, burnin)
+    got = expected_sgld_estimate([float(x) for x in h], 10.0, 1.0, float(eps), steps, burnin)
+    assert got.mean == pytest.approx(float(mean), rel=1e-10, abs=1e-300)
+    assert got.variance == pytest.approx(float(var), rel=1e-10, abs=1e-300)
+
+
+def test_long_chain_reaches_its_limits():
+    h = np.array([4.0, 1.0, 0.25, 0.0])
+    e = expected_sgld_estimate(h, nbeta=50.0, gamma=2.0, eps=1e-4, steps=400_000, burnin=200_000)
+    assert e.mean == pytest.approx(e.infinite_chain, rel=1e-6)
+    curvature = 50.0 * h + 2.0
+    assert e.exact_posterior == pytest.approx(np.sum(0.5 * 50.0 * h / curvature))
+    assert e.stable and e.variance > 0
+
+
+def test_instability_is_flagged():
+    assert not expected_sgld_estimate([100.0], nbeta=10.0, gamma=1.0, eps=0.01, steps=10, burnin=1).stable
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"eps": 0.0},
+        {"eps": float("nan")},
+        {"nbeta": -1.0},
+        {"gamma": -1.0},
+        {"burnin": 10},
+        {"hessian_eigenvalues": [-1.0]},
+        {"hessian_eigenvalues": [float("inf")]},
+    ],
+)
+def test_bad_arguments(kwargs):
+    args = {"hessian_eigenvalues": [1.0], "nbeta": 1.0, "gamma": 1.0, "eps": 0.1, "steps": 10, "burnin": 1}
+    args.update(kwargs)
+    with pytest.raises(SpecError):
+        expected_sgld_estimate(**args)
