@@ -1,0 +1,66 @@
+"""Draw an experiment's :class:`~llcgeo.reconcile.model.Figure` as PNG bytes.
+
+Each drawing builds its own ``matplotlib.figure.Figure`` on an Agg canvas; pyplot is never
+imported, so no global figure state leaks from one drawing to the next.
+
+>>> from llcgeo.reconcile.model import Figure, Panel, Series
+>>> line = Series("prediction", (1.0, 2.0), (0.5, 1.0), style="line")
+>>> png = draw(Figure("toy", (Panel("LLC", "m", "LLC", (line,)),)))
+>>> png[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
+True
+"""
+
+from __future__ import annotations
+
+import io
+
+from llcgeo.errors import SpecError
+from llcgeo.reconcile.model import Figure, Panel, Series
+
+STYLES = ("points", "line")
+PANEL_SIZE = (4.6, 3.6)  # inches per panel; a report page shows two or three side by side
+DPI = 100
+
+
+def draw(figure: Figure) -> bytes:
+    """The figure's panels side by side, as a PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure as Canvas
+
+    count = len(figure.panels)
+    if not count:
+        raise SpecError(f"figure {figure.name!r} has no panels to draw")
+    canvas = Canvas(figsize=(PANEL_SIZE[0] * count, PANEL_SIZE[1]), layout="constrained")
+    FigureCanvasAgg(canvas)
+    for axes, panel in zip(canvas.subplots(1, count, squeeze=False)[0], figure.panels, strict=True):
+        _draw_panel(axes, panel)
+    buffer = io.BytesIO()
+    # No "Software" stamp: the same figure then gives the same bytes on every run.
+    canvas.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _draw_panel(axes, panel: Panel) -> None:
+    for series in panel.series:
+        _draw_series(axes, series)
+    axes.set_title(panel.title)
+    axes.set_xlabel(panel.xlabel)
+    axes.set_ylabel(panel.ylabel)
+    axes.set_xscale(panel.xscale)
+    axes.set_yscale(panel.yscale)
+    axes.grid(True, alpha=0.3)
+    if any(series.label for series in panel.series):
+        axes.legend(fontsize="small")
+
+
+def _draw_series(axes, series: Series) -> None:
+    if series.style not in STYLES:
+        raise SpecError(f"series {series.label!r} has style {series.style!r}; use one of {STYLES}")
+    if len(series.x) != len(series.y) or (series.yerr and len(series.yerr) != len(series.y)):
+        raise SpecError(f"series {series.label!r} has x, y (and yerr) of different lengths")
+    if series.style == "line":
+        axes.plot(series.x, series.y, "-", label=series.label)
+    else:
+        axes.errorbar(
+            series.x, series.y, yerr=series.yerr, fmt="o", ms=4, capsize=3, label=series.label
+        )

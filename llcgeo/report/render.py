@@ -1,0 +1,262 @@
+"""Write a report from finished experiments: Markdown, HTML, one PNG each, JSON and CSV.
+
+Nothing here runs an experiment: :func:`write_report` takes the summaries and the stored cases
+and writes, each file atomically, into the output folder::
+
+    report.md  report.html  <experiment>.png ...  results.json  results.csv
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from llcgeo.errors import SpecError
+from llcgeo.reconcile.model import VERDICTS, ExperimentResult
+from llcgeo.report import document as doc
+from llcgeo.report.figures import draw
+from llcgeo.report.files import prepare_folder, write_atomic
+from llcgeo.report.formatting import flatten, format_cell, format_seconds
+from llcgeo.report.store import StoredCase
+from llcgeo.serialize import to_jsonable
+
+DEFAULT_TITLE = (
+    "Normalization geometry and the local learning coefficient: theory against measurement"
+)
+# Row fields that explain a verdict, and that name a row, in the order they are looked for.
+REASON_KEYS = ("reasons", "why", "reason", "note")
+LABEL_KEYS = ("label", "row", "name")
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+@dataclass(frozen=True)
+class ReportMeta:
+    """What the report says about the run that made it (all optional)."""
+
+    title: str = DEFAULT_TITLE
+    preamble: str = ""
+    version: str = ""
+    device: str = ""
+    scale: str = ""
+    wall_seconds: float | None = None
+    computed: int = 0
+    reused: int = 0
+    problems: tuple[str, ...] = ()
+    generated: str = field(
+        default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    )
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """Where each file of a report was written."""
+
+    folder: Path
+    markdown: Path
+    html: Path
+    results_json: Path
+    results_csv: Path
+    figures: tuple[Path, ...]
+
+
+def check_name(name: str) -> str:
+    """Experiment names become file and folder names, so they must be plain."""
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
+        raise SpecError(
+            f"experiment name {name!r} must start with a letter or digit and hold only "
+            "letters, digits, '_', '.' and '-'"
+        )
+    return name
+
+
+def write_report(
+    results: Sequence[ExperimentResult],
+    cases: Sequence[StoredCase],
+    out: str | Path,
+    meta: ReportMeta | None = None,
+) -> ReportPaths:
+    """Write every file of the report for ``results`` (with ``cases`` behind them) into ``out``."""
+    meta = meta or ReportMeta()
+    folder = prepare_folder(out)
+    for result in results:
+        check_name(result.name)
+    images = {
+        r.name: doc.Image(f"{r.name}.png", r.title, draw(r.figure))
+        for r in results
+        if r.figure and r.figure.panels
+    }
+    for image in images.values():
+        write_atomic(folder / image.file, image.png)
+    blocks = report_blocks(results, cases, meta, images)
+    paths = ReportPaths(
+        folder=folder,
+        markdown=folder / "report.md",
+        html=folder / "report.html",
+        results_json=folder / "results.json",
+        results_csv=folder / "results.csv",
+        figures=tuple(folder / image.file for image in images.values()),
+    )
+    write_atomic(paths.markdown, doc.to_markdown(blocks))
+    write_atomic(paths.html, doc.to_html(blocks, meta.title))
+    write_atomic(paths.results_json, results_json(cases, meta))
+    write_atomic(paths.results_csv, results_csv(cases))
+    return paths
+
+
+def report_blocks(
+    results: Sequence[ExperimentResult],
+    cases: Sequence[StoredCase],
+    meta: ReportMeta,
+    images: dict[str, doc.Image],
+) -> list:
+    blocks = [doc.Heading(meta.title, 1), doc.Paragraph(_run_line(meta, cases))]
+    blocks.append(doc.Paragraph(_overview(results, cases, bool(meta.preamble))))
+    blocks += _summary(results)
+    if meta.preamble:
+        blocks.append(doc.Paragraph(meta.preamble))
+    if meta.problems:
+        blocks.append(doc.Heading("Results-store problems"))
+        blocks.append(doc.Paragraph("These stored cases could not be trusted and were recomputed:"))
+        blocks.append(doc.Bullets(meta.problems))
+    for result in results:
+        blocks += experiment_blocks(result, images.get(result.name))
+    return blocks
+
+
+def _run_line(meta: ReportMeta, cases: Sequence[StoredCase]) -> str:
+    parts = [f"Generated {meta.generated}"]
+    if meta.version:
+        parts.append(f"llcgeo {meta.version}")
+    if meta.device:
+        parts.append(f"device {meta.device}")
+    if meta.scale:
+        parts.append(f"scale {meta.scale}")
+    if meta.wall_seconds is not None:
+        parts.append(
+            f"wall time of this run {format_seconds(meta.wall_seconds)} "
+            f"({meta.computed} cases computed, {meta.reused} reused from the results store)"
+        )
+    compute = sum(case.seconds for case in cases)
+    parts.append(f"compute time of all {len(cases)} cases {format_seconds(compute)}")
+    return "*" + "; ".join(parts) + ".*"
+
+
+def _overview(results: Sequence[ExperimentResult], cases: Sequence[StoredCase], stated) -> str:
+    claims = [claim for result in results for claim in result.claims]
+    counts = {v: sum(c.verdict == v for c in claims) for v in VERDICTS}
+    titles = "; ".join(result.title for result in results) or "none"
+    where = "stated below" if stated else "of each experiment"
+    return (
+        "This report checks claims about how the geometry of the data a linear layer "
+        "y = W x (+ b) is trained on changes the layer's local learning coefficient (LLC). "
+        "For each claim the exact prediction of the theory, derived symbolically, is set beside "
+        "SGLD measurements of the LLC on data sampled from the manifold, and a verdict records "
+        f"whether they agree within the thresholds {where}. It covers {len(results)} "
+        f"experiment(s) ({titles}) with {len(cases)} cases in all. Of its {len(claims)} claims, "
+        f"{counts['agree']} agree, {counts['disagree']} disagree and {counts['inconclusive']} "
+        "are inconclusive; the reasons for every verdict other than agree are given with it."
+    )
+
+
+def _summary(results: Sequence[ExperimentResult]) -> list:
+    header = ("Experiment", "Claim", "Prediction", "Measurement", "Verdict")
+    rows = tuple(
+        (r.title, c.claim, c.prediction, c.measurement, c.verdict)
+        for r in results
+        for c in r.claims
+    )
+    blocks = [doc.Heading("Summary"), doc.Table(header, rows)]
+    flagged = [(r, c) for r in results for c in r.claims if c.verdict != "agree"]
+    if flagged:
+        items = tuple(
+            f"**{c.verdict}**: {c.claim} ({r.title}): {_reason(c.note)}" for r, c in flagged
+        )
+        blocks += [doc.Paragraph("Claims not in agreement, and why:"), doc.Bullets(items)]
+    return blocks
+
+
+def _reason(text) -> str:
+    if isinstance(text, (list, tuple)):
+        text = "; ".join(str(t) for t in text)
+    return str(text) if text else "the experiment gave no reason"
+
+
+def experiment_blocks(result: ExperimentResult, image: doc.Image | None) -> list:
+    """The section of one experiment: prose, claims, figure, flagged cases and its table."""
+    blocks = [doc.Heading(result.title), doc.Paragraph(result.description)]
+    claims = tuple(
+        f"**{c.verdict}**: {c.claim}. Predicted: {c.prediction}; measured: {c.measurement}."
+        + (f" {c.note}" if c.note else "")
+        for c in result.claims
+    )
+    if claims:
+        blocks += [doc.Heading("Claims", 3), doc.Bullets(claims)]
+    if result.notes:
+        blocks += [doc.Heading("Notes", 3), doc.Bullets(tuple(result.notes))]
+    if image is not None:
+        blocks.append(image)
+    blocks += _flagged_rows(result.rows)
+    if result.rows:
+        blocks += [doc.Heading(f"Cases ({len(result.rows)})", 3), _rows_table(result.rows)]
+    return blocks
+
+
+def _flagged_rows(rows: Sequence[dict]) -> list:
+    items = tuple(
+        f"{_row_label(row, i)}: **{row['verdict']}**: {_reason(_first(row, REASON_KEYS))}"
+        for i, row in enumerate(rows, start=1)
+        if row.get("verdict", "agree") != "agree"
+    )
+    return [doc.Heading("Cases not in agreement", 3), doc.Bullets(items)] if items else []
+
+
+def _row_label(row: dict, index: int) -> str:
+    label = _first(row, LABEL_KEYS)
+    if label is None and isinstance(row.get("tags"), dict) and row["tags"]:
+        label = format_cell(row["tags"])
+    return f"row {index}" + (f" ({label})" if label is not None else "")
+
+
+def _first(row: dict, keys: tuple[str, ...]):
+    return next((row[key] for key in keys if row.get(key) not in (None, "", [], ())), None)
+
+
+def _rows_table(rows: Sequence[dict]) -> doc.Table:
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    cells = tuple(tuple(format_cell(row.get(c)) for c in columns) for row in rows)
+    return doc.Table(tuple(columns), cells)
+
+
+def results_json(cases: Sequence[StoredCase], meta: ReportMeta) -> str:
+    """Every case with its experiment, key, job and record; strict JSON (non-finite as text)."""
+    data = {
+        "version": meta.version,
+        "generated": meta.generated,
+        "scale": meta.scale,
+        "device": meta.device,
+        "cases": [
+            {"experiment": c.experiment, "key": c.key, "job": c.job, "record": c.record}
+            for c in cases
+        ],
+    }
+    return json.dumps(to_jsonable(data), indent=1, allow_nan=False) + "\n"
+
+
+def results_csv(cases: Sequence[StoredCase]) -> str:
+    """One line per case: experiment, key, then ``job.*`` and ``record.*`` columns."""
+    rows = [
+        flatten({"experiment": c.experiment, "key": c.key, "job": c.job, "record": c.record})
+        for c in cases
+    ]
+    columns = list(dict.fromkeys(key for row in rows for key in row)) or ["experiment", "key"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()

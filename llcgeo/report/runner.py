@@ -1,0 +1,178 @@
+"""Run a sweep of experiments through the results store, then write the report.
+
+Every job of every experiment is listed first; jobs already in the store are reused, the rest
+run in order and each is stored the moment it finishes, so an interrupted sweep loses at most
+the case in flight and a rerun of the same command computes nothing it has already done.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import llcgeo
+from llcgeo.errors import SpecError
+from llcgeo.reconcile.experiment import Experiment, check_scale
+from llcgeo.reconcile.model import ExperimentResult
+from llcgeo.report.files import prepare_folder
+from llcgeo.report.render import DEFAULT_TITLE, ReportMeta, ReportPaths, check_name, write_report
+from llcgeo.report.store import ResultStore, StoredCase
+
+DEVICES = ("auto", "cpu", "cuda")
+PHASES = ("plan", "problem", "start", "done")
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """What a sweep is doing, for a progress display.
+
+    ``phase`` is "plan" (once, after the store was read: ``reused`` of ``total`` found),
+    "problem" (an untrusted stored file, in ``message``), "start" or "done" (case ``index`` of
+    ``total``, 1-based). ``remaining`` estimates the seconds left from the mean time of the
+    cases computed so far in this run (``None`` before the first one finishes).
+    """
+
+    phase: str
+    index: int
+    total: int
+    experiment: str
+    elapsed: float
+    remaining: float | None
+    reused: int = 0
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Report:
+    """A finished sweep: where its report is, what each experiment concluded, what it cost."""
+
+    paths: ReportPaths
+    results: tuple[ExperimentResult, ...]
+    computed: int
+    reused: int
+    problems: tuple[str, ...]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Planned:
+    experiment: Experiment
+    job: Any
+    key: str
+    stored: StoredCase | None
+
+
+Progress = Callable[[ProgressEvent], None]
+
+
+def run_experiments(
+    experiments: Sequence[Experiment],
+    *,
+    out: str | Path,
+    scale: str,
+    device: str = "auto",
+    title: str = DEFAULT_TITLE,
+    preamble: str = "",
+    progress: Progress | None = None,
+) -> Report:
+    """Run (or reuse) every job of ``experiments`` at ``scale`` and write the report to ``out``."""
+    start = time.perf_counter()
+    folder = prepare_folder(out)
+    scale, device = check_scale(scale), resolve_device(device)
+    _check_experiments(experiments)
+    notify = progress or (lambda event: None)
+    store = ResultStore(folder / "store", llcgeo.__version__)
+    plan = _plan(experiments, scale, store, notify, start)
+    cases, computed = _execute(plan, device, store, notify, start)
+    results = tuple(_summarize(e, cases) for e in experiments)
+    seconds = time.perf_counter() - start
+    meta = ReportMeta(
+        title=title,
+        preamble=preamble,
+        version=llcgeo.__version__,
+        device=device,
+        scale=scale,
+        wall_seconds=seconds,
+        computed=computed,
+        reused=len(plan) - computed,
+        problems=tuple(store.problems),
+    )
+    paths = write_report(results, cases, folder, meta)
+    return Report(paths, results, computed, len(plan) - computed, meta.problems, seconds)
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` is CUDA when present, else CPU; ``"cuda"`` without a GPU is an error."""
+    if device not in DEVICES:
+        raise SpecError(f"device must be one of {DEVICES}, got {device!r}")
+    if device == "cpu":
+        return device
+    import torch  # only here: a CPU-only sweep of pure-Python experiments never needs it
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if device == "cuda":
+        raise SpecError("--device cuda was asked for, but torch sees no CUDA GPU; use cpu or auto")
+    return "cpu"
+
+
+def _check_experiments(experiments: Sequence[Experiment]) -> None:
+    if not experiments:
+        raise SpecError("no experiments to run")
+    names = [check_name(e.name) for e in experiments]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise SpecError(f"experiment names must be unique; repeated: {', '.join(repeated)}")
+
+
+def _plan(experiments, scale: str, store: ResultStore, notify: Progress, start: float):
+    plan = []
+    for experiment in experiments:
+        for job in experiment.jobs(scale):
+            key = experiment.job_key(job, store.version)
+            problems = len(store.problems)
+            stored = store.load(experiment.name, key, job)
+            for message in store.problems[problems:]:
+                notify(_event("problem", 0, 0, experiment.name, start, message=message))
+            plan.append(_Planned(experiment, job, key, stored))
+    reused = sum(p.stored is not None for p in plan)
+    notify(_event("plan", 0, len(plan), "", start, reused=reused))
+    return plan
+
+
+def _execute(plan: list[_Planned], device: str, store: ResultStore, notify, start: float):
+    cases: list[StoredCase] = []
+    durations: list[float] = []
+    pending = sum(p.stored is None for p in plan)
+    for index, planned in enumerate(plan, start=1):
+        if planned.stored is not None:
+            cases.append(planned.stored)
+            continue
+        name = planned.experiment.name
+        left = _remaining(durations, pending - len(durations))
+        notify(_event("start", index, len(plan), name, start, remaining=left))
+        began = time.perf_counter()
+        record = planned.experiment.run(planned.job, device)
+        durations.append(time.perf_counter() - began)
+        cases.append(store.save(name, planned.key, planned.job, record, seconds=durations[-1]))
+        left = _remaining(durations, pending - len(durations))
+        notify(_event("done", index, len(plan), name, start, remaining=left))
+    return cases, len(durations)
+
+
+def _remaining(durations: list[float], left: int) -> float | None:
+    return sum(durations) / len(durations) * left if durations else None
+
+
+def _event(phase, index, total, experiment, start, **extra) -> ProgressEvent:
+    extra.setdefault("remaining", None)
+    elapsed = time.perf_counter() - start
+    return ProgressEvent(phase, index, total, experiment, elapsed, **extra)
+
+
+def _summarize(experiment: Experiment, cases: list[StoredCase]) -> ExperimentResult:
+    records = [case.record for case in cases if case.experiment == experiment.name]
+    return experiment.summarize(records)

@@ -1,0 +1,60 @@
+"""The verdict rules and the claim statistics."""
+
+import math
+
+import numpy as np
+import pytest
+
+from llcgeo.reconcile.stats import combined, singles_out, weighted_line_fit
+from llcgeo.reconcile.verdict import ESS_MIN, RHAT_MAX, Z_AGREE, decide
+
+GOOD = {"diverged": 0, "chains": 4, "rhat": 1.0, "ess": 10 * ESS_MIN}
+
+
+@pytest.mark.parametrize(
+    ("z", "overrides", "verdict"),
+    [
+        (0.0, {}, "agree"),
+        (Z_AGREE, {}, "agree"),
+        (-Z_AGREE - 1e-9, {}, "disagree"),
+        (10.0, {}, "disagree"),
+        (0.0, {"diverged": 1}, "inconclusive"),
+        (10.0, {"diverged": 1}, "inconclusive"),
+        (0.0, {"rhat": RHAT_MAX + 0.01}, "inconclusive"),
+        (0.0, {"rhat": math.nan}, "inconclusive"),
+        (0.0, {"ess": ESS_MIN - 1}, "inconclusive"),
+        (math.nan, {}, "inconclusive"),
+    ],
+)
+def test_decide(z, overrides, verdict):
+    got, reasons = decide(z=z, **(GOOD | overrides))
+    assert got == verdict
+    assert bool(reasons) == (verdict != "agree")
+
+
+def test_weighted_fit_recovers_a_line_with_honest_errors():
+    rng = np.random.default_rng(0)
+    x = np.arange(1, 9, dtype=float)
+    se = np.full_like(x, 0.5)
+    slopes = []
+    for _ in range(400):
+        fit = weighted_line_fit(x, 3.0 * x - 1.0 + rng.normal(0, se), se)
+        slopes.append((fit.slope - 3.0) / fit.slope_se)
+    # standardized slope errors: mean 0, sd 1 (400 draws: the sd of the sd is about 0.035)
+    assert abs(np.mean(slopes)) < 4 / np.sqrt(400)
+    assert abs(np.std(slopes) - 1) < 4 * 0.035
+
+
+@pytest.mark.parametrize(
+    ("measured", "se", "verdict"),
+    [(10.5, 0.1, "agree"), (12.0, 0.1, "disagree"), (11.2, 0.5, "inconclusive"), (math.nan, 0.1, "inconclusive")],
+)
+def test_singles_out(measured, se, verdict):
+    assert singles_out(measured, se, claimed=10.5, alternative=12.0)[0] == verdict
+
+
+def test_combined():
+    assert combined(["agree", "agree"]) == "agree"
+    assert combined(["agree", "inconclusive"]) == "inconclusive"
+    assert combined(["inconclusive", "disagree"]) == "disagree"
+    assert combined([]) == "inconclusive"

@@ -1,0 +1,131 @@
+"""An end-to-end report from toy experiments, and the pieces it is built from."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import re
+
+import pytest
+
+from llcgeo.errors import SpecError
+from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series
+from llcgeo.report import ReportMeta, run_experiments, write_report
+from llcgeo.report.figures import draw
+from llcgeo.report.formatting import flatten, format_cell
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, toy):
+    out = tmp_path_factory.mktemp("report")
+    experiments = [
+        toy("good").experiment(),
+        toy("bad", xs=(1, 2, 3), offsets={3: 0.25}).experiment(),
+    ]
+    return run_experiments(
+        experiments, out=out, scale="small", device="cpu", preamble="**Thresholds** `|z| <= 3`"
+    )
+
+
+def test_every_file_is_written(report):
+    paths = report.paths
+    for path in (paths.markdown, paths.html, paths.results_json, paths.results_csv):
+        assert path.stat().st_size > 0
+    assert [p.name for p in paths.figures] == ["good.png", "bad.png"]
+    assert all(p.read_bytes().startswith(PNG_SIGNATURE) for p in paths.figures)
+    assert not list(paths.folder.glob(".*.tmp"))
+
+
+def test_html_is_self_contained_with_embedded_figures(report):
+    page = report.paths.html.read_text()
+    embedded = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert [base64.b64decode(data) for data in embedded] == [
+        p.read_bytes() for p in report.paths.figures
+    ]
+    assert not re.search(r"(src|href)=\"(?!data:)", page)
+    assert "<link" not in page and "<script" not in page and "@import" not in page
+
+
+def test_text_is_escaped_in_html(report):
+    page = report.paths.html.read_text()
+    assert "Toy good &lt;squares&gt;" in page and "<squares>" not in page
+    assert "y = x^2 &amp; nothing else" in page
+    assert "<strong>Thresholds</strong> <code>|z| &lt;= 3</code>" in page
+
+
+def test_markdown_opens_with_overview_summary_and_preamble(report):
+    text = report.paths.markdown.read_text()
+    summary = text.index("## Summary")
+    assert text.index("This report checks") < summary < text.index("**Thresholds**")
+    assert "| Experiment | Claim | Prediction | Measurement | Verdict |" in text
+    assert "llcgeo " in text and "device cpu" in text and "scale small" in text
+    assert "wall time" in text and "7 cases computed, 0 reused" in text
+    assert "![Toy good &lt;squares>](good.png)" in text and "## Toy good &lt;squares>" in text
+
+
+def test_non_agree_verdicts_show_their_reasons(report):
+    for text in (report.paths.markdown.read_text(), report.paths.html.read_text()):
+        assert "y is off by 0.25" in text
+        assert "Claims not in agreement" in text and "Cases not in agreement" in text
+        assert "row 3 (x=3)" in text
+
+
+def test_json_holds_every_case(report):
+    data = json.loads(report.paths.results_json.read_text())
+    cases = data["cases"]
+    assert [c["experiment"] for c in cases] == ["good"] * 4 + ["bad"] * 3
+    assert len({c["key"] for c in cases}) == 7
+    assert cases[-1]["record"]["y"] == 9.25 and cases[-1]["job"]["offset"] == 0.25
+    assert data["device"] == "cpu" and data["scale"] == "small"
+
+
+def test_csv_holds_every_case_flattened(report):
+    with report.paths.results_csv.open() as stream:
+        rows = list(csv.DictReader(stream))
+    assert len(rows) == 7
+    assert rows[0]["experiment"] == "good" and rows[0]["record.tags.x"] == "1"
+    assert rows[-1]["record.reasons"] == '["y is off by 0.25"]'
+    assert rows[-1]["job.x"] == "3"
+
+
+def test_write_report_alone_needs_no_run(tmp_path):
+    rows = ({"row": "softmax", "verdict": "inconclusive", "why": "ESS 21 < 100"},)
+    result = ExperimentResult(
+        "plain",
+        "Plain",
+        "No figure.",
+        (Claim("a claim", "1", "1.2", "inconclusive"),),
+        rows=rows,
+    )
+    paths = write_report([result], [], tmp_path, ReportMeta(title="T"))
+    text = paths.markdown.read_text()
+    assert paths.figures == () and "the experiment gave no reason" in text
+    assert "row 1 (softmax): **inconclusive**: ESS 21 < 100" in text
+    assert paths.results_csv.read_text() == "experiment,key\n"
+
+
+def test_draw_handles_scales_and_rejects_bad_series():
+    good = Series("p", (1.0, 10.0), (2.0, float("nan")), yerr=(0.1, 0.2))
+    panel = Panel("t", "x", "y", (good,), xscale="log", yscale="log")
+    assert draw(Figure("f", (panel,))).startswith(PNG_SIGNATURE)
+    with pytest.raises(SpecError, match="style"):
+        draw(Figure("f", (Panel("t", "x", "y", (Series("s", (1.0,), (1.0,), style="bars"),)),)))
+    with pytest.raises(SpecError, match="different lengths"):
+        draw(Figure("f", (Panel("t", "x", "y", (Series("s", (1.0, 2.0), (1.0,)),)),)))
+
+
+def test_cells_and_flattening():
+    assert format_cell(list(range(10))) == "[0, 1, 2, …] (10 values)"
+    assert len(format_cell("x" * 500)) == 80
+    assert format_cell({"kappa": "1/2", "n": 100}) == "kappa=1/2, n=100"
+    assert flatten({"a": {"b": {"c": 1}}, "l": (1, 2)}) == {"a.b.c": 1, "l": "[1, 2]"}
+
+
+def test_figure_without_panels_is_rejected_by_draw_and_skipped_by_the_report(tmp_path):
+    with pytest.raises(SpecError, match="no panels"):
+        draw(Figure("empty", ()))
+    result = ExperimentResult("e", "E", "d", (), rows=(), figure=Figure("empty", ()))
+    assert write_report([result], [], tmp_path).figures == ()
