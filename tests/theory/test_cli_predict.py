@@ -1,0 +1,60 @@
+"""``llcgeo predict`` for every family, and its errors."""
+
+import json
+
+import pytest
+
+from llcgeo.cli import main
+
+KEYS = {"manifold", "d", "m", "bias", "refine", "hessian_rank", "llc", "llc_unconstrained", "llc_drop", "flat"}
+
+FAMILIES = [
+    (["--manifold", "gaussian", "--d", "6"], "9", False),
+    (["--manifold", "layernorm", "--d", "6"], "15/2", True),
+    (["--manifold", "layernorm", "--d", "6", "--beta", "1,0,0,0,0,0"], "9", True),
+    (["--manifold", "rmsnorm", "--d", "6", "--gain", "1,2,3,4,5,6"], "9", False),
+    (["--manifold", "sphere", "--d", "6", "--radius", "2"], "9", False),
+    (["--manifold", "simplex", "--d", "6"], "9", True),
+    (["--manifold", "ellipsoid", "--d", "6", "--axes", "1,1,2,2,3,3"], "9", False),
+    (["--manifold", "hyperplane", "--normal", "1,1,0,0,0,0"], "15/2", True),
+    (["--manifold", "bumped-hyperplane", "--d", "6", "--kappa", "0"], "15/2", True),
+    (["--manifold", "bumped-hyperplane", "--d", "6", "--kappa", "1/2", "--fraction", "1/4"], "9", False),
+    (["--manifold", "implicit", "--equation", "x1**2 + x2**2 - x3", "--variables", "x1,x2,x3"], "9/2", False),
+    (["--manifold", "parametric", "--phi", "cos(t)", "--phi", "sin(t)", "--parameters", "t"], "3", False),
+]
+
+
+@pytest.mark.parametrize(("args", "llc", "flat"), FAMILIES, ids=lambda a: " ".join(a) if isinstance(a, list) else None)
+def test_predict_json_for_every_family(args, llc, flat, capsys):
+    assert main(["predict", *args, "--m", "3", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert KEYS <= set(out)
+    assert out["llc"] == llc and out["flat"] is flat
+
+
+def test_predict_table(capsys):
+    assert main(["predict", "--manifold", "layernorm", "--d", "8", "--m", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "m*(d - 1)/2" in out and "21/2" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--manifold", "layernorm", "--d", "0", "--m", "2"], "d must be at least 1"),
+        (["--manifold", "layernorm", "--d", "3", "--m", "0"], "m must be at least 1"),
+        (["--manifold", "layernorm", "--m", "2"], "--d is required"),
+        (["--manifold", "gaussian", "--d", "3", "--m", "2", "--refine", "bias"], "needs a layer with a bias"),
+        (["--manifold", "implicit", "--equation", "x1**2 + x2**2 + 1", "--variables", "x1,x2", "--m", "2"], "no real points"),
+        (["--manifold", "implicit", "--equation", "exp(x1) - x2", "--variables", "x1,x2", "--m", "2"], "polynomial"),
+        (["--manifold", "implicit", "--equation", "x1 + x3", "--variables", "x1,x2", "--m", "2"], "x3"),
+        (["--manifold", "implicit", "--equation", "__import__('os')", "--variables", "x1", "--m", "2"], "may be called"),
+        (["--manifold", "layernorm", "--d", "3", "--gain", "1,2", "--m", "2"], "gain has 2 entries"),
+        (["--manifold", "hyperplane", "--normal", "0,0", "--m", "2"], "zero vector"),
+        (["--manifold", "hyperplane", "--normal", "1,1", "--d", "3", "--m", "2"], "does not match"),
+    ],
+)
+def test_predict_errors_are_messages(args, message, capsys):
+    assert main(["predict", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
