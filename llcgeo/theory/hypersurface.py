@@ -62,11 +62,9 @@ def _evaluate(poly: sp.Poly, points: np.ndarray) -> np.ndarray:
     return out
 
 
-def _candidates(poly: sp.Poly, d: int, scale: float) -> np.ndarray:
-    rng = np.random.default_rng(_SEARCH_SEED)
+def _random_points(d: int, scale: float, rng) -> np.ndarray:
     scales = scale * np.repeat([0.25, 0.5, 1.0, 2.0, 4.0], 400)[:, None]
-    points = rng.standard_normal((len(scales), d)) * scales
-    return np.vstack([points, _extrema(poly, d, scale, rng)])
+    return rng.standard_normal((len(scales), d)) * scales
 
 
 def _extrema(poly: sp.Poly, d: int, scale: float, rng) -> np.ndarray:
@@ -83,16 +81,26 @@ def _extrema(poly: sp.Poly, d: int, scale: float, rng) -> np.ndarray:
 
 
 def _exact_sign_points(poly: sp.Poly, d: int, scale: float):
-    """Rational points where ``poly`` is exactly negative and exactly positive, or ``None``s."""
-    points = _candidates(poly, d, scale)
+    """Rational points where ``poly`` is exactly negative and exactly positive (lists, maybe
+    empty). Random points first; local extrema only when those miss a sign."""
+    rng = np.random.default_rng(_SEARCH_SEED)
+    found = _signed_points(poly, _random_points(d, scale, rng))
+    if not (found[-1] and found[1]):
+        extra = _signed_points(poly, _extrema(poly, d, scale, rng))
+        found = {sign: found[sign] + extra[sign] for sign in (-1, 1)}
+    return found[-1], found[1]
+
+
+def _signed_points(poly: sp.Poly, points: np.ndarray) -> dict[int, list]:
+    """Up to 8 rationalized points of each sign, the sign verified exactly."""
     values = _evaluate(poly, points)
     found: dict[int, list] = {-1: [], 1: []}
     for sign in (-1, 1):
-        for i in np.argsort(sign * -values)[:8]:
+        for i in np.argsort(-sign * values)[:8]:
             rational = [Fraction(round(v * _GRID), _GRID) for v in points[i]]
             if int(sp.sign(poly.eval(tuple(map(sp.Rational, rational))))) == sign:
                 found[sign].append(rational)
-    return found[-1], found[1]
+    return found
 
 
 def _crossing(poly: sp.Poly, low: Sequence[Fraction], high: Sequence[Fraction]):
@@ -104,24 +112,42 @@ def _crossing(poly: sp.Poly, low: Sequence[Fraction], high: Sequence[Fraction]):
     return t, line, sp.minimal_polynomial(root, t, polys=True)
 
 
-def _vanishes(expr: sp.Expr, t: sp.Symbol, minpoly: sp.Poly) -> bool:
-    return sp.Poly(sp.expand(expr), t).rem(minpoly).is_zero
-
-
 def _curved_at(poly: sp.Poly, low, high) -> bool | None:
-    """Whether the second fundamental form at the crossing is non-zero (None: singular point)."""
+    """Whether the second fundamental form at the crossing is non-zero (None: singular point).
+
+    Entries live in ``Q(t*) = Q[t] / (minpoly)``: every product is reduced modulo the minimal
+    polynomial, so zero-testing is exact and the degrees stay below ``deg(minpoly)``.
+    """
     t, line, minpoly = _crossing(poly, low, high)
     at = dict(zip(poly.gens, line))
-    f = poly.as_expr()
-    n = sp.Matrix([sp.diff(f, x).subs(at) for x in poly.gens])
-    if all(_vanishes(c, t, minpoly) for c in n):
+
+    def reduced(expr) -> sp.Poly:
+        return sp.Poly(sp.expand(expr.subs(at)), t, domain="QQ").rem(minpoly)
+
+    gradient = [poly.diff(x) for x in poly.gens]
+    n = [reduced(g.as_expr()) for g in gradient]
+    if all(c.is_zero for c in n):
         return None
-    h = sp.hessian(f, poly.gens).subs(at)
-    nn = (n.T * n)[0]
-    nhn = (n.T * h * n)[0]
-    # nn^2 * P H P, P = I - n n^T / nn: zero exactly when the second fundamental form is
-    form = nn**2 * h - nn * (h * n * n.T + n * n.T * h) + nhn * n * n.T
-    return not all(_vanishes(c, t, minpoly) for c in form)
+    h = [[reduced(g.diff(y).as_expr()) for y in poly.gens] for g in gradient]
+    return not _form_vanishes(n, h, minpoly)
+
+
+def _form_vanishes(n, h, minpoly) -> bool:
+    """``|n|^4 H - |n|^2 (H n n^T + n n^T H) + (n^T H n) n n^T == 0`` (``|n|^4 P H P``)."""
+    dim = len(n)
+
+    def dot(a, b):
+        return sum((x * y for x, y in zip(a, b)), sp.Poly(0, *minpoly.gens, domain="QQ")).rem(minpoly)
+
+    hn = [dot(row, n) for row in h]
+    nn, nhn = dot(n, n), dot(n, hn)
+    nn2 = (nn * nn).rem(minpoly)
+    for i in range(dim):
+        for j in range(dim):
+            entry = nn2 * h[i][j] - nn * (hn[i] * n[j] + n[i] * hn[j]) + nhn * n[i] * n[j]
+            if not entry.rem(minpoly).is_zero:
+                return False
+    return True
 
 
 def _classify(factor: sp.Poly, d: int, scale: float):

@@ -1,0 +1,111 @@
+"""``llcgeo check``: derive, measure and reconcile the claims of hypothesis files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+VERDICTS = ("agree", "disagree", "inconclusive")
+DESCRIPTION = """\
+Each FILE (TOML; see examples/hypotheses/README.md) names a manifold, a layer, sampler settings
+and claims such as llc = "m*(d-1)/2". Every file is checked first (all problems are reported
+before anything runs); then each claim is derived exactly, measured with SGLD and reconciled,
+and a report like that of `llcgeo report` is written under --out, one section per file.
+Exit status: 0 when every claim agrees, 1 when any claim disagrees or is inconclusive, 2 on bad
+input."""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "check",
+        help="check the claims of hypothesis files (TOML)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE", help="hypothesis files (.toml)")
+    parser.add_argument(
+        "--out", default="reports/check", help="output folder (default %(default)s)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args) -> int:
+    from llcgeo.commands.report import ProgressPrinter
+    from llcgeo.reconcile.hypotheses import hypothesis_experiment, load_hypotheses
+    from llcgeo.reconcile.verdict import THRESHOLDS_MARKDOWN
+    from llcgeo.report import run_experiments
+
+    hypotheses = load_hypotheses(args.files)
+    printer = None if args.quiet else ProgressPrinter(sys.stderr)
+    try:
+        report = run_experiments(
+            [hypothesis_experiment(h) for h in hypotheses],
+            out=args.out,
+            scale="small",
+            device=args.device,
+            title="Hypothesis check",
+            preamble=THRESHOLDS_MARKDOWN,
+            progress=printer,
+        )
+    finally:
+        if printer is not None:
+            printer.close()
+    outcome = check_outcome(hypotheses, report)
+    if args.json:
+        from llcgeo.commands._common import print_json
+
+        print_json(outcome)
+    else:
+        print_outcome(outcome)
+    return 0 if outcome["verdict"] == "agree" else 1
+
+
+def file_verdict(verdicts) -> str:
+    """``agree`` when every claim agrees; else ``disagree`` if any does; else inconclusive."""
+    verdicts = list(verdicts)
+    if all(v == "agree" for v in verdicts):
+        return "agree"
+    return "disagree" if "disagree" in verdicts else "inconclusive"
+
+
+def check_outcome(hypotheses, report) -> dict:
+    """The verdict of every file and claim, and where the report is, as plain values."""
+    results = {r.name: r for r in report.results}
+    files = []
+    for h in hypotheses:
+        claims = [
+            {"claim": c.claim, "prediction": c.prediction, "measurement": c.measurement,
+             "verdict": c.verdict, "note": c.note}
+            for c in results[h.name].claims
+        ]  # fmt: skip
+        verdict = file_verdict(c["verdict"] for c in claims)
+        files.append({"file": h.source, "name": h.name, "verdict": verdict, "claims": claims})
+    paths = report.paths
+    return {
+        "verdict": file_verdict(f["verdict"] for f in files),
+        "files": files,
+        "report": {"markdown": str(paths.markdown), "html": str(paths.html),
+                   "results_json": str(paths.results_json),
+                   "results_csv": str(paths.results_csv)},
+        "computed": report.computed,
+        "reused": report.reused,
+    }  # fmt: skip
+
+
+def print_outcome(outcome: dict) -> None:
+    for f in outcome["files"]:
+        print(f"{f['verdict']:<12}  {f['file']}")
+        for c in f["claims"]:
+            print(f"  {c['verdict']:<12}  {c['claim']}: predicted {c['prediction']}, "
+                  f"measured {c['measurement']}")  # fmt: skip
+    counts = {v: sum(f["verdict"] == v for f in outcome["files"]) for v in VERDICTS}
+    total = len(outcome["files"])
+    print(
+        f"{total} file{'s' if total != 1 else ''}: {counts['agree']} agree, "
+        f"{counts['disagree']} disagree, {counts['inconclusive']} inconclusive."
+    )
+    print(f"report: {outcome['report']['markdown']}")
+    print(f"        {outcome['report']['html']}")
