@@ -12,7 +12,7 @@ from importlib import import_module
 
 from llcgeo.errors import LLCGeoError
 
-COMMANDS = ("predict", "verify", "report", "check")
+COMMANDS = ("predict", "estimate", "verify", "report", "check")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,103 @@
+"""``llcgeo estimate``: measure the LLC of a linear layer on manifold data with batched SGLD."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+
+from llcgeo.commands._common import (
+    add_manifold_arguments,
+    add_sgld_arguments,
+    config_from_args,
+    layer_from_args,
+    manifold_from_args,
+    print_json,
+    print_table,
+)
+
+BAR_WIDTH = 30
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "estimate",
+        help="estimate the (weight-refined) LLC with SGLD",
+        description="Fit a linear layer to teacher-student data on a manifold and estimate its "
+        "local learning coefficient with SGLD (all chains batched).",
+    )
+    add_manifold_arguments(parser)
+    add_sgld_arguments(parser)
+    g = parser.add_argument_group("precision and output")
+    g.add_argument("--dtype", default="float64", choices=("float64", "float32"))
+    g.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from llcgeo.numerics import measure_linear
+    from llcgeo.serialize import to_jsonable
+
+    manifold = manifold_from_args(args)
+    layer, refine = layer_from_args(args)
+    config = replace(config_from_args(args), dtype=args.dtype)
+    progress = _progress_bar(sys.stderr) if sys.stderr.isatty() else None
+    result = measure_linear(
+        manifold,
+        layer,
+        refine,
+        args.n,
+        config,
+        seed=args.seed,
+        sigma=args.sigma,
+        device=args.device,
+        progress=progress,
+    )
+    estimate = result.estimate
+    for warning in estimate.warnings:
+        print(f"llcgeo estimate: warning: {warning}", file=sys.stderr)
+    if args.json:
+        settings = {
+            "manifold": to_jsonable(manifold),
+            "layer": to_jsonable(layer),
+            "refine": refine,
+            "sigma": args.sigma,
+        }
+        print_json({**estimate.to_dict(), **settings})
+        return 0
+    print_table(_rows(estimate, manifold, layer, refine))
+    return 0
+
+
+def _rows(estimate, manifold, layer, refine) -> list[tuple[str, object]]:
+    config = estimate.config
+    batch = "full" if config.batch_size is None else str(config.batch_size)
+    return [
+        ("manifold", manifold),
+        ("layer", f"{layer}, refine={refine}"),
+        ("n, nbeta", f"{estimate.n}, {estimate.nbeta:.6g}"),
+        (
+            "sgld",
+            f"eps={config.eps:g} gamma={config.gamma:g} batch={batch} "
+            f"chains={config.chains} steps={config.steps} burnin={config.burnin}",
+        ),
+        ("llc", f"{estimate.mean:.4f} +- {estimate.se:.4f} (standard error over chains)"),
+        ("per chain", " ".join(f"{v:.3f}" for v in estimate.per_chain)),
+        ("diverged", ", ".join(map(str, estimate.diverged_chains)) or "none"),
+        ("rhat, ess", f"{estimate.rhat:.4f}, {estimate.ess:.0f}"),
+        ("device, time", f"{estimate.device}, {estimate.seconds:.2f} s"),
+    ]
+
+
+def _progress_bar(stream):
+    """A ``progress(done, total)`` callback drawing a one-line bar on ``stream``."""
+
+    def progress(done: int, total: int) -> None:
+        filled = BAR_WIDTH * done // total
+        bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+        stream.write(f"\rsampling [{bar}] {done}/{total} steps")
+        if done == total:
+            stream.write("\n")
+        stream.flush()
+
+    return progress

@@ -1,0 +1,38 @@
+"""Measure what ``llcgeo.theory`` predicts: data on manifolds and batched SGLD LLC estimates.
+
+Pure torch/numpy: no sympy, no files, no drawing. Chains advance together as a batch dimension;
+randomness comes from explicit generators seeded from one integer.
+"""
+
+from llcgeo.numerics.config import SGLDConfig
+from llcgeo.numerics.diagnostics import ess, rhat
+from llcgeo.numerics.estimate import estimate_llc
+from llcgeo.numerics.masks import refine_masks
+from llcgeo.numerics.measure import (
+    LinearMeasurement,
+    TeacherStudent,
+    measure_linear,
+    teacher_student,
+)
+from llcgeo.numerics.result import LLCEstimate
+from llcgeo.numerics.samplers import sample
+from llcgeo.numerics.sgld import SGLDInfo, SGLDState, build_kernel, init, run_chains
+
+__all__ = [
+    "LLCEstimate",
+    "LinearMeasurement",
+    "SGLDConfig",
+    "SGLDInfo",
+    "SGLDState",
+    "TeacherStudent",
+    "build_kernel",
+    "ess",
+    "estimate_llc",
+    "init",
+    "measure_linear",
+    "refine_masks",
+    "rhat",
+    "run_chains",
+    "sample",
+    "teacher_student",
+]

@@ -1,0 +1,89 @@
+"""Devices, dtypes and random streams, resolved once at each entry point.
+
+Every run draws its randomness from explicit ``torch.Generator`` objects seeded from one integer
+through :class:`numpy.random.SeedSequence`, never from global state.
+
+>>> resolve_device("cpu")
+device(type='cpu')
+>>> a, b = split_seed(0, 2)
+>>> bool(a.generate_state(1)[0] != b.generate_state(1)[0])
+True
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+from llcgeo.errors import EstimationError, SpecError
+
+DEVICES = ("auto", "cpu", "cuda")
+SMALL_PROBLEM = 1 << 16  # chains x parameters below which a CPU run uses one thread
+STREAMS = ("data", "teacher", "noise", "sgld")
+_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` is CUDA when a GPU is present, else CPU; ``"cuda"`` without one is an error."""
+    name = str(device)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.split(":")[0] not in ("cpu", "cuda"):
+        raise EstimationError(f"device must be one of {DEVICES} (or 'cuda:N'), got {name!r}")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise EstimationError(
+            f"device {name!r} was asked for but no CUDA GPU is available; use 'cpu' or 'auto'"
+        )
+    return torch.device(name)
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    """The torch dtype of an :class:`~llcgeo.numerics.config.SGLDConfig` dtype name."""
+    if name not in _DTYPES:
+        raise SpecError(f"dtype must be one of {tuple(_DTYPES)}, got {name!r}")
+    return _DTYPES[name]
+
+
+def check_seed(seed) -> int:
+    """A validated non-negative integer seed."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise SpecError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+def split_seed(seed: int, streams: int) -> list[np.random.SeedSequence]:
+    """``streams`` independent seed sequences spawned from one integer seed."""
+    return np.random.SeedSequence(check_seed(seed)).spawn(streams)
+
+
+def make_generator(seq: np.random.SeedSequence, device: torch.device) -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` seeded with 63 bits of ``seq``."""
+    state = int(seq.generate_state(1, dtype=np.uint64)[0]) >> 1
+    return torch.Generator(device=device).manual_seed(state)
+
+
+def stream(seed: int, name: str) -> np.random.SeedSequence:
+    """The independent stream ``name`` (one of ``STREAMS``) of a run's ``seed``."""
+    return split_seed(seed, len(STREAMS))[STREAMS.index(name)]
+
+
+@contextmanager
+def thread_policy(chain_entries: int, device: torch.device):
+    """One intra-op thread while a small problem (``chains x parameters < SMALL_PROBLEM``) runs
+    on the CPU; torch's setting is restored afterwards.
+
+    Every operation of a small run is tiny: splitting it across threads costs more in
+    synchronisation than it saves, and on a loaded machine a descheduled worker thread can make
+    a two-thread operation a hundred times slower than a one-thread one.
+    """
+    threads = torch.get_num_threads()
+    narrow = device.type == "cpu" and chain_entries < SMALL_PROBLEM and threads > 1
+    if narrow:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if narrow:
+            torch.set_num_threads(threads)

@@ -1,0 +1,106 @@
+"""Convergence and divergence diagnostics: plain functions of arrays with explicit axes.
+
+``rhat`` is the split R-hat of Gelman et al. (BDA3, 11.4); ``ess`` the split-chain effective
+sample size with Geyer's initial monotone sequence (as in Stan and ArviZ's "basic" method).
+
+>>> x = np.random.default_rng(0).standard_normal((4, 1000))
+>>> bool(abs(rhat(x) - 1) < 0.01), bool(3000 < ess(x) < 5000)
+(True, True)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+DIVERGENCE_FACTOR = 100.0
+
+
+def _split(x: np.ndarray, chain_axis: int, sample_axis: int) -> np.ndarray:
+    """``(2 * chains, draws // 2)``: each chain cut into halves (the middle draw of an odd
+    length is dropped), so that a drift within a chain shows up as disagreement between chains."""
+    x = np.moveaxis(np.asarray(x, dtype=np.float64), (chain_axis, sample_axis), (0, 1))
+    half = x.shape[1] // 2
+    return np.concatenate([x[:, :half], x[:, x.shape[1] - half :]], axis=0)
+
+
+def rhat(x, chain_axis: int = 0, sample_axis: int = 1) -> float:
+    """Split R-hat ``sqrt(((N-1)/N W + B/N) / W)``; NaN with fewer than 4 draws or no variance.
+
+    ``W`` is the mean within-chain variance and ``B/N`` the variance of the chain means of the
+    split chains (length ``N``).
+    """
+    s = _split(x, chain_axis, sample_axis)
+    n = s.shape[1]
+    if n < 2 or not np.all(np.isfinite(s)):
+        return math.nan
+    within = s.var(axis=1, ddof=1).mean()
+    if within <= 0:
+        return math.nan
+    pooled = (n - 1) / n * within + s.mean(axis=1).var(ddof=1)
+    return float(np.sqrt(pooled / within))
+
+
+def _autocovariance(s: np.ndarray) -> np.ndarray:
+    """Biased autocovariance of each row, ``(1/N) sum_t (x_t - m)(x_{t+k} - m)``, via FFT."""
+    n = s.shape[1]
+    centred = s - s.mean(axis=1, keepdims=True)
+    spectrum = np.fft.rfft(centred, n=2 * n, axis=1)
+    return np.fft.irfft(spectrum * np.conj(spectrum), n=2 * n, axis=1)[:, :n] / n
+
+
+def ess(x, chain_axis: int = 0, sample_axis: int = 1) -> float:
+    """Effective sample size ``M N / tau`` of split chains, ``tau = -1 + 2 sum_k P_k``.
+
+    ``P_k = rho_{2k} + rho_{2k+1}`` are Geyer's paired autocorrelations, summed up to the first
+    non-positive pair and made monotone; ``rho_t = 1 - (W - mean acov_t) / var_plus``.
+    """
+    s = _split(x, chain_axis, sample_axis)
+    chains, n = s.shape
+    if n < 2 or not np.all(np.isfinite(s)):
+        return math.nan
+    acov = _autocovariance(s).mean(axis=0)
+    within = acov[0] * n / (n - 1)
+    var_plus = acov[0] + (s.mean(axis=1).var(ddof=1) if chains > 1 else 0.0)
+    if var_plus <= 0:
+        return math.nan
+    rho = 1.0 - (within - acov) / var_plus
+    rho[0] = 1.0
+    pairs = rho[: 2 * (n // 2)].reshape(-1, 2).sum(axis=1)
+    positive = np.flatnonzero(pairs <= 0)
+    kept = pairs[: positive[0] if positive.size else pairs.size]
+    tau = -1.0 + 2.0 * np.minimum.accumulate(kept).sum()
+    tau = max(tau, 1.0 / math.log10(chains * n))  # ArviZ's floor against antithetic chains
+    return float(chains * n / tau)
+
+
+def divergence_threshold(init_loss: float, free_parameters: int, nbeta: float) -> float:
+    """The excess loss ``L(w) - L(w*)`` above which a chain counts as diverged.
+
+    ``DIVERGENCE_FACTOR`` times the larger natural scale of the problem: the loss at the centre,
+    plus ``P / (2 nbeta)``, the mean excess of a regular model with ``P`` free parameters under
+    the tempered posterior. A healthy chain stays orders of magnitude below it.
+    """
+    return DIVERGENCE_FACTOR * (abs(init_loss) + free_parameters / (2.0 * nbeta))
+
+
+def diverged(peak_excess, final_finite, threshold: float) -> np.ndarray:
+    """Chains whose excess loss was ever NaN/Inf or above ``threshold``, or whose final position
+    is not finite.
+
+    >>> diverged(np.array([1.0, np.nan, 1e9]), np.array([True, True, True]), 1e3).tolist()
+    [False, True, True]
+    """
+    peak = np.asarray(peak_excess, dtype=np.float64)
+    return ~np.isfinite(peak) | (peak > threshold) | ~np.asarray(final_finite, dtype=bool)
+
+
+def mean_and_se(per_chain, keep) -> tuple[float, float]:
+    """Mean over the kept chains and its standard error ``std(ddof=1) / sqrt(k)`` (NaN if
+    ``k < 2``; both NaN if no chain is kept)."""
+    kept = np.asarray(per_chain, dtype=np.float64)[np.asarray(keep, dtype=bool)]
+    if kept.size == 0:
+        return math.nan, math.nan
+    se = float(kept.std(ddof=1) / math.sqrt(kept.size)) if kept.size > 1 else math.nan
+    return float(kept.mean()), se

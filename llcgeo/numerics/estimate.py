@@ -1,0 +1,133 @@
+"""``estimate_llc``: the LLC of any model at its current parameters, by batched SGLD.
+
+A ``torch.nn.Linear`` with the Gaussian loss takes the sufficient-statistics fast path
+(:mod:`llcgeo.numerics.linear`); anything else the general path (:mod:`llcgeo.numerics.module`).
+Both build the same :class:`~llcgeo.numerics.problem.Problem`, so they give the same estimate.
+
+>>> g = torch.Generator().manual_seed(0)
+>>> x = torch.randn(500, 3, generator=g, dtype=torch.float64)
+>>> layer = torch.nn.Linear(3, 2, dtype=torch.float64)
+>>> y = layer(x).detach()
+>>> e = estimate_llc(layer, x, y, config=SGLDConfig(eps=1e-4, chains=2, steps=300, burnin=100),
+...                  device="cpu")
+>>> e.per_chain.shape, e.diverged_chains
+((2,), ())
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from llcgeo.errors import EstimationError
+from llcgeo.numerics.config import SGLDConfig
+from llcgeo.numerics.device import (
+    make_generator,
+    resolve_device,
+    resolve_dtype,
+    stream,
+    thread_policy,
+)
+from llcgeo.numerics.linear import linear_problem
+from llcgeo.numerics.masks import flatten_masks
+from llcgeo.numerics.module import module_problem, parameter_shapes, per_sample_loss
+from llcgeo.numerics.problem import Problem, run_problem, summarize
+from llcgeo.numerics.result import LLCEstimate
+
+DEFAULT_CONFIG = SGLDConfig()
+
+
+def estimate_llc(
+    model: torch.nn.Module,
+    inputs,
+    targets,
+    *,
+    config: SGLDConfig = DEFAULT_CONFIG,
+    param_masks=None,
+    loss="gaussian",
+    device="auto",
+    seed: int = 0,
+    progress=None,
+) -> LLCEstimate:
+    """``nbeta * (mean_k L(w_k) - L(w*))`` averaged over chains, ``w*`` the model's parameters.
+
+    ``loss`` is ``"gaussian"`` (``1/2 |y - f(x)|^2`` per sample, averaged over samples) or a
+    callable ``loss(outputs, targets) -> per-sample losses``; ``param_masks`` restricts the
+    entries that move (devinterp's semantics); ``progress(done, total)`` is called as it runs.
+    On a minibatch, the loss recorded at ``w_k`` is the minibatch loss (as devinterp does);
+    ``L(w*)`` is always the exact full-batch loss.
+    """
+    started = time.perf_counter()
+    if not isinstance(model, torch.nn.Module):
+        raise EstimationError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(config, SGLDConfig):
+        raise EstimationError(f"config must be an SGLDConfig, got {type(config).__name__}")
+    target = resolve_device(device)
+    shapes = parameter_shapes(model)
+    with thread_policy(config.chains * sum(s.numel() for s in shapes.values()), target):
+        x, y = checked_data(inputs, targets)
+        mask = flatten_masks(shapes, param_masks)
+        if type(model) is torch.nn.Linear and loss == "gaussian" and x.dim() == 2:
+            problem = _linear(model, x.to(target), y.to(target), config, mask)
+        else:
+            fn, dtype = per_sample_loss(loss), resolve_dtype(config.dtype)
+            x, y = x.to(target, dtype), y.to(target, dtype)
+            problem = module_problem(model, x, y, config, mask, fn)
+        return estimate_problem(problem, config, seed=seed, progress=progress, started=started)
+
+
+def estimate_problem(problem: Problem, config: SGLDConfig, *, seed, progress, started: float):
+    """Sample ``problem`` with the SGLD stream of ``seed`` and summarize it."""
+    generator = make_generator(stream(seed, "sgld"), problem.start.device)
+    if config.batch_size is not None and config.batch_size > problem.n:
+        raise EstimationError(
+            f"batch_size ({config.batch_size}) exceeds the n = {problem.n} samples"
+        )
+    run = run_problem(problem, config, generator, progress)
+    return summarize(problem, run, config, seed=seed, seconds=time.perf_counter() - started)
+
+
+def checked_data(inputs, targets) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and targets as float64 CPU tensors with the same, non-zero number of finite rows."""
+    x, y = (_as_tensor(v, name) for v, name in ((inputs, "inputs"), (targets, "targets")))
+    if x.dim() == 0 or y.dim() == 0:
+        raise EstimationError("inputs and targets must have a leading sample dimension")
+    if x.shape[0] != y.shape[0]:
+        raise EstimationError(
+            f"inputs have {x.shape[0]} samples but targets have {y.shape[0]} "
+            f"(shapes {tuple(x.shape)} and {tuple(y.shape)})"
+        )
+    if x.shape[0] == 0:
+        raise EstimationError("the dataset is empty: inputs and targets have no samples")
+    for value, name in ((x, "inputs"), (y, "targets")):
+        if not torch.isfinite(value).all():
+            raise EstimationError(f"{name} contain NaN or infinite values")
+    return x, y
+
+
+def _as_tensor(value, name: str) -> torch.Tensor:
+    try:
+        tensor = torch.as_tensor(np.asarray(value) if not torch.is_tensor(value) else value)
+    except (TypeError, ValueError, RuntimeError):
+        raise EstimationError(f"{name} must be a tensor or an array of numbers") from None
+    if not (tensor.is_floating_point() or tensor.dtype in (torch.int32, torch.int64)):
+        raise EstimationError(f"{name} must hold real numbers, got dtype {tensor.dtype}")
+    return tensor.detach().to("cpu", torch.float64)
+
+
+def _linear(model: torch.nn.Linear, x, y, config: SGLDConfig, mask) -> Problem:
+    if x.shape[1] != model.in_features or y.shape != (x.shape[0], model.out_features):
+        raise EstimationError(
+            f"a Linear({model.in_features}, {model.out_features}) layer needs inputs "
+            f"(n, {model.in_features}) and targets (n, {model.out_features}); got "
+            f"{tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    weight = model.weight.detach().to(x.device, torch.float64)
+    theta = (
+        weight
+        if model.bias is None
+        else torch.cat([weight, model.bias.detach().to(x.device, torch.float64)[:, None]], dim=1)
+    )
+    return linear_problem(x, y, theta, config, mask)

@@ -1,0 +1,184 @@
+"""The fast path for a linear layer ``y = W x (+ b)`` under the Gaussian loss.
+
+With ``z = x`` (or ``(x, 1)`` with a bias), ``theta = [W, b]`` and ``D = theta - theta*``, the
+loss is exactly quadratic::
+
+    L(theta) - L(theta*) = 1/2 tr(D S D^T) + <G*, D>,   S = Z^T Z / n,   G* = grad L(theta*)
+
+so a full-batch step costs ``O(chains m p^2)`` whatever ``n`` is, and the loss difference is this
+quadratic form rather than a difference of two large numbers. A minibatch step uses the same form
+with the batch's own ``S_B``, ``G_B`` (formed once per step for all chains), which is exactly the
+minibatch loss at ``theta* + D`` that devinterp records. Positions are ``D`` flattened in
+``torch.nn.Linear``'s parameter order (``weight`` row-major, then ``bias``), so masks and noise
+line up entry for entry with the general :mod:`llcgeo.numerics.module` path.
+
+>>> x = torch.tensor([[1.0], [2.0]], dtype=torch.float64)
+>>> s = second_moment(design_matrix(x, bias=True))
+>>> hessian_eigenvalues(s, None, Layout(m=1, d=1, bias=True)).round(4).tolist()
+[0.0729, 3.4271]
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from llcgeo.numerics.config import SGLDConfig
+from llcgeo.numerics.device import resolve_dtype
+from llcgeo.numerics.problem import Problem
+
+STABILITY_LIMIT = 4.0
+
+
+class Layout(NamedTuple):
+    """How a flat vector ``(chains, m*d [+ m])`` maps to ``theta`` of shape ``(chains, m, p)``."""
+
+    m: int
+    d: int
+    bias: bool
+
+    @property
+    def p(self) -> int:
+        return self.d + self.bias
+
+    def order(self) -> torch.Tensor:
+        """Flat index of each entry of ``theta``, row-major: ``W[i, j] -> i d + j``,
+        ``b[i] -> m d + i``."""
+        weight = torch.arange(self.m * self.d).view(self.m, self.d)
+        if not self.bias:
+            return weight.reshape(-1)
+        bias = torch.arange(self.m * self.d, self.m * self.p).view(self.m, 1)
+        return torch.cat([weight, bias], dim=1).reshape(-1)
+
+    def matrix(self, flat: torch.Tensor) -> torch.Tensor:
+        return flat.index_select(1, self.order().to(flat.device)).view(-1, self.m, self.p)
+
+    def flat(self, theta: torch.Tensor) -> torch.Tensor:
+        inverse = torch.argsort(self.order()).to(theta.device)
+        return theta.reshape(theta.shape[0], -1).index_select(1, inverse)
+
+    def permutations(self, device) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(to_matrix, to_flat)`` index tensors for the hot loop, ``None`` without a bias
+        (where both orders coincide and reshapes are views)."""
+        if not self.bias:
+            return None
+        order = self.order()
+        return order.to(device), torch.argsort(order).to(device)
+
+
+def _reorder(x: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
+    return x if index is None else x.index_select(1, index)
+
+
+def design_matrix(x: torch.Tensor, bias: bool) -> torch.Tensor:
+    """``Z = X`` or ``[X, 1]``."""
+    return torch.cat([x, torch.ones_like(x[:, :1])], dim=1) if bias else x
+
+
+def second_moment(z: torch.Tensor) -> torch.Tensor:
+    """``S = Z^T Z / n``: the Hessian of the loss in each row of ``theta``."""
+    return z.T @ z / z.shape[0]
+
+
+def hessian_eigenvalues(s: torch.Tensor, mask: torch.Tensor | None, layout: Layout) -> np.ndarray:
+    """Eigenvalues (float64, ascending) of the principal block of ``I_m (x) S`` that ``mask``
+    (flat, in ``layout`` order) lets move; all ``m p`` of them when ``mask`` is ``None``.
+
+    The Hessian is block-diagonal over the rows of ``theta``, so each row contributes the
+    eigenvalues of ``S`` restricted to its moving columns. ``S`` is positive semi-definite, so
+    rounding below zero is clipped to 0.
+    """
+    s64 = s.detach().to("cpu", torch.float64).numpy()
+    if mask is None:
+        rows = np.ones((layout.m, s64.shape[0]), dtype=bool)
+    else:
+        rows = layout.matrix(mask.detach().cpu().to(torch.float64)[None])[0].numpy() > 0.5
+    patterns, counts = np.unique(rows, axis=0, return_counts=True)
+    values = [
+        np.repeat(np.linalg.eigvalsh(s64[np.ix_(cols, cols)]), count)
+        for cols, count in zip(patterns, counts, strict=True)
+        if cols.any()
+    ]
+    return np.sort(np.clip(np.concatenate(values), 0.0, None))
+
+
+def stability_warnings(eigenvalues: np.ndarray, config: SGLDConfig, nbeta: float):
+    """A warning when ``eps (nbeta h_max + gamma) >= 4``: the discretized chain is unstable."""
+    h_max = float(eigenvalues.max()) if eigenvalues.size else 0.0
+    curvature = nbeta * h_max + config.gamma
+    if config.eps * curvature < STABILITY_LIMIT:
+        return ()
+    return (
+        f"eps * (nbeta * h_max + gamma) = {config.eps * curvature:.3g} >= {STABILITY_LIMIT:g}: "
+        f"SGLD is unstable on this layer (h_max = {h_max:.3g}); choose eps < "
+        f"{STABILITY_LIMIT / curvature:.3g}",
+    )
+
+
+def _quadratic(layout: Layout, device):
+    """``(position, S, G) -> (1/2 <D, D S> + <G, D>, D S + G)`` per chain: the loss relative to
+    ``theta*`` and its gradient for a quadratic with curvature ``S`` and gradient ``G`` at
+    ``theta*`` (``G`` also given flat, in position order, as ``flat_g``)."""
+    to_matrix, to_flat = layout.permutations(device) or (None, None)
+
+    def value_and_grad(position: torch.Tensor, s: torch.Tensor, g: torch.Tensor, flat_g):
+        theta = _reorder(position, to_matrix).view(-1, layout.m, layout.p)
+        grad = _reorder(torch.matmul(theta, s).add_(g).view(position.shape), to_flat)
+        # with grad = D S + G: value = 1/2 <D, grad> + 1/2 <D, G>
+        value = torch.addmv(
+            torch.linalg.vecdot(position, grad), position, flat_g, beta=0.5, alpha=0.5
+        )
+        return value, grad
+
+    return value_and_grad, (lambda g: _reorder(g.reshape(1, -1), to_flat)[0])
+
+
+def _full_batch(s: torch.Tensor, centre_grad: torch.Tensor, layout: Layout):
+    """``L(theta* + D) - L(theta*)`` and its gradient: exact, and free of ``n``."""
+    quadratic, flatten = _quadratic(layout, s.device)
+    flat_g = flatten(centre_grad)
+    return lambda position, batch: quadratic(position, s, centre_grad, flat_g)
+
+
+def _minibatch(z: torch.Tensor, residual: torch.Tensor, init_loss: float, layout: Layout):
+    """The batch loss ``L_B(theta* + D) - L(theta*)`` from the batch's own statistics
+    ``S_B = Z_B^T Z_B / |B|``, ``G_B = -R_B^T Z_B / |B|`` (``R = Y - Z theta*^T``), shared by all
+    chains: ``1/2 <D, D S_B> + <G_B, D> + (1/2 mean_B |r|^2 - L(theta*))``."""
+    quadratic, flatten = _quadratic(layout, z.device)
+
+    def loss_and_grad(position: torch.Tensor, batch: torch.Tensor):
+        zb, rb = z.index_select(0, batch), residual.index_select(0, batch)
+        size = zb.shape[0]
+        s_b = torch.matmul(zb.T, zb).div_(size)
+        g_b = torch.matmul(rb.T, zb).div_(-size)
+        value, grad = quadratic(position, s_b, g_b, flatten(g_b))
+        start = torch.linalg.vecdot(rb.flatten(), rb.flatten()) / (2 * size) - init_loss
+        return value.add_(start), grad
+
+    return loss_and_grad
+
+
+def linear_problem(x, y, theta, config: SGLDConfig, mask=None) -> Problem:
+    """The :class:`Problem` of ``y ~ theta z`` around ``theta`` (``(m, p)``, bias last).
+
+    ``x`` ``(n, d)`` and ``y`` ``(n, m)`` are float64 on the target device; the statistics are
+    formed in float64 and cast once to ``config.dtype`` for the chains.
+    """
+    n, m, d = x.shape[0], y.shape[1], x.shape[1]
+    layout = Layout(m, d, theta.shape[1] == d + 1)
+    z = design_matrix(x, layout.bias)
+    residual = y - z @ theta.T
+    init_loss = float(0.5 * residual.square().sum(dim=1).mean())
+    s = second_moment(z)
+    nbeta = config.resolved_nbeta(n)
+    dtype = resolve_dtype(config.dtype)
+    if config.batch_size is None:
+        fn = _full_batch(s.to(dtype), (-(residual.T @ z) / n).to(dtype), layout)
+    else:
+        fn = _minibatch(z.to(dtype), residual.to(dtype), init_loss, layout)
+    start = torch.zeros(m * z.shape[1], dtype=dtype, device=x.device)
+    mask = None if mask is None else mask.to(x.device)
+    warnings = stability_warnings(hessian_eigenvalues(s, mask, layout), config, nbeta)
+    return Problem(fn, start, start, mask, init_loss, n, nbeta, warnings)

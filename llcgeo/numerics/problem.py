@@ -1,0 +1,106 @@
+"""What every model path hands to the sampler, and how a run becomes an :class:`LLCEstimate`.
+
+A :class:`Problem` is a loss with its gradient over flat parameter vectors ``(chains, P)``, a
+centre ``w*``, the mask of entries that move and the exact full-batch loss at ``w*``. The paths
+differ only in how they build it (:mod:`llcgeo.numerics.linear`, :mod:`llcgeo.numerics.module`);
+sampling, diagnostics and the estimate are shared, so both give the same result.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from llcgeo.numerics import diagnostics
+from llcgeo.numerics.config import SGLDConfig
+from llcgeo.numerics.result import LLCEstimate
+from llcgeo.numerics.sgld import ChainRun, LossAndGrad, build_kernel, init, minibatches, run_chains
+
+
+class Problem(NamedTuple):
+    """``loss_and_grad(w, batch)`` returns ``(L_batch(w) - L(w*), grad L_batch(w))`` per chain,
+    with ``batch`` a tensor of sample indices or ``None`` for the full batch.
+
+    ``start`` is the chains' common starting position (``w*`` in the path's coordinates),
+    ``centre`` the localization centre, ``init_loss`` the exact full-batch ``L(w*)``.
+    """
+
+    loss_and_grad: LossAndGrad
+    start: torch.Tensor
+    centre: torch.Tensor
+    mask: torch.Tensor | None
+    init_loss: float
+    n: int
+    nbeta: float
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def free_parameters(self) -> int:
+        return int(self.start.numel() if self.mask is None else self.mask.sum())
+
+
+def run_problem(problem: Problem, config: SGLDConfig, generator, progress=None) -> ChainRun:
+    """All ``config.chains`` chains from ``problem.start`` for ``config.steps`` steps."""
+    step = build_kernel(
+        problem.loss_and_grad,
+        config,
+        nbeta=problem.nbeta,
+        centre=problem.centre,
+        mask=problem.mask,
+    )
+    state = init(problem.start.expand(config.chains, -1).clone())
+    batches = None
+    if config.batch_size is not None:
+        batches = minibatches(problem.n, config.batch_size, generator, problem.start.device)
+    return run_chains(step, state, batches, config, generator, progress)
+
+
+def summarize(problem: Problem, run: ChainRun, config: SGLDConfig, *, seed: int, seconds: float):
+    """The :class:`LLCEstimate` of a run: per chain ``nbeta * mean_k (L(w_k) - L(w*))``.
+
+    Diverged chains (see :func:`llcgeo.numerics.diagnostics.diverged`) are left out of the mean,
+    its standard error and the R-hat/ESS of the loss trace, and are named in ``warnings``.
+    """
+    excess = run.trace.detach().to("cpu", torch.float64).numpy()
+    threshold = diagnostics.divergence_threshold(
+        problem.init_loss, problem.free_parameters, problem.nbeta
+    )
+    finite = torch.isfinite(run.final.position).all(dim=1).cpu().numpy()
+    bad = diagnostics.diverged(
+        run.peak.detach().to("cpu", torch.float64).numpy(), finite, threshold
+    )
+    per_chain = problem.nbeta * excess.mean(axis=1)
+    mean, se = diagnostics.mean_and_se(per_chain, ~bad)
+    kept = excess[~bad]
+    return LLCEstimate(
+        mean=mean,
+        se=se,
+        per_chain=per_chain,
+        loss_trace=problem.init_loss + excess,
+        init_loss=problem.init_loss,
+        diverged_chains=tuple(int(i) for i in np.flatnonzero(bad)),
+        rhat=diagnostics.rhat(kept) if len(kept) else float("nan"),
+        ess=diagnostics.ess(kept) if len(kept) else float("nan"),
+        nbeta=problem.nbeta,
+        n=problem.n,
+        seed=seed,
+        config=config,
+        device=str(problem.start.device),
+        seconds=seconds,
+        warnings=problem.warnings + _divergence_warnings(bad, threshold),
+    )
+
+
+def _divergence_warnings(bad: np.ndarray, threshold: float) -> tuple[str, ...]:
+    if not bad.any():
+        return ()
+    names = ", ".join(str(i) for i in np.flatnonzero(bad))
+    text = (
+        f"{int(bad.sum())} of {bad.size} chains diverged (chain {names}: NaN/Inf, or a loss more "
+        f"than {threshold:.3g} above its start); they are left out of the mean"
+    )
+    if bad.all():
+        text += "; every chain diverged, so the estimate is NaN (try a smaller eps)"
+    return (text,)

@@ -1,0 +1,187 @@
+"""Data on each manifold family, drawn with torch from an explicit generator.
+
+One function, :func:`sample`, maps any spec of :mod:`llcgeo.manifolds` to draws from exactly the
+distribution in that module's table (``a ~ N(0, I_d)`` throughout). Draws are made in float64 on
+the generator's device and then converted, so the same seed gives the same points in every dtype.
+
+>>> g = torch.Generator().manual_seed(0)
+>>> x = sample(LayerNormImage(4), 3, generator=g)
+>>> x.shape, bool(x.sum(1).abs().max() < 1e-12)
+(torch.Size([3, 4]), True)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from llcgeo.errors import EstimationError, SpecError
+from llcgeo.expr import fold
+from llcgeo.manifolds import (
+    BumpedHyperplane,
+    Ellipsoid,
+    Gaussian,
+    Hyperplane,
+    ImplicitHypersurface,
+    LayerNormImage,
+    ParametricManifold,
+    RMSNormImage,
+    Simplex,
+    Sphere,
+)
+
+TORCH_FUNCTIONS = {"sin": torch.sin, "cos": torch.cos, "exp": torch.exp, "sqrt": torch.sqrt}
+TORCH_CONSTANTS = {"pi": math.pi}
+NEWTON_STEPS = 60
+NEWTON_TOLERANCE = 1e-10
+NEWTON_ROUNDS = 8
+MAX_SAMPLES = 1 << 26
+
+
+def sample(spec, n: int, *, generator: torch.Generator, device="cpu", dtype=torch.float64):
+    """``n`` points of ``spec``'s data distribution, a tensor of shape ``(n, spec.d)``.
+
+    >>> g = torch.Generator().manual_seed(1)
+    >>> x = sample(Sphere(3, radius=2), 5, generator=g)
+    >>> bool(torch.allclose(x.norm(dim=1), torch.full((5,), 2.0, dtype=torch.float64)))
+    True
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SAMPLES:
+        raise SpecError(f"n must be an integer between 1 and {MAX_SAMPLES}, got {n!r}")
+    draw = _SAMPLERS.get(type(spec))
+    if draw is None:
+        raise SpecError(f"no sampler for {type(spec).__name__}; expected a llcgeo.manifolds spec")
+    x = draw(spec, n, generator)
+    if not torch.isfinite(x).all():
+        raise EstimationError(
+            f"sampling {spec!r} produced NaN or infinite coordinates; the spec's formula is not "
+            "finite on all of its domain (e.g. sqrt of a negative number, or LayerNorm with d=1)"
+        )
+    return x.to(device=device, dtype=dtype)
+
+
+def _gaussian_draws(n: int, d: int, generator: torch.Generator) -> torch.Tensor:
+    return torch.randn(n, d, generator=generator, dtype=torch.float64, device=generator.device)
+
+
+def _vector(values, d: int, default: float, like: torch.Tensor) -> torch.Tensor:
+    if values is None:
+        return torch.full((d,), default, dtype=like.dtype, device=like.device)
+    return torch.tensor([float(v) for v in values], dtype=like.dtype, device=like.device)
+
+
+def _gaussian(spec: Gaussian, n, generator):
+    return _gaussian_draws(n, spec.d, generator)
+
+
+def _layernorm(spec: LayerNormImage, n, generator):
+    a = _gaussian_draws(n, spec.d, generator)
+    centred = a - a.mean(dim=1, keepdim=True)
+    var = centred.square().mean(dim=1, keepdim=True)  # the biased (1/d) variance LayerNorm uses
+    x = centred / torch.sqrt(var + float(spec.eps))
+    return _vector(spec.gain, spec.d, 1.0, a) * x + _vector(spec.bias, spec.d, 0.0, a)
+
+
+def _rmsnorm(spec: RMSNormImage, n, generator):
+    a = _gaussian_draws(n, spec.d, generator)
+    rms = torch.sqrt(a.square().mean(dim=1, keepdim=True) + float(spec.eps))
+    return _vector(spec.gain, spec.d, 1.0, a) * a / rms
+
+
+def _sphere(spec: Sphere, n, generator):
+    a = _gaussian_draws(n, spec.d, generator)
+    return float(spec.radius) * a / a.norm(dim=1, keepdim=True)
+
+
+def _simplex(spec: Simplex, n, generator):
+    return torch.softmax(_gaussian_draws(n, spec.d, generator), dim=1)
+
+
+def _ellipsoid(spec: Ellipsoid, n, generator):
+    a = _gaussian_draws(n, spec.d, generator)
+    return _vector(spec.axes, spec.d, 1.0, a) * a / a.norm(dim=1, keepdim=True)
+
+
+def _hyperplane(spec: Hyperplane, n, generator):
+    """Orthogonal projection ``a - (normal . a - offset) normal / |normal|^2``."""
+    a = _gaussian_draws(n, spec.d, generator)
+    normal = _vector(spec.normal, spec.d, 0.0, a)
+    residual = a @ normal - float(spec.offset)
+    return a - residual[:, None] * normal / normal.dot(normal)
+
+
+def _bumped_hyperplane(spec: BumpedHyperplane, n, generator):
+    """``x = (u, h(u_1))``, ``h = kappa/2 u_1^2`` on the strip ``|u_1| < half_width``, else 0."""
+    u = _gaussian_draws(n, spec.d - 1, generator)
+    u1 = u[:, 0]
+    inside = u1.abs() < spec.half_width
+    height = torch.where(inside, 0.5 * float(spec.kappa) * u1.square(), torch.zeros_like(u1))
+    return torch.cat([u, height[:, None]], dim=1)
+
+
+def _fold_columns(expr, names, columns: torch.Tensor) -> torch.Tensor:
+    """``expr`` evaluated row-wise with ``names[j]`` bound to ``columns[:, j]``."""
+    env = {name: columns[:, j] for j, name in enumerate(names)}
+    value = fold(expr, env, TORCH_FUNCTIONS, float, TORCH_CONSTANTS)
+    return torch.as_tensor(value, dtype=columns.dtype, device=columns.device).expand(
+        columns.shape[0]
+    )
+
+
+def _parametric(spec: ParametricManifold, n, generator):
+    """``x = phi(t)`` with ``t_j ~ Uniform(ranges_j)``."""
+    lo = torch.tensor([float(r[0]) for r in spec.ranges], dtype=torch.float64)
+    hi = torch.tensor([float(r[1]) for r in spec.ranges], dtype=torch.float64)
+    u = torch.rand(
+        n, len(spec.parameters), generator=generator, dtype=torch.float64, device=generator.device
+    )
+    t = lo.to(u.device) + (hi - lo).to(u.device) * u
+    return torch.stack([_fold_columns(p, spec.parameters, t) for p in spec.phi], dim=1)
+
+
+def _newton_project(spec: ImplicitHypersurface, x: torch.Tensor):
+    """Newton steps ``x <- x - F grad F / |grad F|^2``; returns the points and which converged."""
+    for _ in range(NEWTON_STEPS):
+        x = x.detach().requires_grad_(True)
+        value = _fold_columns(spec.F, spec.variables, x)
+        if not value.requires_grad:  # F is a constant: there is nothing to project onto
+            return x.detach(), torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        (grad,) = torch.autograd.grad(value.sum(), x)
+        with torch.no_grad():
+            x = x - (value / grad.square().sum(dim=1))[:, None] * grad
+    with torch.no_grad():
+        residual = _fold_columns(spec.F, spec.variables, x)
+        scale = 1.0 + x.abs().amax(dim=1)
+        return x, torch.isfinite(x).all(dim=1) & (residual.abs() <= NEWTON_TOLERANCE * scale)
+
+
+def _implicit(spec: ImplicitHypersurface, n, generator):
+    """``scale * a`` projected onto ``F = 0``; points that do not converge are redrawn."""
+    kept, have = [], 0
+    for _ in range(NEWTON_ROUNDS):
+        start = float(spec.scale) * _gaussian_draws(max(2 * (n - have), 16), spec.d, generator)
+        x, ok = _newton_project(spec, start)
+        kept.append(x[ok])
+        have += int(ok.sum())
+        if have >= n:
+            return torch.cat(kept)[:n].detach()
+    raise EstimationError(
+        f"Newton projection onto F = 0 converged for only {have} of the {n} points asked for "
+        f"after {NEWTON_ROUNDS} rounds; is the zero set of F real and near radius ~{spec.scale}?"
+    )
+
+
+_SAMPLERS: dict[type, Callable[..., torch.Tensor]] = {
+    Gaussian: _gaussian,
+    LayerNormImage: _layernorm,
+    RMSNormImage: _rmsnorm,
+    Sphere: _sphere,
+    Simplex: _simplex,
+    Ellipsoid: _ellipsoid,
+    Hyperplane: _hyperplane,
+    BumpedHyperplane: _bumped_hyperplane,
+    ParametricManifold: _parametric,
+    ImplicitHypersurface: _implicit,
+}

@@ -1,0 +1,72 @@
+"""R-hat, ESS and divergence checks as pure functions of arrays."""
+
+import math
+
+import numpy as np
+
+from llcgeo.numerics.diagnostics import (
+    diverged,
+    divergence_threshold,
+    ess,
+    mean_and_se,
+    rhat,
+)
+
+
+def ar1(rho, chains, draws, seed=0):
+    """Stationary AR(1) chains ``x_t = rho x_{t-1} + e_t``; their ESS is ``N (1-rho)/(1+rho)``."""
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((chains, draws))
+    x = np.empty((chains, draws))
+    x[:, 0] = noise[:, 0] / math.sqrt(1 - rho**2)
+    for t in range(1, draws):
+        x[:, t] = rho * x[:, t - 1] + noise[:, t]
+    return x
+
+
+def test_rhat_is_one_for_mixed_chains_and_large_for_separated_ones():
+    x = ar1(0.5, 4, 4000)
+    # for well-mixed chains R-hat - 1 is O(1/N); 0.01 is many times that at N = 2000 per half
+    assert abs(rhat(x) - 1.0) < 0.01
+    shifted = x + np.arange(4)[:, None]
+    assert rhat(shifted) > 1.3  # sqrt((W + B) / W) = sqrt((4/3 + 10/7) / (4/3)) = 1.44
+    drifting = x + np.linspace(0, 5, 4000)[None, :]  # each chain drifts: split halves disagree
+    assert rhat(drifting) > 1.3  # halves differ by 2.5: sqrt((1.85 + 1.79) / 1.85) = 1.40
+
+
+def test_ess_matches_the_ar1_formula():
+    # Geyer's estimator on 4 x 20 000 draws has a relative error of a few per cent at these
+    # correlations (its variance is O(tau^2 / N)); 10% is over three of its standard errors.
+    for rho in (0.0, 0.5, 0.9):
+        x = ar1(rho, 4, 20_000, seed=1)
+        expected = x.size * (1 - rho) / (1 + rho)
+        assert abs(ess(x) / expected - 1) < 0.10, rho
+
+
+def test_axes_are_explicit():
+    x = ar1(0.5, 3, 1000)
+    assert rhat(x.T, chain_axis=1, sample_axis=0) == rhat(x)
+    assert ess(x.T, chain_axis=1, sample_axis=0) == ess(x)
+
+
+def test_degenerate_traces_give_nan():
+    assert math.isnan(rhat(np.ones((2, 50))))
+    assert math.isnan(ess(np.ones((2, 50))))
+    assert math.isnan(rhat(np.zeros((2, 3))))
+    assert math.isnan(ess(np.array([[1.0, np.nan, 2.0, 3.0]])))
+
+
+def test_divergence_rule():
+    threshold = divergence_threshold(init_loss=2.0, free_parameters=10, nbeta=5.0)
+    assert threshold == 100 * (2.0 + 1.0)
+    bad = diverged(
+        np.array([0.5, np.inf, 301.0, 299.0]), np.array([True, True, True, False]), threshold
+    )
+    assert bad.tolist() == [False, True, True, True]
+
+
+def test_mean_and_se_leave_out_dropped_chains():
+    mean, se = mean_and_se([1.0, 3.0, 100.0], [True, True, False])
+    assert mean == 2.0 and se == math.sqrt(2.0) / math.sqrt(2)
+    assert all(math.isnan(v) for v in mean_and_se([1.0], [False]))
+    assert math.isnan(mean_and_se([1.0, 2.0], [True, False])[1])
