@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Union
+from typing import Any
 
 FUNCTIONS = ("sin", "cos", "exp", "sqrt")
 BINARY_OPS = ("+", "-", "*", "/", "**")
@@ -57,7 +57,7 @@ class Call:
     arg: Expr
 
 
-Expr = Union[Num, Var, Const, Neg, Binary, Call]
+Expr = Num | Var | Const | Neg | Binary | Call
 EXPR_TYPES = (Num, Var, Const, Neg, Binary, Call)
 CONSTANTS = ("pi",)
 

@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from statistics import NormalDist
-from typing import Any, Union
+from typing import Any
 
 from llcgeo.errors import SpecError
 from llcgeo.expr import EXPR_TYPES, Expr, is_polynomial, variables
@@ -313,18 +313,18 @@ class BumpedHyperplane:
         return self.kappa == 0 or self.fraction == 0
 
 
-ManifoldSpec = Union[
-    Gaussian,
-    LayerNormImage,
-    RMSNormImage,
-    Sphere,
-    Simplex,
-    Ellipsoid,
-    Hyperplane,
-    ImplicitHypersurface,
-    ParametricManifold,
-    BumpedHyperplane,
-]
+ManifoldSpec = (
+    Gaussian
+    | LayerNormImage
+    | RMSNormImage
+    | Sphere
+    | Simplex
+    | Ellipsoid
+    | Hyperplane
+    | ImplicitHypersurface
+    | ParametricManifold
+    | BumpedHyperplane
+)
 
 MANIFOLD_TYPES = ManifoldSpec.__args__
 

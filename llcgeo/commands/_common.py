@@ -72,7 +72,8 @@ def manifold_from_args(args) -> mf.ManifoldSpec:
         )
     elif name == "parametric":
         spec = mf.ParametricManifold(
-            tuple(_require(args.phi, "--phi", name)), _require(args.parameters, "--parameters", name)
+            tuple(_require(args.phi, "--phi", name)),
+            _require(args.parameters, "--parameters", name),
         )
     else:
         spec = _dimensioned(name, _needs_d(args), args)

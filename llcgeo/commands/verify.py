@@ -26,7 +26,9 @@ def run(args) -> int:
 
     manifold = manifold_from_args(args)
     layer, refine = layer_from_args(args)
-    case = Case(manifold, layer, refine, args.n, config_from_args(args), seed=args.seed, sigma=args.sigma)
+    case = Case(
+        manifold, layer, refine, args.n, config_from_args(args), seed=args.seed, sigma=args.sigma
+    )
     result = reconcile_case(case, device=args.device)
     record = {
         "verdict": result.verdict,

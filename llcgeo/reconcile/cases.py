@@ -72,7 +72,11 @@ def reconcile_case(case: Case, *, device: str = "auto", progress=None) -> CaseRe
         reference, reference_se, mode = float(prediction.llc), est.se, MINIBATCH
     z = _z(est.mean, reference, reference_se)
     verdict, why = decide(
-        z=z, diverged=len(est.diverged_chains), chains=case.config.chains, rhat=est.rhat, ess=est.ess
+        z=z,
+        diverged=len(est.diverged_chains),
+        chains=case.config.chains,
+        rhat=est.rhat,
+        ess=est.ess,
     )
     if reasons:
         verdict = "inconclusive"

@@ -64,8 +64,13 @@ def _jobs(rows: tuple[Row, ...]):
         s = SCALES[check_scale(scale)]
         return [
             make_case(
-                _manifold(r.manifold, s.d), s.m, tuned(s.config, s.n, r.h_max), s.n,
-                bias=r.bias, refine=r.refine, row=r.label,
+                _manifold(r.manifold, s.d),
+                s.m,
+                tuned(s.config, s.n, r.h_max),
+                s.n,
+                bias=r.bias,
+                refine=r.refine,
+                row=r.label,
             )
             for r in rows
         ]
@@ -78,7 +83,10 @@ def _claim(row: Row, record) -> Claim:
     claimed, alternative = row.claimed[1](m, d), row.alternative[1](m, d)
     verdict, note = singles_out(*measured(record), claimed=claimed, alternative=alternative)
     if record["predicted_llc"] != claimed:
-        verdict, note = "disagree", f"theory predicts {record['predicted_llc_exact']}, not {claimed:g}"
+        verdict, note = (
+            "disagree",
+            f"theory predicts {record['predicted_llc_exact']}, not {claimed:g}",
+        )
     mean, se = measured(record)
     return Claim(
         claim=row.label,
@@ -95,7 +103,12 @@ def _summary(name: str, title: str, description: str, rows: tuple[Row, ...]):
         ordered = [by_label[row.label] for row in rows]
         xs = tuple(range(len(rows)))
         series = (
-            Series("measured", xs, tuple(measured(r)[0] for r in ordered), tuple(measured(r)[1] for r in ordered)),
+            Series(
+                "measured",
+                xs,
+                tuple(measured(r)[0] for r in ordered),
+                tuple(measured(r)[1] for r in ordered),
+            ),
             Series("exact expectation", xs, tuple(reference(r) for r in ordered)),
             Series("predicted LLC", xs, tuple(r["predicted_llc"] for r in ordered)),
         )
@@ -114,18 +127,41 @@ def _summary(name: str, title: str, description: str, rows: tuple[Row, ...]):
 
 SMUGGLED_BIAS = (
     Row("softmax, no bias: no drop", "softmax", False, "all", FULL, FLAT),
-    Row("softmax + bias: the simplex smuggles a bias (drop m/2)", "softmax", True, "all", FULL, WITH_BIAS),
+    Row(
+        "softmax + bias: the simplex smuggles a bias (drop m/2)",
+        "softmax",
+        True,
+        "all",
+        FULL,
+        WITH_BIAS,
+    ),
     Row("softmax + bias, W alone", "softmax", True, "weight", FULL, FLAT),
     Row("softmax + bias, b alone", "softmax", True, "bias", BIAS_ONLY, NOTHING),
     Row("biased LayerNorm, no bias: no drop", "biased layernorm", False, "all", FULL, FLAT, 3.0),
-    Row("biased LayerNorm + bias: drop m/2, like the simplex", "biased layernorm", True, "all", FULL, WITH_BIAS, 3.0),
+    Row(
+        "biased LayerNorm + bias: drop m/2, like the simplex",
+        "biased layernorm",
+        True,
+        "all",
+        FULL,
+        WITH_BIAS,
+        3.0,
+    ),
     Row("biased LayerNorm + bias, W alone", "biased layernorm", True, "weight", FULL, FLAT, 3.0),
 )
 WEIGHT_REFINEMENT = (
     Row("LayerNorm + bias: full LLC", "layernorm", True, "all", FULL, WITH_BIAS),
     Row("LayerNorm + bias: wrLLC of W differs (m(d-1)/2)", "layernorm", True, "weight", FLAT, FULL),
     Row("biased LayerNorm + bias: full LLC", "biased layernorm", True, "all", FULL, WITH_BIAS, 3.0),
-    Row("biased LayerNorm + bias: wrLLC of W coincides (md/2)", "biased layernorm", True, "weight", FULL, FLAT, 3.0),
+    Row(
+        "biased LayerNorm + bias: wrLLC of W coincides (md/2)",
+        "biased layernorm",
+        True,
+        "weight",
+        FULL,
+        FLAT,
+        3.0,
+    ),
     Row("Gaussian + bias: full LLC", "gaussian", True, "all", WITH_BIAS, FULL),
     Row("Gaussian + bias: wrLLC of W differs (md/2)", "gaussian", True, "weight", FULL, WITH_BIAS),
 )
@@ -140,7 +176,13 @@ def smuggled_bias_experiment() -> Experiment:
         "spanned by the data, so the layer has md/2 of a possible m(d+1)/2."
     )
     rows = SMUGGLED_BIAS
-    return Experiment("smuggled_bias", title, _jobs(rows), run_case, _summary("smuggled_bias", title, description, rows))
+    return Experiment(
+        "smuggled_bias",
+        title,
+        _jobs(rows),
+        run_case,
+        _summary("smuggled_bias", title, description, rows),
+    )
 
 
 def weight_refinement_experiment() -> Experiment:
@@ -153,5 +195,9 @@ def weight_refinement_experiment() -> Experiment:
     )
     rows = WEIGHT_REFINEMENT
     return Experiment(
-        "weight_refinement", title, _jobs(rows), run_case, _summary("weight_refinement", title, description, rows)
+        "weight_refinement",
+        title,
+        _jobs(rows),
+        run_case,
+        _summary("weight_refinement", title, description, rows),
     )

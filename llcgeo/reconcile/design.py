@@ -19,7 +19,9 @@ def run_case(case: Case, device: str) -> dict[str, Any]:
     return reconcile_case(case, device=device).to_dict()
 
 
-def make_case(manifold, width: int, config: SGLDConfig, size: int, *, bias=False, refine="all", **tags):
+def make_case(
+    manifold, width: int, config: SGLDConfig, size: int, *, bias=False, refine="all", **tags
+):
     """A case whose seed is derived from its coordinates, so every case draws its own data."""
     tags = tuple(sorted(tags.items()))
     seed = zlib.crc32(repr((repr(manifold), width, bias, refine, size, tags)).encode())

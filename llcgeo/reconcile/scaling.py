@@ -25,9 +25,15 @@ class ScalingGrid:
 
 
 GRIDS = {
-    "small": ScalingGrid(9, (1, 2, 3, 4), 3, (4, 9, 16), 20_000, SGLDConfig(chains=8, steps=3000, burnin=500)),
+    "small": ScalingGrid(
+        9, (1, 2, 3, 4), 3, (4, 9, 16), 20_000, SGLDConfig(chains=8, steps=3000, burnin=500)
+    ),
     "full": ScalingGrid(
-        16, tuple(range(1, 9)), 4, (4, 9, 16, 25, 36, 49, 64), 100_000,
+        16,
+        tuple(range(1, 9)),
+        4,
+        (4, 9, 16, 25, 36, 49, 64),
+        100_000,
         SGLDConfig(chains=16, steps=6000, burnin=1000),
     ),
 }
@@ -47,9 +53,17 @@ def _jobs(scale: str):
     jobs = []
     for family, build in FAMILIES.items():
         for m in g.widths:
-            jobs.append(make_case(build(g.d_fixed), m, config, g.n, family=family, axis="m", m=m, d=g.d_fixed))
+            jobs.append(
+                make_case(
+                    build(g.d_fixed), m, config, g.n, family=family, axis="m", m=m, d=g.d_fixed
+                )
+            )
         for d in g.dims:
-            jobs.append(make_case(build(d), g.m_fixed, config, g.n, family=family, axis="d", m=g.m_fixed, d=d))
+            jobs.append(
+                make_case(
+                    build(d), g.m_fixed, config, g.n, family=family, axis="d", m=g.m_fixed, d=d
+                )
+            )
     return jobs
 
 
@@ -139,7 +153,9 @@ def _figure(records) -> Figure:
     for axis, label in (("m", "d"), ("d", "m")):
         xs, other = _axis_values(records, axis)
         series = tuple(_points(records, f, axis) for f in FAMILIES) + _lines(xs, other, axis)
-        panels.append(Panel(f"LLC against {axis} ({label} = {other})", axis, "LLC estimate", series))
+        panels.append(
+            Panel(f"LLC against {axis} ({label} = {other})", axis, "LLC estimate", series)
+        )
     return Figure("scaling", tuple(panels))
 
 

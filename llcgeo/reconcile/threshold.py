@@ -37,10 +37,20 @@ class ThresholdGrid:
 
 
 THRESHOLD = {
-    "small": ThresholdGrid(4, 2, ("-1", "-1/2", "-1/4", "0", "1/4", "1/2", "1"), 200_000,
-                           SGLDConfig(chains=8, steps=4000, burnin=1000)),
-    "full": ThresholdGrid(8, 4, ("-2", "-1", "-1/2", "-1/4", "-1/8", "0", "1/8", "1/4", "1/2", "1", "2"),
-                          2_000_000, SGLDConfig(chains=16, steps=20_000, burnin=4000)),
+    "small": ThresholdGrid(
+        4,
+        2,
+        ("-1", "-1/2", "-1/4", "0", "1/4", "1/2", "1"),
+        200_000,
+        SGLDConfig(chains=8, steps=4000, burnin=1000),
+    ),
+    "full": ThresholdGrid(
+        8,
+        4,
+        ("-2", "-1", "-1/2", "-1/4", "-1/8", "0", "1/8", "1/4", "1/2", "1", "2"),
+        2_000_000,
+        SGLDConfig(chains=16, steps=20_000, burnin=4000),
+    ),
 }
 
 
@@ -83,7 +93,12 @@ def _threshold_summary(records) -> ExperimentResult:
     m, d = records[0]["case"]["layer"]["m"], records[0]["case"]["manifold"]["d"]
     xs = tuple(_kappa(r) for r in records)
     series = (
-        Series("measured", xs, tuple(measured(r)[0] for r in records), tuple(measured(r)[1] for r in records)),
+        Series(
+            "measured",
+            xs,
+            tuple(measured(r)[0] for r in records),
+            tuple(measured(r)[1] for r in records),
+        ),
         Series("exact expectation", xs, tuple(reference(r) for r in records), style="line"),
         Series("m d / 2", xs, (m * d / 2,) * len(xs), style="line"),
         Series("m (d-1) / 2", xs, (m * (d - 1) / 2,) * len(xs), style="line"),
@@ -99,7 +114,9 @@ def _threshold_summary(records) -> ExperimentResult:
         ),
         claims=(_threshold_claim(records, True), _threshold_claim(records, False)),
         rows=tuple(case_row(r, "kappa") for r in records),
-        figure=Figure("threshold", (Panel("LLC against curvature", "kappa", "LLC estimate", series),)),
+        figure=Figure(
+            "threshold", (Panel("LLC against curvature", "kappa", "LLC estimate", series),)
+        ),
     )
 
 
@@ -120,11 +137,22 @@ class CrossoverGrid:
 
 
 CROSSOVER = {
-    "small": CrossoverGrid(3, 2, ("1", "1/2", "1/5"), (10_000, 40_000), (-3, -2, -1, 0, 1, 2, 3),
-                           SGLDConfig(gamma=100.0, chains=8, steps=5000, burnin=1000)),
-    "full": CrossoverGrid(3, 4, ("1", "1/2", "1/5", "1/20"), (10_000, 40_000, 160_000),
-                          (-4, -3, -2, -1, 0, 1, 2, 3, 4),
-                          SGLDConfig(gamma=100.0, chains=16, steps=20_000, burnin=4000)),
+    "small": CrossoverGrid(
+        3,
+        2,
+        ("1", "1/2", "1/5"),
+        (10_000, 40_000),
+        (-3, -2, -1, 0, 1, 2, 3),
+        SGLDConfig(gamma=100.0, chains=8, steps=5000, burnin=1000),
+    ),
+    "full": CrossoverGrid(
+        3,
+        4,
+        ("1", "1/2", "1/5", "1/20"),
+        (10_000, 40_000, 160_000),
+        (-4, -3, -2, -1, 0, 1, 2, 3, 4),
+        SGLDConfig(gamma=100.0, chains=16, steps=20_000, burnin=4000),
+    ),
 }
 
 
@@ -144,7 +172,11 @@ def _crossover_jobs(scale: str):
                 kappa = Fraction(star * 2.0**k).limit_denominator(10_000)
                 spec = mf.BumpedHyperplane(g.d, kappa=kappa, fraction=fraction)
                 config = tuned(g.config, n, _h_max(spec))
-                jobs.append(make_case(spec, g.m, config, n, fraction=fraction, n=n, offset=k, kappa=str(kappa)))
+                jobs.append(
+                    make_case(
+                        spec, g.m, config, n, fraction=fraction, n=n, offset=k, kappa=str(kappa)
+                    )
+                )
     return jobs
 
 
@@ -172,8 +204,10 @@ def _crossing_claim(records, fraction: str, n: int) -> Claim:
     got = _half_crossing(kappas, [measured(r)[0] for r in rows], level)
     expected = _half_crossing(kappas, [reference(r) for r in rows], level)
     tolerance = _crossing_tolerance(rows, kappas, level)
-    verdict = "inconclusive" if not math.isfinite(got) else (
-        "agree" if abs(math.log(got / expected)) <= tolerance else "disagree"
+    verdict = (
+        "inconclusive"
+        if not math.isfinite(got)
+        else ("agree" if abs(math.log(got / expected)) <= tolerance else "disagree")
     )
     return Claim(
         claim=f"crossover at fraction {fraction}, n = {n}",
@@ -231,7 +265,9 @@ def _ordering_claim(records, fractions, sizes) -> Claim:
         for f in fractions:
             rows = _curve(records, f, n)
             level = _half_level(rows, rows[0]["case"]["layer"]["m"])
-            order.append(_half_crossing([_kappa(r) for r in rows], [measured(r)[0] for r in rows], level))
+            order.append(
+                _half_crossing([_kappa(r) for r in rows], [measured(r)[0] for r in rows], level)
+            )
         ok = all(math.isfinite(v) for v in order) and all(a < b for a, b in zip(order, order[1:]))
         verdicts.append("agree" if ok else "disagree")
         parts.append(f"n = {n}: " + ", ".join(f"{v:.3g}" for v in order))
@@ -248,9 +284,17 @@ def _crossover_panel(records, fractions, n: int) -> Panel:
     for f in fractions:
         rows = _curve(records, f, n)
         xs = tuple(_kappa(r) for r in rows)
-        series.append(Series(f"fraction {f}", xs, tuple(measured(r)[0] for r in rows),
-                             tuple(measured(r)[1] for r in rows)))
-        series.append(Series(f"exact, fraction {f}", xs, tuple(reference(r) for r in rows), style="line"))
+        series.append(
+            Series(
+                f"fraction {f}",
+                xs,
+                tuple(measured(r)[0] for r in rows),
+                tuple(measured(r)[1] for r in rows),
+            )
+        )
+        series.append(
+            Series(f"exact, fraction {f}", xs, tuple(reference(r) for r in rows), style="line")
+        )
     return Panel(f"n = {n}", "kappa", "LLC estimate", tuple(series), xscale="log")
 
 
@@ -258,5 +302,3 @@ def crossover_experiment() -> Experiment:
     return Experiment(
         "crossover", "Finite-sample crossover", _crossover_jobs, run_case, _crossover_summary
     )
-
-

@@ -9,9 +9,7 @@ is decided exactly in ``Q(t*)`` by reduction modulo the minimal polynomial of ``
 curved at one smooth real point lies in no hyperplane, so the affine hull is all of R^d; a
 degree-one factor is a rational hyperplane. Floating point only *proposes* candidate points.
 
->>> from llcgeo import manifolds as mf
-from llcgeo.expr import Binary, Expr, Num, Var
-from llcgeo.manifolds import ImplicitHypersurface
+>>> from llcgeo.manifolds import ImplicitHypersurface
 >>> hypersurface_support(ImplicitHypersurface("x*(x - y**2)", ["x", "y"])).affine_dimension
 2
 >>> hypersurface_support(ImplicitHypersurface("(x + y - 1)**2", ["x", "y"])).forms
@@ -28,8 +26,8 @@ import numpy as np
 import sympy as sp
 from scipy.optimize import minimize
 
-from llcgeo.errors import DerivationError, SpecError
 from llcgeo import manifolds as mf
+from llcgeo.errors import DerivationError, SpecError
 from llcgeo.expr import Binary, Expr, Num, Var
 from llcgeo.manifolds import ImplicitHypersurface
 from llcgeo.theory.support import AffineSupport
@@ -137,7 +135,9 @@ def _form_vanishes(n, h, minpoly) -> bool:
     dim = len(n)
 
     def dot(a, b):
-        return sum((x * y for x, y in zip(a, b)), sp.Poly(0, *minpoly.gens, domain="QQ")).rem(minpoly)
+        return sum((x * y for x, y in zip(a, b)), sp.Poly(0, *minpoly.gens, domain="QQ")).rem(
+            minpoly
+        )
 
     hn = [dot(row, n) for row in h]
     nn, nhn = dot(n, n), dot(n, hn)
@@ -255,9 +255,11 @@ def _local_equation(manifold, point) -> Expr:
     d = manifold.d
     xs = [Var(n) for n in _axis_names(d)]
     if isinstance(manifold, mf.Sphere):
-        return _sum([_square(x) for x in xs] + [_num(-manifold.radius**2)])
+        return _sum([_square(x) for x in xs] + [_num(-(manifold.radius**2))])
     if isinstance(manifold, mf.Ellipsoid):
-        return _sum([_square(Binary("/", x, _num(a))) for x, a in zip(xs, manifold.axes)] + [_num(-1)])
+        return _sum(
+            [_square(Binary("/", x, _num(a))) for x, a in zip(xs, manifold.axes)] + [_num(-1)]
+        )
     if isinstance(manifold, mf.RMSNormImage) and manifold.eps == 0:
         gain = manifold.gain or (Fraction(1),) * d
         if all(g != 0 for g in gain):

@@ -22,8 +22,9 @@ from llcgeo import manifolds as mf
 from llcgeo.manifolds import LinearLayer, check_refine
 from llcgeo.theory.support import AffineSupport, affine_support
 
-M_SYMBOL, D_SYMBOL = sp.Symbol("m", positive=True, integer=True), sp.Symbol(
-    "d", positive=True, integer=True
+M_SYMBOL, D_SYMBOL = (
+    sp.Symbol("m", positive=True, integer=True),
+    sp.Symbol("d", positive=True, integer=True),
 )
 # families whose dimension is a free parameter: their closed forms keep d symbolic
 NAMED_FAMILIES = (

@@ -70,7 +70,9 @@ def _rmsnorm(manifold):
 
 @second_moment.register(mf.LayerNormImage)
 def _layernorm(manifold):
-    _no_eps(manifold)  # y is uniform on the radius-sqrt(d) sphere of {sum y = 0}: E[y y^T] = d P/(d-1)
+    _no_eps(
+        manifold
+    )  # y is uniform on the radius-sqrt(d) sphere of {sum y = 0}: E[y y^T] = d P/(d-1)
     d = manifold.d
     gain, bias = _rational_vector(manifold.gain, d, 1), _rational_vector(manifold.bias, d, 0)
     centred = sp.eye(d) - sp.ones(d, d) / d

@@ -28,18 +28,35 @@ def _eigenvalues(case):
 def simulated(case, rng, shift=lambda case: 0.0):
     cfg = case.config
     h = _eigenvalues(case)
-    e = expected_sgld_estimate(h, cfg.resolved_nbeta(case.n), cfg.gamma, cfg.eps, cfg.steps, cfg.burnin)
+    e = expected_sgld_estimate(
+        h, cfg.resolved_nbeta(case.n), cfg.gamma, cfg.eps, cfg.steps, cfg.burnin
+    )
     se = e.standard_error(cfg.chains)
     mean = e.mean + shift(case) + se * rng.standard_normal()
     p = predicted_llc(case.manifold, case.layer, case.refine)
     z = (mean - e.mean) / se
     return CaseResult(
-        key="k", case=case.describe(), tags=dict(case.tags), predicted_llc=float(p.llc),
-        predicted_llc_exact=str(p.llc), llc_unconstrained=float(p.llc_unconstrained),
-        expected_estimate=e.mean, expected_se=se, llc_mean=mean, llc_se=se, per_chain=(mean,),
-        diverged_chains=(), rhat=1.0, ess=1000.0, z=z,
-        verdict="agree" if abs(z) <= 3 else "disagree", reasons=() if abs(z) <= 3 else ("|z| > 3",),
-        mode="simulated", seconds=0.0, device="cpu", version="test",
+        key="k",
+        case=case.describe(),
+        tags=dict(case.tags),
+        predicted_llc=float(p.llc),
+        predicted_llc_exact=str(p.llc),
+        llc_unconstrained=float(p.llc_unconstrained),
+        expected_estimate=e.mean,
+        expected_se=se,
+        llc_mean=mean,
+        llc_se=se,
+        per_chain=(mean,),
+        diverged_chains=(),
+        rhat=1.0,
+        ess=1000.0,
+        z=z,
+        verdict="agree" if abs(z) <= 3 else "disagree",
+        reasons=() if abs(z) <= 3 else ("|z| > 3",),
+        mode="simulated",
+        seconds=0.0,
+        device="cpu",
+        version="test",
     ).to_dict()
 
 
@@ -49,7 +66,9 @@ def experiments():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["scaling", "threshold", "crossover", "smuggled_bias", "weight_refinement"])
+@pytest.mark.parametrize(
+    "name", ["scaling", "threshold", "crossover", "smuggled_bias", "weight_refinement"]
+)
 def test_true_claims_agree(experiments, name):
     rng = np.random.default_rng(1)
     exp = experiments[name]

@@ -47,7 +47,12 @@ def test_weighted_fit_recovers_a_line_with_honest_errors():
 
 @pytest.mark.parametrize(
     ("measured", "se", "verdict"),
-    [(10.5, 0.1, "agree"), (12.0, 0.1, "disagree"), (11.2, 0.5, "inconclusive"), (math.nan, 0.1, "inconclusive")],
+    [
+        (10.5, 0.1, "agree"),
+        (12.0, 0.1, "disagree"),
+        (11.2, 0.5, "inconclusive"),
+        (math.nan, 0.1, "inconclusive"),
+    ],
 )
 def test_singles_out(measured, se, verdict):
     assert singles_out(measured, se, claimed=10.5, alternative=12.0)[0] == verdict

@@ -75,10 +75,14 @@ def test_bad_specs(equation, variables, error, message):
 
 def test_second_fundamental_form_of_sphere_and_cylinder():
     sphere = mf.ImplicitHypersurface("x**2 + y**2 + z**2 - 4", XYZ)
-    assert second_fundamental_form(sphere, [0, 0, 2]) == sp.diag(sp.Rational(1, 2), sp.Rational(1, 2), 0)
+    assert second_fundamental_form(sphere, [0, 0, 2]) == sp.diag(
+        sp.Rational(1, 2), sp.Rational(1, 2), 0
+    )
     a, b = sp.symbols("a b", real=True)
     cyl = mf.ImplicitHypersurface("x**2 + y**2 - 1", XYZ)
-    form = second_fundamental_form(cyl, [a, b, 0]).subs({a: sp.cos(sp.Symbol("t")), b: sp.sin(sp.Symbol("t"))})
+    form = second_fundamental_form(cyl, [a, b, 0]).subs(
+        {a: sp.cos(sp.Symbol("t")), b: sp.sin(sp.Symbol("t"))}
+    )
     assert sp.simplify(form.trace()) == 1  # one principal curvature 1, the other 0
 
 

@@ -5,7 +5,12 @@ import sympy as sp
 
 from llcgeo import manifolds as mf
 from llcgeo.errors import DerivationError
-from llcgeo.theory import bump_curvature_eigenvalue, bump_normal_moments, second_moment, span_dimension
+from llcgeo.theory import (
+    bump_curvature_eigenvalue,
+    bump_normal_moments,
+    second_moment,
+    span_dimension,
+)
 
 FAMILIES = [
     mf.Gaussian(4),

@@ -32,7 +32,10 @@ def _moments(manifold, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.one_of(manifolds(max_d=6), flat_manifolds(max_d=6), curved_manifolds(max_d=6)), st.integers(0, 2**31))
+@given(
+    st.one_of(manifolds(max_d=6), flat_manifolds(max_d=6), curved_manifolds(max_d=6)),
+    st.integers(0, 2**31),
+)
 def test_exact_ranks_match_sample_ranks(manifold, seed):
     xx, zz = _moments(manifold, seed)
     assert numerical_rank(xx) == span_dimension(manifold)[0]

@@ -51,7 +51,9 @@ def test_long_chain_reaches_its_limits():
 
 
 def test_instability_is_flagged():
-    assert not expected_sgld_estimate([100.0], nbeta=10.0, gamma=1.0, eps=0.01, steps=10, burnin=1).stable
+    assert not expected_sgld_estimate(
+        [100.0], nbeta=10.0, gamma=1.0, eps=0.01, steps=10, burnin=1
+    ).stable
 
 
 @pytest.mark.parametrize(
@@ -67,7 +69,14 @@ def test_instability_is_flagged():
     ],
 )
 def test_bad_arguments(kwargs):
-    args = {"hessian_eigenvalues": [1.0], "nbeta": 1.0, "gamma": 1.0, "eps": 0.1, "steps": 10, "burnin": 1}
+    args = {
+        "hessian_eigenvalues": [1.0],
+        "nbeta": 1.0,
+        "gamma": 1.0,
+        "eps": 0.1,
+        "steps": 10,
+        "burnin": 1,
+    }
     args.update(kwargs)
     with pytest.raises(SpecError):
         expected_sgld_estimate(**args)
