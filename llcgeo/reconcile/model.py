@@ -117,13 +117,18 @@ class Claim:
 
 @dataclass(frozen=True)
 class Series:
-    """A line or a set of points with optional error bars; ``style`` is "points" or "line"."""
+    """A line or a set of points with optional error bars; ``style`` is "points" or "line".
+
+    Series of one panel that share a non-empty ``group`` share a colour (a measurement and its
+    prediction, say).
+    """
 
     label: str
     x: tuple[float, ...]
     y: tuple[float, ...]
     yerr: tuple[float, ...] | None = None
     style: str = "points"
+    group: str = ""
 
 
 @dataclass(frozen=True)

@@ -290,11 +290,11 @@ def _crossover_panel(records, fractions, n: int) -> Panel:
                 xs,
                 tuple(measured(r)[0] for r in rows),
                 tuple(measured(r)[1] for r in rows),
+                group=f,
             )
         )
-        series.append(
-            Series(f"exact, fraction {f}", xs, tuple(reference(r) for r in rows), style="line")
-        )
+        exact = tuple(reference(r) for r in rows)
+        series.append(Series(f"exact, fraction {f}", xs, exact, style="line", group=f))
     return Panel(f"n = {n}", "kappa", "LLC estimate", tuple(series), xscale="log")
 
 

@@ -41,8 +41,9 @@ def draw(figure: Figure) -> bytes:
 
 
 def _draw_panel(axes, panel: Panel) -> None:
+    colours: dict[str, str] = {}
     for series in panel.series:
-        _draw_series(axes, series)
+        _draw_series(axes, series, colours)
     axes.set_title(panel.title)
     axes.set_xlabel(panel.xlabel)
     axes.set_ylabel(panel.ylabel)
@@ -53,14 +54,26 @@ def _draw_panel(axes, panel: Panel) -> None:
         axes.legend(fontsize="small")
 
 
-def _draw_series(axes, series: Series) -> None:
+def _draw_series(axes, series: Series, colours: dict[str, str]) -> None:
     if series.style not in STYLES:
         raise SpecError(f"series {series.label!r} has style {series.style!r}; use one of {STYLES}")
     if len(series.x) != len(series.y) or (series.yerr and len(series.yerr) != len(series.y)):
         raise SpecError(f"series {series.label!r} has x, y (and yerr) of different lengths")
+    colour = {"color": colours[series.group]} if series.group in colours else {}
     if series.style == "line":
-        axes.plot(series.x, series.y, "-", label=series.label)
+        (artist,) = axes.plot(series.x, series.y, "-", label=series.label, **colour)
+        used = artist.get_color()
     else:
-        axes.errorbar(
-            series.x, series.y, yerr=series.yerr, fmt="o", ms=4, capsize=3, label=series.label
+        container = axes.errorbar(
+            series.x,
+            series.y,
+            yerr=series.yerr,
+            fmt="o",
+            ms=4,
+            capsize=3,
+            label=series.label,
+            **colour,
         )
+        used = container.lines[0].get_color()
+    if series.group:
+        colours.setdefault(series.group, used)
