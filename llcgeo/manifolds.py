@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from fractions import Fraction
 from statistics import NormalDist
 from typing import Any
 
 from llcgeo.errors import SpecError
-from llcgeo.expr import EXPR_TYPES, Expr, is_polynomial, variables
+from llcgeo.expr import EXPR_TYPES, Expr, is_polynomial, to_text, variables
 
 MAX_DIMENSION = 1 << 16
 
@@ -83,6 +83,28 @@ def dimension(value: Any, what: str = "d", minimum: int = 1) -> int:
     return value
 
 
+def _shown(value: Any) -> str:
+    if isinstance(value, Fraction):
+        return str(value)
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_shown(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, EXPR_TYPES):
+        return repr(to_text(value))
+    return repr(value)
+
+
+class _Spec:
+    """Readable reprs: exact numbers as ``1/3``, expressions as text, defaults left out."""
+
+    def __repr__(self) -> str:
+        shown = [
+            f"{f.name}={_shown(getattr(self, f.name))}"
+            for f in fields(self)
+            if f.default is MISSING or getattr(self, f.name) != f.default
+        ]
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+
 def _set(obj: Any, name: str, value: Any) -> None:
     object.__setattr__(obj, name, value)
 
@@ -114,8 +136,8 @@ def _names(values: Iterable[Any], what: str) -> tuple[str, ...]:
     return out
 
 
-@dataclass(frozen=True)
-class Gaussian:
+@dataclass(frozen=True, repr=False)
+class Gaussian(_Spec):
     """Unconstrained data: ``x ~ N(0, I_d)``."""
 
     d: int
@@ -124,8 +146,8 @@ class Gaussian:
         dimension(self.d)
 
 
-@dataclass(frozen=True)
-class LayerNormImage:
+@dataclass(frozen=True, repr=False)
+class LayerNormImage(_Spec):
     """The image of LayerNorm on Gaussian pre-activations; ``gain``/``bias`` default to 1/0."""
 
     d: int
@@ -142,8 +164,8 @@ class LayerNormImage:
             raise SpecError(f"eps must be non-negative, got {self.eps}")
 
 
-@dataclass(frozen=True)
-class RMSNormImage:
+@dataclass(frozen=True, repr=False)
+class RMSNormImage(_Spec):
     """The image of RMSNorm on Gaussian pre-activations."""
 
     d: int
@@ -158,8 +180,8 @@ class RMSNormImage:
             raise SpecError(f"eps must be non-negative, got {self.eps}")
 
 
-@dataclass(frozen=True)
-class Sphere:
+@dataclass(frozen=True, repr=False)
+class Sphere(_Spec):
     """The sphere ``|x| = radius``, uniform."""
 
     d: int
@@ -172,8 +194,8 @@ class Sphere:
             raise SpecError(f"radius must be positive, got {self.radius}")
 
 
-@dataclass(frozen=True)
-class Simplex:
+@dataclass(frozen=True, repr=False)
+class Simplex(_Spec):
     """Softmax outputs: the open simplex ``x_i > 0, sum x = 1``."""
 
     d: int
@@ -182,8 +204,8 @@ class Simplex:
         dimension(self.d)
 
 
-@dataclass(frozen=True)
-class Ellipsoid:
+@dataclass(frozen=True, repr=False)
+class Ellipsoid(_Spec):
     """The surface ``sum (x_i / axes_i)**2 = 1``."""
 
     d: int
@@ -198,8 +220,8 @@ class Ellipsoid:
         _set(self, "axes", axes)
 
 
-@dataclass(frozen=True)
-class Hyperplane:
+@dataclass(frozen=True, repr=False)
+class Hyperplane(_Spec):
     """The affine hyperplane ``normal . x = offset``."""
 
     normal: tuple[Fraction, ...]
@@ -220,8 +242,8 @@ class Hyperplane:
         return len(self.normal)
 
 
-@dataclass(frozen=True)
-class ImplicitHypersurface:
+@dataclass(frozen=True, repr=False)
+class ImplicitHypersurface(_Spec):
     """The real zero set of a polynomial ``F`` in the named ``variables`` (one per axis)."""
 
     F: Any
@@ -248,8 +270,8 @@ class ImplicitHypersurface:
         return len(self.variables)
 
 
-@dataclass(frozen=True)
-class ParametricManifold:
+@dataclass(frozen=True, repr=False)
+class ParametricManifold(_Spec):
     """The image of ``t -> phi(t)``, one expression per ambient axis, ``t`` uniform on a box."""
 
     phi: tuple[Any, ...]
@@ -283,8 +305,8 @@ class ParametricManifold:
         return len(self.phi)
 
 
-@dataclass(frozen=True)
-class BumpedHyperplane:
+@dataclass(frozen=True, repr=False)
+class BumpedHyperplane(_Spec):
     """The hyperplane ``x_d = 0`` with a curved strip: ``x_d = kappa/2 * x_1**2`` where
     ``|x_1| < c`` (``c`` chosen so that the strip carries ``fraction`` of the data mass)."""
 
@@ -329,8 +351,8 @@ ManifoldSpec = (
 MANIFOLD_TYPES = ManifoldSpec.__args__
 
 
-@dataclass(frozen=True)
-class LinearLayer:
+@dataclass(frozen=True, repr=False)
+class LinearLayer(_Spec):
     """``y = W x (+ b)`` with ``W`` of shape ``m x d``."""
 
     m: int
