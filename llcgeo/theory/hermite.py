@@ -73,6 +73,7 @@ def activation_function(name: str):
     return _NUMPY[check_activation(name)]
 
 
+@lru_cache(maxsize=512, typed=True)
 def relu_hermite_coefficient(k: int) -> sp.Expr:
     """``c_k`` of ``max(x, 0)``, exactly.
 

@@ -108,8 +108,10 @@ def layernorm_ellipsoid(gain, bias=None) -> LayerNormEllipsoid:
     """The hyperellipsoid that the image of LayerNorm with this gain and bias spans.
 
     ``gain`` (length ``N >= 2``) holds numbers (read exactly) or sympy expressions (e.g.
-    positive symbols); ``bias`` defaults to 0. A zero gain raises :class:`SpecError` saying what
-    the image becomes; symbolic gains sympy cannot diagonalize raise :class:`DerivationError`.
+    positive symbols); ``bias`` defaults to 0. Eigenvalues come out as rationals, radicals or
+    exact ``CRootOf`` numbers. A zero gain raises :class:`SpecError` saying what the image
+    becomes; symbolic gains whose secular equation has degree above 2 raise
+    :class:`DerivationError`.
 
     >>> g1, g2 = sp.symbols("g1 g2", positive=True)
     >>> layernorm_ellipsoid((g1, g2)).semi_axes
@@ -118,42 +120,88 @@ def layernorm_ellipsoid(gain, bias=None) -> LayerNormEllipsoid:
     gain = _vector(gain, "gain")
     bias = _vector(bias, "bias", len(gain)) if bias is not None else (sp.Integer(0),) * len(gain)
     _check_gain(gain, bias)
+    alpha = tuple(1 / g for g in gain)
+    pairs = sorted(_principal_axes(alpha), key=lambda pair: _order_key(pair[0]))
     n = len(gain)
-    alpha = sp.Matrix([1 / g for g in gain])
-    projector = sp.eye(n) - alpha * alpha.T / (alpha.T * alpha)[0]
-    form = (projector * sp.diag(*[g**-2 for g in gain]) * projector).applyfunc(sp.simplify)
-    pairs = _principal_axes(form, alpha)
-    eigenvalues = tuple(lam for lam, _ in pairs)
     return LayerNormEllipsoid(
         gain=gain,
         bias=bias,
-        normal=tuple(alpha),
-        eigenvalues=eigenvalues,
-        axes=tuple(tuple(u) for _, u in pairs),
-        semi_axes=tuple(sp.sqrt(sp.simplify(n / lam)) for lam in eigenvalues),
+        normal=alpha,
+        eigenvalues=tuple(lam for lam, _ in pairs),
+        axes=tuple(u for _, u in pairs),
+        semi_axes=tuple(_semi_axis(n, lam) for lam, _ in pairs),
     )
 
 
-def _principal_axes(form: sp.Matrix, alpha: sp.Matrix) -> list[tuple[sp.Expr, sp.Matrix]]:
-    """Orthonormal eigenvectors of ``form`` with non-zero eigenvalue, eigenvalues ascending."""
-    try:
-        spaces = form.eigenvects(simplify=True)
-    except (NotImplementedError, sp.matrices.common.MatrixError) as err:
-        raise DerivationError(f"sympy cannot diagonalize P G^-2 P for this gain: {err}") from None
-    pairs = []
-    for lam, _, basis in spaces:
-        lam = sp.simplify(lam)
-        if lam.is_zero:
-            continue
-        if lam.is_zero is None:
-            raise DerivationError(f"cannot decide whether the eigenvalue {lam} is zero")
-        for u in sp.GramSchmidt(basis, orthonormal=True):
-            pairs.append((lam, u.applyfunc(sp.simplify)))
-    if len(pairs) != form.rows - 1:
+def _principal_axes(alpha: tuple[sp.Expr, ...]) -> list[tuple[sp.Expr, tuple[sp.Expr, ...]]]:
+    """Eigenpairs of ``P D P`` on ``alpha``'s complement, ``D = diag(alpha**2) = G^-2``.
+
+    A rank-one-projected diagonal matrix: a value ``delta`` repeated ``m`` times in ``D`` is an
+    eigenvalue ``m - 1`` times (vectors on those coordinates orthogonal to ``alpha``); the
+    others solve the secular equation over the distinct values (see the module docstring).
+    """
+    groups: list[tuple[sp.Expr, list[int]]] = []
+    for i, a in enumerate(alpha):
+        delta = sp.simplify(a**2)
+        for value, members in groups:
+            if sp.simplify(value - delta) == 0:
+                members.append(i)
+                break
+        else:
+            groups.append((delta, [i]))
+    pairs = [pair for value, members in groups for pair in _repeated(value, members, alpha)]
+    return pairs + _secular(groups, alpha)
+
+
+def _repeated(value, members: list[int], alpha) -> list:
+    if len(members) < 2:
+        return []
+    n = len(alpha)
+    basis = []
+    for j in members[1:]:  # alpha_0 e_j - alpha_j e_0 is orthogonal to alpha
+        v = [sp.Integer(0)] * n
+        v[members[0]], v[j] = -alpha[j], alpha[members[0]]
+        basis.append(sp.Matrix(v))
+    return [(value, _simplified(u)) for u in sp.GramSchmidt(basis, orthonormal=True)]
+
+
+def _secular(groups, alpha) -> list:
+    lam = sp.Dummy("lambda")
+    values = [value for value, _ in groups]
+    weights = [value * len(members) for value, members in groups]  # sum of alpha_i**2
+    poly = sum(
+        w * sp.Mul(*[v - lam for k, v in enumerate(values) if k != j])
+        for j, w in enumerate(weights)
+    )
+    symbolic = bool(sp.expand(poly).free_symbols - {lam})
+    poly = sp.Poly(sp.expand(poly), lam)
+    if symbolic and poly.degree() > 2:
         raise DerivationError(
-            f"expected {form.rows - 1} non-zero eigenvalues of P G^-2 P, found {len(pairs)}"
+            f"the secular equation has degree {poly.degree()} in symbolic gains; "
+            "give numbers, or at most three distinct symbolic gains"
         )
-    return sorted(pairs, key=lambda pair: _order_key(pair[0]))
+    roots = sp.roots(poly, multiple=True) if symbolic else poly.all_roots()
+    if len(roots) != len(values) - 1:
+        raise DerivationError(f"expected {len(values) - 1} secular roots, found {len(roots)}")
+    out = []
+    for root in roots:
+        u = sp.Matrix([a / (a**2 - root) for a in alpha])
+        u = u / sp.sqrt(sum(c**2 for c in u))
+        # a symbolic radical root makes simplify stall; its raw form is exact and short enough
+        out.append((root, tuple(u) if symbolic and len(roots) > 1 else _simplified(u)))
+    return out
+
+
+def _simplified(u: sp.Matrix) -> tuple[sp.Expr, ...]:
+    if u.has(sp.CRootOf):  # simplify cannot shorten implicit algebraic numbers, only stall
+        return tuple(u)
+    return tuple(sp.simplify(c) for c in u)
+
+
+def _semi_axis(n: int, lam: sp.Expr) -> sp.Expr:
+    if lam.has(sp.CRootOf) or (lam.free_symbols and lam.has(sp.sqrt(2).func)):
+        return sp.sqrt(n / lam)
+    return sp.sqrt(sp.simplify(n / lam))
 
 
 def _order_key(value: sp.Expr):
@@ -172,9 +220,9 @@ def squared_radius_moments(dimension_n: int, eps, input_variance=1) -> tuple[flo
 
     >>> squared_radius_moments(4, 0)
     (1.0, 1.0)
-    >>> m1, m2 = squared_radius_moments(3, 1)  # X ~ Exp(1/2): E[1/(X+3)] = e**1.5 E1(1.5) / 2
+    >>> m1, m2 = squared_radius_moments(3, 1)  # X ~ chi2(2): E[3/(X+3)] = 1.5 e**1.5 E1(1.5)
     >>> round(1 - m1, 6)
-    0.45845
+    0.672385
     """
     n = dimension(dimension_n, "N", minimum=2)
     t = n * _ratio(eps, input_variance)
