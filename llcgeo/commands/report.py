@@ -21,8 +21,8 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--suite",
-        default="paper",
-        help="paper, geometry, isometry, lipschitz or all (default paper)",
+        default="all",
+        help="paper, geometry, isometry, lipschitz or all (default all: every claim)",
     )
     parser.add_argument(
         "--experiment",

@@ -7,6 +7,9 @@ randomness comes from explicit generators seeded from one integer.
 from llcgeo.numerics.config import SGLDConfig
 from llcgeo.numerics.diagnostics import ess, rhat
 from llcgeo.numerics.estimate import estimate_llc
+from llcgeo.numerics.isometry import IsometrySpec, IsometryTrace, simulate_isometry
+from llcgeo.numerics.layernorm_geometry import LayerNormSampling, measure_layernorm_geometry
+from llcgeo.numerics.lipschitz import LipschitzSpec, measure_lipschitz
 from llcgeo.numerics.masks import refine_masks
 from llcgeo.numerics.measure import (
     LinearMeasurement,
@@ -19,8 +22,12 @@ from llcgeo.numerics.samplers import sample
 from llcgeo.numerics.sgld import SGLDInfo, SGLDState, build_kernel, init, run_chains
 
 __all__ = [
+    "IsometrySpec",
+    "IsometryTrace",
     "LLCEstimate",
+    "LayerNormSampling",
     "LinearMeasurement",
+    "LipschitzSpec",
     "SGLDConfig",
     "SGLDInfo",
     "SGLDState",
@@ -29,10 +36,13 @@ __all__ = [
     "ess",
     "estimate_llc",
     "init",
+    "measure_layernorm_geometry",
     "measure_linear",
+    "measure_lipschitz",
     "refine_masks",
     "rhat",
     "run_chains",
     "sample",
+    "simulate_isometry",
     "teacher_student",
 ]

@@ -26,7 +26,9 @@ A case is **agree** when |z| <= {Z_AGREE:g}, **disagree** when |z| > {Z_AGREE:g}
 **inconclusive** (whatever z is) when any chain diverged, when R-hat of the loss trace exceeds
 {RHAT_MAX:g}, or when the effective sample size of the loss trace is below {ESS_MIN:g}.
 A claim agrees when every case behind it agrees and the asymptotic prediction it tests is the one
-the measurements single out (see each claim's note).
+the measurements single out (see each claim's note). The LayerNorm-geometry, isometry and
+Lipschitz suites measure other quantities: each of their claims states its own tolerance, and
+where it comes from, in its note.
 """
 
 

@@ -1,6 +1,16 @@
 """Exact, symbolic predictions (sympy): spans, Hessian ranks, LLCs, SGLD expectations."""
 
+from llcgeo.theory.hermite import (
+    ACTIVATIONS,
+    correlation_map,
+    hermite_coefficients,
+    mean_field_correlations,
+    nonlinearity_strength,
+    relu_hermite_coefficient,
+)
 from llcgeo.theory.hypersurface import as_hypersurface, second_fundamental_form
+from llcgeo.theory.layernorm_geometry import LayerNormEllipsoid, layernorm_ellipsoid
+from llcgeo.theory.lipschitz import log_input_bound, log_parameter_bound
 from llcgeo.theory.llc import (
     D_SYMBOL,
     M_SYMBOL,
@@ -22,10 +32,12 @@ from llcgeo.theory.support import (
 shape_operator = second_fundamental_form
 
 __all__ = [
+    "ACTIVATIONS",
     "D_SYMBOL",
     "M_SYMBOL",
     "AffineSupport",
     "LLCPrediction",
+    "LayerNormEllipsoid",
     "PopulationHessian",
     "SGLDExpectation",
     "affine_hull_dimension",
@@ -33,10 +45,18 @@ __all__ = [
     "as_hypersurface",
     "bump_curvature_eigenvalue",
     "bump_normal_moments",
+    "correlation_map",
     "expected_sgld_estimate",
+    "hermite_coefficients",
     "is_affinely_flat",
+    "layernorm_ellipsoid",
+    "log_input_bound",
+    "log_parameter_bound",
+    "mean_field_correlations",
+    "nonlinearity_strength",
     "population_hessian",
     "predicted_llc",
+    "relu_hermite_coefficient",
     "second_fundamental_form",
     "second_moment",
     "shape_operator",

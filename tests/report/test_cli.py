@@ -14,13 +14,13 @@ from llcgeo.report.runner import ProgressEvent
 
 @pytest.fixture
 def llcgeo(monkeypatch, toy):
-    """``llcgeo(*args)`` -> exit status, with a toy "paper" suite of two experiments."""
+    """``llcgeo(*args)`` -> exit status, with a toy default ("all") suite of two experiments."""
     # Only this command is registered, so these tests do not depend on the other commands.
     monkeypatch.setattr(cli, "COMMANDS", ("report",))
     real_suite = suites.suite
 
     def toy_suite(name):
-        if name == "paper":
+        if name == "all":
             return (toy("first").experiment(), toy("second", offsets={1: 2.0}).experiment())
         return real_suite(name)
 

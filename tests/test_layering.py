@@ -1,0 +1,32 @@
+"""The layers keep to themselves: theory never loads torch, numerics never loads sympy, and no
+module hands text to eval or sympify."""
+
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "llcgeo"
+
+
+@pytest.mark.parametrize(
+    ("module", "forbidden"),
+    [("llcgeo.theory", "torch"), ("llcgeo.numerics", "sympy"), ("llcgeo", "torch")],
+)
+def test_importing_a_layer_does_not_load_the_other(module, forbidden):
+    code = f"import sys, {module}; print({forbidden!r} in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_no_eval_or_sympify_on_text():
+    pattern = re.compile(r"(^|[^_.\w])(sympify|eval|exec|parse_expr)\(")
+    offenders = [
+        f"{path.relative_to(PACKAGE)}:{number}"
+        for path in PACKAGE.rglob("*.py")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line) and not line.lstrip().startswith("#")
+    ]
+    assert offenders == []
