@@ -28,14 +28,16 @@ def _count(value, name: str, minimum: int) -> None:
 class SGLDConfig:
     """SGLD settings for ``w <- w - (eps/2)(nbeta grad L + gamma (w - w*)) + sqrt(eps) noise N``.
 
-    ``nbeta=None`` means ``n / log n``; ``batch_size=None`` means full batch. The loss is recorded
-    at ``w_0 = w*, w_1, ..., w_{steps-1}`` and draws ``burnin..steps-1`` are averaged.
+    ``nbeta=None`` means ``n / log n``; ``batch_size=None`` means full batch. The default
+    ``eps = 1e-4`` keeps ``eps * nbeta * h`` near 0.2 for unit-scale data at ``n = 20 000``; the
+    estimator's finite-step bias grows like ``1 / (1 - eps (nbeta h + gamma) / 4)``. The loss is
+    recorded at ``w_0 = w*, w_1, ..., w_{steps-1}`` and draws ``burnin..steps-1`` are averaged.
 
     >>> SGLDConfig(eps=1e-3, chains=2, steps=50, burnin=10).draws
     40
     """
 
-    eps: float = 1e-3
+    eps: float = 1e-4
     gamma: float = 1.0
     nbeta: float | None = None
     chains: int = 4

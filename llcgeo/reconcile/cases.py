@@ -44,6 +44,16 @@ def _z(mean: float, reference: float, se: float) -> float:
     return (mean - reference) / se
 
 
+def _asymptotic_note(expected: float, llc: float) -> tuple[str, ...]:
+    """A note (not a verdict) when these settings keep the estimator far from the LLC."""
+    if abs(expected - llc) <= 0.1 * max(abs(llc), 1.0):
+        return ()
+    return (
+        f"at these settings the estimator's expectation ({expected:.4g}) is more than 10% away "
+        f"from the asymptotic LLC ({llc:.4g}): lower eps, lengthen the chains or raise n",
+    )
+
+
 def reconcile_case(case: Case, *, device: str = "auto", progress=None) -> CaseResult:
     """Predict, measure and judge one case (see :mod:`llcgeo.reconcile.verdict`)."""
     prediction = predicted_llc(case.manifold, case.layer, case.refine)
@@ -67,9 +77,11 @@ def reconcile_case(case: Case, *, device: str = "auto", progress=None) -> CaseRe
         reference, reference_se, mode = expected, expected_se, FULL_BATCH
         if not expectation.stable:
             reasons.append("eps (nbeta h_max + gamma) >= 4: the step is unstable")
+        notes = _asymptotic_note(expected, float(prediction.llc))
     else:
         expected = expected_se = None
         reference, reference_se, mode = float(prediction.llc), est.se, MINIBATCH
+        notes = ()
     z = _z(est.mean, reference, reference_se)
     verdict, why = decide(
         z=z,
@@ -97,7 +109,7 @@ def reconcile_case(case: Case, *, device: str = "auto", progress=None) -> CaseRe
         ess=float(est.ess),
         z=float(z),
         verdict=verdict,
-        reasons=tuple(reasons) + why + tuple(est.warnings),
+        reasons=tuple(reasons) + why + tuple(est.warnings) + notes,
         mode=mode,
         seconds=float(est.seconds),
         device=est.device,

@@ -50,7 +50,7 @@ prediction and the SGLD measurement agrees with the prediction too.
 ... flat = true
 ... ''', name="ln")
 >>> h.manifold, h.claims[0].value
-(LayerNormImage(d=4, gain=None, bias=None, eps=Fraction(0, 1)), Fraction(3, 1))
+(LayerNormImage(d=4), Fraction(3, 1))
 """
 
 from __future__ import annotations
