@@ -10,6 +10,7 @@ error, and marked so.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import llcgeo
 from llcgeo.numerics import measure_linear
@@ -54,6 +55,38 @@ def _asymptotic_note(expected: float, llc: float) -> tuple[str, ...]:
     )
 
 
+@dataclass(frozen=True)
+class Reference:
+    """What a measurement is held against: a value, its standard error, and why."""
+
+    value: float
+    se: float
+    mode: str
+    expected: float | None = None
+    expected_se: float | None = None
+    problems: tuple[str, ...] = ()  # make the verdict inconclusive
+    notes: tuple[str, ...] = ()  # inform, leave the verdict alone
+
+
+def reference_for(case: Case, measurement, llc: float) -> Reference:
+    """The exact expectation on the full-batch path; the asymptotic LLC on a minibatch."""
+    est = measurement.estimate
+    if not is_full_batch(case):
+        return Reference(llc, est.se, MINIBATCH)
+    expectation = _expectation(case, measurement)
+    se = expectation.standard_error(max(est.chains_kept, 1))
+    unstable = () if expectation.stable else ("eps (nbeta h_max + gamma) >= 4: unstable step",)
+    return Reference(
+        expectation.mean,
+        se,
+        FULL_BATCH,
+        expectation.mean,
+        se,
+        unstable,
+        _asymptotic_note(expectation.mean, llc),
+    )
+
+
 def reconcile_case(case: Case, *, device: str = "auto", progress=None) -> CaseResult:
     """Predict, measure and judge one case (see :mod:`llcgeo.reconcile.verdict`)."""
     prediction = predicted_llc(case.manifold, case.layer, case.refine)
@@ -69,20 +102,8 @@ def reconcile_case(case: Case, *, device: str = "auto", progress=None) -> CaseRe
         progress=progress,
     )
     est = measurement.estimate
-    kept = case.config.chains - len(est.diverged_chains)
-    reasons: list[str] = []
-    if is_full_batch(case):
-        expectation = _expectation(case, measurement)
-        expected, expected_se = expectation.mean, expectation.standard_error(max(kept, 1))
-        reference, reference_se, mode = expected, expected_se, FULL_BATCH
-        if not expectation.stable:
-            reasons.append("eps (nbeta h_max + gamma) >= 4: the step is unstable")
-        notes = _asymptotic_note(expected, float(prediction.llc))
-    else:
-        expected = expected_se = None
-        reference, reference_se, mode = float(prediction.llc), est.se, MINIBATCH
-        notes = ()
-    z = _z(est.mean, reference, reference_se)
+    ref = reference_for(case, measurement, float(prediction.llc))
+    z = _z(est.mean, ref.value, ref.se)
     verdict, why = decide(
         z=z,
         diverged=len(est.diverged_chains),
@@ -90,17 +111,15 @@ def reconcile_case(case: Case, *, device: str = "auto", progress=None) -> CaseRe
         rhat=est.rhat,
         ess=est.ess,
     )
-    if reasons:
-        verdict = "inconclusive"
     return CaseResult(
         key=case.key(llcgeo.__version__),
         case=case.describe(),
-        tags={k: v for k, v in case.tags},
+        tags=dict(case.tags),
         predicted_llc=float(prediction.llc),
         predicted_llc_exact=str(prediction.llc),
         llc_unconstrained=float(prediction.llc_unconstrained),
-        expected_estimate=expected,
-        expected_se=expected_se,
+        expected_estimate=ref.expected,
+        expected_se=ref.expected_se,
         llc_mean=float(est.mean),
         llc_se=float(est.se),
         per_chain=tuple(float(v) for v in est.per_chain),
@@ -108,9 +127,9 @@ def reconcile_case(case: Case, *, device: str = "auto", progress=None) -> CaseRe
         rhat=float(est.rhat),
         ess=float(est.ess),
         z=float(z),
-        verdict=verdict,
-        reasons=tuple(reasons) + why + tuple(est.warnings) + notes,
-        mode=mode,
+        verdict="inconclusive" if ref.problems else verdict,
+        reasons=ref.problems + why + tuple(est.warnings) + ref.notes,
+        mode=ref.mode,
         seconds=float(est.seconds),
         device=est.device,
         version=llcgeo.__version__,

@@ -97,12 +97,15 @@ def expected_sgld_estimate(
     values, counts = np.unique(h, return_counts=True)
     times = np.arange(burnin, steps, dtype=np.float64)
     draws = steps - burnin
-    v, q = _variances(values, nbeta, gamma, eps, noise_level, times)
-    weight = counts * values / 2.0
-    mean = nbeta * float(np.sum(weight * v.sum(axis=1))) / draws
-    tail = 1.0 + 2.0 * q * _geometric(q, (steps - 1 - times)[None, :])
-    pair_sums = np.sum(v * v * tail, axis=1)
-    variance = 2.0 * (nbeta / draws) ** 2 * float(np.sum(counts * (values / 2.0) ** 2 * pair_sums))
+    with np.errstate(over="ignore", invalid="ignore"):  # an unstable step overflows to inf
+        v, q = _variances(values, nbeta, gamma, eps, noise_level, times)
+        weight = counts * values / 2.0
+        mean = nbeta * float(np.sum(weight * v.sum(axis=1))) / draws
+        tail = 1.0 + 2.0 * q * _geometric(q, (steps - 1 - times)[None, :])
+        pair_sums = np.sum(v * v * tail, axis=1)
+        variance = (
+            2.0 * (nbeta / draws) ** 2 * float(np.sum(counts * (values / 2.0) ** 2 * pair_sums))
+        )
     curvature = nbeta * values + gamma
     with np.errstate(divide="ignore", invalid="ignore"):
         posterior = np.where(curvature > 0, nbeta * values / curvature, 0.0)
