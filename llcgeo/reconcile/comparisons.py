@@ -11,7 +11,7 @@ from llcgeo.numerics.config import SGLDConfig
 from llcgeo.reconcile.design import case_row, make_case, measured, reference, run_case, tuned
 from llcgeo.reconcile.experiment import Experiment, check_scale
 from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series
-from llcgeo.reconcile.stats import combined, singles_out
+from llcgeo.reconcile.stats import cases_verdict, combined, singles_out
 
 Formula = tuple[str, Callable[[int, int], float]]
 FULL: Formula = ("m d / 2", lambda m, d: m * d / 2)
@@ -92,7 +92,7 @@ def _claim(row: Row, record) -> Claim:
         claim=row.label,
         prediction=f"{row.claimed[0]} = {claimed:g} (not {row.alternative[0]} = {alternative:g})",
         measurement=f"{mean:.3f} +/- {se:.3f}",
-        verdict=combined([verdict, record["verdict"]]),
+        verdict=combined([verdict, cases_verdict([record])[0]]),
         note=note + ("" if record["verdict"] == "agree" else "; " + "; ".join(record["reasons"])),
     )
 

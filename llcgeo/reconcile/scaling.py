@@ -11,7 +11,7 @@ from llcgeo.numerics.config import SGLDConfig
 from llcgeo.reconcile.design import case_row, make_case, measured, run_case, square_root, tuned
 from llcgeo.reconcile.experiment import Experiment, check_scale
 from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series
-from llcgeo.reconcile.stats import combined, singles_out, weighted_line_fit
+from llcgeo.reconcile.stats import cases_verdict, combined, singles_out, weighted_line_fit
 
 
 @dataclass(frozen=True)
@@ -85,17 +85,8 @@ def _slope_claim(records, family: str, d: int) -> Claim:
         claim=f"{family}: LLC = m{'(d-1)' if flat else 'd'}/2 (slope in m at d = {d})",
         prediction=f"slope {claimed:g}",
         measurement=f"slope {fit.slope:.3f} (95% CI {lo:.3f} to {hi:.3f})",
-        verdict=combined([verdict] + [r["verdict"] for r in rows]),
-        note=note + _case_note(rows),
-    )
-
-
-def _case_note(rows) -> str:
-    bad = [r for r in rows if r["verdict"] != "agree"]
-    if not bad:
-        return f"; all {len(rows)} cases agree with their exact expectations"
-    return f"; {len(bad)} of {len(rows)} cases do not agree: " + "; ".join(
-        "; ".join(r["reasons"]) for r in bad
+        verdict=combined([verdict, cases_verdict(rows)[0]]),
+        note=f"{note}; {cases_verdict(rows)[1]}",
     )
 
 
@@ -116,8 +107,8 @@ def _drop_claim(records, axis: str, m_fixed: int) -> Claim:
         claim=f"RMSNorm minus LayerNorm LLC = m/2 ({text})",
         prediction=f"{claimed:g}",
         measurement=f"{value:.3f} +/- {se:.3f}",
-        verdict=combined([verdict] + [r["verdict"] for r in flat + full]),
-        note=note + f" (predicted drops {sorted(set(drops))})",
+        verdict=combined([verdict, cases_verdict(flat + full)[0]]),
+        note=f"{note} (predicted drops {sorted(set(drops))}); {cases_verdict(flat + full)[1]}",
     )
 
 

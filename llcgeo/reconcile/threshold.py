@@ -22,7 +22,7 @@ from llcgeo.numerics.config import SGLDConfig
 from llcgeo.reconcile.design import case_row, make_case, measured, reference, run_case, tuned
 from llcgeo.reconcile.experiment import Experiment, check_scale
 from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series
-from llcgeo.reconcile.stats import combined, singles_out
+from llcgeo.reconcile.stats import cases_verdict, combined, singles_out
 from llcgeo.reconcile.verdict import Z_AGREE
 from llcgeo.theory import bump_normal_moments
 
@@ -78,14 +78,15 @@ def _threshold_claim(records, curved: bool) -> Claim:
     m, d = (chosen[0]["case"]["layer"]["m"], chosen[0]["case"]["manifold"]["d"])
     full, flat = m * d / 2, m * (d - 1) / 2
     claimed, alternative = (full, flat) if curved else (flat, full)
-    verdicts, notes = [], []
+    case_verdict, case_note = cases_verdict(chosen)
+    verdicts, notes = [case_verdict], []
     for r in chosen:
         v, note = singles_out(*measured(r), claimed=claimed, alternative=alternative)
-        verdicts += [v, r["verdict"]]
+        verdicts.append(v)
         notes.append(f"kappa {r['tags']['kappa']}: {note}")
     text = "every kappa != 0 keeps the full LLC" if curved else "kappa = 0 drops m/2"
     values = ", ".join(f"{measured(r)[0]:.2f}" for r in chosen)
-    return Claim(text, f"{claimed:g}", values, combined(verdicts), "; ".join(notes))
+    return Claim(text, f"{claimed:g}", values, combined(verdicts), "; ".join([*notes, case_note]))
 
 
 def _threshold_summary(records) -> ExperimentResult:
@@ -213,9 +214,10 @@ def _crossing_claim(records, fraction: str, n: int) -> Claim:
         claim=f"crossover at fraction {fraction}, n = {n}",
         prediction=f"kappa* = {star:.3g} (exact-expectation curve crosses at {expected:.3g})",
         measurement=f"kappa = {got:.3g}",
-        verdict=combined([verdict] + [r["verdict"] for r in rows]),
+        verdict=combined([verdict, cases_verdict(rows)[0]]),
         note=f"level {level:.3f} (d = {d}); |log ratio| tolerance {tolerance:.3f} "
-        f"= {Z_AGREE:g} SE of the measured curve divided by its local log-slope",
+        f"= {Z_AGREE:g} SE of the measured curve divided by its local log-slope; "
+        + cases_verdict(rows)[1],
     )
 
 

@@ -25,10 +25,13 @@ measured standard error. ``z = (measured - reference) / standard error``.
 A case is **agree** when |z| <= {Z_AGREE:g}, **disagree** when |z| > {Z_AGREE:g}, and
 **inconclusive** (whatever z is) when any chain diverged, when R-hat of the loss trace exceeds
 {RHAT_MAX:g}, or when the effective sample size of the loss trace is below {ESS_MIN:g}.
-A claim agrees when every case behind it agrees and the asymptotic prediction it tests is the one
-the measurements single out (see each claim's note). The LayerNorm-geometry, isometry and
-Lipschitz suites measure other quantities: each of their claims states its own tolerance, and
-where it comes from, in its note.
+A claim judges its k cases together at the family-wise level of one such test (Bonferroni): it
+fails on them only when some |z| exceeds the normal quantile of 1 - 0.0027/(2k) (3.0 for one
+case, 3.64 for ten), so a claim resting on many cases is no likelier to fail by chance than one
+resting on a single case. It agrees when its cases pass together and the asymptotic prediction it
+tests is the one the measurements single out (see each claim's note). The LayerNorm-geometry,
+isometry and Lipschitz suites measure other quantities: each of their claims states its own
+tolerance, and where it comes from, in its note.
 """
 
 

@@ -63,3 +63,29 @@ def test_combined():
     assert combined(["agree", "inconclusive"]) == "inconclusive"
     assert combined(["inconclusive", "disagree"]) == "disagree"
     assert combined([]) == "inconclusive"
+
+
+def test_family_threshold_is_bonferroni_at_three_sigma():
+    from scipy.stats import norm
+
+    from llcgeo.reconcile.stats import family_threshold
+
+    assert family_threshold(1) == Z_AGREE
+    for k in (2, 10, 100):
+        # k independent null cases all pass with the probability of one 3-sigma test
+        miss = 2 * norm.sf(family_threshold(k)) * k
+        assert miss == pytest.approx(2 * norm.sf(Z_AGREE), rel=1e-9)
+
+
+def _record(z, verdict="agree"):
+    return {"z": z, "verdict": verdict, "reasons": ("why",) if verdict != "agree" else ()}
+
+
+def test_cases_verdict_judges_cases_together():
+    from llcgeo.reconcile.stats import cases_verdict
+
+    ten = [_record(0.5)] * 9
+    assert cases_verdict(ten + [_record(3.5, "disagree")])[0] == "agree"  # 3.5 < 3.64
+    assert cases_verdict(ten + [_record(4.0, "disagree")])[0] == "disagree"
+    assert cases_verdict([_record(3.5, "disagree")])[0] == "disagree"
+    assert cases_verdict(ten + [_record(0.0, "inconclusive")])[0] == "inconclusive"
