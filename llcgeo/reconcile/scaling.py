@@ -80,13 +80,14 @@ def _slope_claim(records, family: str, d: int) -> Claim:
     flat = family == "layernorm"
     claimed, alternative = ((d - 1) / 2, d / 2) if flat else (d / 2, (d - 1) / 2)
     verdict, note = singles_out(fit.slope, fit.slope_se, claimed=claimed, alternative=alternative)
+    cases = cases_verdict(rows)
     lo, hi = fit.slope_interval()
     return Claim(
         claim=f"{family}: LLC = m{'(d-1)' if flat else 'd'}/2 (slope in m at d = {d})",
         prediction=f"slope {claimed:g}",
         measurement=f"slope {fit.slope:.3f} (95% CI {lo:.3f} to {hi:.3f})",
-        verdict=combined([verdict, cases_verdict(rows)[0]]),
-        note=f"{note}; {cases_verdict(rows)[1]}",
+        verdict=combined([verdict, cases[0]]),
+        note=f"{note}; {cases[1]}",
     )
 
 
@@ -103,12 +104,13 @@ def _drop_claim(records, axis: str, m_fixed: int) -> Claim:
         value = sum(w * v for w, v in zip(weights, diffs)) / sum(weights)
         se, claimed, text = sum(weights) ** -0.5, m_fixed / 2, f"mean drop over d at m = {m_fixed}"
     verdict, note = singles_out(value, se, claimed=claimed, alternative=0.0)
+    cases = cases_verdict(flat + full)
     return Claim(
         claim=f"RMSNorm minus LayerNorm LLC = m/2 ({text})",
         prediction=f"{claimed:g}",
         measurement=f"{value:.3f} +/- {se:.3f}",
-        verdict=combined([verdict, cases_verdict(flat + full)[0]]),
-        note=f"{note} (predicted drops {sorted(set(drops))}); {cases_verdict(flat + full)[1]}",
+        verdict=combined([verdict, cases[0]]),
+        note=f"{note} (predicted drops {sorted(set(drops))}); {cases[1]}",
     )
 
 

@@ -205,6 +205,7 @@ def _crossing_claim(records, fraction: str, n: int) -> Claim:
     got = _half_crossing(kappas, [measured(r)[0] for r in rows], level)
     expected = _half_crossing(kappas, [reference(r) for r in rows], level)
     tolerance = _crossing_tolerance(rows, kappas, level)
+    cases = cases_verdict(rows)
     verdict = (
         "inconclusive"
         if not math.isfinite(got)
@@ -214,10 +215,9 @@ def _crossing_claim(records, fraction: str, n: int) -> Claim:
         claim=f"crossover at fraction {fraction}, n = {n}",
         prediction=f"kappa* = {star:.3g} (exact-expectation curve crosses at {expected:.3g})",
         measurement=f"kappa = {got:.3g}",
-        verdict=combined([verdict, cases_verdict(rows)[0]]),
+        verdict=combined([verdict, cases[0]]),
         note=f"level {level:.3f} (d = {d}); |log ratio| tolerance {tolerance:.3f} "
-        f"= {Z_AGREE:g} SE of the measured curve divided by its local log-slope; "
-        + cases_verdict(rows)[1],
+        f"= {Z_AGREE:g} SE of the measured curve divided by its local log-slope; " + cases[1],
     )
 
 
