@@ -72,6 +72,7 @@ from llcgeo.parse import parse_expression, parse_number
 from llcgeo.reconcile.experiment import Experiment
 from llcgeo.reconcile.model import Case, CaseResult, Claim, ExperimentResult, Figure, Panel, Series
 from llcgeo.reconcile.stats import combined, singles_out
+from llcgeo.theory.symbolic import fraction
 
 try:
     import tomllib
@@ -604,13 +605,13 @@ def _measurement_verdict(measured: _Measured, case_verdict: str) -> tuple[str, s
 def alternative_llc(prediction) -> Fraction:
     """The LLC the opposite geometry would give: none lost where the prediction loses some,
     one direction per output (``m/2``) lost where it loses none."""
-    llc, unconstrained = _fraction(prediction.llc), _fraction(prediction.llc_unconstrained)
+    llc, unconstrained = fraction(prediction.llc), fraction(prediction.llc_unconstrained)
     return unconstrained if llc != unconstrained else llc - Fraction(prediction.layer.m, 2)
 
 
 def _measured(hypothesis: Hypothesis, key: str, results: Mapping) -> _Measured:
     p, m = hypothesis.prediction, Fraction(hypothesis.layer.m)
-    llc, unconstrained = _fraction(p.llc), _fraction(p.llc_unconstrained)
+    llc, unconstrained = fraction(p.llc), fraction(p.llc_unconstrained)
     other = alternative_llc(p)
     here, gaussian = results["manifold"], results.get("gaussian")
     if key == "llc_drop":
@@ -629,7 +630,7 @@ def _measured(hypothesis: Hypothesis, key: str, results: Mapping) -> _Measured:
 def _flat_alternative(hypothesis: Hypothesis) -> Fraction | None:
     """The LLC had the support's flatness been the opposite, when this layer can tell."""
     p, m = hypothesis.prediction, Fraction(hypothesis.layer.m)
-    llc, unconstrained = _fraction(p.llc), _fraction(p.llc_unconstrained)
+    llc, unconstrained = fraction(p.llc), fraction(p.llc_unconstrained)
     if p.flat:
         return unconstrained if unconstrained != llc else None
     # a flat support off the origin keeps the span: only the affine hull (W and b) sees it
@@ -640,10 +641,6 @@ def _flat_alternative(hypothesis: Hypothesis) -> Fraction | None:
 def _se(result: CaseResult) -> float:
     """The larger of the measured and the exact standard error of the mean over chains."""
     return max(result.llc_se, result.expected_se or 0.0)
-
-
-def _fraction(value) -> Fraction:
-    return Fraction(int(value.p), int(value.q))
 
 
 def _exact_text(value) -> str:

@@ -31,7 +31,7 @@ from llcgeo.errors import DerivationError, SpecError
 from llcgeo.expr import Binary, Expr, Num, Var
 from llcgeo.manifolds import ImplicitHypersurface
 from llcgeo.theory.support import AffineSupport
-from llcgeo.theory.symbolic import symbols_for, to_sympy
+from llcgeo.theory.symbolic import fraction, symbols_for, to_sympy
 
 _SEARCH_SEED = 20260322
 _GRID = 64  # candidate points are rounded to multiples of 1/_GRID before exact evaluation
@@ -154,9 +154,8 @@ def _classify(factor: sp.Poly, d: int, scale: float):
     """("plane", a, c) | "curved" | None (no (d-1)-dimensional real part)."""
     if factor.total_degree() == 1:
         coeffs = [factor.coeff_monomial(x) for x in factor.gens]
-        a = tuple(Fraction(int(c.p), int(c.q)) for c in map(sp.Rational, coeffs))
-        c = -sp.Rational(factor.coeff_monomial(1))
-        return ("plane", a, Fraction(int(c.p), int(c.q)))
+        a = tuple(fraction(sp.Rational(c)) for c in coeffs)
+        return ("plane", a, -fraction(sp.Rational(factor.coeff_monomial(1))))
     negative, positive = _exact_sign_points(factor, d, scale)
     for low, high in zip(negative, positive):
         curved = _curved_at(factor, low, high)

@@ -21,10 +21,7 @@ import sympy as sp
 
 from llcgeo import manifolds as mf
 from llcgeo.errors import DerivationError
-
-
-def _q(value: Fraction) -> sp.Rational:
-    return sp.Rational(value.numerator, value.denominator)
+from llcgeo.theory.symbolic import rational as _q
 
 
 def _rational_vector(values, d: int, default: int) -> sp.Matrix:

@@ -23,7 +23,7 @@ import sympy as sp
 from llcgeo.errors import DerivationError
 from llcgeo.manifolds import ParametricManifold
 from llcgeo.theory.support import AffineSupport
-from llcgeo.theory.symbolic import symbols_for, to_sympy
+from llcgeo.theory.symbolic import fraction, symbols_for, to_sympy
 
 
 def _terms(expr: sp.Expr, params) -> dict[sp.Expr, sp.Expr]:
@@ -40,7 +40,7 @@ def _fraction(value: sp.Expr, what: str) -> Fraction:
     value = sp.nsimplify(value) if value.is_number and not value.is_Rational else value
     if not value.is_Rational:
         raise DerivationError(f"{what} is {value}, not rational: llcgeo decides hulls over Q")
-    return Fraction(int(value.p), int(value.q))
+    return fraction(value)
 
 
 def _constraint_rows(columns: list[dict], keys) -> sp.Matrix:
