@@ -33,16 +33,24 @@ _LAZY = {
     "predicted_llc": "llcgeo.theory",
     "expected_sgld_estimate": "llcgeo.theory",
     "estimate_llc": "llcgeo.numerics",
-    "SGLDConfig": "llcgeo.numerics",
+    "SGLDConfig": "llcgeo.config",
     "LLCEstimate": "llcgeo.numerics",
-    "reconcile": "llcgeo.reconcile",
+    "reconcile_case": "llcgeo.reconcile",
 }
+# subpackages are modules, never functions: ``llcgeo.reconcile`` is always the package
+_SUBPACKAGES = ("theory", "numerics", "reconcile", "report", "commands", "testing")
 
 
 def __getattr__(name):
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
+    if name in _SUBPACKAGES:
+        return import_module(f"llcgeo.{name}")
     raise AttributeError(f"module 'llcgeo' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *_LAZY, *_SUBPACKAGES})
 
 
 __all__ = [

@@ -1,18 +1,25 @@
 """The ``llcgeo`` command line: a thin dispatcher over ``llcgeo.commands.<name>``.
 
 Each command module offers ``register(subparsers)``; heavy imports happen inside its handler, so
-``llcgeo --help`` stays fast.
+``llcgeo --help`` stays fast. Every command takes the limits of :mod:`llcgeo.limits`
+(``--time-limit``, ``--max-memory``). Whatever goes wrong, a user sees one line naming it and
+exit status 2, never a traceback (``LLCGEO_DEBUG=1`` shows the traceback of an internal error).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import import_module
 
 from llcgeo.errors import LLCGeoError
+from llcgeo.limits import MEMORY_ENV, TIME_ENV, derivation_seconds, memory_limit
 
 COMMANDS = ("predict", "estimate", "verify", "report", "check")
+DEBUG_ENV = "LLCGEO_DEBUG"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,20 +30,71 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         import_module(f"llcgeo.commands.{name}").register(sub)
+    for command in sub.choices.values():
+        add_limit_arguments(command)
     return parser
+
+
+def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("limits (see llcgeo.limits)")
+    g.add_argument(
+        "--time-limit",
+        metavar="SECONDS",
+        help=f"bound on each exact derivation (default 60; also {TIME_ENV}; 'inf': none)",
+    )
+    g.add_argument(
+        "--max-memory",
+        metavar="GB",
+        help=f"memory a run may plan to use (default half the RAM; also {MEMORY_ENV})",
+    )
+
+
+@contextmanager
+def limits_of(args) -> Iterator[None]:
+    """The limit flags, for every layer below while the command runs; the environment is as
+    it was afterwards (``main`` may be called many times in one process)."""
+    given = {TIME_ENV: args.time_limit, MEMORY_ENV: args.max_memory}
+    before = {name: os.environ.get(name) for name in given}
+    try:
+        os.environ.update({name: value for name, value in given.items() if value is not None})
+        derivation_seconds(), memory_limit()  # a bad value is reported now, not mid-run
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        with limits_of(args):
+            return int(args.handler(args) or 0)
     except LLCGeoError as err:
-        print(f"llcgeo {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return _fail(args.command, str(err))
     except KeyboardInterrupt:
         print(f"llcgeo {args.command}: interrupted", file=sys.stderr)
         return 130
+    except RecursionError:
+        return _fail(args.command, "the input is nested too deeply to process")
+    except MemoryError:
+        return _fail(args.command, "out of memory; use smaller sizes (see --max-memory)")
+    except Exception as err:  # noqa: BLE001 - the last line of defence: one line, never a traceback
+        if os.environ.get(DEBUG_ENV):
+            raise
+        return _fail(
+            args.command,
+            f"internal error ({type(err).__name__}: {err}); rerun with {DEBUG_ENV}=1 for the "
+            "traceback and please report it",
+        )
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"llcgeo {command}: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -36,28 +36,29 @@ from fractions import Fraction
 from statistics import NormalDist
 from typing import Any
 
-from llcgeo.errors import SpecError
+from llcgeo.errors import LLCGeoError, SpecError
 from llcgeo.expr import EXPR_TYPES, Expr, is_polynomial, to_text, variables
+from llcgeo.limits import check_expression, check_number, check_variables
 
 MAX_DIMENSION = 1 << 16
 
 
 def exact(value: Any, what: str) -> Fraction:
-    """``value`` as an exact ``Fraction``; floats are read as the decimal they print as."""
+    """``value`` as an exact ``Fraction``, through the parser's checked conversion (so every
+    number of every entry has the same digit limit); floats are read as the decimal they print
+    as, text as a constant expression such as ``"1/3"``."""
+    from llcgeo.parse import parse_number
+
     if isinstance(value, bool):
         raise SpecError(f"{what} must be a number, got the boolean {value!r}")
     if isinstance(value, Fraction):
-        return value
-    if isinstance(value, int):
-        return Fraction(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise SpecError(f"{what} must be finite, got {value!r}")
-        return Fraction(repr(value))
+        return check_number(value, what)
+    if not isinstance(value, (int, float, str)):
+        value = str(value)  # e.g. a numpy or sympy number: read back as text
     try:
-        return Fraction(str(value).strip())
-    except (ValueError, ZeroDivisionError):
-        raise SpecError(f"{what} must be a finite rational number, got {value!r}") from None
+        return parse_number(value, what)
+    except LLCGeoError as err:
+        raise SpecError(str(err)) from None
 
 
 def exact_vector(values: Iterable[Any] | None, what: str, length: int | None = None):
@@ -114,25 +115,33 @@ def _expression(value: Any, names: tuple[str, ...], what: str) -> Expr:
         unknown = variables(value) - set(names)
         if unknown:
             raise SpecError(f"{what} uses undeclared names {sorted(unknown)}")
-        return value
+        return check_expression(value, what)
     if not isinstance(value, str):
         value = str(value)  # e.g. a sympy expression: re-read through the safe parser
     from llcgeo.parse import parse_expression
 
-    return parse_expression(value, names, what=what)
+    return check_expression(parse_expression(value, names, what=what), what)
 
 
 def _names(values: Iterable[Any], what: str) -> tuple[str, ...]:
+    """Declared names in Unicode NFKC form, as Python's parser reads the expressions."""
+    from llcgeo.parse import normalized_name
+
     if isinstance(values, str):
         values = values.replace(",", " ").split()
-    out = tuple(str(v) for v in values)
-    if not out:
+    given = tuple(str(v) for v in values)
+    if not given:
         raise SpecError(f"{what} must name at least one variable")
-    for name in out:
+    check_variables(len(given), what)
+    out = tuple(normalized_name(v) for v in given)
+    for name, written in zip(out, given):
         if not name.isidentifier() or name.startswith("_"):
-            raise SpecError(f"{what}: {name!r} is not a valid variable name")
-    if len(set(out)) != len(out):
-        raise SpecError(f"{what} repeats a name: {list(out)}")
+            raise SpecError(f"{what}: {written!r} is not a valid variable name")
+    for i, name in enumerate(out):
+        if name in out[:i]:
+            first = given[out.index(name)]
+            same = "repeats" if first == given[i] else "after Unicode normalization (NFKC) repeats"
+            raise SpecError(f"{what} {same} a name: {first!r} and {given[i]!r}")
     return out
 
 
@@ -362,6 +371,15 @@ class LinearLayer(_Spec):
         dimension(self.m, "m")
         if not isinstance(self.bias, bool):
             raise SpecError(f"bias must be True or False, got {self.bias!r}")
+
+
+def check_samples(n: Any, what: str = "n") -> int:
+    """A validated number of samples: an integer of at least 2 (a fit and a spread need two)."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise SpecError(f"{what} (the number of samples) must be an integer, got {n!r}")
+    if n < 2:
+        raise SpecError(f"{what} (the number of samples) must be at least 2, got {n}")
+    return n
 
 
 REFINES = ("all", "weight", "bias")

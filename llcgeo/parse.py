@@ -13,8 +13,10 @@ node by node against an allowlist before a single :mod:`llcgeo.expr` node is bui
 The exponent of ``**`` must be a constant expression that folds to a rational ``|k| <=
 max_exponent``, and nested powers multiply (``(x**8)**16`` raises ``x`` to the 128th), so their
 product is capped by the same bound: no input can make a later exact fold explode. Constant
-sub-expressions that fold to an exact rational (of at most ``MAX_FOLDED_BITS`` bits) become one
-number (``2**-1`` is ``1/2``); in particular every exponent is a single number.
+sub-expressions that fold to an exact rational become one number (``2**-1`` is ``1/2``); in
+particular every exponent is a single number. Every number, as written or folded, has at most
+:data:`llcgeo.limits.MAX_DIGITS` digits, and identifiers are compared after Unicode NFKC
+normalization (as Python's parser reads them).
 Everything else (attributes, subscripts, strings, lambdas, comprehensions, comparisons, ``^``,
 ``//``, keyword arguments...) is rejected with :class:`~llcgeo.errors.ExpressionError`, whose
 message names ``what`` was being parsed and what was not allowed.
@@ -36,13 +38,15 @@ from __future__ import annotations
 import ast
 import math
 import re
+import unicodedata
 import warnings
 from collections.abc import Iterable
 from fractions import Fraction
 from typing import Any
 
-from llcgeo.errors import ExpressionError
+from llcgeo.errors import ExpressionError, LLCGeoError
 from llcgeo.expr import CONSTANTS, FUNCTIONS, Binary, Call, Const, Expr, Neg, Num, Var, fold
+from llcgeo.limits import MAX_DIGITS, check_number
 
 _BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
 _OPERATOR_HINTS = {
@@ -87,8 +91,20 @@ _CONSTANT_PROBLEMS = {
     bool: "booleans are not allowed",
 }
 _LITERAL_EXPONENT = re.compile(r"[eE]([-+]?[0-9_]+)")
-MAX_LITERAL_EXPONENT = 400  # beyond float range either way; stops 1e-999999999 costing minutes
-MAX_FOLDED_BITS = 1024
+# a numeric literal as Python reads it; checked before Python converts it (which is slow and, past
+# 4 300 digits, an error of its own)
+_LITERAL = re.compile(r"(?<![\w.])[0-9][0-9_]*(?:\.[0-9_]*)?")
+BOM = "\ufeff"
+
+
+def normalized_name(name: str) -> str:
+    """A name as Python's parser reads it (Unicode NFKC), so look-alikes such as the full-width
+    ``ｘ`` and ``x`` are one name everywhere.
+
+    >>> normalized_name("\uff58") == "x"
+    True
+    """
+    return unicodedata.normalize("NFKC", name)
 
 
 def parse_expression(
@@ -116,7 +132,8 @@ def parse_expression(
     _check_depth(tree, what, max_depth)
     if isinstance(names, str):
         raise TypeError("names must be a sequence of names, not one string")
-    builder = _Builder(source, frozenset(names), what, allow_calls, Fraction(max_exponent))
+    declared = frozenset(normalized_name(str(n)) for n in names)
+    builder = _Builder(source, declared, what, allow_calls, Fraction(max_exponent))
     return builder.build(tree.body)[0]
 
 
@@ -128,18 +145,24 @@ def parse_number(value: Any, what: str = "number") -> Fraction:
     """
     if isinstance(value, bool):
         raise ExpressionError(f"{what}: expected a number, got the boolean {value}")
-    if isinstance(value, int):
-        return Fraction(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ExpressionError(f"{what}: expected a finite number, got {value}")
-        return Fraction(repr(value))
+    if isinstance(value, (int, float)):
+        return _checked_number(value, what)
     if not isinstance(value, str):
         raise ExpressionError(f"{what}: expected a number, got {type(value).__name__}")
     expr = parse_expression(value, (), what=what, allow_calls=False)
     if not isinstance(expr, Num):
         raise ExpressionError(f"{what}: {value!r} is not an exact rational number")
     return expr.value
+
+
+def _checked_number(value: int | float, what: str) -> Fraction:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ExpressionError(f"{what}: expected a finite number, got {value}")
+    exact = Fraction(repr(value)) if isinstance(value, float) else Fraction(value)
+    try:
+        return check_number(exact, what)
+    except LLCGeoError as err:
+        raise ExpressionError(str(err)) from None
 
 
 def _checked_text(text: Any, what: str, max_length: int) -> str:
@@ -149,9 +172,16 @@ def _checked_text(text: Any, what: str, max_length: int) -> str:
         raise ExpressionError(
             f"{what}: the expression is {len(text)} characters long, more than {max_length}"
         )
-    source = text.strip()
+    source = text.strip().lstrip(BOM).strip()
     if not source:
         raise ExpressionError(f"{what}: the expression is empty")
+    for match in _LITERAL.finditer(source):
+        count = sum(c.isdigit() for c in match.group())
+        if count > MAX_DIGITS:
+            raise ExpressionError(
+                f"{what}: a number with {count} digits is longer than the limit of {MAX_DIGITS} "
+                f"digits (found at column {match.start() + 1})"
+            )
     return source
 
 
@@ -229,17 +259,25 @@ class _Builder:
             problem = _CONSTANT_PROBLEMS.get(type(value), f"the constant {value!r} is not allowed")
             raise self.fail(problem, node)
         if isinstance(value, int):
-            return Num(Fraction(value))
+            return Num(self.checked(Fraction(value), node))
         return Num(self.exact_float(node))
 
     def exact_float(self, node: ast.Constant) -> Fraction:
-        if not math.isfinite(node.value):
-            raise self.fail(f"the number {node.value} is not finite", node)
         literal = (ast.get_source_segment(self.source, node) or repr(node.value)).replace("_", "")
         match = _LITERAL_EXPONENT.search(literal)
-        if match and abs(int(match.group(1))) > MAX_LITERAL_EXPONENT:
-            raise self.fail("the number's decimal exponent is out of range", node)
-        return Fraction(literal)
+        if match and abs(int(match.group(1))) > MAX_DIGITS:
+            raise self.fail(
+                f"the number's decimal exponent is beyond +-{MAX_DIGITS} (the digit limit)", node
+            )
+        if not math.isfinite(node.value):
+            raise self.fail(f"the number {node.value} is not finite", node)
+        return self.checked(Fraction(literal), node)
+
+    def checked(self, value: Fraction, node: ast.AST) -> Fraction:
+        try:
+            return check_number(value, self.what)
+        except LLCGeoError as err:
+            raise self.fail(str(err).removeprefix(f"{self.what}: "), node) from None
 
     def name(self, node: ast.Name) -> Expr:
         if node.id in self.names:
@@ -312,14 +350,9 @@ class _Builder:
             raise self.fail("division by zero", node)
         if isinstance(value, complex):
             raise self.fail("the constant is not a real number", node)
-        if isinstance(value, Fraction) and _short(value):
-            return Num(value)
+        if isinstance(value, Fraction):
+            return Num(self.checked(value, node))
         return expr
-
-
-def _short(value: Fraction) -> bool:
-    # a folded number must print short enough for its text to be read back
-    return max(value.numerator.bit_length(), value.denominator.bit_length()) <= MAX_FOLDED_BITS
 
 
 def _operands(expr: Expr) -> tuple[Expr, ...]:

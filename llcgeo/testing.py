@@ -26,7 +26,7 @@ from fractions import Fraction
 from typing import Any
 
 from llcgeo import manifolds as mf
-from llcgeo.numerics.config import SGLDConfig
+from llcgeo.config import SGLDConfig
 from llcgeo.reconcile.model import Case, CaseResult
 
 TARGET_STEP = 0.2  # eps (nbeta h_max + gamma): a small, stable step on the stiffest direction

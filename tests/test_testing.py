@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 
 from llcgeo import manifolds as mf
-from llcgeo.numerics.config import SGLDConfig
+from llcgeo.config import SGLDConfig
 from llcgeo.reconcile.model import CaseResult
 from llcgeo.testing import (
     assert_llc_matches_theory,

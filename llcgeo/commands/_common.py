@@ -130,7 +130,7 @@ def add_sgld_arguments(parser: argparse.ArgumentParser, *, n_default: int = 20_0
 
 
 def config_from_args(args):
-    from llcgeo.numerics.config import SGLDConfig
+    from llcgeo.config import SGLDConfig
 
     return SGLDConfig(
         eps=args.eps,

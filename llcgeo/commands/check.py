@@ -33,12 +33,13 @@ def register(subparsers) -> None:
 
 
 def handle(args) -> int:
-    from llcgeo.commands.report import ProgressPrinter
     from llcgeo.reconcile.hypotheses import hypothesis_experiment, load_hypotheses
+
+    hypotheses = load_hypotheses(args.files)  # every file checked before torch or the report load
+    from llcgeo.commands.report import ProgressPrinter
     from llcgeo.reconcile.verdict import THRESHOLDS_MARKDOWN
     from llcgeo.report import run_experiments
 
-    hypotheses = load_hypotheses(args.files)
     printer = None if args.quiet else ProgressPrinter(sys.stderr)
     try:
         report = run_experiments(

@@ -4,7 +4,7 @@ Pure torch/numpy: no sympy, no files, no drawing. Chains advance together as a b
 randomness comes from explicit generators seeded from one integer.
 """
 
-from llcgeo.numerics.config import SGLDConfig
+from llcgeo.config import SGLDConfig
 from llcgeo.numerics.diagnostics import ess, rhat
 from llcgeo.numerics.estimate import estimate_llc
 from llcgeo.numerics.isometry import IsometrySpec, IsometryTrace, simulate_isometry

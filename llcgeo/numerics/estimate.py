@@ -21,8 +21,8 @@ import time
 import numpy as np
 import torch
 
+from llcgeo.config import SGLDConfig
 from llcgeo.errors import EstimationError
-from llcgeo.numerics.config import SGLDConfig
 from llcgeo.numerics.device import (
     make_generator,
     resolve_device,

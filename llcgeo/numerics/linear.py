@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from llcgeo.numerics.config import SGLDConfig
+from llcgeo.config import SGLDConfig
 from llcgeo.numerics.device import resolve_dtype
 from llcgeo.numerics.problem import Problem
 

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from llcgeo.config import SGLDConfig
 from llcgeo.errors import SpecError
-from llcgeo.manifolds import LinearLayer, check_refine
-from llcgeo.numerics.config import SGLDConfig
+from llcgeo.limits import check_linear_run
+from llcgeo.manifolds import LinearLayer, check_refine, check_samples
 from llcgeo.numerics.device import make_generator, resolve_device, stream, thread_policy
 from llcgeo.numerics.estimate import estimate_problem
 from llcgeo.numerics.linear import (
@@ -121,8 +122,9 @@ def measure_linear(
     data on ``manifold``, centred at the least-squares fit."""
     started = time.perf_counter()
     check_refine(refine, layer)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-        raise SpecError(f"n must be an integer of at least 2, got {n!r}")
+    check_samples(n)
+    sizes = dict(n=n, d=manifold.d, m=layer.m, bias=layer.bias)
+    check_linear_run(**sizes, chains=config.chains, steps=config.steps)
     target = resolve_device(device)
     with thread_policy(config.chains * layer.m * (manifold.d + layer.bias), target):
         data = teacher_student(manifold, layer, n, seed=seed, sigma=sigma)

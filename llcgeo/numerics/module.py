@@ -13,8 +13,8 @@ from collections.abc import Callable
 import torch
 from torch.func import functional_call, grad_and_value, vmap
 
+from llcgeo.config import SGLDConfig
 from llcgeo.errors import EstimationError
-from llcgeo.numerics.config import SGLDConfig
 from llcgeo.numerics.problem import Problem
 
 PerSampleLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

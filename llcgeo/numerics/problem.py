@@ -13,8 +13,9 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from llcgeo.config import SGLDConfig
+from llcgeo.limits import check_memory, sampling_bytes
 from llcgeo.numerics import diagnostics
-from llcgeo.numerics.config import SGLDConfig
 from llcgeo.numerics.result import LLCEstimate
 from llcgeo.numerics.sgld import ChainRun, LossAndGrad, build_kernel, init, minibatches, run_chains
 
@@ -43,6 +44,11 @@ class Problem(NamedTuple):
 
 def run_problem(problem: Problem, config: SGLDConfig, generator, progress=None) -> ChainRun:
     """All ``config.chains`` chains from ``problem.start`` for ``config.steps`` steps."""
+    chains, size = config.chains, problem.start.numel()
+    check_memory(
+        sampling_bytes(chains=chains, steps=config.steps, parameters=size),
+        f"sampling {chains} chains x {config.steps} steps of {size} parameters",
+    )
     step = build_kernel(
         problem.loss_and_grad,
         config,

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from llcgeo.config import SGLDConfig
 from llcgeo.errors import EstimationError
-from llcgeo.numerics.config import SGLDConfig
 
 
 def _frozen_array(values, what: str, ndim: int) -> np.ndarray:

@@ -34,6 +34,7 @@ from llcgeo.manifolds import (
 
 TORCH_FUNCTIONS = {"sin": torch.sin, "cos": torch.cos, "exp": torch.exp, "sqrt": torch.sqrt}
 TORCH_CONSTANTS = {"pi": math.pi}
+NEWTON_CHUNK = 1 << 16
 NEWTON_STEPS = 60
 NEWTON_TOLERANCE = 1e-10
 NEWTON_ROUNDS = 8
@@ -142,7 +143,16 @@ def _parametric(spec: ParametricManifold, n, generator):
 
 
 def _newton_project(spec: ImplicitHypersurface, x: torch.Tensor):
-    """Newton steps ``x <- x - F grad F / |grad F|^2``; returns the points and which converged."""
+    """Newton steps ``x <- x - F grad F / |grad F|^2``; returns the points and which converged.
+
+    Rows are independent, so they are projected ``NEWTON_CHUNK`` at a time: the autograd graph,
+    one tensor per node of ``F``, then holds a bounded number of rows whatever ``n`` is.
+    """
+    parts = [_newton_chunk(spec, chunk) for chunk in x.split(NEWTON_CHUNK)]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+def _newton_chunk(spec: ImplicitHypersurface, x: torch.Tensor):
     for _ in range(NEWTON_STEPS):
         x = x.detach().requires_grad_(True)
         value = _fold_columns(spec.F, spec.variables, x)
@@ -154,20 +164,31 @@ def _newton_project(spec: ImplicitHypersurface, x: torch.Tensor):
     with torch.no_grad():
         residual = _fold_columns(spec.F, spec.variables, x)
         scale = 1.0 + x.abs().amax(dim=1)
-        return x, torch.isfinite(x).all(dim=1) & (residual.abs() <= NEWTON_TOLERANCE * scale)
+        finite = torch.isfinite(x).all(dim=1) & torch.isfinite(residual)
+        return x, finite & (residual.abs() <= NEWTON_TOLERANCE * scale)
 
 
 def _implicit(spec: ImplicitHypersurface, n, generator):
     """``scale * a`` projected onto ``F = 0``; points that do not converge are redrawn."""
-    kept, have = [], 0
+    kept, have, overflowed = [], 0, 0
     for _ in range(NEWTON_ROUNDS):
         start = float(spec.scale) * _gaussian_draws(max(2 * (n - have), 16), spec.d, generator)
         x, ok = _newton_project(spec, start)
         kept.append(x[ok])
         have += int(ok.sum())
+        overflowed += int((~torch.isfinite(x).all(dim=1)).sum())
         if have >= n:
             return torch.cat(kept)[:n].detach()
-    raise EstimationError(
+    raise EstimationError(_projection_failure(spec, n, have, overflowed))
+
+
+def _projection_failure(spec: ImplicitHypersurface, n: int, have: int, overflowed: int) -> str:
+    if overflowed and not have:
+        return (
+            f"Newton projection onto F = 0 overflowed float64 for {overflowed} starting points "
+            "(F or its gradient is too large there): divide F by its largest coefficient"
+        )
+    return (
         f"Newton projection onto F = 0 converged for only {have} of the {n} points asked for "
         f"after {NEWTON_ROUNDS} rounds; is the zero set of F real and near radius ~{spec.scale}?"
     )

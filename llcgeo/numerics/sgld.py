@@ -28,8 +28,8 @@ from typing import NamedTuple
 
 import torch
 
+from llcgeo.config import SGLDConfig
 from llcgeo.errors import EstimationError
-from llcgeo.numerics.config import SGLDConfig
 
 LossAndGrad = Callable[[torch.Tensor, "torch.Tensor | None"], tuple[torch.Tensor, torch.Tensor]]
 

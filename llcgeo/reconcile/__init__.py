@@ -1,39 +1,40 @@
-"""Theory and measurement side by side: cases, verdicts, experiments and suites."""
+"""Theory and measurement side by side: cases, verdicts, experiments and suites.
 
-from llcgeo.reconcile.cases import reconcile_case
-from llcgeo.reconcile.experiment import SCALES, Experiment
-from llcgeo.reconcile.model import (
-    Case,
-    CaseResult,
-    Claim,
-    ExperimentResult,
-    Figure,
-    Panel,
-    Series,
-)
-from llcgeo.reconcile.suites import SUITES, select, suite
-from llcgeo.reconcile.verdict import ESS_MIN, RHAT_MAX, THRESHOLDS_MARKDOWN, Z_AGREE, decide
+Each name loads its module on first use, so importing one module of this package (the data
+model, say, to validate a hypothesis file) loads no torch.
+"""
 
-reconcile = reconcile_case
+from importlib import import_module
 
-__all__ = [
-    "ESS_MIN",
-    "RHAT_MAX",
-    "SCALES",
-    "SUITES",
-    "THRESHOLDS_MARKDOWN",
-    "Z_AGREE",
-    "Case",
-    "CaseResult",
-    "Claim",
-    "Experiment",
-    "ExperimentResult",
-    "Figure",
-    "Panel",
-    "Series",
-    "decide",
-    "reconcile",
-    "reconcile_case",
-    "select",
-    "suite",
-]
+_EXPORTS = {
+    "reconcile_case": "llcgeo.reconcile.cases",
+    "SCALES": "llcgeo.reconcile.experiment",
+    "Experiment": "llcgeo.reconcile.experiment",
+    "Case": "llcgeo.reconcile.model",
+    "CaseResult": "llcgeo.reconcile.model",
+    "Claim": "llcgeo.reconcile.model",
+    "ExperimentResult": "llcgeo.reconcile.model",
+    "Figure": "llcgeo.reconcile.model",
+    "Panel": "llcgeo.reconcile.model",
+    "Series": "llcgeo.reconcile.model",
+    "SUITES": "llcgeo.reconcile.suites",
+    "select": "llcgeo.reconcile.suites",
+    "suite": "llcgeo.reconcile.suites",
+    "ESS_MIN": "llcgeo.reconcile.verdict",
+    "RHAT_MAX": "llcgeo.reconcile.verdict",
+    "THRESHOLDS_MARKDOWN": "llcgeo.reconcile.verdict",
+    "Z_AGREE": "llcgeo.reconcile.verdict",
+    "decide": "llcgeo.reconcile.verdict",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'llcgeo.reconcile' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *_EXPORTS})

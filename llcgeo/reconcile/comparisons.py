@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from llcgeo import manifolds as mf
-from llcgeo.numerics.config import SGLDConfig
+from llcgeo.config import SGLDConfig
 from llcgeo.reconcile.design import case_row, make_case, measured, reference, run_case, tuned
 from llcgeo.reconcile.experiment import Experiment, check_scale
 from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series

@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from llcgeo import manifolds as mf
-from llcgeo.numerics.config import SGLDConfig
+from llcgeo.config import SGLDConfig
 from llcgeo.reconcile.cases import reconcile_case
 from llcgeo.reconcile.model import Case
 

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import math
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -65,14 +66,14 @@ from pathlib import Path
 from typing import Any
 
 from llcgeo import manifolds as mf
+from llcgeo.config import SGLDConfig
 from llcgeo.errors import LLCGeoError, SpecError
 from llcgeo.expr import Binary, Call, Const, Expr, Neg, Num, Var, fold, is_polynomial
-from llcgeo.numerics.config import SGLDConfig
+from llcgeo.limits import check_number
 from llcgeo.parse import parse_expression, parse_number
 from llcgeo.reconcile.experiment import Experiment
 from llcgeo.reconcile.model import Case, CaseResult, Claim, ExperimentResult, Figure, Panel, Series
 from llcgeo.reconcile.stats import combined, singles_out
-from llcgeo.theory.symbolic import fraction
 
 try:
     import tomllib
@@ -192,7 +193,7 @@ class _File:
     def integer(self, value: Any, key: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.error(key, f"must be an integer, got {_kind(value)}")
-        return value
+        return int(check_number(value, self.at(key)))
 
     def names(self, value: Any, key: str) -> tuple[str, ...]:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -211,33 +212,46 @@ def _kind(value: Any) -> str:
     return kinds.get(type(value), type(value).__name__)
 
 
-def load_hypothesis(path: str | Path) -> Hypothesis:
+def load_hypothesis(path: str | Path, *, time_limit: float | None = None) -> Hypothesis:
     """Read and check a hypothesis file; the experiment's name is the file's stem."""
     path = Path(path)
+    text = read_text_file(path, MAX_FILE_BYTES)
+    return parse_hypothesis(text, name=path.stem, source=str(path), time_limit=time_limit)
+
+
+def read_text_file(path: Path, max_bytes: int) -> str:
+    """The UTF-8 text of a regular file of at most ``max_bytes`` (a byte-order mark is dropped);
+    a FIFO, device or folder is refused before it is opened, so nothing blocks."""
     try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise SpecError(f"{path}: not a regular file (a folder, FIFO or device)")
         with path.open("rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
+            raw = handle.read(max_bytes + 1)
     except OSError as err:
         raise SpecError(f"{path}: cannot be read ({err.strerror or err})") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise SpecError(f"{path}: the file is larger than {MAX_FILE_BYTES >> 20} MiB")
+    if len(raw) > max_bytes:
+        raise SpecError(f"{path}: the file is larger than {max_bytes >> 20} MiB")
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise SpecError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-    return parse_hypothesis(text, name=path.stem, source=str(path))
 
 
-def parse_hypothesis(text: str, *, name: str, source: str = "<text>") -> Hypothesis:
-    """Check the TOML ``text`` of a hypothesis and derive its exact prediction."""
+def parse_hypothesis(
+    text: str, *, name: str, source: str = "<text>", time_limit: float | None = None
+) -> Hypothesis:
+    """Check the TOML ``text`` of a hypothesis and derive its exact prediction (within
+    ``time_limit`` seconds; ``None``: the default of :mod:`llcgeo.limits`)."""
     where = _File(source)
-    data = _toml(text, where)
+    data = _toml(text.removeprefix("\ufeff"), where)
     where.table(data, "top level", TOP_KEYS, required=("manifold", "layer", "claims"))
     manifold = _wrapped(where, "manifold", lambda: _manifold(data["manifold"], where))
     layer, refine = _layer(data["layer"], where)
     n, config, seed, sigma = _sampler(data.get("sampler", {}), where)
     claims = _claims(data["claims"], where, m=layer.m, d=manifold.d)
-    prediction = _wrapped(where, _derived_key(manifold), lambda: _predict(manifold, layer, refine))
+    prediction = _wrapped(
+        where, _derived_key(manifold), lambda: _predict(manifold, layer, refine, time_limit)
+    )
     return Hypothesis(
         name=_name(name, where),
         title=where.text(data.get("title", name), "title"),
@@ -262,6 +276,8 @@ def _toml(text: str, where: _File) -> dict:
         raise SpecError(f"{where.source}: not valid TOML ({err})") from None
     except RecursionError:
         raise SpecError(f"{where.source}: the TOML is nested too deeply to read") from None
+    except ValueError as err:  # e.g. Python's own limit on the digits of an integer
+        raise SpecError(f"{where.source}: not valid TOML ({err})") from None
 
 
 def _name(name: str, where: _File) -> str:
@@ -293,10 +309,10 @@ def _derived_key(manifold) -> str:
     return "manifold"
 
 
-def _predict(manifold, layer, refine):
+def _predict(manifold, layer, refine, time_limit):
     from llcgeo.theory import predicted_llc
 
-    return predicted_llc(manifold, layer, refine)
+    return predicted_llc(manifold, layer, refine, time_limit=time_limit)
 
 
 # --- [manifold] --------------------------------------------------------------------------------
@@ -512,8 +528,8 @@ def evaluate_claim(tree: Expr, *, m: int, d: int, what: str = "claim") -> Fracti
     except ZeroDivisionError:
         raise SpecError(f"{what}: divides by zero at m = {m}, d = {d}") from None
     if not isinstance(value, Fraction):
-        raise SpecError(f"{what}: is not rational at m = {m}, d = {d} (got {value})")
-    return value
+        raise SpecError(f"{what}: is not rational at m = {m}, d = {d}")
+    return check_number(value, f"{what} at m = {m}, d = {d}")
 
 
 # --- the experiment: measure the cases, judge every claim ---------------------------------------
@@ -605,11 +621,15 @@ def _measurement_verdict(measured: _Measured, case_verdict: str) -> tuple[str, s
 def alternative_llc(prediction) -> Fraction:
     """The LLC the opposite geometry would give: none lost where the prediction loses some,
     one direction per output (``m/2``) lost where it loses none."""
+    from llcgeo.theory.symbolic import fraction
+
     llc, unconstrained = fraction(prediction.llc), fraction(prediction.llc_unconstrained)
     return unconstrained if llc != unconstrained else llc - Fraction(prediction.layer.m, 2)
 
 
 def _measured(hypothesis: Hypothesis, key: str, results: Mapping) -> _Measured:
+    from llcgeo.theory.symbolic import fraction
+
     p, m = hypothesis.prediction, Fraction(hypothesis.layer.m)
     llc, unconstrained = fraction(p.llc), fraction(p.llc_unconstrained)
     other = alternative_llc(p)
@@ -629,6 +649,8 @@ def _measured(hypothesis: Hypothesis, key: str, results: Mapping) -> _Measured:
 
 def _flat_alternative(hypothesis: Hypothesis) -> Fraction | None:
     """The LLC had the support's flatness been the opposite, when this layer can tell."""
+    from llcgeo.theory.symbolic import fraction
+
     p, m = hypothesis.prediction, Fraction(hypothesis.layer.m)
     llc, unconstrained = fraction(p.llc), fraction(p.llc_unconstrained)
     if p.flat:
@@ -701,12 +723,14 @@ def _nan_if_none(value: float | None) -> float:
     return math.nan if value is None else value
 
 
-def load_hypotheses(paths: Sequence[str | Path]) -> tuple[Hypothesis, ...]:
+def load_hypotheses(
+    paths: Sequence[str | Path], *, time_limit: float | None = None
+) -> tuple[Hypothesis, ...]:
     """Load every file, reporting the errors of all of them at once (nothing runs before)."""
     loaded, errors = [], []
     for path in paths:
         try:
-            loaded.append(load_hypothesis(path))
+            loaded.append(load_hypothesis(path, time_limit=time_limit))
         except LLCGeoError as err:
             errors.append(str(err))
     names = [h.name for h in loaded]

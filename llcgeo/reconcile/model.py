@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from llcgeo.manifolds import LinearLayer, ManifoldSpec, check_refine
-from llcgeo.numerics.config import SGLDConfig
+from llcgeo.config import SGLDConfig
+from llcgeo.limits import check_linear_run
+from llcgeo.manifolds import LinearLayer, ManifoldSpec, check_refine, check_samples
 from llcgeo.serialize import stable_hash, to_jsonable
 
 VERDICTS = ("agree", "disagree", "inconclusive")
@@ -35,10 +36,15 @@ class Case:
 
     def __post_init__(self):
         check_refine(self.refine, self.layer)
-        if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 2:
-            raise ValueError(f"n must be an integer of at least 2, got {self.n!r}")
-        if self.manifold.d < 1:
-            raise ValueError("the manifold must have dimension at least 1")
+        check_samples(self.n)
+        check_linear_run(
+            n=self.n,
+            d=self.manifold.d,
+            m=self.layer.m,
+            bias=self.layer.bias,
+            chains=self.config.chains,
+            steps=self.config.steps,
+        )
 
     def key(self, version: str) -> str:
         """A hash of the full spec and the package version: the results-store key."""

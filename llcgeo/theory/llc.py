@@ -122,15 +122,21 @@ def _closed_form(manifold, layer: LinearLayer, refine: str, block_rank: int) -> 
 
 
 def predicted_llc(
-    manifold: mf.ManifoldSpec, layer: LinearLayer, refine: str = "all"
+    manifold: mf.ManifoldSpec,
+    layer: LinearLayer,
+    refine: str = "all",
+    *,
+    time_limit: float | None = None,
 ) -> LLCPrediction:
     """``LLC = rank(I_m (x) B) / 2`` for the moving block ``B`` of ``E[z z^T]``.
 
     ``refine``: "all" (every parameter), "weight" (``W`` alone, ``b`` frozen), "bias"
-    (``b`` alone). The drop is measured against Gaussian data with the same layer.
+    (``b`` alone). The drop is measured against Gaussian data with the same layer. A derivation
+    that runs longer than ``time_limit`` seconds (``None``: the default of :mod:`llcgeo.limits`,
+    ``math.inf``: no bound) raises ``DerivationError``.
     """
     check_refine(refine, layer)
-    support = affine_support(manifold)
+    support = affine_support(manifold, seconds=time_limit)
     hessian = _hessian(support, layer, refine)
     unconstrained = layer.m * unconstrained_rank(manifold.d, layer, refine)
     return LLCPrediction(

@@ -36,6 +36,16 @@ def _terms(expr: sp.Expr, params) -> dict[sp.Expr, sp.Expr]:
     return out
 
 
+def _defined(phi, names, index: int) -> sp.Expr:
+    """``phi[index]`` in sympy, or ``DerivationError`` when it is undefined everywhere."""
+    expr = to_sympy(phi, names)
+    if expr.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+        raise DerivationError(
+            f"phi[{index}] is undefined at every parameter value (it divides by zero)"
+        )
+    return expr
+
+
 def _fraction(value: sp.Expr, what: str) -> Fraction:
     value = sp.nsimplify(value) if value.is_number and not value.is_Rational else value
     if not value.is_Rational:
@@ -56,7 +66,7 @@ def parametric_support(manifold: ParametricManifold) -> AffineSupport:
     """The affine hull of ``{phi(t) : t in the parameter box}``."""
     names = symbols_for(manifold.parameters)
     params = [names[p] for p in manifold.parameters]
-    columns = [_terms(to_sympy(phi, names), params) for phi in manifold.phi]
+    columns = [_terms(_defined(phi, names, i), params) for i, phi in enumerate(manifold.phi)]
     keys = sorted({k for col in columns for k in col if k != 1}, key=sp.default_sort_key)
     rows = _constraint_rows(columns, keys)
     basis = rows.nullspace() if rows.rows else sp.eye(manifold.d).columnspace()

@@ -23,6 +23,7 @@ from functools import singledispatch
 import sympy as sp
 
 from llcgeo import manifolds as mf
+from llcgeo.limits import time_limit
 
 Vector = tuple[Fraction, ...]
 
@@ -76,27 +77,36 @@ def _coordinates_fixed(d: int, indices, point) -> AffineSupport:
     return AffineSupport(d, forms, tuple(point[i] for i in indices))
 
 
+def affine_support(manifold, *, seconds: float | None = None) -> AffineSupport:
+    """The exact affine hull of the support of ``manifold``'s data distribution, derived within
+    ``seconds`` (``None``: the configured default of :mod:`llcgeo.limits`; ``math.inf``: no
+    bound) or refused with ``DerivationError``."""
+    if not isinstance(manifold, mf.MANIFOLD_TYPES):
+        raise TypeError(f"no affine hull is known for {type(manifold).__name__}")
+    with time_limit(seconds, f"the exact derivation for {type(manifold).__name__}"):
+        return _support(manifold)
+
+
 @singledispatch
-def affine_support(manifold) -> AffineSupport:
-    """The exact affine hull of the support of ``manifold``'s data distribution."""
+def _support(manifold) -> AffineSupport:
     raise TypeError(f"no affine hull is known for {type(manifold).__name__}")
 
 
-@affine_support.register(mf.Gaussian)
-@affine_support.register(mf.Sphere)
-@affine_support.register(mf.Ellipsoid)
+@_support.register(mf.Gaussian)
+@_support.register(mf.Sphere)
+@_support.register(mf.Ellipsoid)
 def _full(manifold) -> AffineSupport:
     return AffineSupport(manifold.d)
 
 
-@affine_support.register(mf.RMSNormImage)
+@_support.register(mf.RMSNormImage)
 def _rmsnorm(manifold: mf.RMSNormImage) -> AffineSupport:
     # a zero gain pins its coordinate to 0; the rest is an ellipsoid in the remaining axes
     zeros = [i for i, g in enumerate(manifold.gain or ()) if g == 0]
     return _coordinates_fixed(manifold.d, zeros, (Fraction(0),) * manifold.d)
 
 
-@affine_support.register(mf.LayerNormImage)
+@_support.register(mf.LayerNormImage)
 def _layernorm(manifold: mf.LayerNormImage) -> AffineSupport:
     d = manifold.d
     gain = manifold.gain or (Fraction(1),) * d
@@ -109,31 +119,31 @@ def _layernorm(manifold: mf.LayerNormImage) -> AffineSupport:
     return AffineSupport(d, (alpha,), (sum(a * b for a, b in zip(alpha, bias)),))
 
 
-@affine_support.register(mf.Simplex)
+@_support.register(mf.Simplex)
 def _simplex(manifold: mf.Simplex) -> AffineSupport:
     return AffineSupport(manifold.d, ((Fraction(1),) * manifold.d,), (Fraction(1),))
 
 
-@affine_support.register(mf.Hyperplane)
+@_support.register(mf.Hyperplane)
 def _hyperplane(manifold: mf.Hyperplane) -> AffineSupport:
     return AffineSupport(manifold.d, (manifold.normal,), (manifold.offset,))
 
 
-@affine_support.register(mf.BumpedHyperplane)
+@_support.register(mf.BumpedHyperplane)
 def _bumped(manifold: mf.BumpedHyperplane) -> AffineSupport:
     if manifold.flat:
         return _coordinates_fixed(manifold.d, [manifold.d - 1], (Fraction(0),) * manifold.d)
     return AffineSupport(manifold.d)
 
 
-@affine_support.register(mf.ImplicitHypersurface)
+@_support.register(mf.ImplicitHypersurface)
 def _implicit(manifold: mf.ImplicitHypersurface) -> AffineSupport:
     from llcgeo.theory.hypersurface import hypersurface_support
 
     return hypersurface_support(manifold)
 
 
-@affine_support.register(mf.ParametricManifold)
+@_support.register(mf.ParametricManifold)
 def _parametric(manifold: mf.ParametricManifold) -> AffineSupport:
     from llcgeo.theory.parametric import parametric_support
 

@@ -98,7 +98,7 @@ def test_bad_device_seed_and_sizes():
         measure_linear(Gaussian(2), LinearLayer(1), "all", 10, CONFIG, seed=0, device="tpu")
     with pytest.raises(SpecError, match="seed"):
         measure_linear(Gaussian(2), LinearLayer(1), "all", 10, CONFIG, seed=-1, device="cpu")
-    with pytest.raises(SpecError, match="n must be"):
+    with pytest.raises(SpecError, match=r"n \(the number of samples\) must be"):
         measure_linear(Gaussian(2), LinearLayer(1), "all", 1, CONFIG, seed=0, device="cpu")
     with pytest.raises(SpecError, match="refine='bias' needs"):
         measure_linear(Gaussian(2), LinearLayer(1), "bias", 10, CONFIG, seed=0, device="cpu")

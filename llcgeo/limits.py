@@ -1,0 +1,293 @@
+"""The limits that keep every input's work bounded, each stated once (standard library only).
+
+Every entry point (CLI flags, hypothesis files, Python specs) checks its input against these
+*before* the work starts, so a mistyped exponent or a hostile file gets a clear error naming the
+limit and the value within seconds, never minutes of sympy or gigabytes of torch.
+
+=========================  =========  ==========================================================
+limit                      value      why
+=========================  =========  ==========================================================
+digits of any number       100        more than any physical constant needs; big integers make
+                                      factoring and exact arithmetic slow without bound
+variables of an equation   64         sympy's factoring recurses per variable; a flat set in
+                                      higher d is a ``hyperplane`` family, which has no limit
+total degree               64         the parser's exponent cap, applied to the expanded whole
+terms after expansion      20 000     a degree-4 polynomial in 12 variables has at most 1 820
+coefficient size           4 096 bits the largest coefficient after expansion, bounded
+derivation time            60 s       configurable with ``--time-limit SECONDS`` or the environment
+                                      variable ``LLCGEO_TIME_LIMIT``; named families take ms
+memory of a run            half of    configurable with ``--max-memory GB`` or the environment
+                           the RAM    variable ``LLCGEO_MAX_MEMORY_GB``
+=========================  =========  ==========================================================
+
+>>> from llcgeo.parse import parse_expression
+>>> expression_size(parse_expression("(x + y + 1)**3", ["x", "y"]))
+Size(degree=3, terms=10, bits=15)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from fractions import Fraction
+
+from llcgeo.errors import DerivationError, SpecError
+from llcgeo.expr import Call, Const, Expr, Neg, Num, Var, variables
+
+MAX_DIGITS = 100
+MAX_VARIABLES = 64
+MAX_DEGREE = 64
+MAX_TERMS = 20_000
+MAX_COEFFICIENT_BITS = 4096
+DERIVATION_SECONDS = 60.0
+MEMORY_ENV = "LLCGEO_MAX_MEMORY_GB"
+TIME_ENV = "LLCGEO_TIME_LIMIT"
+MEMORY_FRACTION = 0.5
+_DIGITS_PER_BIT = math.log10(2)
+_SATURATED = 10**15  # sizes are clamped here, so that bounding a huge input stays cheap
+
+
+def digits(value: int) -> int:
+    """Decimal digits of ``|value|``, from its bit length (no string conversion, which Python
+    refuses beyond 4 300 digits); exact up to a few times ``MAX_DIGITS``, a lower bound beyond.
+
+    >>> digits(10**100 - 1), digits(10**100), digits(0)
+    (100, 101, 1)
+    """
+    magnitude = abs(value)
+    low = int((magnitude.bit_length() - 1) * _DIGITS_PER_BIT) + 1 if magnitude else 1
+    if low > 4 * MAX_DIGITS:
+        return low
+    return low + (magnitude >= 10**low)
+
+
+def check_number(value: Fraction | int, what: str) -> Fraction:
+    """``value`` as a ``Fraction`` whose numerator and denominator have at most ``MAX_DIGITS``
+    digits, else ``SpecError``."""
+    value = Fraction(value)
+    longest = max(digits(value.numerator), digits(value.denominator))
+    if longest > MAX_DIGITS:
+        raise SpecError(
+            f"{what}: a number with about {longest} digits is longer than the limit of "
+            f"{MAX_DIGITS} digits"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Size:
+    """Upper bounds on an expression after full expansion: total degree, number of terms and
+    bits of the largest coefficient (``sin``, ``cos``, ``exp`` and ``sqrt`` of anything count
+    as new generators of degree one)."""
+
+    degree: int
+    terms: int
+    bits: int
+
+
+def _clamp(value: int) -> int:
+    return min(int(value), _SATURATED)
+
+
+def _sum(a: Size, b: Size) -> Size:
+    return Size(max(a.degree, b.degree), _clamp(a.terms + b.terms), max(a.bits, b.bits) + 1)
+
+
+def _product(a: Size, b: Size) -> Size:
+    carry = min(a.terms, b.terms).bit_length()  # a coefficient sums at most that many products
+    return Size(
+        _clamp(a.degree + b.degree), _clamp(a.terms * b.terms), _clamp(a.bits + b.bits + carry)
+    )
+
+
+def _power(base: Size, k: Fraction) -> Size:
+    whole = math.ceil(abs(k))
+    if k.denominator != 1 or k < 0:  # not expanded: one opaque generator
+        return Size(1, 1, base.bits)
+    if whole == 0:
+        return Size(0, 1, 1)
+    terms = (
+        math.comb(min(base.terms, _SATURATED) + whole - 1, whole)
+        if base.terms < 10**6
+        else _SATURATED
+    )
+    bits = base.bits * whole + whole * base.terms.bit_length()  # multinomials <= terms**k
+    return Size(_clamp(base.degree * whole), _clamp(terms), _clamp(bits))
+
+
+def _size(expr: Expr) -> Size:
+    if isinstance(expr, Num):
+        v = expr.value
+        return Size(0, 1, max(v.numerator.bit_length(), v.denominator.bit_length(), 1))
+    if isinstance(expr, (Var, Const)):
+        return Size(int(isinstance(expr, Var)), 1, 1)
+    if isinstance(expr, Neg):
+        return _size(expr.operand)
+    if isinstance(expr, Call):
+        return Size(1, 2 if expr.func in ("sin", "cos") else 1, _size(expr.arg).bits)
+    left, right = _size(expr.left), _size(expr.right)
+    if expr.op in ("+", "-"):
+        return _sum(left, right)
+    if expr.op == "**":
+        return _power(left, expr.right.value) if isinstance(expr.right, Num) else Size(1, 1, 1)
+    if expr.op == "/" and not variables(expr.right):
+        return Size(left.degree, left.terms, _clamp(left.bits + right.bits))
+    return _product(left, right)
+
+
+def expression_size(expr: Expr) -> Size:
+    """Bounds on ``expr`` after expansion, computed without expanding it."""
+    try:
+        return _size(expr)
+    except RecursionError:
+        raise SpecError("the expression is nested too deeply to bound its size") from None
+
+
+def check_expression(expr: Expr, what: str) -> Expr:
+    """``expr``, or ``SpecError`` when its expansion would exceed a limit of this module."""
+    size = expression_size(expr)
+    for value, limit, name in (
+        (size.degree, MAX_DEGREE, "total degree"),
+        (size.terms, MAX_TERMS, "number of terms after expansion"),
+        (size.bits, MAX_COEFFICIENT_BITS, "coefficient size in bits after expansion"),
+    ):
+        if value > limit:
+            shown = f"{value:.3g} or more" if value >= _SATURATED else str(value)
+            raise SpecError(
+                f"{what}: the {name} could reach {shown}, more than the limit of {limit}"
+            )
+    return expr
+
+
+def check_variables(count: int, what: str) -> int:
+    """``count``, or ``SpecError`` when an expression-defined manifold has too many axes."""
+    if count > MAX_VARIABLES:
+        raise SpecError(
+            f"{what}: {count} variables are more than the limit of {MAX_VARIABLES} for a manifold "
+            "given by expressions (a flat set in higher dimension is a hyperplane family)"
+        )
+    return count
+
+
+# --- memory ------------------------------------------------------------------------------------
+
+
+def physical_memory() -> int | None:
+    """Bytes of RAM on this machine, or ``None`` where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def memory_limit() -> int | None:
+    """The most bytes one run may plan to use: ``LLCGEO_MAX_MEMORY_GB`` when set, else half of
+    this machine's memory (``None``: no limit known)."""
+    given = os.environ.get(MEMORY_ENV, "").strip()
+    if given:
+        gigabytes = _positive_setting(given, f"--max-memory ({MEMORY_ENV})")
+        return None if math.isinf(gigabytes) else int(gigabytes * 2**30)
+    total = physical_memory()
+    return None if total is None else int(total * MEMORY_FRACTION)
+
+
+def check_memory(nbytes: float, what: str) -> None:
+    """``SpecError`` when ``what`` would need more than :func:`memory_limit` bytes."""
+    limit = memory_limit()
+    if limit is not None and nbytes > limit:
+        raise SpecError(
+            f"{what} would need about {nbytes / 2**30:.3g} GB of memory, more than the limit of "
+            f"{limit / 2**30:.3g} GB; use smaller sizes, or raise the limit with --max-memory GB "
+            f"(or {MEMORY_ENV}) if you mean it"
+        )
+
+
+def sampling_bytes(*, chains: int, steps: int, parameters: int) -> int:
+    """Bytes SGLD holds at its peak (float64): the loss trace and its two copies (summary and
+    diagnostics), and the chains' state with its gradient, noise and temporaries."""
+    return 8 * chains * (3 * steps + 8 * parameters)
+
+
+def linear_run_bytes(*, n: int, d: int, m: int, bias: bool, chains: int, steps: int) -> int:
+    """Bytes a linear-layer measurement holds at its peak (float64): the data and its copies
+    (sampling, design matrix, targets, least squares), the Hessian block, and the sampling."""
+    p = d + bias
+    data = 8 * (6 * n * (p + m) + 2 * p * p)
+    return data + sampling_bytes(chains=chains, steps=steps, parameters=m * p)
+
+
+def check_linear_run(*, n: int, d: int, m: int, bias: bool, chains: int, steps: int) -> None:
+    """:func:`check_memory` for a linear-layer measurement of these sizes."""
+    sizes = f"n = {n}, d = {d}, m = {m}, {chains} chains x {steps} steps"
+    nbytes = linear_run_bytes(n=n, d=d, m=m, bias=bias, chains=chains, steps=steps)
+    check_memory(nbytes, f"a measurement with {sizes}")
+
+
+# --- time --------------------------------------------------------------------------------------
+
+
+class _Expired(BaseException):
+    """Raised by the alarm; a ``BaseException`` so that no ``except Exception`` inside a
+    library swallows it."""
+
+
+def _can_alarm() -> bool:
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+
+
+def _positive_setting(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise SpecError(f"{what} must be a number, got {text!r}") from None
+    if not value > 0:  # also rejects NaN
+        raise SpecError(f"{what} must be positive, got {text!r}")
+    return value
+
+
+def derivation_seconds(seconds: float | None = None) -> float:
+    """The time bound of a derivation: ``seconds`` when given, else ``LLCGEO_TIME_LIMIT`` when
+    set, else ``DERIVATION_SECONDS``; ``math.inf`` means no bound."""
+    if seconds is None:
+        given = os.environ.get(TIME_ENV, "").strip()
+        return (
+            _positive_setting(given, f"--time-limit ({TIME_ENV})") if given else DERIVATION_SECONDS
+        )
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+        raise SpecError(f"the time limit must be a positive number of seconds, got {seconds!r}")
+    return float(seconds)
+
+
+@contextmanager
+def time_limit(seconds: float | None, what: str) -> Iterator[None]:
+    """Raise ``DerivationError`` when the block runs longer than :func:`derivation_seconds`.
+
+    The bound uses the process's interval timer, so it holds in the main thread of a Unix
+    process; elsewhere (a worker thread, Windows) only the size limits bound the work. A limit
+    already running outside keeps its own, earlier deadline.
+    """
+    seconds = derivation_seconds(seconds)
+    if math.isinf(seconds) or not _can_alarm() or signal.getitimer(signal.ITIMER_REAL)[0] > 0:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise _Expired
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except _Expired:
+        raise DerivationError(
+            f"{what} took longer than the time limit of {seconds:g} s and was stopped; simplify "
+            "the input, or raise the limit (--time-limit SECONDS) if you mean it"
+        ) from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
