@@ -18,7 +18,8 @@ from llcgeo.expr import EXPR_TYPES, to_text
 
 
 def to_jsonable(obj: Any) -> Any:
-    """Dataclasses become ``{"type": ..., field: ...}``; fractions and expressions become text."""
+    """Dataclasses become ``{"type": ..., field: ...}``; fractions and expressions become text;
+    floats stay floats, NaN and infinities included (see :func:`dumps_exact`)."""
     if isinstance(obj, EXPR_TYPES):
         return to_text(obj)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
@@ -32,11 +33,60 @@ def to_jsonable(obj: Any) -> Any:
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
     if hasattr(obj, "tolist"):
         return to_jsonable(obj.tolist())
     return obj
+
+
+NONFINITE = "nonfinite"  # the key of the object that stands for NaN or an infinity in the store
+_NONFINITE_TEXT = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def _map_floats(obj: Any, nonfinite) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return nonfinite(obj)
+    if isinstance(obj, dict):
+        return {k: _map_floats(v, nonfinite) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_map_floats(v, nonfinite) for v in obj]
+    return obj
+
+
+def dumps_exact(obj: Any, indent: int | None = 1) -> str:
+    """Strict JSON that :func:`loads_exact` reads back float for float: NaN and infinities are
+    written as ``{"nonfinite": "nan"}`` (``"inf"``, ``"-inf"``).
+
+    >>> loads_exact(dumps_exact({"a": [float("nan"), 1.5, float("-inf")]}))
+    {'a': [nan, 1.5, -inf]}
+    """
+    plain = _map_floats(to_jsonable(obj), lambda v: {NONFINITE: str(v)})
+    return json.dumps(plain, indent=indent, allow_nan=False)
+
+
+def _decode(pairs: list[tuple[str, Any]]) -> Any:
+    if len(pairs) == 1 and pairs[0][0] == NONFINITE and pairs[0][1] in _NONFINITE_TEXT:
+        return _NONFINITE_TEXT[pairs[0][1]]
+    return dict(pairs)
+
+
+def loads_exact(text: str) -> Any:
+    """The value :func:`dumps_exact` wrote (bare ``NaN``/``Infinity`` are refused)."""
+
+    def refuse(name: str) -> Any:
+        raise ValueError(f"non-standard JSON constant {name}")
+
+    return json.loads(text, object_pairs_hook=_decode, parse_constant=refuse)
+
+
+def to_output(obj: Any) -> Any:
+    """Plain values for JSON that other programs read: NaN and infinities become ``null``
+    (a record says why through its status fields), every number stays a JSON number."""
+    return _map_floats(to_jsonable(obj), lambda v: None)
+
+
+def dumps_output(obj: Any, indent: int | None = 1) -> str:
+    """Strict JSON of :func:`to_output`: valid for every parser."""
+    return json.dumps(to_output(obj), indent=indent, allow_nan=False)
 
 
 def stable_hash(obj: Any, salt: str = "") -> str:

@@ -30,3 +30,24 @@ def test_no_eval_or_sympify_on_text():
         if pattern.search(line) and not line.lstrip().startswith("#")
     ]
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    "module", ["llcgeo.reconcile.hypotheses", "llcgeo.reconcile.model", "llcgeo.config"]
+)
+def test_validating_input_loads_neither_torch_nor_sympy(module):
+    code = f"import sys, {module}; print('torch' in sys.modules, 'sympy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False False"
+
+
+def test_an_invalid_hypothesis_file_is_refused_before_torch_loads(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[manifold]\nfamily = 'sphere'\nd = 3\n[layer]\nm = 0\n[claims]\nllc = '1'\n")
+    code = (
+        "import sys\nfrom llcgeo import cli\n"
+        f"status = cli.main(['check', {str(path)!r}])\n"
+        "print(status, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "2 False" and "layer" in out.stderr

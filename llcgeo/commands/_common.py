@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from llcgeo import manifolds as mf
@@ -104,8 +103,10 @@ def layer_from_args(args) -> tuple[mf.LinearLayer, str]:
 
 
 def print_json(obj) -> None:
-    json.dump(obj, sys.stdout, indent=2, default=str)
-    sys.stdout.write("\n")
+    """Strict JSON on stdout: numbers as JSON numbers, ``null`` where a value does not exist."""
+    from llcgeo.serialize import dumps_output
+
+    sys.stdout.write(dumps_output(obj, indent=2) + "\n")
 
 
 def print_table(rows: list[tuple[str, object]]) -> None:

@@ -102,6 +102,8 @@ def print_outcome(outcome: dict) -> None:
         for c in f["claims"]:
             print(f"  {c['verdict']:<12}  {c['claim']}: predicted {c['prediction']}, "
                   f"measured {c['measurement']}")  # fmt: skip
+            if c["verdict"] != "agree" and c["note"]:
+                print(f"                {c['note']}")
     counts = {v: sum(f["verdict"] == v for f in outcome["files"]) for v in VERDICTS}
     total = len(outcome["files"])
     print(

@@ -33,13 +33,18 @@ def prediction_record(args, manifold, layer, refine) -> dict:
         "span_dimension": support.span_dimension,
         "affine_hull_dimension": support.affine_dimension,
         "hessian_rank": pred.hessian_rank,
-        "llc": str(pred.llc),
-        "llc_unconstrained": str(pred.llc_unconstrained),
-        "llc_drop": str(pred.llc_drop),
+        **exact_pair("llc", pred.llc),
+        **exact_pair("llc_unconstrained", pred.llc_unconstrained),
+        **exact_pair("llc_drop", pred.llc_drop),
         "flat": pred.flat,
         "closed_form": str(pred.closed_form),
         "witness": [[str(v) for v in pred.witness.row(i)] for i in range(pred.witness.rows)],
     }
+
+
+def exact_pair(name: str, value) -> dict:
+    """``name`` as a JSON number and ``name_exact`` as its exact text (``10.5`` and ``"21/2"``)."""
+    return {name: float(value), f"{name}_exact": str(value)}
 
 
 def run(args) -> int:
@@ -49,7 +54,8 @@ def run(args) -> int:
     if args.json:
         print_json(record)
         return 0
-    shown = dict(record)
+    shown = {k: v for k, v in record.items() if not k.endswith("_exact")}
+    shown.update({k: record[f"{k}_exact"] for k in ("llc", "llc_unconstrained", "llc_drop")})
     witness = shown.pop("witness")
     shown["witness"] = "; ".join("(" + ", ".join(row) + ")" for row in witness[:4]) or "none"
     if len(witness) > 4:

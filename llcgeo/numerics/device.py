@@ -21,6 +21,7 @@ from llcgeo.errors import EstimationError, SpecError
 
 DEVICES = ("auto", "cpu", "cuda")
 SMALL_PROBLEM = 1 << 16  # chains x parameters below which a CPU run uses one thread
+SMALL_OPERATION = 1 << 22  # entries of the largest tensor a batched matmul step touches
 STREAMS = ("data", "teacher", "noise", "sgld")
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -70,16 +71,18 @@ def stream(seed: int, name: str) -> np.random.SeedSequence:
 
 
 @contextmanager
-def thread_policy(chain_entries: int, device: torch.device):
-    """One intra-op thread while a small problem (``chains x parameters < SMALL_PROBLEM``) runs
-    on the CPU; torch's setting is restored afterwards.
+def thread_policy(chain_entries: int, device: torch.device, small: int = SMALL_PROBLEM):
+    """One intra-op thread while a small problem (``chain_entries < small``) runs on the CPU;
+    torch's setting is restored afterwards. SGLD passes ``chains x parameters`` against
+    ``SMALL_PROBLEM``; the norm-suite measurements pass the entries of the largest tensor one of
+    their batched operations touches against ``SMALL_OPERATION``.
 
     Every operation of a small run is tiny: splitting it across threads costs more in
     synchronisation than it saves, and on a loaded machine a descheduled worker thread can make
     a two-thread operation a hundred times slower than a one-thread one.
     """
     threads = torch.get_num_threads()
-    narrow = device.type == "cpu" and chain_entries < SMALL_PROBLEM and threads > 1
+    narrow = device.type == "cpu" and chain_entries < small and threads > 1
     if narrow:
         torch.set_num_threads(1)
     try:

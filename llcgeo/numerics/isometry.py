@@ -31,11 +31,13 @@ import torch
 
 from llcgeo.errors import SpecError
 from llcgeo.numerics.device import (
+    SMALL_OPERATION,
     check_seed,
     make_generator,
     resolve_device,
     resolve_dtype,
     split_seed,
+    thread_policy,
 )
 
 ORDERS = ("norm_after_act", "norm_before_act", "no_norm")
@@ -163,7 +165,13 @@ def _measure(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 def simulate_isometry(spec: IsometrySpec, device: str = "auto") -> IsometryTrace:
     """Run ``spec.networks`` networks side by side (one batched tensor) and measure every layer."""
-    dev, dtype = resolve_device(device), resolve_dtype(spec.dtype)
+    dev = resolve_device(device)
+    with thread_policy(spec.networks * spec.width * spec.width, dev, SMALL_OPERATION):
+        return _simulate_isometry(spec, dev)
+
+
+def _simulate_isometry(spec: IsometrySpec, dev: torch.device) -> IsometryTrace:
+    dtype = resolve_dtype(spec.dtype)
     generator = make_generator(split_seed(spec.seed, 1)[0], dev)
     x = _inputs(spec, generator, dev, dtype)
     rows = [_measure(x)]

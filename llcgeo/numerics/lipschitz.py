@@ -38,11 +38,13 @@ from torch.func import jvp, vjp
 
 from llcgeo.errors import SpecError
 from llcgeo.numerics.device import (
+    SMALL_OPERATION,
     check_seed,
     make_generator,
     resolve_device,
     resolve_dtype,
     split_seed,
+    thread_policy,
 )
 from llcgeo.numerics.isometry import activation
 
@@ -211,7 +213,14 @@ def parameter_lipschitz(weights, x, spec: LipschitzSpec, generator, input_norms)
 
 def measure_lipschitz(spec: LipschitzSpec, device: str = "auto") -> LipschitzMeasurement:
     """Draw the networks and inputs from ``spec.seed`` and measure every depth."""
-    dev, dtype = resolve_device(device), resolve_dtype(spec.dtype)
+    dev = resolve_device(device)
+    entries = spec.networks * spec.width * max(spec.width, spec.points)
+    with thread_policy(entries, dev, SMALL_OPERATION):
+        return _measure_lipschitz(spec, dev)
+
+
+def _measure_lipschitz(spec: LipschitzSpec, dev: torch.device) -> LipschitzMeasurement:
+    dtype = resolve_dtype(spec.dtype)
     seeds = split_seed(spec.seed, 2)
     draw, probe = make_generator(seeds[0], dev), make_generator(seeds[1], dev)
     shape = (spec.networks, spec.width, spec.width)

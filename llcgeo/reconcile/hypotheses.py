@@ -144,17 +144,30 @@ class Hypothesis:
     def claim(self, key: str) -> ClaimSpec | None:
         return next((c for c in self.claims if c.key == key), None)
 
+    @property
+    def sees_hull(self) -> bool:
+        """Whether the file's layer sees the affine hull (and so flatness): ``W`` and ``b``."""
+        return self.layer.bias and self.refine == "all"
+
+    @property
+    def flat_layer(self) -> mf.LinearLayer:
+        """The layer a ``flat`` claim is measured with: the file's, or the same with a bias."""
+        return self.layer if self.sees_hull else mf.LinearLayer(self.layer.m, bias=True)
+
     def cases(self) -> tuple[Case, ...]:
-        """The manifold's case, and the same layer on Gaussian data when a claim needs it."""
+        """The manifold's case; the same layer on Gaussian data when a claim needs it; and for a
+        ``flat`` claim the layer with a bias, when the file's layer cannot see the hull."""
         cases = [self._case(self.manifold, "manifold")]
         if self.claim("llc_drop") or self.claim("llc_unconstrained"):
             cases.append(self._case(mf.Gaussian(self.manifold.d), "gaussian"))
+        if self.claim("flat") and not self.sees_hull:
+            cases.append(self._case(self.manifold, "flat", self.flat_layer, "all"))
         return tuple(cases)
 
-    def _case(self, manifold, role: str) -> Case:
+    def _case(self, manifold, role: str, layer=None, refine=None) -> Case:
         tags = (("hypothesis", self.name), ("role", role))
-        return Case(manifold, self.layer, self.refine, self.n, self.config, self.seed,
-                    self.sigma, tags)  # fmt: skip
+        return Case(manifold, layer or self.layer, refine or self.refine, self.n, self.config,
+                    self.seed, self.sigma, tags)  # fmt: skip
 
 
 class _File:
@@ -588,22 +601,39 @@ def judge_claim(hypothesis: Hypothesis, spec: ClaimSpec, results: Mapping) -> Cl
     measured = _measured(hypothesis, spec.key, results)
     exact = hypothesis.prediction.flat if spec.key == "flat" else measured.exact
     shown = _exact_text(exact)
-    measurement = f"{measured.value:.3f} ± {measured.se:.3f}"
+    measurement = _measurement_text(measured)
     case_verdict = combined(r.verdict for r in measured.cases)
     if spec.value != exact:
         note = f"The exact derivation gives {shown}, not the claimed {_exact_text(spec.value)}."
         return Claim(_claim_text(hypothesis, spec), shown, measurement, "disagree", note)
     verdict, note = _measurement_verdict(measured, case_verdict)
     if spec.key == "flat":
-        note = f"Flatness is measured through the LLC it implies. {note}"
+        how = "" if hypothesis.sees_hull else " (chosen automatically, as the file's does not)"
+        note = (
+            "Flatness is measured through the LLC it implies for a layer with a bias, which sees "
+            f"the affine hull{how}. {note}"
+        )
     return Claim(_claim_text(hypothesis, spec), shown, measurement, verdict, note)
+
+
+def _measurement_text(measured: _Measured) -> str:
+    if not (math.isfinite(measured.value) and math.isfinite(measured.se)):
+        return "none (no finite estimate: see the note)"
+    return f"{measured.value:.3f} ± {measured.se:.3f}"
+
+
+def _case_reasons(cases: Sequence[CaseResult]) -> str:
+    """Why the cases that do not agree do not: the reasons each states, hints included."""
+    flagged = [r for r in cases if r.verdict != "agree"]
+    reasons = dict.fromkeys(reason for r in flagged for reason in r.reasons)
+    return "; ".join(reasons) or "its z-score is beyond the threshold"
 
 
 def _measurement_verdict(measured: _Measured, case_verdict: str) -> tuple[str, str]:
     if case_verdict != "agree":
         return case_verdict, (
             f"A case behind this claim is {case_verdict} against the exact expectation of the "
-            "estimator (see the flagged cases)."
+            f"estimator: {_case_reasons(measured.cases)}."
         )
     if measured.alternative is None:
         return "inconclusive", (
@@ -643,21 +673,20 @@ def _measured(hypothesis: Hypothesis, key: str, results: Mapping) -> _Measured:
     if key == "hessian_rank":
         return _Measured(2 * here.llc_mean, 2 * _se(here), 2 * llc, 2 * other, (here,))
     if key == "flat":
-        other = _flat_alternative(hypothesis)
+        return _flat_measured(hypothesis, results.get("flat", here))
     return _Measured(here.llc_mean, _se(here), llc, other, (here,))
 
 
-def _flat_alternative(hypothesis: Hypothesis) -> Fraction | None:
-    """The LLC had the support's flatness been the opposite, when this layer can tell."""
+def _flat_measured(hypothesis: Hypothesis, result: CaseResult) -> _Measured:
+    """Flatness through the LLC of a layer with a bias: the affine hull loses one direction
+    per output (``m/2``) exactly when the support is flat, so the alternative always differs."""
+    from llcgeo.theory import predicted_llc
     from llcgeo.theory.symbolic import fraction
 
-    p, m = hypothesis.prediction, Fraction(hypothesis.layer.m)
-    llc, unconstrained = fraction(p.llc), fraction(p.llc_unconstrained)
-    if p.flat:
-        return unconstrained if unconstrained != llc else None
-    # a flat support off the origin keeps the span: only the affine hull (W and b) sees it
-    sees_hull = hypothesis.layer.bias and hypothesis.refine == "all"
-    return llc - m / 2 if sees_hull else None
+    p = predicted_llc(hypothesis.manifold, hypothesis.flat_layer, "all")
+    llc, half_m = fraction(p.llc), Fraction(hypothesis.layer.m, 2)
+    other = llc + half_m if p.flat else llc - half_m
+    return _Measured(result.llc_mean, _se(result), llc, other, (result,))
 
 
 def _se(result: CaseResult) -> float:

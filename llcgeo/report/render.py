@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from llcgeo.report.figures import draw
 from llcgeo.report.files import prepare_folder, write_atomic
 from llcgeo.report.formatting import flatten, format_cell, format_seconds
 from llcgeo.report.store import StoredCase
-from llcgeo.serialize import to_jsonable
+from llcgeo.serialize import dumps_output
 
 DEFAULT_TITLE = (
     "Normalization geometry and the local learning coefficient: theory against measurement"
@@ -234,7 +233,8 @@ def _rows_table(rows: Sequence[dict]) -> doc.Table:
 
 
 def results_json(cases: Sequence[StoredCase], meta: ReportMeta) -> str:
-    """Every case with its experiment, key, job and record; strict JSON (non-finite as text)."""
+    """Every case with its experiment, key, job and record; strict JSON (``null`` where a value
+    does not exist, such as the mean of a run whose every chain diverged)."""
     data = {
         "version": meta.version,
         "generated": meta.generated,
@@ -245,7 +245,7 @@ def results_json(cases: Sequence[StoredCase], meta: ReportMeta) -> str:
             for c in cases
         ],
     }
-    return json.dumps(to_jsonable(data), indent=1, allow_nan=False) + "\n"
+    return dumps_output(data) + "\n"
 
 
 def results_csv(cases: Sequence[StoredCase]) -> str:

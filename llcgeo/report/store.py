@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from llcgeo.report.files import write_atomic
-from llcgeo.serialize import to_jsonable
+from llcgeo.serialize import dumps_exact, loads_exact, to_jsonable
 
 FIELDS = ("key", "experiment", "version", "job", "record")
 
@@ -91,7 +91,7 @@ class ResultStore:
             "seconds": seconds,
         }
         try:
-            text = json.dumps(entry, indent=1)
+            text = dumps_exact(entry)
         except (TypeError, ValueError) as err:
             raise TypeError(
                 f"experiment {experiment!r} returned a record that is not plain JSON: {err}"
@@ -99,7 +99,7 @@ class ResultStore:
         path = self.path(experiment, key)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, text + "\n")
-        back = json.loads(text)
+        back = loads_exact(text)
         return StoredCase(experiment, key, back["job"], back["record"], float(seconds))
 
 
@@ -111,9 +111,11 @@ def _read(path: Path) -> tuple[dict[str, Any], str | None]:
     if not text.strip():
         return {}, "empty file"
     try:
-        entry = json.loads(text)
+        entry = loads_exact(text)
     except json.JSONDecodeError as err:
         return {}, f"not valid JSON, perhaps truncated ({err.msg} at line {err.lineno})"
+    except ValueError as err:
+        return {}, f"not strict JSON ({err})"
     if not isinstance(entry, dict):
         return {}, f"holds a JSON {type(entry).__name__}, not an object"
     return entry, None

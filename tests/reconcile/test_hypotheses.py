@@ -364,20 +364,27 @@ def test_an_imprecise_or_untrusted_measurement_is_inconclusive():
     assert "cannot be told apart" in claims["llc"].note
     claims, _ = judged(PLANE, [record("manifold", 3.0, verdict="inconclusive"),
                                record("gaussian", 4.5)])  # fmt: skip
-    assert claims["llc"].verdict == "inconclusive" and "flagged cases" in claims["llc"].note
+    assert claims["llc"].verdict == "inconclusive" and "a reason" in claims["llc"].note
     claims, _ = judged(
         PLANE, [record("manifold", 3.0), record("gaussian", 4.5, verdict="disagree")]
     )
     assert claims["llc_drop"].verdict == "disagree" and claims["llc"].verdict == "agree"
 
 
-def test_flatness_this_layer_cannot_see_is_inconclusive():
-    # an affine plane off the origin: flat, but a layer without a bias keeps its full LLC
+def test_flatness_a_layer_without_bias_cannot_see_is_measured_with_a_bias():
+    # an affine plane off the origin: flat, but a layer without a bias keeps its full LLC, so
+    # the claim is measured with the same layer plus a bias (LLC m (d - 1 + 1)/2 = 3, not 4)
     text = '[manifold]\nfamily = "hyperplane"\nnormal = [1, 2, 2]\noffset = 1\n' + LAYER
     h = hypothesis(text + "[claims]\nflat = true\n")
     assert h.prediction.flat and h.prediction.llc_drop == 0
-    claim = judge_claim(h, h.claims[0], {"manifold": CaseResult.from_dict(record("m", 3.0))})
-    assert claim.verdict == "inconclusive" and "cannot single it out" in claim.note
+    roles = [c.tag("role") for c in h.cases()]
+    assert roles == ["manifold", "flat"] and h.cases()[1].layer.bias
+    results = {"manifold": CaseResult.from_dict(record("m", 3.0)),
+               "flat": CaseResult.from_dict(record("flat", 3.0))}  # fmt: skip
+    claim = judge_claim(h, h.claims[0], results)
+    assert claim.verdict == "agree" and "chosen automatically" in claim.note
+    results["flat"] = CaseResult.from_dict(record("flat", 4.0))
+    assert judge_claim(h, h.claims[0], results).verdict != "agree"
 
 
 # --- end to end ----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """``llcgeo predict`` for every family, and its errors."""
 
 import json
+from fractions import Fraction
 
 import pytest
 
@@ -54,7 +55,8 @@ def test_predict_json_for_every_family(args, llc, flat, capsys):
     assert main(["predict", *args, "--m", "3", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) >= KEYS
-    assert out["llc"] == llc and out["flat"] is flat
+    assert out["llc_exact"] == llc and out["llc"] == float(Fraction(llc)) and out["flat"] is flat
+    assert all(isinstance(out[k], float) for k in ("llc", "llc_unconstrained", "llc_drop"))
 
 
 def test_predict_table(capsys):
