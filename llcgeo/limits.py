@@ -106,16 +106,12 @@ def _product(a: Size, b: Size) -> Size:
 
 
 def _power(base: Size, k: Fraction) -> Size:
-    whole = math.ceil(abs(k))
     if k.denominator != 1 or k < 0:  # not expanded: one opaque generator
         return Size(1, 1, base.bits)
+    whole = int(k)
     if whole == 0:
         return Size(0, 1, 1)
-    terms = (
-        math.comb(min(base.terms, _SATURATED) + whole - 1, whole)
-        if base.terms < 10**6
-        else _SATURATED
-    )
+    terms = math.comb(base.terms + whole - 1, whole) if base.terms < 10**6 else _SATURATED
     bits = base.bits * whole + whole * base.terms.bit_length()  # multinomials <= terms**k
     return Size(_clamp(base.degree * whole), _clamp(terms), _clamp(bits))
 

@@ -39,7 +39,7 @@ def to_jsonable(obj: Any) -> Any:
 
 
 NONFINITE = "nonfinite"  # the key of the object that stands for NaN or an infinity in the store
-_NONFINITE_TEXT = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+NONFINITE_VALUES = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}  # text -> float
 
 
 def _map_floats(obj: Any, nonfinite) -> Any:
@@ -64,8 +64,8 @@ def dumps_exact(obj: Any, indent: int | None = 1) -> str:
 
 
 def _decode(pairs: list[tuple[str, Any]]) -> Any:
-    if len(pairs) == 1 and pairs[0][0] == NONFINITE and pairs[0][1] in _NONFINITE_TEXT:
-        return _NONFINITE_TEXT[pairs[0][1]]
+    if len(pairs) == 1 and pairs[0][0] == NONFINITE and pairs[0][1] in NONFINITE_VALUES:
+        return NONFINITE_VALUES[pairs[0][1]]
     return dict(pairs)
 
 

@@ -54,8 +54,8 @@ def run(args) -> int:
     if args.json:
         print_json(record)
         return 0
-    shown = {k: v for k, v in record.items() if not k.endswith("_exact")}
-    shown.update({k: record[f"{k}_exact"] for k in ("llc", "llc_unconstrained", "llc_drop")})
+    # a table shows the exact text of a value that has one
+    shown = {k: record.get(f"{k}_exact", v) for k, v in record.items() if not k.endswith("_exact")}
     witness = shown.pop("witness")
     shown["witness"] = "; ".join("(" + ", ".join(row) + ")" for row in witness[:4]) or "none"
     if len(witness) > 4:

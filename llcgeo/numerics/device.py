@@ -71,8 +71,8 @@ def stream(seed: int, name: str) -> np.random.SeedSequence:
 
 
 @contextmanager
-def thread_policy(chain_entries: int, device: torch.device, small: int = SMALL_PROBLEM):
-    """One intra-op thread while a small problem (``chain_entries < small``) runs on the CPU;
+def thread_policy(entries: int, device: torch.device, small: int = SMALL_PROBLEM):
+    """One intra-op thread while a small problem (``entries < small``) runs on the CPU;
     torch's setting is restored afterwards. SGLD passes ``chains x parameters`` against
     ``SMALL_PROBLEM``; the norm-suite measurements pass the entries of the largest tensor one of
     their batched operations touches against ``SMALL_OPERATION``.
@@ -82,7 +82,7 @@ def thread_policy(chain_entries: int, device: torch.device, small: int = SMALL_P
     a two-thread operation a hundred times slower than a one-thread one.
     """
     threads = torch.get_num_threads()
-    narrow = device.type == "cpu" and chain_entries < small and threads > 1
+    narrow = device.type == "cpu" and entries < small and threads > 1
     if narrow:
         torch.set_num_threads(1)
     try:

@@ -70,7 +70,7 @@ from llcgeo.config import SGLDConfig
 from llcgeo.errors import LLCGeoError, SpecError
 from llcgeo.expr import Binary, Call, Const, Expr, Neg, Num, Var, fold, is_polynomial
 from llcgeo.limits import check_number
-from llcgeo.parse import parse_expression, parse_number
+from llcgeo.parse import BOM, parse_expression, parse_number
 from llcgeo.reconcile.experiment import Experiment
 from llcgeo.reconcile.model import Case, CaseResult, Claim, ExperimentResult, Figure, Panel, Series
 from llcgeo.reconcile.stats import combined, singles_out
@@ -256,7 +256,7 @@ def parse_hypothesis(
     """Check the TOML ``text`` of a hypothesis and derive its exact prediction (within
     ``time_limit`` seconds; ``None``: the default of :mod:`llcgeo.limits`)."""
     where = _File(source)
-    data = _toml(text.removeprefix("\ufeff"), where)
+    data = _toml(text.removeprefix(BOM), where)
     where.table(data, "top level", TOP_KEYS, required=("manifold", "layer", "claims"))
     manifold = _wrapped(where, "manifold", lambda: _manifold(data["manifold"], where))
     layer, refine = _layer(data["layer"], where)
@@ -683,7 +683,11 @@ def _flat_measured(hypothesis: Hypothesis, result: CaseResult) -> _Measured:
     from llcgeo.theory import predicted_llc
     from llcgeo.theory.symbolic import fraction
 
-    p = predicted_llc(hypothesis.manifold, hypothesis.flat_layer, "all")
+    p = (
+        hypothesis.prediction
+        if hypothesis.sees_hull
+        else predicted_llc(hypothesis.manifold, hypothesis.flat_layer, "all")
+    )
     llc, half_m = fraction(p.llc), Fraction(hypothesis.layer.m, 2)
     other = llc + half_m if p.flat else llc - half_m
     return _Measured(result.llc_mean, _se(result), llc, other, (result,))

@@ -6,14 +6,14 @@ render and reload it without knowing how it was computed.
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from llcgeo.config import SGLDConfig
 from llcgeo.limits import check_linear_run
 from llcgeo.manifolds import LinearLayer, ManifoldSpec, check_refine, check_samples
-from llcgeo.serialize import stable_hash, to_jsonable
+from llcgeo.serialize import NONFINITE_VALUES, stable_hash, to_jsonable
 
 VERDICTS = ("agree", "disagree", "inconclusive")
 
@@ -102,26 +102,20 @@ class CaseResult:
         malformed record (the store treats that as corrupt)."""
         fields = dict(data)
         fields.pop("type", None)
-        for name in ("per_chain", "diverged_chains", "reasons"):
+        for name in ("diverged_chains", "reasons"):
             fields[name] = tuple(fields[name])
         fields["per_chain"] = tuple(map(_number, fields["per_chain"]))
-        for name in _FLOAT_FIELDS:
-            if fields[name] is not None or name not in _OPTIONAL_FLOATS:
-                fields[name] = _number(fields[name])
+        for f in dataclasses.fields(cls):
+            if f.type == "float" or (f.type == "float | None" and fields[f.name] is not None):
+                fields[f.name] = _number(fields[f.name])
         return cls(**fields)
-
-
-_FLOAT_FIELDS = ("predicted_llc", "llc_unconstrained", "expected_estimate", "expected_se",
-                 "llc_mean", "llc_se", "rhat", "ess", "z", "seconds")  # fmt: skip
-_OPTIONAL_FLOATS = ("expected_estimate", "expected_se")
-_LEGACY_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
 def _number(value: Any) -> float:
     """A float field as stored: a number, or the text an earlier version wrote for NaN and
     the infinities; anything else makes the record corrupt (``TypeError``)."""
-    if isinstance(value, str) and value in _LEGACY_NONFINITE:
-        return _LEGACY_NONFINITE[value]
+    if isinstance(value, str) and value in NONFINITE_VALUES:
+        return NONFINITE_VALUES[value]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"expected a number, got {value!r}")
     return float(value)
