@@ -7,22 +7,9 @@ import math
 from dataclasses import dataclass
 
 from llcgeo.errors import SpecError
+from llcgeo.validate import integer, non_negative, positive
 
 DTYPES = ("float64", "float32")
-
-
-def _positive(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise SpecError(f"{name} must be a finite number, got {value!r}")
-    if value <= 0:
-        raise SpecError(f"{name} must be positive, got {value!r}")
-
-
-def _count(value, name: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise SpecError(f"{name} must be at least {minimum}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -50,25 +37,22 @@ class SGLDConfig:
     bounding_box: float | None = None
 
     def __post_init__(self):
-        _positive(self.eps, "eps")
-        if isinstance(self.gamma, bool) or not isinstance(self.gamma, (int, float)):
-            raise SpecError(f"gamma must be a number, got {self.gamma!r}")
-        if not math.isfinite(self.gamma) or self.gamma < 0:
-            raise SpecError(f"gamma must be finite and non-negative, got {self.gamma!r}")
+        positive(self.eps, "eps")
+        non_negative(self.gamma, "gamma")
         if self.nbeta is not None:
-            _positive(self.nbeta, "nbeta")
-        _count(self.chains, "chains", 1)
-        _count(self.steps, "steps", 1)
-        _count(self.burnin, "burnin", 0)
+            positive(self.nbeta, "nbeta")
+        integer(self.chains, "chains", 1)
+        integer(self.steps, "steps", 1)
+        integer(self.burnin, "burnin", 0)
         if self.burnin >= self.steps:
             raise SpecError(f"burnin ({self.burnin}) must be smaller than steps ({self.steps})")
         if self.batch_size is not None:
-            _count(self.batch_size, "batch_size", 1)
-        _positive(self.noise_level, "noise_level")
+            integer(self.batch_size, "batch_size", 1)
+        positive(self.noise_level, "noise_level")
         if self.dtype not in DTYPES:
             raise SpecError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
         if self.bounding_box is not None:
-            _positive(self.bounding_box, "bounding_box")
+            positive(self.bounding_box, "bounding_box")
 
     @property
     def draws(self) -> int:

@@ -39,6 +39,7 @@ from typing import Any
 from llcgeo.errors import LLCGeoError, SpecError
 from llcgeo.expr import EXPR_TYPES, Expr, is_polynomial, to_text, variables
 from llcgeo.limits import check_expression, check_number, check_variables
+from llcgeo.validate import integer
 
 MAX_DIMENSION = 1 << 16
 
@@ -75,10 +76,7 @@ def exact_vector(values: Iterable[Any] | None, what: str, length: int | None = N
 
 def dimension(value: Any, what: str = "d", minimum: int = 1) -> int:
     """A validated integer dimension."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(f"{what} must be an integer, got {value!r}")
-    if value < minimum:
-        raise SpecError(f"{what} must be at least {minimum}, got {value}")
+    integer(value, what, minimum)
     if value > MAX_DIMENSION:
         raise SpecError(f"{what} = {value} is larger than llcgeo supports ({MAX_DIMENSION})")
     return value
@@ -358,6 +356,66 @@ ManifoldSpec = (
 )
 
 MANIFOLD_TYPES = ManifoldSpec.__args__
+
+# The one registry of manifold names: the CLI, hypothesis files and experiments all build specs
+# through it. Each spec's keywords are its dataclass fields.
+FAMILIES: dict[str, type] = {
+    "gaussian": Gaussian,
+    "layernorm": LayerNormImage,
+    "rmsnorm": RMSNormImage,
+    "sphere": Sphere,
+    "simplex": Simplex,
+    "ellipsoid": Ellipsoid,
+    "hyperplane": Hyperplane,
+    "bumped-hyperplane": BumpedHyperplane,
+    "implicit": ImplicitHypersurface,
+    "parametric": ParametricManifold,
+}
+EXPRESSION_FAMILIES = ("implicit", "parametric")  # specs given by user expressions
+
+
+def family_keys(name: str) -> tuple[str, ...]:
+    """The keywords of a named family, in order (``"layernorm"`` -> ``("d", "gain", ...)``)."""
+    return tuple(f.name for f in fields(_family(name)))
+
+
+def required_keys(name: str) -> tuple[str, ...]:
+    """The keywords a named family cannot do without."""
+    return tuple(
+        f.name
+        for f in fields(_family(name))
+        if f.default is MISSING and f.default_factory is MISSING
+    )
+
+
+def build(name: str, **values: Any) -> ManifoldSpec:
+    """The spec of a named family from its keywords.
+
+    >>> build("sphere", d=3, radius=2)
+    Sphere(d=3, radius=2)
+    """
+    cls = _family(name)
+    unknown = sorted(set(values) - set(family_keys(name)))
+    if unknown:
+        raise SpecError(f"{name} takes {', '.join(family_keys(name))}; not {', '.join(unknown)}")
+    missing = [k for k in required_keys(name) if k not in values]
+    if missing:
+        raise SpecError(f"{name} needs {', '.join(missing)}")
+    return cls(**values)
+
+
+def family_of(spec: ManifoldSpec) -> str:
+    """The registry name of a spec (``Sphere(3)`` -> ``"sphere"``)."""
+    for name, cls in FAMILIES.items():
+        if type(spec) is cls:
+            return name
+    raise SpecError(f"{type(spec).__name__} is not a manifold spec")
+
+
+def _family(name: str) -> type:
+    if name not in FAMILIES:
+        raise SpecError(f"unknown manifold {name!r}; known: {', '.join(FAMILIES)}")
+    return FAMILIES[name]
 
 
 @dataclass(frozen=True, repr=False)

@@ -8,18 +8,16 @@ import sys
 from llcgeo import manifolds as mf
 from llcgeo.errors import SpecError
 
-MANIFOLDS = (
-    "gaussian",
-    "layernorm",
-    "rmsnorm",
-    "sphere",
-    "simplex",
-    "ellipsoid",
-    "hyperplane",
-    "bumped-hyperplane",
-    "implicit",
-    "parametric",
-)
+MANIFOLDS = tuple(mf.FAMILIES)
+# the spec keywords these flags give (a spec's other keywords, e.g. LayerNorm's eps, keep
+# their defaults here: --eps is SGLD's step size)
+_FLAG_OF = {
+    **{k: k for k in ("d", "gain", "radius", "axes", "normal", "offset", "kappa", "fraction")},
+    **{k: k for k in ("variables", "phi", "parameters")},
+    "F": "equation",
+    "bias": "beta",
+}
+_LISTS = ("gain", "bias", "axes", "normal")  # comma-separated numbers
 
 
 def _numbers(text: str | None):
@@ -35,66 +33,36 @@ def add_manifold_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--refine", default="all", choices=mf.REFINES)
     g.add_argument("--gain", help="layernorm/rmsnorm gain, comma separated (default all 1)")
     g.add_argument("--beta", help="layernorm learned bias, comma separated (default all 0)")
-    g.add_argument("--radius", default="1", help="sphere radius")
+    g.add_argument("--radius", help="sphere radius (default 1)")
     g.add_argument("--axes", help="ellipsoid semi-axes, comma separated")
     g.add_argument("--normal", help="hyperplane normal, comma separated")
-    g.add_argument("--offset", default="0", help="hyperplane offset c in normal . x = c")
-    g.add_argument("--kappa", default="0", help="bumped-hyperplane curvature")
-    g.add_argument("--fraction", default="1", help="bumped-hyperplane curved mass fraction")
+    g.add_argument("--offset", help="hyperplane offset c in normal . x = c (default 0)")
+    g.add_argument("--kappa", help="bumped-hyperplane curvature (default 0)")
+    g.add_argument("--fraction", help="bumped-hyperplane curved mass fraction (default 1)")
     g.add_argument("--equation", help="implicit: polynomial F in the variables, F = 0")
     g.add_argument("--variables", help="implicit: variable names, comma separated")
     g.add_argument("--phi", action="append", help="parametric: one coordinate (repeat per axis)")
     g.add_argument("--parameters", help="parametric: parameter names, comma separated")
 
 
-def _needs_d(args) -> int:
-    if args.d is None:
-        raise SpecError(f"--d is required for --manifold {args.manifold}")
-    return args.d
-
-
-def _require(value, flag: str, manifold: str):
-    if value is None:
-        raise SpecError(f"{flag} is required for --manifold {manifold}")
-    return value
-
-
 def manifold_from_args(args) -> mf.ManifoldSpec:
-    """The manifold spec the arguments describe (validated by the spec itself)."""
+    """The manifold spec the arguments describe (through the one registry, validated by the
+    spec itself)."""
     name = args.manifold
-    if name == "hyperplane":
-        spec = mf.Hyperplane(_numbers(_require(args.normal, "--normal", name)), args.offset)
-    elif name == "implicit":
-        spec = mf.ImplicitHypersurface(
-            _require(args.equation, "--equation", name),
-            _require(args.variables, "--variables", name),
-        )
-    elif name == "parametric":
-        spec = mf.ParametricManifold(
-            tuple(_require(args.phi, "--phi", name)),
-            _require(args.parameters, "--parameters", name),
-        )
-    else:
-        spec = _dimensioned(name, _needs_d(args), args)
+    values = {}
+    for key in mf.family_keys(name):
+        flag = _FLAG_OF.get(key)
+        value = None if flag is None else getattr(args, flag, None)
+        if value is None and key in mf.required_keys(name):
+            raise SpecError(f"--{flag} is required for --manifold {name}")
+        if value is not None:
+            values[key] = _numbers(value) if key in _LISTS else value
+    if name == "parametric":
+        values["phi"] = tuple(values["phi"])
+    spec = mf.build(name, **values)
     if args.d is not None and args.d != spec.d:
         raise SpecError(f"--d {args.d} does not match the manifold's dimension {spec.d}")
     return spec
-
-
-def _dimensioned(name: str, d: int, args) -> mf.ManifoldSpec:
-    if name == "gaussian":
-        return mf.Gaussian(d)
-    if name == "layernorm":
-        return mf.LayerNormImage(d, gain=_numbers(args.gain), bias=_numbers(args.beta))
-    if name == "rmsnorm":
-        return mf.RMSNormImage(d, gain=_numbers(args.gain))
-    if name == "sphere":
-        return mf.Sphere(d, radius=args.radius)
-    if name == "simplex":
-        return mf.Simplex(d)
-    if name == "ellipsoid":
-        return mf.Ellipsoid(d, axes=_numbers(args.axes) or ())
-    return mf.BumpedHyperplane(d, kappa=args.kappa, fraction=args.fraction)
 
 
 def layer_from_args(args) -> tuple[mf.LinearLayer, str]:

@@ -24,7 +24,6 @@ mean off-diagonal cosine ``G_ab / sqrt(G_aa G_bb)`` and its largest absolute val
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -39,6 +38,7 @@ from llcgeo.numerics.device import (
     split_seed,
     thread_policy,
 )
+from llcgeo.validate import integer, positive
 
 ORDERS = ("norm_after_act", "norm_before_act", "no_norm")
 ACTIVATIONS = {
@@ -56,15 +56,6 @@ def activation(name: str):
     if name not in ACTIVATIONS:
         raise SpecError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
     return ACTIVATIONS[name]
-
-
-def _integer(value, name: str, minimum: int, maximum: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise SpecError(f"{name} must be at least {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise SpecError(f"{name} must be at most {maximum}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -87,16 +78,15 @@ class IsometrySpec:
         activation(self.activation)
         if self.order not in ORDERS:
             raise SpecError(f"order must be one of {ORDERS}, got {self.order!r}")
-        _integer(self.width, "width", 1)
-        _integer(self.batch, "batch", 2)
-        _integer(self.depth, "depth", 1, MAX_DEPTH)
-        _integer(self.networks, "networks", 1)
+        integer(self.width, "width", 1)
+        integer(self.batch, "batch", 2)
+        integer(self.depth, "depth", 1, MAX_DEPTH)
+        integer(self.networks, "networks", 1)
         if not -1 / (self.batch - 1) < self.rho0 < 1:
             raise SpecError(
                 f"rho0 must lie in (-1/(batch-1), 1) for a full-rank batch, got {self.rho0}"
             )
-        if not (math.isfinite(self.weight_variance) and self.weight_variance > 0):
-            raise SpecError(f"weight_variance must be positive, got {self.weight_variance}")
+        positive(self.weight_variance, "weight_variance")
         check_seed(self.seed)
         resolve_dtype(self.dtype)
 

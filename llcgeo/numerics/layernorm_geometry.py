@@ -31,14 +31,9 @@ from llcgeo.numerics.device import (
     resolve_dtype,
     split_seed,
 )
+from llcgeo.validate import finite, integer, non_negative, positive
 
 KEEP = 400  # samples returned as they are, for a scatter plot
-
-
-def _finite(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise SpecError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -55,7 +50,7 @@ class LayerNormSampling:
     dtype: str = "float64"
 
     def __post_init__(self):
-        gain = tuple(_finite(g, f"gain[{i}]") for i, g in enumerate(self.gain))
+        gain = tuple(finite(g, f"gain[{i}]") for i, g in enumerate(self.gain))
         if len(gain) < 2:
             raise SpecError(f"LayerNorm needs at least 2 coordinates, got {len(gain)}")
         for i, g in enumerate(gain):
@@ -66,16 +61,13 @@ class LayerNormSampling:
                 )
         object.__setattr__(self, "gain", gain)
         bias = (0.0,) * len(gain) if self.bias is None else self.bias
-        bias = tuple(_finite(b, f"bias[{i}]") for i, b in enumerate(bias))
+        bias = tuple(finite(b, f"bias[{i}]") for i, b in enumerate(bias))
         if len(bias) != len(gain):
             raise SpecError(f"bias has {len(bias)} entries but gain has {len(gain)}")
         object.__setattr__(self, "bias", bias)
-        if _finite(self.eps, "eps") < 0:
-            raise SpecError(f"eps must be non-negative, got {self.eps}")
-        if _finite(self.input_variance, "input_variance") <= 0:
-            raise SpecError(f"input_variance must be positive, got {self.input_variance}")
-        if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 2:
-            raise SpecError(f"samples must be an integer of at least 2, got {self.samples!r}")
+        non_negative(self.eps, "eps")
+        positive(self.input_variance, "input_variance")
+        integer(self.samples, "samples", 2)
         check_seed(self.seed)
         resolve_dtype(self.dtype)
 

@@ -47,23 +47,10 @@ from llcgeo.numerics.device import (
     thread_policy,
 )
 from llcgeo.numerics.isometry import activation
+from llcgeo.validate import integer, non_negative, positive
 
 NORMALIZATIONS = ("none", "layernorm", "rmsnorm")
 MAX_DEPTH = 1000
-
-
-def _count(value, name: str, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise SpecError(f"{name} must be at least {minimum}, got {value}")
-
-
-def _positive(value, name: str, allow_zero: bool = False) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        kind = "non-negative" if allow_zero else "positive"
-        raise SpecError(f"{name} must be a finite {kind} number, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -90,20 +77,20 @@ class LipschitzSpec:
             raise SpecError(
                 f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}"
             )
-        _count(self.width, "width")
+        integer(self.width, "width")
         depths = tuple(self.depths)
         if not depths:
             raise SpecError("depths must list at least one depth")
         for depth in depths:
-            _count(depth, "depth")
+            integer(depth, "depth")
         if list(depths) != sorted(set(depths)) or depths[-1] > MAX_DEPTH:
             raise SpecError(f"depths must increase strictly, up to {MAX_DEPTH}, got {depths}")
         object.__setattr__(self, "depths", depths)
         for name in ("networks", "points", "iterations"):
-            _count(getattr(self, name), name)
-        _positive(self.weight_scale, "weight_scale")
-        _positive(self.input_variance, "input_variance")
-        _positive(self.eps, "eps", allow_zero=True)
+            integer(getattr(self, name), name)
+        positive(self.weight_scale, "weight_scale")
+        positive(self.input_variance, "input_variance")
+        non_negative(self.eps, "eps")
         check_seed(self.seed)
         resolve_dtype(self.dtype)
 

@@ -91,15 +91,11 @@ NUMBER_CLAIMS = ("llc", "llc_drop", "llc_unconstrained", "hessian_rank")
 CLAIM_KEYS = (*NUMBER_CLAIMS, "flat")
 IMPLICIT_KEYS = ("equation", "variables", "scale", "sampling", "constants")
 PARAMETRIC_KEYS = ("parametrization", "parameters", "ranges", "sampling", "constants")
+_FILE_KEY = {"bias": "beta"}  # a spec keyword -> its key in a file, where the two differ
 FAMILY_KEYS = {
-    "gaussian": ("d",),
-    "layernorm": ("d", "gain", "beta", "eps"),
-    "rmsnorm": ("d", "gain", "eps"),
-    "sphere": ("d", "radius"),
-    "simplex": ("d",),
-    "ellipsoid": ("d", "axes"),
-    "hyperplane": ("normal", "offset"),
-    "bumped-hyperplane": ("d", "kappa", "fraction"),
+    name: tuple(_FILE_KEY.get(k, k) for k in mf.family_keys(name))
+    for name in mf.FAMILIES
+    if name not in mf.EXPRESSION_FAMILIES
 }
 VECTOR_KEYS = ("gain", "beta", "axes", "normal")
 _FAMILY_ONLY_KEYS = tuple(dict.fromkeys(k for keys in FAMILY_KEYS.values() for k in keys))
@@ -435,8 +431,8 @@ def _family(table: Mapping, where: _File) -> mf.ManifoldSpec:
                 f"manifold.{key}", f"has {len(args[key])} entries, but d = {args['d']}"
             )
     if "beta" in args:
-        args["bias"] = args.pop("beta")  # the spec's name for LayerNorm's learned bias
-    return _FAMILIES[family](**args)
+        args["bias"] = args.pop("beta")
+    return mf.build(family, **args)
 
 
 def _family_value(key: str, value: Any, where: _File):
@@ -445,18 +441,6 @@ def _family_value(key: str, value: Any, where: _File):
     if key in VECTOR_KEYS:
         return where.numbers(value, f"manifold.{key}")
     return where.number(value, f"manifold.{key}")
-
-
-_FAMILIES = {
-    "gaussian": mf.Gaussian,
-    "layernorm": mf.LayerNormImage,
-    "rmsnorm": mf.RMSNormImage,
-    "sphere": mf.Sphere,
-    "simplex": mf.Simplex,
-    "ellipsoid": mf.Ellipsoid,
-    "hyperplane": mf.Hyperplane,
-    "bumped-hyperplane": mf.BumpedHyperplane,
-}
 
 
 def substitute(expr: Expr, values: Mapping[str, Expr]) -> Expr:

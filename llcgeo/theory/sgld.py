@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from llcgeo.errors import SpecError
+from llcgeo.validate import integer, non_negative, positive
 
 
 @dataclass(frozen=True)
@@ -50,12 +51,9 @@ def _check(eigenvalues, nbeta, gamma, eps, steps, burnin, noise_level) -> np.nda
     if h.size and (not np.all(np.isfinite(h)) or np.any(h < 0)):
         raise SpecError("hessian_eigenvalues must be finite and non-negative")
     for name, value in (("nbeta", nbeta), ("eps", eps), ("noise_level", noise_level)):
-        if not (math.isfinite(value) and value > 0):
-            raise SpecError(f"{name} must be a positive finite number, got {value!r}")
-    if not (math.isfinite(gamma) and gamma >= 0):
-        raise SpecError(f"gamma must be a non-negative finite number, got {gamma!r}")
-    if not (isinstance(steps, int) and isinstance(burnin, int) and 0 <= burnin < steps):
-        raise SpecError(f"need integers 0 <= burnin < steps, got burnin={burnin}, steps={steps}")
+        positive(value, name)
+    non_negative(gamma, "gamma")
+    integer(burnin, "burnin", 0, integer(steps, "steps") - 1)
     return h
 
 
