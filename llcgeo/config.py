@@ -10,6 +10,21 @@ from llcgeo.errors import SpecError
 from llcgeo.validate import integer, non_negative, positive
 
 DTYPES = ("float64", "float32")
+DEVICES = ("auto", "cpu", "cuda")  # and "cuda:N" for the N-th GPU
+
+
+def check_device(device) -> str:
+    """The name of a device as asked for (availability is checked where torch is loaded:
+    :func:`llcgeo.numerics.device.resolve_device`).
+
+    >>> check_device("cuda:1")
+    'cuda:1'
+    """
+    name = str(device)
+    kind, _, index = name.partition(":")
+    if name in DEVICES or (kind == "cuda" and index.isdigit()):
+        return name
+    raise SpecError(f"device must be one of {', '.join(DEVICES)} or cuda:N, got {name!r}")
 
 
 @dataclass(frozen=True)

@@ -173,9 +173,8 @@ def _verdict(manifold, layer, refine, result: CaseResult) -> tuple[str, str]:
     if result.verdict != "agree":
         return result.verdict, "; ".join(result.reasons)
     alternative = alternative_llc(predicted_llc(manifold, layer, refine))
-    se = max(result.llc_se, result.expected_se or 0.0)
     verdict, note = singles_out(
-        result.llc_mean, se, claimed=result.predicted_llc, alternative=float(alternative)
+        result.llc_mean, result.se, claimed=result.predicted_llc, alternative=float(alternative)
     )
     return verdict, f"measured {note}"
 

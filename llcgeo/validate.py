@@ -48,4 +48,3 @@ def integer(value: Any, name: str, minimum: int = 1, maximum: int | None = None)
     if maximum is not None and value > maximum:
         raise SpecError(f"{name} must be at most {maximum}, got {value}")
     return value
-

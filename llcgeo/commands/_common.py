@@ -94,7 +94,7 @@ def add_sgld_arguments(parser: argparse.ArgumentParser, *, n_default: int = 20_0
     g.add_argument("--nbeta", type=float, default=None, help="default n / log n")
     g.add_argument("--batch-size", type=int, default=None, help="default: full batch")
     g.add_argument("--sigma", type=float, default=0.5, help="teacher output noise")
-    g.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     g.add_argument("--seed", type=int, default=0)
 
 

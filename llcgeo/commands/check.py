@@ -27,7 +27,7 @@ def register(subparsers) -> None:
         "--out", default="reports/check", help="output folder (default %(default)s)"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
     parser.set_defaults(handler=handle)
 

@@ -34,7 +34,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--out", default="reports/latest", help="output folder (default %(default)s)"
     )
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--scale", default="small", choices=("small", "full"))
     parser.add_argument("--quiet", action="store_true", help="no progress display")
     parser.set_defaults(handler=handle)

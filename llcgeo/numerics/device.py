@@ -17,9 +17,9 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from llcgeo.errors import EstimationError, SpecError
+from llcgeo.config import check_device
+from llcgeo.errors import SpecError
 
-DEVICES = ("auto", "cpu", "cuda")
 SMALL_PROBLEM = 1 << 16  # chains x parameters below which a CPU run uses one thread
 SMALL_OPERATION = 1 << 22  # entries of the largest tensor a batched matmul step touches
 STREAMS = ("data", "teacher", "noise", "sgld")
@@ -28,14 +28,12 @@ _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` is CUDA when a GPU is present, else CPU; ``"cuda"`` without one is an error."""
-    name = str(device)
+    name = check_device(device)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.split(":")[0] not in ("cpu", "cuda"):
-        raise EstimationError(f"device must be one of {DEVICES} (or 'cuda:N'), got {name!r}")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise EstimationError(
-            f"device {name!r} was asked for but no CUDA GPU is available; use 'cpu' or 'auto'"
+        raise SpecError(
+            f"device {name!r} was asked for, but torch sees no CUDA GPU; use 'cpu' or 'auto'"
         )
     return torch.device(name)
 

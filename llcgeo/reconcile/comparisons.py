@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from llcgeo import manifolds as mf
 from llcgeo.config import SGLDConfig
-from llcgeo.reconcile.design import case_row, make_case, measured, reference, run_case, tuned
+from llcgeo.reconcile.design import case_experiment, case_row, make_case, tuned
 from llcgeo.reconcile.experiment import Experiment, check_scale
 from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series
 from llcgeo.reconcile.stats import cases_verdict, combined, singles_out
@@ -79,38 +79,40 @@ def _jobs(rows: tuple[Row, ...]):
 
 
 def _claim(row: Row, record) -> Claim:
-    m, d = record["case"]["layer"]["m"], record["case"]["manifold"]["d"]
+    m, d = record.m, record.d
     claimed, alternative = row.claimed[1](m, d), row.alternative[1](m, d)
-    verdict, note = singles_out(*measured(record), claimed=claimed, alternative=alternative)
-    if record["predicted_llc"] != claimed:
+    verdict, note = singles_out(
+        record.llc_mean, record.se, claimed=claimed, alternative=alternative
+    )
+    if record.predicted_llc != claimed:
         verdict, note = (
             "disagree",
-            f"theory predicts {record['predicted_llc_exact']}, not {claimed:g}",
+            f"theory predicts {record.predicted_llc_exact}, not {claimed:g}",
         )
-    mean, se = measured(record)
+    mean, se = record.llc_mean, record.se
     return Claim(
         claim=row.label,
         prediction=f"{row.claimed[0]} = {claimed:g} (not {row.alternative[0]} = {alternative:g})",
         measurement=f"{mean:.3f} +/- {se:.3f}",
         verdict=combined([verdict, cases_verdict([record])[0]]),
-        note=note + ("" if record["verdict"] == "agree" else "; " + "; ".join(record["reasons"])),
+        note=note + ("" if record.verdict == "agree" else "; " + "; ".join(record.reasons)),
     )
 
 
 def _summary(name: str, title: str, description: str, rows: tuple[Row, ...]):
     def summarize(records) -> ExperimentResult:
-        by_label = {r["tags"]["row"]: r for r in records}
+        by_label = {r.tags["row"]: r for r in records}
         ordered = [by_label[row.label] for row in rows]
         xs = tuple(range(len(rows)))
         series = (
             Series(
                 "measured",
                 xs,
-                tuple(measured(r)[0] for r in ordered),
-                tuple(measured(r)[1] for r in ordered),
+                tuple(r.llc_mean for r in ordered),
+                tuple(r.se for r in ordered),
             ),
-            Series("exact expectation", xs, tuple(reference(r) for r in ordered)),
-            Series("predicted LLC", xs, tuple(r["predicted_llc"] for r in ordered)),
+            Series("exact expectation", xs, tuple(r.reference for r in ordered)),
+            Series("predicted LLC", xs, tuple(r.predicted_llc for r in ordered)),
         )
         panel = Panel(title + " (case index as in the table)", "case", "LLC estimate", series)
         return ExperimentResult(
@@ -176,11 +178,10 @@ def smuggled_bias_experiment() -> Experiment:
         "spanned by the data, so the layer has md/2 of a possible m(d+1)/2."
     )
     rows = SMUGGLED_BIAS
-    return Experiment(
+    return case_experiment(
         "smuggled_bias",
         title,
         _jobs(rows),
-        run_case,
         _summary("smuggled_bias", title, description, rows),
     )
 
@@ -194,10 +195,9 @@ def weight_refinement_experiment() -> Experiment:
         "affine hyperplane off the origin."
     )
     rows = WEIGHT_REFINEMENT
-    return Experiment(
+    return case_experiment(
         "weight_refinement",
         title,
         _jobs(rows),
-        run_case,
         _summary("weight_refinement", title, description, rows),
     )

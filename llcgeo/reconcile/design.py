@@ -10,13 +10,20 @@ from typing import Any
 
 from llcgeo import manifolds as mf
 from llcgeo.config import SGLDConfig
-from llcgeo.reconcile.cases import reconcile_case
-from llcgeo.reconcile.model import Case
+from llcgeo.reconcile.experiment import Experiment
+from llcgeo.reconcile.model import Case, CaseResult
 
 
-def run_case(case: Case, device: str) -> dict[str, Any]:
-    """An experiment's ``run``: reconcile one case into a plain record."""
-    return reconcile_case(case, device=device).to_dict()
+def run_case(case: Case, device: str) -> CaseResult:
+    """An experiment's ``run``: reconcile one case (torch loads only when a case runs)."""
+    from llcgeo.reconcile.cases import reconcile_case
+
+    return reconcile_case(case, device=device)
+
+
+def case_experiment(name: str, title: str, jobs, summarize) -> Experiment:
+    """An experiment whose jobs are :class:`Case` s and whose records are :class:`CaseResult` s."""
+    return Experiment(name, title, jobs, run_case, summarize, load=CaseResult.from_dict)
 
 
 def make_case(
@@ -35,33 +42,19 @@ def tuned(config: SGLDConfig, n: int, h_max: float, target: float = 0.1) -> SGLD
     return replace(config, eps=target / (nbeta * h_max + config.gamma))
 
 
-def measured(record: dict[str, Any]) -> tuple[float, float]:
-    """(mean estimate, its standard error): the exact one on the full-batch path."""
-    se = record["expected_se"] if record["expected_se"] is not None else record["llc_se"]
-    return record["llc_mean"], se
-
-
-def reference(record: dict[str, Any]) -> float:
-    """The exact expected estimate, or the asymptotic LLC where there is none."""
-    value = record["expected_estimate"]
-    return record["predicted_llc"] if value is None else value
-
-
-def case_row(record: dict[str, Any], *names: str) -> dict[str, Any]:
+def case_row(record: CaseResult, *names: str) -> dict[str, Any]:
     """A report-table row: the named tags, then prediction, expectation and measurement."""
-    tags = record["tags"]
-    row = {name: tags.get(name) for name in names}
-    mean, se = measured(record)
+    row = {name: record.tags.get(name) for name in names}
     row.update(
-        predicted_llc=record["predicted_llc_exact"],
-        expected=reference(record),
-        measured=mean,
-        se=se,
-        z=record["z"],
-        verdict=record["verdict"],
+        predicted_llc=record.predicted_llc_exact,
+        expected=record.reference,
+        measured=record.llc_mean,
+        se=record.se,
+        z=record.z,
+        verdict=record.verdict,
     )
-    if record["verdict"] != "agree":
-        row["why"] = "; ".join(record["reasons"])
+    if record.verdict != "agree":
+        row["why"] = "; ".join(record.reasons)
     return row
 
 

@@ -26,13 +26,17 @@ def check_scale(scale: str) -> str:
 
 @dataclass(frozen=True)
 class Experiment:
-    """``jobs(scale)`` -> jobs; ``run(job, device)`` -> record; ``summarize(records)`` -> result."""
+    """``jobs(scale)`` -> jobs; ``run(job, device)`` -> a typed record (a frozen dataclass);
+    ``summarize(records)`` -> result. The store keeps ``to_jsonable(record)``; ``load`` turns
+    that back into the record type before ``summarize`` sees it (by default it is left as
+    stored: plain JSON)."""
 
     name: str
     title: str
     jobs: Callable[[str], Sequence[Any]]
-    run: Callable[[Any, str], dict[str, Any]]
-    summarize: Callable[[Sequence[dict[str, Any]]], ExperimentResult]
+    run: Callable[[Any, str], Any]
+    summarize: Callable[[Sequence[Any]], ExperimentResult]
+    load: Callable[[dict[str, Any]], Any] = dict
 
     def job_key(self, job: Any, version: str) -> str:
         """The store key of a job: its full spec, this experiment and the package version."""

@@ -71,6 +71,7 @@ from llcgeo.errors import LLCGeoError, SpecError
 from llcgeo.expr import Binary, Call, Const, Expr, Neg, Num, Var, fold, is_polynomial
 from llcgeo.limits import check_number
 from llcgeo.parse import BOM, parse_expression, parse_number
+from llcgeo.reconcile.design import case_experiment
 from llcgeo.reconcile.experiment import Experiment
 from llcgeo.reconcile.model import Case, CaseResult, Claim, ExperimentResult, Figure, Panel, Series
 from llcgeo.reconcile.stats import combined, singles_out
@@ -536,20 +537,12 @@ def hypothesis_experiment(hypothesis: Hypothesis) -> Experiment:
     """The hypothesis as an experiment for :func:`llcgeo.report.run_experiments` (its cases are
     fixed by the file, whatever the scale)."""
     cases = hypothesis.cases()
-    return Experiment(
-        name=hypothesis.name,
-        title=hypothesis.title,
-        jobs=lambda scale: cases,
-        run=run_case,
-        summarize=partial(summarize_hypothesis, hypothesis),
+    return case_experiment(
+        hypothesis.name,
+        hypothesis.title,
+        lambda scale: cases,
+        partial(summarize_hypothesis, hypothesis),
     )
-
-
-def run_case(case: Case, device: str) -> dict[str, Any]:
-    """Reconcile one case into a plain record."""
-    from llcgeo.reconcile.cases import reconcile_case  # torch loads only when a case runs
-
-    return reconcile_case(case, device=device).to_dict()
 
 
 @dataclass(frozen=True)
@@ -566,7 +559,7 @@ class _Measured:
 
 def summarize_hypothesis(hypothesis: Hypothesis, records) -> ExperimentResult:
     """One :class:`Claim` per claim of the file, from the exact prediction and the records."""
-    results = {r.tags.get("role"): r for r in map(CaseResult.from_dict, records)}
+    results = {r.tags.get("role"): r for r in records}
     claims = tuple(judge_claim(hypothesis, spec, results) for spec in hypothesis.claims)
     return ExperimentResult(
         name=hypothesis.name,
@@ -649,16 +642,16 @@ def _measured(hypothesis: Hypothesis, key: str, results: Mapping) -> _Measured:
     other = alternative_llc(p)
     here, gaussian = results["manifold"], results.get("gaussian")
     if key == "llc_drop":
-        value, se = gaussian.llc_mean - here.llc_mean, math.hypot(_se(gaussian), _se(here))
+        value, se = gaussian.llc_mean - here.llc_mean, math.hypot(gaussian.se, here.se)
         return _Measured(value, se, unconstrained - llc, unconstrained - other, (here, gaussian))
     if key == "llc_unconstrained":
-        return _Measured(gaussian.llc_mean, _se(gaussian), unconstrained, unconstrained - m / 2,
+        return _Measured(gaussian.llc_mean, gaussian.se, unconstrained, unconstrained - m / 2,
                          (gaussian,))  # fmt: skip
     if key == "hessian_rank":
-        return _Measured(2 * here.llc_mean, 2 * _se(here), 2 * llc, 2 * other, (here,))
+        return _Measured(2 * here.llc_mean, 2 * here.se, 2 * llc, 2 * other, (here,))
     if key == "flat":
         return _flat_measured(hypothesis, results.get("flat", here))
-    return _Measured(here.llc_mean, _se(here), llc, other, (here,))
+    return _Measured(here.llc_mean, here.se, llc, other, (here,))
 
 
 def _flat_measured(hypothesis: Hypothesis, result: CaseResult) -> _Measured:
@@ -674,12 +667,7 @@ def _flat_measured(hypothesis: Hypothesis, result: CaseResult) -> _Measured:
     )
     llc, half_m = fraction(p.llc), Fraction(hypothesis.layer.m, 2)
     other = llc + half_m if p.flat else llc - half_m
-    return _Measured(result.llc_mean, _se(result), llc, other, (result,))
-
-
-def _se(result: CaseResult) -> float:
-    """The larger of the measured and the exact standard error of the mean over chains."""
-    return max(result.llc_se, result.expected_se or 0.0)
+    return _Measured(result.llc_mean, result.se, llc, other, (result,))
 
 
 def _exact_text(value) -> str:

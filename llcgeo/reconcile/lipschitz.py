@@ -407,4 +407,8 @@ def summarize(records) -> ExperimentResult:
 
 
 def experiments() -> tuple[Experiment, ...]:
-    return (Experiment("lipschitz", "Lipschitz control by normalization", jobs, run, summarize),)
+    return (
+        Experiment(
+            "lipschitz", "Lipschitz control by normalization", jobs, run, summarize, load=dict
+        ),
+    )

@@ -93,6 +93,34 @@ class CaseResult:
         if self.verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
 
+    @property
+    def se(self) -> float:
+        """The standard error of ``llc_mean`` that its z-score used: the exact one on the
+        full-batch path, the one measured over the chains on a minibatch (the one rule)."""
+        return self.llc_se if self.expected_se is None else self.expected_se
+
+    @property
+    def reference(self) -> float:
+        """What the case was held against: the exact expectation of the estimator at its
+        settings, or the asymptotic LLC where there is none (minibatch)."""
+        return self.predicted_llc if self.expected_estimate is None else self.expected_estimate
+
+    @property
+    def m(self) -> int:
+        return self.case["layer"]["m"]
+
+    @property
+    def d(self) -> int:
+        return self.case["manifold"]["d"]
+
+    @property
+    def n(self) -> int:
+        return self.case["n"]
+
+    @property
+    def config(self) -> SGLDConfig:
+        return SGLDConfig(**{k: v for k, v in self.case["config"].items() if k != "type"})
+
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
 

@@ -8,7 +8,13 @@ from dataclasses import dataclass
 
 from llcgeo import manifolds as mf
 from llcgeo.config import SGLDConfig
-from llcgeo.reconcile.design import case_row, make_case, measured, run_case, square_root, tuned
+from llcgeo.reconcile.design import (
+    case_experiment,
+    case_row,
+    make_case,
+    square_root,
+    tuned,
+)
 from llcgeo.reconcile.experiment import Experiment, check_scale
 from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series
 from llcgeo.reconcile.stats import cases_verdict, combined, singles_out, weighted_line_fit
@@ -85,14 +91,14 @@ def _jobs(scale: str):
 
 
 def _select(records, family: str, axis: str):
-    chosen = [r for r in records if r["tags"]["family"] == family and r["tags"]["axis"] == axis]
-    return sorted(chosen, key=lambda r: r["tags"][axis])
+    chosen = [r for r in records if r.tags["family"] == family and r.tags["axis"] == axis]
+    return sorted(chosen, key=lambda r: r.tags[axis])
 
 
 def _slope_claim(records, family: str, d: int) -> Claim:
     rows = _select(records, family, "m")
-    x = [r["tags"]["m"] for r in rows]
-    means, ses = zip(*(measured(r) for r in rows))
+    x = [r.tags["m"] for r in rows]
+    means, ses = zip(*((r.llc_mean, r.se) for r in rows))
     fit = weighted_line_fit(x, means, ses)
     flat = family == "layernorm"
     claimed, alternative = ((d - 1) / 2, d / 2) if flat else (d / 2, (d - 1) / 2)
@@ -110,11 +116,11 @@ def _slope_claim(records, family: str, d: int) -> Claim:
 
 def _drop_claim(records, axis: str, m_fixed: int) -> Claim:
     flat, full = _select(records, "layernorm", axis), _select(records, "rmsnorm", axis)
-    diffs = [measured(b)[0] - measured(a)[0] for a, b in zip(flat, full)]
-    ses = [(measured(a)[1] ** 2 + measured(b)[1] ** 2) ** 0.5 for a, b in zip(flat, full)]
-    drops = [r["tags"]["m"] / 2 for r in flat]
+    diffs = [b.llc_mean - a.llc_mean for a, b in zip(flat, full)]
+    ses = [(a.se**2 + b.se**2) ** 0.5 for a, b in zip(flat, full)]
+    drops = [r.tags["m"] / 2 for r in flat]
     if axis == "m":
-        fit = weighted_line_fit([r["tags"]["m"] for r in flat], diffs, ses)
+        fit = weighted_line_fit([r.tags["m"] for r in flat], diffs, ses)
         value, se, claimed, text = fit.slope, fit.slope_se, 0.5, "drop per output"
     else:
         weights = [1 / s**2 for s in ses]
@@ -135,9 +141,9 @@ def _points(records, family: str, axis: str) -> Series:
     rows = _select(records, family, axis)
     return Series(
         family,
-        tuple(r["tags"][axis] for r in rows),
-        tuple(measured(r)[0] for r in rows),
-        tuple(measured(r)[1] for r in rows),
+        tuple(r.tags[axis] for r in rows),
+        tuple(r.llc_mean for r in rows),
+        tuple(r.se for r in rows),
     )
 
 
@@ -153,7 +159,7 @@ def _lines(xs: Sequence[int], other: int, axis: str) -> tuple[Series, ...]:
 
 def _axis_values(records, axis: str) -> tuple[tuple[int, ...], int]:
     """The values swept along ``axis`` and the value held fixed on the other axis."""
-    rows = [r["tags"] for r in records if r["tags"]["axis"] == axis]
+    rows = [r.tags for r in records if r.tags["axis"] == axis]
     other = "d" if axis == "m" else "m"
     return tuple(sorted({t[axis] for t in rows})), rows[0][other]
 
@@ -191,4 +197,4 @@ def _summarize(records) -> ExperimentResult:
 
 
 def scaling_experiment() -> Experiment:
-    return Experiment("scaling", "Scaling: LLC against m and d", _jobs, run_case, _summarize)
+    return case_experiment("scaling", "Scaling: LLC against m and d", _jobs, _summarize)

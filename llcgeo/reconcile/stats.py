@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm
 
+from llcgeo.reconcile.model import CaseResult
 from llcgeo.reconcile.verdict import Z_AGREE
 
 
@@ -56,19 +57,17 @@ def family_threshold(cases: int) -> float:
     return max(Z_AGREE, float(norm.isf(alpha / (2 * max(cases, 1)))))
 
 
-def cases_verdict(records: Sequence[dict]) -> tuple[str, str]:
+def cases_verdict(records: Sequence[CaseResult]) -> tuple[str, str]:
     """The verdict of the cases behind one claim, judged together at a family-wise level:
     ``inconclusive`` if any case is, ``disagree`` if some ``|z|`` exceeds
     :func:`family_threshold`, else ``agree``; and a note naming the cases that decide it."""
-    unsure = [r for r in records if r["verdict"] == "inconclusive"]
+    unsure = [r for r in records if r.verdict == "inconclusive"]
     if unsure:
-        return "inconclusive", "; ".join("; ".join(r["reasons"]) for r in unsure)
+        return "inconclusive", "; ".join("; ".join(r.reasons) for r in unsure)
     limit = family_threshold(len(records))
-    worst = max(records, key=lambda r: abs(r["z"]))
-    note = (
-        f"largest |z| {abs(worst['z']):.2f} of {len(records)} cases (family-wise limit {limit:.2f})"
-    )
-    return ("agree" if abs(worst["z"]) <= limit else "disagree"), note
+    worst = max(records, key=lambda r: abs(r.z))
+    note = f"largest |z| {abs(worst.z):.2f} of {len(records)} cases (family-wise limit {limit:.2f})"
+    return ("agree" if abs(worst.z) <= limit else "disagree"), note
 
 
 def singles_out(

@@ -19,7 +19,7 @@ import sympy as sp
 
 from llcgeo import manifolds as mf
 from llcgeo.config import SGLDConfig
-from llcgeo.reconcile.design import case_row, make_case, measured, reference, run_case, tuned
+from llcgeo.reconcile.design import case_experiment, case_row, make_case, tuned
 from llcgeo.reconcile.experiment import Experiment, check_scale
 from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series
 from llcgeo.reconcile.stats import cases_verdict, combined, singles_out
@@ -70,37 +70,37 @@ def _threshold_jobs(scale: str):
 
 
 def _kappa(record) -> float:
-    return float(Fraction(record["tags"]["kappa"]))
+    return float(Fraction(record.tags["kappa"]))
 
 
 def _threshold_claim(records, curved: bool) -> Claim:
     chosen = [r for r in records if (_kappa(r) != 0) == curved]
-    m, d = (chosen[0]["case"]["layer"]["m"], chosen[0]["case"]["manifold"]["d"])
+    m, d = (chosen[0].m, chosen[0].d)
     full, flat = m * d / 2, m * (d - 1) / 2
     claimed, alternative = (full, flat) if curved else (flat, full)
     case_verdict, case_note = cases_verdict(chosen)
     verdicts, notes = [case_verdict], []
     for r in chosen:
-        v, note = singles_out(*measured(r), claimed=claimed, alternative=alternative)
+        v, note = singles_out(r.llc_mean, r.se, claimed=claimed, alternative=alternative)
         verdicts.append(v)
-        notes.append(f"kappa {r['tags']['kappa']}: {note}")
+        notes.append(f"kappa {r.tags['kappa']}: {note}")
     text = "every kappa != 0 keeps the full LLC" if curved else "kappa = 0 drops m/2"
-    values = ", ".join(f"{measured(r)[0]:.2f}" for r in chosen)
+    values = ", ".join(f"{r.llc_mean:.2f}" for r in chosen)
     return Claim(text, f"{claimed:g}", values, combined(verdicts), "; ".join([*notes, case_note]))
 
 
 def _threshold_summary(records) -> ExperimentResult:
     records = sorted(records, key=_kappa)
-    m, d = records[0]["case"]["layer"]["m"], records[0]["case"]["manifold"]["d"]
+    m, d = records[0].m, records[0].d
     xs = tuple(_kappa(r) for r in records)
     series = (
         Series(
             "measured",
             xs,
-            tuple(measured(r)[0] for r in records),
-            tuple(measured(r)[1] for r in records),
+            tuple(r.llc_mean for r in records),
+            tuple(r.se for r in records),
         ),
-        Series("exact expectation", xs, tuple(reference(r) for r in records), style="line"),
+        Series("exact expectation", xs, tuple(r.reference for r in records), style="line"),
         Series("m d / 2", xs, (m * d / 2,) * len(xs), style="line"),
         Series("m (d-1) / 2", xs, (m * (d - 1) / 2,) * len(xs), style="line"),
     )
@@ -109,7 +109,7 @@ def _threshold_summary(records) -> ExperimentResult:
         title="The binary threshold: curvature of either sign keeps the LLC",
         description=(
             f"BumpedHyperplane(d={d}, kappa, fraction=1) with a width-{m} layer and "
-            f"n = {records[0]['case']['n']}: the whole distribution sees the curvature, so at "
+            f"n = {records[0].n}: the whole distribution sees the curvature, so at "
             "large n any kappa != 0 should give m d / 2 and only kappa = 0 the drop to "
             "m (d-1) / 2."
         ),
@@ -122,8 +122,8 @@ def _threshold_summary(records) -> ExperimentResult:
 
 
 def threshold_experiment() -> Experiment:
-    return Experiment(
-        "threshold", "Binary curvature threshold", _threshold_jobs, run_case, _threshold_summary
+    return case_experiment(
+        "threshold", "Binary curvature threshold", _threshold_jobs, _threshold_summary
     )
 
 
@@ -182,7 +182,7 @@ def _crossover_jobs(scale: str):
 
 
 def _curve(records, fraction: str, n: int):
-    chosen = [r for r in records if r["tags"]["fraction"] == fraction and r["tags"]["n"] == n]
+    chosen = [r for r in records if r.tags["fraction"] == fraction and r.tags["n"] == n]
     return sorted(chosen, key=_kappa)
 
 
@@ -197,13 +197,13 @@ def _half_crossing(kappas, values, level) -> float:
 
 def _crossing_claim(records, fraction: str, n: int) -> Claim:
     rows = _curve(records, fraction, n)
-    config = SGLDConfig(**{k: v for k, v in rows[0]["case"]["config"].items() if k != "type"})
+    config = rows[0].config
     star = predicted_crossover(fraction, n, config)
-    m, d = rows[0]["case"]["layer"]["m"], rows[0]["case"]["manifold"]["d"]
+    m, d = rows[0].m, rows[0].d
     kappas = [_kappa(r) for r in rows]
     level = _half_level(rows, m)
-    got = _half_crossing(kappas, [measured(r)[0] for r in rows], level)
-    expected = _half_crossing(kappas, [reference(r) for r in rows], level)
+    got = _half_crossing(kappas, [r.llc_mean for r in rows], level)
+    expected = _half_crossing(kappas, [r.reference for r in rows], level)
     tolerance = _crossing_tolerance(rows, kappas, level)
     cases = cases_verdict(rows)
     verdict = (
@@ -223,24 +223,24 @@ def _crossing_claim(records, fraction: str, n: int) -> Claim:
 
 def _half_level(rows, m: int) -> float:
     """Half way between the two plateaus of the exact-expectation curve at this n."""
-    low, high = reference(rows[0]), reference(rows[-1])
+    low, high = rows[0].reference, rows[-1].reference
     return low + (high - low) / 2 if high > low else low + m / 4
 
 
 def _crossing_tolerance(rows, kappas, level) -> float:
-    means = [measured(r)[0] for r in rows]
+    means = [r.llc_mean for r in rows]
     for i in range(len(rows) - 1):
         if means[i] < level <= means[i + 1]:
             slope = (means[i + 1] - means[i]) / math.log(kappas[i + 1] / kappas[i])
-            se = max(measured(rows[i])[1], measured(rows[i + 1])[1])
+            se = max(rows[i].se, rows[i + 1].se)
             return Z_AGREE * se / slope
     return math.nan
 
 
 def _crossover_summary(records) -> ExperimentResult:
     records = list(records)
-    fractions = sorted({r["tags"]["fraction"] for r in records}, key=Fraction, reverse=True)
-    sizes = sorted({r["tags"]["n"] for r in records})
+    fractions = sorted({r.tags["fraction"] for r in records}, key=Fraction, reverse=True)
+    sizes = sorted({r.tags["n"] for r in records})
     claims = [_crossing_claim(records, f, n) for f in fractions for n in sizes]
     claims.append(_ordering_claim(records, fractions, sizes))
     panels = tuple(_crossover_panel(records, fractions, n) for n in sizes)
@@ -266,9 +266,9 @@ def _ordering_claim(records, fractions, sizes) -> Claim:
         order = []
         for f in fractions:
             rows = _curve(records, f, n)
-            level = _half_level(rows, rows[0]["case"]["layer"]["m"])
+            level = _half_level(rows, rows[0].m)
             order.append(
-                _half_crossing([_kappa(r) for r in rows], [measured(r)[0] for r in rows], level)
+                _half_crossing([_kappa(r) for r in rows], [r.llc_mean for r in rows], level)
             )
         ok = all(math.isfinite(v) for v in order) and all(a < b for a, b in zip(order, order[1:]))
         verdicts.append("agree" if ok else "disagree")
@@ -290,17 +290,17 @@ def _crossover_panel(records, fractions, n: int) -> Panel:
             Series(
                 f"fraction {f}",
                 xs,
-                tuple(measured(r)[0] for r in rows),
-                tuple(measured(r)[1] for r in rows),
+                tuple(r.llc_mean for r in rows),
+                tuple(r.se for r in rows),
                 group=f,
             )
         )
-        exact = tuple(reference(r) for r in rows)
+        exact = tuple(r.reference for r in rows)
         series.append(Series(f"exact, fraction {f}", xs, exact, style="line", group=f))
     return Panel(f"n = {n}", "kappa", "LLC estimate", tuple(series), xscale="log")
 
 
 def crossover_experiment() -> Experiment:
-    return Experiment(
-        "crossover", "Finite-sample crossover", _crossover_jobs, run_case, _crossover_summary
+    return case_experiment(
+        "crossover", "Finite-sample crossover", _crossover_jobs, _crossover_summary
     )

@@ -14,14 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import llcgeo
+from llcgeo.config import check_device
 from llcgeo.errors import SpecError
 from llcgeo.reconcile.experiment import Experiment, check_scale
 from llcgeo.reconcile.model import ExperimentResult
 from llcgeo.report.files import prepare_folder
 from llcgeo.report.render import DEFAULT_TITLE, ReportMeta, ReportPaths, check_name, write_report
 from llcgeo.report.store import ResultStore, StoredCase
+from llcgeo.serialize import to_jsonable
 
-DEVICES = ("auto", "cpu", "cuda")
 PHASES = ("plan", "problem", "start", "done")
 
 
@@ -105,18 +106,13 @@ def run_experiments(
 
 
 def resolve_device(device: str) -> str:
-    """``"auto"`` is CUDA when present, else CPU; ``"cuda"`` without a GPU is an error."""
-    if device not in DEVICES:
-        raise SpecError(f"device must be one of {DEVICES}, got {device!r}")
-    if device == "cpu":
-        return device
-    import torch  # only here: a CPU-only sweep of pure-Python experiments never needs it
+    """The name of :func:`llcgeo.numerics.device.resolve_device`'s choice (torch loads only
+    when the answer is not plainly ``"cpu"``)."""
+    if check_device(device) == "cpu":
+        return "cpu"
+    from llcgeo.numerics.device import resolve_device as resolve
 
-    if torch.cuda.is_available():
-        return "cuda"
-    if device == "cuda":
-        raise SpecError("--device cuda was asked for, but torch sees no CUDA GPU; use cpu or auto")
-    return "cpu"
+    return str(resolve(device))
 
 
 def _check_experiments(experiments: Sequence[Experiment]) -> None:
@@ -128,13 +124,28 @@ def _check_experiments(experiments: Sequence[Experiment]) -> None:
         raise SpecError(f"experiment names must be unique; repeated: {', '.join(repeated)}")
 
 
+def _readable(experiment: Experiment, store: ResultStore, stored: StoredCase | None):
+    """The stored case if its record loads as the experiment's record type; else a problem
+    noted in the store, and ``None`` so that the case is computed again."""
+    if stored is None:
+        return None
+    try:
+        experiment.load(stored.record)
+    except (KeyError, TypeError, ValueError) as err:
+        store.problems.append(
+            f"{experiment.name}/{stored.key}: its record does not load ({err}); recomputing"
+        )
+        return None
+    return stored
+
+
 def _plan(experiments, scale: str, store: ResultStore, notify: Progress, start: float):
     plan = []
     for experiment in experiments:
         for job in experiment.jobs(scale):
             key = experiment.job_key(job, store.version)
             problems = len(store.problems)
-            stored = store.load(experiment.name, key, job)
+            stored = _readable(experiment, store, store.load(experiment.name, key, job))
             for message in store.problems[problems:]:
                 notify(_event("problem", 0, 0, experiment.name, start, message=message))
             plan.append(_Planned(experiment, job, key, stored))
@@ -155,7 +166,7 @@ def _execute(plan: list[_Planned], device: str, store: ResultStore, notify, star
         left = _remaining(durations, pending - len(durations))
         notify(_event("start", index, len(plan), name, start, remaining=left))
         began = time.perf_counter()
-        record = planned.experiment.run(planned.job, device)
+        record = to_jsonable(planned.experiment.run(planned.job, device))
         durations.append(time.perf_counter() - began)
         cases.append(store.save(name, planned.key, planned.job, record, seconds=durations[-1]))
         left = _remaining(durations, pending - len(durations))
@@ -174,5 +185,5 @@ def _event(phase, index, total, experiment, start, **extra) -> ProgressEvent:
 
 
 def _summarize(experiment: Experiment, cases: list[StoredCase]) -> ExperimentResult:
-    records = [case.record for case in cases if case.experiment == experiment.name]
+    records = [experiment.load(c.record) for c in cases if c.experiment == experiment.name]
     return experiment.summarize(records)

@@ -87,14 +87,14 @@ def test_bad_model_loss_and_batch(problem):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without a GPU")
 def test_cuda_without_a_gpu(problem):
     layer, x, y = problem
-    with pytest.raises(EstimationError, match="no CUDA GPU"):
+    with pytest.raises(SpecError, match="no CUDA GPU"):
         estimate_llc(layer, x, y, config=CONFIG, device="cuda")
-    with pytest.raises(EstimationError, match="no CUDA GPU"):
+    with pytest.raises(SpecError, match="no CUDA GPU"):
         measure_linear(Gaussian(2), LinearLayer(1), "all", 10, CONFIG, seed=0, device="cuda")
 
 
 def test_bad_device_seed_and_sizes():
-    with pytest.raises(EstimationError, match="device must be"):
+    with pytest.raises(SpecError, match="device must be"):
         measure_linear(Gaussian(2), LinearLayer(1), "all", 10, CONFIG, seed=0, device="tpu")
     with pytest.raises(SpecError, match="seed"):
         measure_linear(Gaussian(2), LinearLayer(1), "all", 10, CONFIG, seed=-1, device="cpu")

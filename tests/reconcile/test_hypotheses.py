@@ -320,7 +320,7 @@ def record(role, llc_mean, se=0.05, verdict="agree", predicted=3.0):
         per_chain=(llc_mean,), diverged_chains=(), rhat=1.0, ess=500.0, z=0.0,
         verdict=verdict, reasons=() if verdict == "agree" else ("a reason",), mode="full batch",
         seconds=0.1, device="cpu", version="test",
-    ).to_dict()  # fmt: skip
+    )  # fmt: skip
 
 
 PLANE = (
@@ -379,11 +379,10 @@ def test_flatness_a_layer_without_bias_cannot_see_is_measured_with_a_bias():
     assert h.prediction.flat and h.prediction.llc_drop == 0
     roles = [c.tag("role") for c in h.cases()]
     assert roles == ["manifold", "flat"] and h.cases()[1].layer.bias
-    results = {"manifold": CaseResult.from_dict(record("m", 3.0)),
-               "flat": CaseResult.from_dict(record("flat", 3.0))}  # fmt: skip
+    results = {"manifold": record("m", 3.0), "flat": record("flat", 3.0)}
     claim = judge_claim(h, h.claims[0], results)
     assert claim.verdict == "agree" and "chosen automatically" in claim.note
-    results["flat"] = CaseResult.from_dict(record("flat", 4.0))
+    results["flat"] = record("flat", 4.0)
     assert judge_claim(h, h.claims[0], results).verdict != "agree"
 
 

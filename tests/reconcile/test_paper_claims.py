@@ -57,7 +57,7 @@ def simulated(case, rng, shift=lambda case: 0.0):
         seconds=0.0,
         device="cpu",
         version="test",
-    ).to_dict()
+    )
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """The verdict rules and the claim statistics."""
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -78,7 +79,7 @@ def test_family_threshold_is_bonferroni_at_three_sigma():
 
 
 def _record(z, verdict="agree"):
-    return {"z": z, "verdict": verdict, "reasons": ("why",) if verdict != "agree" else ()}
+    return SimpleNamespace(z=z, verdict=verdict, reasons=("why",) if verdict != "agree" else ())
 
 
 def test_cases_verdict_judges_cases_together():
