@@ -110,6 +110,7 @@ def reconcile_case(case: Case, *, device: str = "auto", progress=None) -> CaseRe
         chains=case.config.chains,
         rhat=est.rhat,
         ess=est.ess,
+        problems=ref.problems,
     )
     return CaseResult(
         key=case.key(llcgeo.__version__),
@@ -127,8 +128,8 @@ def reconcile_case(case: Case, *, device: str = "auto", progress=None) -> CaseRe
         rhat=float(est.rhat),
         ess=float(est.ess),
         z=float(z),
-        verdict="inconclusive" if ref.problems else verdict,
-        reasons=ref.problems + why + tuple(est.warnings) + ref.notes,
+        verdict=verdict,
+        reasons=why + tuple(est.warnings) + ref.notes,
         mode=ref.mode,
         seconds=float(est.seconds),
         device=est.device,

@@ -16,12 +16,12 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from llcgeo.manifolds import exact
 from llcgeo.numerics.layernorm_geometry import LayerNormSampling, measure_layernorm_geometry
 from llcgeo.reconcile.experiment import Experiment, check_scale
 from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series
+from llcgeo.reconcile.verdict import FAMILY_ALPHA, normal_limit, passed
 from llcgeo.serialize import to_jsonable
 from llcgeo.theory.layernorm_geometry import (
     axis_coordinate_moments,
@@ -29,7 +29,6 @@ from llcgeo.theory.layernorm_geometry import (
     squared_radius_moments,
 )
 
-ALPHA = 0.01  # family-wise error rate over every z-test of the experiment
 ROUNDING = 1e-12  # relative float64 rounding allowance for the exact (hard) containments
 EPS_GRID = (0.0, 1e-4, 1e-2, 1.0, 10.0)
 _GAINS = {
@@ -147,7 +146,7 @@ def _hard_checks(record) -> dict[str, float]:
 
 def _z_crit(records) -> float:
     tests = sum(len(_z_tests(r)) for r in records)
-    return float(stats.norm.ppf(1 - ALPHA / (2 * max(tests, 1))))
+    return normal_limit(tests)
 
 
 def _row(record, z_crit: float) -> dict[str, Any]:
@@ -166,7 +165,7 @@ def _row(record, z_crit: float) -> dict[str, Any]:
         "max radius / sqrt(N)": m["max_radius"] / math.sqrt(record["dimension"]),
         "max plane deviation": m["max_plane_deviation"],
         "max extent / semi-axis": [g / s for g, s in zip(m["axis_max"], p["semi_axes"])],
-        "verdict": "agree" if ok else "disagree",
+        "verdict": passed(ok),
     }
 
 
@@ -202,7 +201,7 @@ def _containment_claims(records) -> list[Claim]:
 
 
 def _hard(excess: float) -> str:
-    return "agree" if excess <= ROUNDING else "disagree"
+    return passed(excess <= ROUNDING)
 
 
 def _exact_axes_claim(records) -> Claim | None:
@@ -220,7 +219,7 @@ def _exact_axes_claim(records) -> Claim | None:
         f"P G^-2 P {', '.join(r['eigenvalues_exact'])}",
         prediction=f"semi-axes {', '.join(r['semi_axes_exact'])}",
         measurement="largest extent / semi-axis " + ", ".join(f"{q:.8f}" for q in ratios),
-        verdict="agree" if ok else "disagree",
+        verdict=passed(ok),
         note=f"eps = 0 puts every output on the ellipse, so with n = {n} samples the extents "
         f"reach 1 - 1e-6 of the semi-axes except with probability about "
         f"exp(-{n * 2 * math.sqrt(2e-6) / math.pi:.0f})",
@@ -233,7 +232,7 @@ def _moment_claims(records, z_crit: float) -> list[Claim]:
     deficit_z = max(abs(_z_tests(r)[0]) for r in deficit) if deficit else 0.0
     note = (
         f"z = (sample mean - exact mean) / (predicted sd / sqrt(n)); agree when every |z| <= "
-        f"{z_crit:.2f} (normal, Bonferroni over all tests, family-wise alpha = {ALPHA})"
+        f"{z_crit:.2f} (normal, Bonferroni over all tests, family-wise alpha = {FAMILY_ALPHA})"
     )
     return [
         Claim(
@@ -241,14 +240,14 @@ def _moment_claims(records, z_crit: float) -> list[Claim]:
             "semi_axis^2 E[r^2] / (N - 1) (the axes and lengths, seen from inside)",
             "exact (uniform direction, independent radius)",
             f"max |z| = {axis_z:.2f}",
-            "agree" if axis_z <= z_crit else "disagree",
+            passed(axis_z <= z_crit),
             note,
         ),
         Claim(
             "typical outputs approach the surface as eps -> 0: E[1 - r^2] = E[eps/(var + eps)]",
             "exact chi-square integral per eps",
             f"max |z| = {deficit_z:.2f} over {len(deficit)} (gain, eps) cases",
-            "agree" if deficit_z <= z_crit else "disagree",
+            passed(deficit_z <= z_crit),
             note,
         ),
     ]

@@ -19,11 +19,11 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from llcgeo.numerics.isometry import IsometrySpec, simulate_isometry
 from llcgeo.reconcile.experiment import Experiment, check_scale
 from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series
+from llcgeo.reconcile.verdict import FAMILY_ALPHA, Z_AGREE, t_limit, within
 from llcgeo.serialize import to_jsonable
 from llcgeo.theory.hermite import (
     activation_second_moment,
@@ -32,8 +32,6 @@ from llcgeo.theory.hermite import (
     nonlinearity_strength,
 )
 
-ALPHA = 0.01  # family-wise error rate of the layer-by-layer test of one network family
-RATE_Z = 3.0
 WINDOW_TOP = 0.5  # the rate is fitted where the predicted correlation is at most this ...
 WINDOW_SNR = 5.0  # ... and at least this many standard errors above 0
 GAP_SHOWN = 1e-5  # mean-field gaps below this are left off the log-scale figure
@@ -93,18 +91,16 @@ def run(job: IsometrySpec, device: str) -> dict[str, Any]:
 
 def layer_test(record: dict[str, Any]) -> dict[str, Any]:
     """``t_l = (mean cosine - prediction) / SE`` per layer, SE over the independent networks;
-    agree when every ``|t_l| <= t_crit``, the Student-t quantile at family-wise level ``ALPHA``
-    (Bonferroni over the layers)."""
+    agree when every ``|t_l| <= t_crit``, the Student-t quantile at family-wise level
+    ``FAMILY_ALPHA`` (Bonferroni over the layers)."""
     cos = np.asarray(record["mean_cosine"], float)
     networks, layers = cos.shape
     se = cos.std(axis=0, ddof=1) / math.sqrt(networks)
     t = (cos.mean(axis=0) - np.asarray(record["predicted_cosine"], float)) / se
-    t_crit = float(stats.t.ppf(1 - ALPHA / (2 * layers), networks - 1))
+    t_crit = t_limit(layers, networks - 1)
     worst = int(np.argmax(np.abs(t)))
     verdict = (
-        "inconclusive"
-        if networks < 3 or not np.all(np.isfinite(t))
-        else ("agree" if abs(t[worst]) <= t_crit else "disagree")
+        "inconclusive" if networks < 3 or not np.all(np.isfinite(t)) else within(t[worst], t_crit)
     )
     return {
         "t_max": float(abs(t[worst])),
@@ -122,7 +118,7 @@ def _ols_slope(y: np.ndarray, x: np.ndarray) -> float:
 def rate_test(record: dict[str, Any]) -> dict[str, Any]:
     """Slope of ``log(mean cosine)`` against depth over the window where the prediction lies in
     ``[WINDOW_SNR * SE, WINDOW_TOP]``, against the same fit of the prediction; SE by
-    leave-one-network-out jackknife; agree when ``|z| <= RATE_Z``."""
+    leave-one-network-out jackknife; agree when ``|z| <= Z_AGREE``."""
     cos = np.asarray(record["mean_cosine"], float)
     pred = np.asarray(record["predicted_cosine"], float)
     se = cos.std(axis=0, ddof=1) / math.sqrt(cos.shape[0])
@@ -140,7 +136,7 @@ def rate_test(record: dict[str, Any]) -> dict[str, Any]:
     slope_se = math.sqrt((n - 1) / n * float(np.sum((np.asarray(loo) - np.mean(loo)) ** 2)))
     predicted = _ols_slope(np.log(pred[window]), x)
     z = (measured - predicted) / slope_se
-    verdict = "agree" if abs(z) <= RATE_Z else "disagree"
+    verdict = within(z)
     return {
         **out,
         "measured": measured,
@@ -205,7 +201,8 @@ def _claims(records) -> tuple[Claim, ...]:
                 verdict=layers["verdict"],
                 note=f"t_l = (measured - predicted)/SE_l, SE over {len(record['mean_cosine'])} "
                 f"independent networks; agree when every |t_l| <= {layers['t_crit']:.2f} "
-                f"(Student t, Bonferroni over {len(pred)} layers, family-wise alpha = {ALPHA})",
+                f"(Student t, Bonferroni over {len(pred)} layers, "
+                f"family-wise alpha = {FAMILY_ALPHA})",
             )
         )
         if job["order"] == "norm_after_act" and record["beta0"] < 1:
@@ -229,7 +226,7 @@ def _rate_claim(record) -> Claim:
         verdict=rate["verdict"],
         note=f"least-squares slope of log(mean cosine) over the layers where the prediction is "
         f"<= {WINDOW_TOP} and >= {WINDOW_SNR:g} SE; SE by leave-one-network-out jackknife; "
-        f"agree when |z| <= {RATE_Z:g}",
+        f"agree when |z| <= {Z_AGREE:g}",
     )
 
 

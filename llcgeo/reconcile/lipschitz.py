@@ -19,6 +19,7 @@ import numpy as np
 from llcgeo.numerics.lipschitz import LipschitzSpec, measure_lipschitz
 from llcgeo.reconcile.experiment import Experiment, check_scale
 from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series
+from llcgeo.reconcile.verdict import Z_AGREE, passed
 from llcgeo.serialize import to_jsonable
 from llcgeo.theory.lipschitz import (
     bound_log_growth,
@@ -29,7 +30,6 @@ from llcgeo.theory.lipschitz import (
 
 ROUNDING = 1e-9  # float64 slack allowed in the hard check measured <= bound (in log units)
 FIT_FROM = 4  # exponents are fitted over depths >= this (power iteration converges there)
-Z = 3.0
 _SCALES = {
     "small": {
         "width": 128,
@@ -170,7 +170,7 @@ def _row(record) -> dict[str, Any]:
         "bound exponent (Gaussian weights)": record["bound_log_growth"],
         "bound / measured at max depth": float(math.exp(tight[-1])),
         "bound violations": bad,
-        "verdict": "agree" if bad == 0 else "disagree",
+        "verdict": passed(bad == 0),
     }
 
 
@@ -186,7 +186,7 @@ def _bound_claims(records) -> list[Claim]:
                 prediction="measured <= bound, always",
                 measurement=f"{bad} of {total} (network, input, depth) triples above the bound; "
                 f"smallest log(bound / measured) = {slack:.3g}",
-                verdict="agree" if bad == 0 else "disagree",
+                verdict=passed(bad == 0),
                 note=f"a hard check: only float64 rounding ({ROUNDING:g} in log units) is allowed; "
                 "power iteration gives lower bounds of the spectral norms, so this is conservative",
             )
@@ -198,7 +198,7 @@ def _growth_claim(records) -> Claim:
     plain = [r for r in records if r["job"]["normalization"] == "none"]
     rates = [(exponent(r["log_input"], r["job"]["depths"]), r) for r in plain]
     ok = all(
-        s - Z * se > 0 and s <= exponent(r["log_input_bound"], r["job"]["depths"])[0]
+        s - Z_AGREE * se > 0 and s <= exponent(r["log_input_bound"], r["job"]["depths"])[0]
         for (s, se), r in rates
     )
     shown = "; ".join(
@@ -213,9 +213,9 @@ def _growth_claim(records) -> Claim:
             sorted({f"{r['job']['activation']} {_predicted_exponent(r):.3f}" for r in plain})
         ),
         measurement=shown,
-        verdict="agree" if ok else "disagree",
+        verdict=passed(ok),
         note=f"exponent = slope of mean log constant over depths >= {FIT_FROM}, SE by jackknife "
-        f"over networks; agree when every exponent exceeds {Z:g} SE and the bound's exponent",
+        f"over networks; agree when every exponent exceeds {Z_AGREE:g} SE and the bound's exponent",
     )
 
 
@@ -241,7 +241,7 @@ def _reduction_claim(kind: str, pairs) -> Claim:
     for r, plain in pairs:
         gap = np.asarray(plain[f"log_{kind}"]) - np.asarray(r[f"log_{kind}"])
         rate, se = exponent(gap, r["job"]["depths"])
-        ok &= rate - Z * se > 0
+        ok &= rate - Z_AGREE * se > 0
         job = r["job"]
         shown.append(
             f"{job['activation']} {job['normalization']} w={job['width']} "
@@ -260,10 +260,10 @@ def _reduction_claim(kind: str, pairs) -> Claim:
         prediction="log(unnormalized / normalized) grows linearly in depth; mean-field "
         "exponent of a typical input direction: " + ", ".join(predicted),
         measurement="; ".join(shown),
-        verdict="agree" if ok else "disagree",
+        verdict=passed(ok),
         note="paired: same weights and inputs with and without normalization; exponent "
         f"of the log ratio fitted over depths >= {FIT_FROM}, jackknife SE over networks; "
-        f"agree when every exponent exceeds {Z:g} SE",
+        f"agree when every exponent exceeds {Z_AGREE:g} SE",
     )
 
 
@@ -305,7 +305,7 @@ def _variance_claim(records) -> Claim | None:
         "v^(1/2)",
         prediction="log ratios (v=16 vs v=1): " + "; ".join(shown),
         measurement=f"largest deviation {worst:.2e} over every network, input and depth",
-        verdict="agree" if ok else "disagree",
+        verdict=passed(ok),
         note="exact up to eps: LayerNorm/RMSNorm are scale-invariant but for eps, which moves "
         "the first layer by at most eps / min var(a_1) in log units (the tolerance); "
         "ReLU networks are positively homogeneous (tolerance: rounding)",
@@ -318,7 +318,7 @@ def _bound_rate_claim(records) -> Claim:
     for r in records:
         rate, se = exponent(r["log_input_bound"], r["job"]["depths"])
         err = abs(rate - r["bound_log_growth"])
-        tol = Z * se + r["job"]["width"] ** (-2 / 3)
+        tol = Z_AGREE * se + r["job"]["width"] ** (-2 / 3)
         worst, ok = max(worst, err / tol), ok and err <= tol
     return Claim(
         claim="the bounds grow per layer by log(2 s s_act) without normalization and by "
@@ -333,7 +333,7 @@ def _bound_rate_claim(records) -> Claim:
             )
         ),
         measurement=f"largest |measured - predicted| / tolerance = {worst:.2f}",
-        verdict="agree" if ok else "disagree",
+        verdict=passed(ok),
         note="tolerance 3 SE + width^(-2/3): ||W|| of a square Gaussian matrix sits within "
         "the Tracy-Widom scale width^(-2/3) (relative) of its large-width value 2 s",
     )

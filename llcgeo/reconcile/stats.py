@@ -14,10 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import norm
 
 from llcgeo.reconcile.model import CaseResult
-from llcgeo.reconcile.verdict import Z_AGREE
+from llcgeo.reconcile.verdict import Z_AGREE, family_threshold, within
 
 
 @dataclass(frozen=True)
@@ -50,13 +49,6 @@ def combined(verdicts: Iterable[str]) -> str:
     return "disagree" if "disagree" in verdicts else "inconclusive"
 
 
-def family_threshold(cases: int) -> float:
-    """The |z| a claim resting on ``cases`` cases tolerates at the family-wise level of a single
-    ``Z_AGREE``-sigma test (Bonferroni): 3.0 for one case, about 3.64 for ten."""
-    alpha = math.erfc(Z_AGREE / math.sqrt(2))
-    return max(Z_AGREE, float(norm.isf(alpha / (2 * max(cases, 1)))))
-
-
 def cases_verdict(records: Sequence[CaseResult]) -> tuple[str, str]:
     """The verdict of the cases behind one claim, judged together at a family-wise level:
     ``inconclusive`` if any case is, ``disagree`` if some ``|z|`` exceeds
@@ -67,7 +59,7 @@ def cases_verdict(records: Sequence[CaseResult]) -> tuple[str, str]:
     limit = family_threshold(len(records))
     worst = max(records, key=lambda r: abs(r.z))
     note = f"largest |z| {abs(worst.z):.2f} of {len(records)} cases (family-wise limit {limit:.2f})"
-    return ("agree" if abs(worst.z) <= limit else "disagree"), note
+    return within(worst.z, limit), note
 
 
 def singles_out(

@@ -23,7 +23,7 @@ from llcgeo.reconcile.design import case_experiment, case_row, make_case, tuned
 from llcgeo.reconcile.experiment import Experiment, check_scale
 from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series
 from llcgeo.reconcile.stats import cases_verdict, combined, singles_out
-from llcgeo.reconcile.verdict import Z_AGREE
+from llcgeo.reconcile.verdict import Z_AGREE, passed, within
 from llcgeo.theory import bump_normal_moments
 
 
@@ -207,9 +207,7 @@ def _crossing_claim(records, fraction: str, n: int) -> Claim:
     tolerance = _crossing_tolerance(rows, kappas, level)
     cases = cases_verdict(rows)
     verdict = (
-        "inconclusive"
-        if not math.isfinite(got)
-        else ("agree" if abs(math.log(got / expected)) <= tolerance else "disagree")
+        "inconclusive" if not math.isfinite(got) else within(math.log(got / expected), tolerance)
     )
     return Claim(
         claim=f"crossover at fraction {fraction}, n = {n}",
@@ -271,7 +269,7 @@ def _ordering_claim(records, fractions, sizes) -> Claim:
                 _half_crossing([_kappa(r) for r in rows], [r.llc_mean for r in rows], level)
             )
         ok = all(math.isfinite(v) for v in order) and all(a < b for a, b in zip(order, order[1:]))
-        verdicts.append("agree" if ok else "disagree")
+        verdicts.append(passed(ok))
         parts.append(f"n = {n}: " + ", ".join(f"{v:.3g}" for v in order))
     return Claim(
         claim="less curved mass moves the crossover to larger kappa",

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import math
 
+from scipy import stats
+
 Z_AGREE = 3.0
 RHAT_MAX = 1.1
 ESS_MIN = 100.0
+FAMILY_ALPHA = 0.01  # family-wise error rate of the geometry and isometry claims' many tests
 
 THRESHOLDS_MARKDOWN = f"""\
 **How verdicts are decided.** Each case compares the mean SGLD estimate over its chains with a
@@ -36,11 +39,18 @@ tolerance, and where it comes from, in its note.
 
 
 def decide(
-    *, z: float, diverged: int, chains: int, rhat: float, ess: float
+    *,
+    z: float,
+    diverged: int,
+    chains: int,
+    rhat: float,
+    ess: float,
+    problems: tuple[str, ...] = (),
 ) -> tuple[str, tuple[str, ...]]:
     """The verdict and its reasons for one case (thresholds: ``Z_AGREE``, ``RHAT_MAX``,
-    ``ESS_MIN``)."""
-    reasons = []
+    ``ESS_MIN``); ``problems`` found before the measurement (an unstable step size, say) make
+    it inconclusive whatever the statistics say."""
+    reasons = list(problems)
     if diverged:
         reasons.append(f"{diverged} of {chains} chains diverged")
     if not math.isfinite(rhat) or rhat > RHAT_MAX:
@@ -54,3 +64,31 @@ def decide(
     if abs(z) <= Z_AGREE:
         return "agree", ()
     return "disagree", (f"|z| = {abs(z):.2f} > {Z_AGREE:g}",)
+
+
+def passed(ok: bool) -> str:
+    """The verdict of a test that either passed or failed (its threshold stated beside it)."""
+    return "agree" if ok else "disagree"
+
+
+def within(statistic: float, limit: float = Z_AGREE) -> str:
+    """``agree`` when ``|statistic| <= limit``."""
+    return passed(abs(statistic) <= limit)
+
+
+def family_threshold(cases: int) -> float:
+    """The |z| a claim resting on ``cases`` cases tolerates at the family-wise level of a single
+    ``Z_AGREE``-sigma test (Bonferroni): 3.0 for one case, about 3.64 for ten."""
+    alpha = math.erfc(Z_AGREE / math.sqrt(2))
+    return max(Z_AGREE, float(stats.norm.isf(alpha / (2 * max(cases, 1)))))
+
+
+def normal_limit(tests: int, alpha: float = FAMILY_ALPHA) -> float:
+    """The two-sided normal quantile that keeps ``tests`` z-tests at family-wise level
+    ``alpha`` (Bonferroni)."""
+    return float(stats.norm.ppf(1 - alpha / (2 * max(tests, 1))))
+
+
+def t_limit(tests: int, dof: int, alpha: float = FAMILY_ALPHA) -> float:
+    """The same for Student-t statistics with ``dof`` degrees of freedom."""
+    return float(stats.t.ppf(1 - alpha / (2 * max(tests, 1)), dof))

@@ -69,7 +69,7 @@ def test_combined():
 def test_family_threshold_is_bonferroni_at_three_sigma():
     from scipy.stats import norm
 
-    from llcgeo.reconcile.stats import family_threshold
+    from llcgeo.reconcile.verdict import family_threshold
 
     assert family_threshold(1) == Z_AGREE
     for k in (2, 10, 100):
