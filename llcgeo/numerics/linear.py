@@ -180,5 +180,6 @@ def linear_problem(x, y, theta, config: SGLDConfig, mask=None) -> Problem:
         fn = _minibatch(z.to(dtype), residual.to(dtype), init_loss, layout)
     start = torch.zeros(m * z.shape[1], dtype=dtype, device=x.device)
     mask = None if mask is None else mask.to(x.device)
-    warnings = stability_warnings(hessian_eigenvalues(s, mask, layout), config, nbeta)
-    return Problem(fn, start, start, mask, init_loss, n, nbeta, warnings)
+    eigenvalues = hessian_eigenvalues(s, mask, layout)
+    warnings = stability_warnings(eigenvalues, config, nbeta)
+    return Problem(fn, start, start, mask, init_loss, n, nbeta, warnings, eigenvalues)

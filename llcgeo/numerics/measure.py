@@ -27,11 +27,8 @@ from llcgeo.manifolds import LinearLayer, check_refine, check_samples
 from llcgeo.numerics.device import make_generator, resolve_device, stream, thread_policy
 from llcgeo.numerics.estimate import estimate_problem
 from llcgeo.numerics.linear import (
-    Layout,
     design_matrix,
-    hessian_eigenvalues,
     linear_problem,
-    second_moment,
 )
 from llcgeo.numerics.masks import flatten_masks, refine_masks
 from llcgeo.numerics.result import LLCEstimate
@@ -128,20 +125,18 @@ def measure_linear(
     target = resolve_device(device)
     with thread_policy(config.chains * layer.m * (manifold.d + layer.bias), target):
         data = teacher_student(manifold, layer, n, seed=seed, sigma=sigma)
-        problem, eigenvalues = _problem(data, layer, refine, config, target)
+        problem = _problem(data, layer, refine, config, target)
         estimate = estimate_problem(problem, config, seed=seed, progress=progress, started=started)
-    return LinearMeasurement(estimate, eigenvalues, problem.nbeta, n)
+    return LinearMeasurement(estimate, problem.hessian_eigenvalues, problem.nbeta, n)
 
 
 def _problem(data: TeacherStudent, layer: LinearLayer, refine: str, config, target):
-    """The fast-path problem around the fit, and the eigenvalues of the Hessian block that
-    the refinement moves."""
+    """The fast-path problem around the fit (it carries the eigenvalues of the Hessian block
+    that the refinement moves)."""
     d = data.inputs.shape[1]
     shapes = {"weight": torch.Size([layer.m, d])}
     if layer.bias:
         shapes["bias"] = torch.Size([layer.m])
     mask = flatten_masks(shapes, refine_masks(layer, refine, d))
     x, y, theta = (t.to(target) for t in (data.inputs, data.targets, data.fitted))
-    s = second_moment(design_matrix(data.inputs, layer.bias))
-    eigenvalues = hessian_eigenvalues(s, mask, Layout(layer.m, d, layer.bias))
-    return linear_problem(x, y, theta, config, mask), eigenvalues
+    return linear_problem(x, y, theta, config, mask)

@@ -25,7 +25,9 @@ class Problem(NamedTuple):
     with ``batch`` a tensor of sample indices or ``None`` for the full batch.
 
     ``start`` is the chains' common starting position (``w*`` in the path's coordinates),
-    ``centre`` the localization centre, ``init_loss`` the exact full-batch ``L(w*)``.
+    ``centre`` the localization centre, ``init_loss`` the exact full-batch ``L(w*)``;
+    ``hessian_eigenvalues`` (float64, ascending) those of the block the mask moves, where the
+    path knows them exactly (the linear fast path), else ``None``.
     """
 
     loss_and_grad: LossAndGrad
@@ -36,6 +38,7 @@ class Problem(NamedTuple):
     n: int
     nbeta: float
     warnings: tuple[str, ...] = ()
+    hessian_eigenvalues: np.ndarray | None = None
 
     @property
     def free_parameters(self) -> int:
