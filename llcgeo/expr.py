@@ -155,3 +155,20 @@ FLOAT_FUNCTIONS: Mapping[str, Callable[[float], float]] = {
     "sqrt": math.sqrt,
 }
 FLOAT_CONSTANTS: Mapping[str, float] = {"pi": math.pi}
+
+
+def substitute(expr: Expr, values: Mapping[str, Expr]) -> Expr:
+    """``expr`` with each named variable replaced by ``values[name]`` (others kept).
+
+    >>> substitute(Binary("*", Var("a"), Var("x")), {"a": Num(Fraction(2))})
+    Binary(op='*', left=Num(value=Fraction(2, 1)), right=Var(name='x'))
+    """
+    if isinstance(expr, Var):
+        return values.get(expr.name, expr)
+    if isinstance(expr, (Num, Const)):
+        return expr
+    if isinstance(expr, Neg):
+        return Neg(substitute(expr.operand, values))
+    if isinstance(expr, Call):
+        return Call(expr.func, substitute(expr.arg, values))
+    return Binary(expr.op, substitute(expr.left, values), substitute(expr.right, values))

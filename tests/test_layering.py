@@ -33,7 +33,16 @@ def test_no_eval_or_sympify_on_text():
 
 
 @pytest.mark.parametrize(
-    "module", ["llcgeo.reconcile.hypotheses", "llcgeo.reconcile.model", "llcgeo.config"]
+    "module",
+    [
+        "llcgeo.reconcile.hypotheses",
+        "llcgeo.reconcile.judging",
+        "llcgeo.reconcile.design",
+        "llcgeo.reconcile.model",
+        "llcgeo.config",
+        "llcgeo.validate",
+        "llcgeo.manifolds",
+    ],
 )
 def test_validating_input_loads_neither_torch_nor_sympy(module):
     code = f"import sys, {module}; print('torch' in sys.modules, 'sympy' in sys.modules)"

@@ -33,7 +33,8 @@ def register(subparsers) -> None:
 
 
 def handle(args) -> int:
-    from llcgeo.reconcile.hypotheses import hypothesis_experiment, load_hypotheses
+    from llcgeo.reconcile.hypotheses import load_hypotheses
+    from llcgeo.reconcile.judging import hypothesis_experiment
 
     hypotheses = load_hypotheses(args.files)  # every file checked before torch or the report load
     from llcgeo.commands.report import ProgressPrinter

@@ -12,14 +12,8 @@ import pytest
 from llcgeo import cli
 from llcgeo import manifolds as mf
 from llcgeo.errors import ExpressionError, LLCGeoError, SpecError
-from llcgeo.reconcile.hypotheses import (
-    hypothesis_experiment,
-    judge_claim,
-    load_hypotheses,
-    load_hypothesis,
-    parse_hypothesis,
-    summarize_hypothesis,
-)
+from llcgeo.reconcile.hypotheses import load_hypotheses, load_hypothesis, parse_hypothesis
+from llcgeo.reconcile.judging import hypothesis_experiment, judge_claim, summarize_hypothesis
 from llcgeo.reconcile.model import CaseResult
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "hypotheses"
