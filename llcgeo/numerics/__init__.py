@@ -19,7 +19,15 @@ from llcgeo.numerics.measure import (
 )
 from llcgeo.numerics.result import LLCEstimate
 from llcgeo.numerics.samplers import sample
-from llcgeo.numerics.sgld import SGLDInfo, SGLDState, build_kernel, init, run_chains
+from llcgeo.numerics.sgld import (
+    SGLDInfo,
+    SGLDState,
+    bounding_box,
+    build_kernel,
+    init,
+    localized_gradient,
+    run_chains,
+)
 
 __all__ = [
     "IsometrySpec",
@@ -32,7 +40,9 @@ __all__ = [
     "SGLDInfo",
     "SGLDState",
     "TeacherStudent",
+    "bounding_box",
     "build_kernel",
+    "localized_gradient",
     "ess",
     "estimate_llc",
     "init",

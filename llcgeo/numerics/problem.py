@@ -17,7 +17,16 @@ from llcgeo.config import SGLDConfig
 from llcgeo.limits import check_memory, sampling_bytes
 from llcgeo.numerics import diagnostics
 from llcgeo.numerics.result import LLCEstimate
-from llcgeo.numerics.sgld import ChainRun, LossAndGrad, build_kernel, init, minibatches, run_chains
+from llcgeo.numerics.sgld import (
+    ChainRun,
+    LossAndGrad,
+    bounding_box,
+    build_kernel,
+    init,
+    localized_gradient,
+    minibatches,
+    run_chains,
+)
 
 
 class Problem(NamedTuple):
@@ -52,12 +61,15 @@ def run_problem(problem: Problem, config: SGLDConfig, generator, progress=None) 
         sampling_bytes(chains=chains, steps=config.steps, parameters=size),
         f"sampling {chains} chains x {config.steps} steps of {size} parameters",
     )
+    drift = localized_gradient(
+        problem.loss_and_grad, nbeta=problem.nbeta, gamma=config.gamma, centre=problem.centre
+    )
+    box = config.bounding_box
     step = build_kernel(
-        problem.loss_and_grad,
-        config,
-        nbeta=problem.nbeta,
-        centre=problem.centre,
+        drift,
+        noise_level=config.noise_level,
         mask=problem.mask,
+        project=None if box is None else bounding_box(problem.centre, box),
     )
     state = init(problem.start.expand(config.chains, -1).clone())
     batches = None

@@ -1,21 +1,27 @@
-"""SGLD as a pure ``init``/``step`` pair, all chains advancing together as one batch dimension.
+"""SGLD as an ``init``/``step`` pair, all chains advancing together as one batch dimension.
 
 The update is devinterp's, localized at the centre ``w*``::
 
     w <- w - (eps/2) (nbeta * grad L_batch(w) + gamma (w - w*)) + sqrt(eps) * noise_level * N(0, I)
 
-Positions are tensors of shape ``(chains, P)``: one flat parameter vector per chain. Entries
-whose mask is ``False`` never move (devinterp's ``param_masks``); an optional bounding box clamps
-``w - w*`` to ``[-box, box]``. The gradient comes from a ``loss_and_grad(position, batch)``
-function supplied by a model path (:mod:`llcgeo.numerics.linear`, :mod:`llcgeo.numerics.module`),
-which also returns the loss at the position the step *starts* from, so a trace of ``info.loss``
-over steps ``k`` holds ``L(w_k)``.
+It is split as blackjax splits its SG-MCMC samplers: a *gradient estimator*
+(:func:`localized_gradient`) gives the drift ``grad U(w) = nbeta grad L_batch(w) + gamma (w - w*)``
+of the localized, tempered potential; the *integrator* (:func:`build_kernel`) takes one Langevin
+step along it, with the step size ``eps`` given at every call (a schedule, or one ``eps`` per
+chain, needs no new kernel). Positions are tensors of shape ``(chains, P)``. Entries whose mask
+is ``False`` never move (devinterp's ``param_masks``); an optional projection (e.g.
+:func:`bounding_box`) is applied after the step. The drift function also returns the loss at the
+position the step *starts* from, so a trace of ``info.loss`` over steps ``k`` holds ``L(w_k)``.
+
+What is pure: ``init``, ``localized_gradient`` and ``bounding_box`` build functions that neither
+keep nor change state; ``step`` returns a new state and never writes to the old one, but it
+draws its noise from the ``torch.Generator`` it is given, which it advances.
 
 >>> quadratic = lambda w, batch: (0.5 * w.square().sum(1), w)
->>> config = SGLDConfig(eps=1e-2, chains=3, steps=10, burnin=0)
->>> step = build_kernel(quadratic, config, nbeta=1.0, centre=torch.zeros(2))
+>>> drift = localized_gradient(quadratic, nbeta=1.0, gamma=1.0, centre=torch.zeros(2))
+>>> step = build_kernel(drift)
 >>> state = init(torch.zeros(3, 2))
->>> state, info = step(state, None, torch.Generator().manual_seed(0))
+>>> state, info = step(state, None, 1e-2, torch.Generator().manual_seed(0))
 >>> state.position.shape, info.loss.tolist(), state.step
 (torch.Size([3, 2]), [0.0, 0.0, 0.0], 1)
 """
@@ -54,36 +60,64 @@ def init(position: torch.Tensor) -> SGLDState:
     return SGLDState(position, 0)
 
 
-def build_kernel(
-    loss_and_grad: LossAndGrad,
-    config: SGLDConfig,
-    *,
-    nbeta: float,
-    centre: torch.Tensor,
-    mask: torch.Tensor | None = None,
-) -> Callable[[SGLDState, torch.Tensor | None, torch.Generator], tuple[SGLDState, SGLDInfo]]:
-    """``step(state, batch, generator) -> (state, info)`` for ``config``'s eps, gamma, noise.
+def localized_gradient(
+    loss_and_grad: LossAndGrad, *, nbeta: float, gamma: float, centre: torch.Tensor
+) -> LossAndGrad:
+    """``(w, batch) -> (L_batch(w) - L(w*), nbeta grad L_batch(w) + gamma (w - w*))``: the drift
+    of the localized, tempered potential ``U(w) = nbeta L(w) + gamma/2 |w - w*|^2``.
 
-    ``centre`` (shape ``(P,)``) is ``w*``; ``mask`` (bool, ``(P,)``) marks the entries that move.
+    ``centre`` (shape ``(P,)``) is ``w*``; the linear path works in offsets from ``w*``, so there
+    it is zero and no subtraction is spent on it.
     """
-    grad_rate, pull_rate = 0.5 * config.eps * nbeta, 0.5 * config.eps * config.gamma
-    noise_scale = math.sqrt(config.eps) * config.noise_level
-    box = config.bounding_box
-    off_origin = bool(centre.any())  # the linear path works in offsets from w*: centre 0
+    off_origin = bool(centre.any())
 
-    def step(state: SGLDState, batch, generator: torch.Generator):
-        w = state.position
+    def drift(w: torch.Tensor, batch):
         loss, grad = loss_and_grad(w, batch)
-        # w - (eps/2)(nbeta grad + gamma (w - w*)) + sqrt(eps) sigma xi, in as few passes as
-        # possible: small runs are dominated by the cost of launching each operation
+        offset = w - centre if off_origin else w
+        return loss, torch.mul(grad, nbeta).add_(offset, alpha=gamma)
+
+    return drift
+
+
+def bounding_box(centre: torch.Tensor, box: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The projection that clamps ``w - w*`` to ``[-box, box]`` entry by entry."""
+
+    def project(w: torch.Tensor) -> torch.Tensor:
+        return (w - centre).clamp_(-box, box).add_(centre)
+
+    return project
+
+
+Kernel = Callable[[SGLDState, "torch.Tensor | None", "float | torch.Tensor", torch.Generator],
+                  tuple[SGLDState, SGLDInfo]]  # fmt: skip
+
+
+def build_kernel(
+    drift: LossAndGrad,
+    *,
+    noise_level: float = 1.0,
+    mask: torch.Tensor | None = None,
+    project: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> Kernel:
+    """``step(state, batch, eps, generator) -> (state, info)``: one Langevin step
+    ``w - (eps/2) drift(w) + sqrt(eps) noise_level xi`` for every chain.
+
+    ``eps`` is a number, or a tensor of shape ``(chains, 1)`` giving each chain its own step
+    size; ``mask`` (bool, ``(P,)``) marks the entries that move.
+    """
+
+    def step(state: SGLDState, batch, eps, generator: torch.Generator):
+        w = state.position
+        loss, force = drift(w, batch)
         new = torch.randn(w.shape, generator=generator, dtype=w.dtype, device=w.device)
-        new.mul_(noise_scale).add_(grad, alpha=-grad_rate).add_(w, alpha=1.0 - pull_rate)
-        if off_origin:
-            new.add_(centre, alpha=pull_rate)
+        if isinstance(eps, torch.Tensor):
+            new.mul_(eps.sqrt() * noise_level).addcmul_(force, eps, value=-0.5).add_(w)
+        else:
+            new.mul_(math.sqrt(eps) * noise_level).add_(force, alpha=-0.5 * eps).add_(w)
         if mask is not None:
             new = torch.where(mask, new, w)
-        if box is not None:
-            new = (new - centre).clamp_(-box, box).add_(centre)
+        if project is not None:
+            new = project(new)
         return SGLDState(new, state.step + 1), SGLDInfo(loss)
 
     return step
@@ -118,7 +152,8 @@ class ChainRun(NamedTuple):
 
 
 def run_chains(step, state: SGLDState, batches, config: SGLDConfig, generator, progress=None):
-    """Run ``config.steps`` steps; record ``info.loss`` for steps ``burnin..steps-1``.
+    """Run ``config.steps`` steps of size ``config.eps``; record ``info.loss`` for steps
+    ``burnin..steps-1``.
 
     ``batches`` is an iterator of index batches, or ``None`` for full batch. ``peak`` is the
     largest loss of each chain over *all* steps (NaN if any was NaN), for divergence checks.
@@ -130,7 +165,8 @@ def run_chains(step, state: SGLDState, batches, config: SGLDConfig, generator, p
     )
     every = max(1, config.steps // 100)
     for k in range(config.steps):
-        state, info = step(state, None if batches is None else next(batches), generator)
+        batch = None if batches is None else next(batches)
+        state, info = step(state, batch, config.eps, generator)
         losses[:, k] = info.loss
         if progress is not None and ((k + 1) % every == 0 or k + 1 == config.steps):
             progress(k + 1, config.steps)
