@@ -30,7 +30,7 @@ from llcgeo import manifolds as mf
 from llcgeo.errors import DerivationError, SpecError
 from llcgeo.expr import Binary, Expr, Num, Var
 from llcgeo.manifolds import ImplicitHypersurface
-from llcgeo.theory.support import AffineSupport
+from llcgeo.theory.affine import AffineSupport
 from llcgeo.theory.symbolic import fraction, symbols_for, to_sympy
 
 _SEARCH_SEED = 20260322

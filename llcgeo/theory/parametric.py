@@ -22,7 +22,7 @@ import sympy as sp
 
 from llcgeo.errors import DerivationError
 from llcgeo.manifolds import ParametricManifold
-from llcgeo.theory.support import AffineSupport
+from llcgeo.theory.affine import AffineSupport
 from llcgeo.theory.symbolic import fraction, symbols_for, to_sympy
 
 

@@ -16,7 +16,6 @@ from their structure; implicit and parametric manifolds derive it in their own m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from fractions import Fraction
 from functools import singledispatch
 
@@ -24,47 +23,9 @@ import sympy as sp
 
 from llcgeo import manifolds as mf
 from llcgeo.limits import time_limit
-
-Vector = tuple[Fraction, ...]
-
-
-@dataclass(frozen=True)
-class AffineSupport:
-    """``{x in R^d : forms[i] . x = values[i]}``, the rows of ``forms`` linearly independent."""
-
-    d: int
-    forms: tuple[Vector, ...] = ()
-    values: tuple[Fraction, ...] = ()
-
-    @property
-    def affine_dimension(self) -> int:
-        return self.d - len(self.forms)
-
-    @property
-    def span_dimension(self) -> int:
-        return self.d - len(self.linear_forms())
-
-    def linear_forms(self) -> tuple[Vector, ...]:
-        """A basis of the linear forms vanishing on the support's linear span."""
-        pivot = next((j for j, c in enumerate(self.values) if c != 0), None)
-        if pivot is None:
-            return self.forms
-        cj, row_j = self.values[pivot], self.forms[pivot]
-        return tuple(
-            tuple(cj * a - ci * b for a, b in zip(row, row_j))
-            for i, (row, ci) in enumerate(zip(self.forms, self.values))
-            if i != pivot
-        )
-
-    def affine_witness(self) -> sp.Matrix:
-        """Rows ``(a, -c)``: each affine form ``a . x - c`` vanishes on the support."""
-        rows = [[*map(sp.Rational, a), -sp.Rational(c)] for a, c in zip(self.forms, self.values)]
-        return sp.Matrix(len(rows), self.d + 1, [v for r in rows for v in r])
-
-    def linear_witness(self) -> sp.Matrix:
-        """Rows ``a``: each linear form ``a . x`` vanishes on the support."""
-        rows = self.linear_forms()
-        return sp.Matrix(len(rows), self.d, [sp.Rational(v) for r in rows for v in r])
+from llcgeo.theory.affine import AffineSupport, Vector
+from llcgeo.theory.hypersurface import hypersurface_support
+from llcgeo.theory.parametric import parametric_support
 
 
 def _unit(d: int, i: int) -> Vector:
@@ -138,14 +99,12 @@ def _bumped(manifold: mf.BumpedHyperplane) -> AffineSupport:
 
 @_support.register(mf.ImplicitHypersurface)
 def _implicit(manifold: mf.ImplicitHypersurface) -> AffineSupport:
-    from llcgeo.theory.hypersurface import hypersurface_support
 
     return hypersurface_support(manifold)
 
 
 @_support.register(mf.ParametricManifold)
 def _parametric(manifold: mf.ParametricManifold) -> AffineSupport:
-    from llcgeo.theory.parametric import parametric_support
 
     return parametric_support(manifold)
 
