@@ -39,7 +39,7 @@ from typing import Any
 from llcgeo.errors import LLCGeoError, SpecError
 from llcgeo.expr import EXPR_TYPES, Expr, is_polynomial, to_text, variables
 from llcgeo.limits import check_expression, check_number, check_variables
-from llcgeo.validate import integer
+from llcgeo.validate import entries, integer
 
 MAX_DIMENSION = 1 << 16
 
@@ -64,14 +64,7 @@ def exact(value: Any, what: str) -> Fraction:
 
 def exact_vector(values: Iterable[Any] | None, what: str, length: int | None = None):
     """A tuple of exact numbers of the given length, or ``None``."""
-    if values is None:
-        return None
-    if isinstance(values, (str, bytes)):
-        raise SpecError(f"{what} must be a sequence of numbers, got the string {values!r}")
-    vec = tuple(exact(v, f"{what}[{i}]") for i, v in enumerate(values))
-    if length is not None and len(vec) != length:
-        raise SpecError(f"{what} has {len(vec)} entries but the dimension d is {length}")
-    return vec
+    return None if values is None else entries(values, what, exact, length)
 
 
 def dimension(value: Any, what: str = "d", minimum: int = 1) -> int:

@@ -12,6 +12,7 @@ llcgeo.errors.SpecError: gamma must be non-negative, got -1
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from llcgeo.errors import SpecError
@@ -48,3 +49,20 @@ def integer(value: Any, name: str, minimum: int = 1, maximum: int | None = None)
     if maximum is not None and value > maximum:
         raise SpecError(f"{name} must be at most {maximum}, got {value}")
     return value
+
+
+def entries(
+    values: Any,
+    what: str,
+    read: Callable[[Any, str], Any],
+    length: int | None = None,
+    against: str = "the dimension d",
+) -> tuple:
+    """``read(value, "what[i]")`` of each entry of a sequence (not a string), and, when
+    ``length`` is given, exactly that many of them."""
+    if isinstance(values, (str, bytes)):
+        raise SpecError(f"{what} must be a sequence of numbers, got the string {values!r}")
+    vec = tuple(read(v, f"{what}[{i}]") for i, v in enumerate(values))
+    if length is not None and len(vec) != length:
+        raise SpecError(f"{what} has {len(vec)} entries but {against} is {length}")
+    return vec

@@ -16,7 +16,7 @@ import llcgeo
 from llcgeo.numerics import measure_linear
 from llcgeo.reconcile.model import Case, CaseResult
 from llcgeo.reconcile.verdict import decide
-from llcgeo.theory import SGLDExpectation, expected_sgld_estimate, predicted_llc
+from llcgeo.theory import SGLDExpectation, expectation_at, predicted_llc
 
 FULL_BATCH = "full batch: against the exact expectation"
 MINIBATCH = "minibatch: against the asymptotic LLC only"
@@ -27,16 +27,7 @@ def is_full_batch(case: Case) -> bool:
 
 
 def _expectation(case: Case, measurement) -> SGLDExpectation:
-    cfg = case.config
-    return expected_sgld_estimate(
-        measurement.hessian_eigenvalues,
-        measurement.nbeta,
-        cfg.gamma,
-        cfg.eps,
-        cfg.steps,
-        cfg.burnin,
-        cfg.noise_level,
-    )
+    return expectation_at(measurement.hessian_eigenvalues, case.config, measurement.nbeta)
 
 
 def _z(mean: float, reference: float, se: float) -> float:

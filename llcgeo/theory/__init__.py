@@ -20,7 +20,7 @@ from llcgeo.theory.llc import (
     predicted_llc,
 )
 from llcgeo.theory.moments import bump_curvature_eigenvalue, bump_normal_moments, second_moment
-from llcgeo.theory.sgld import SGLDExpectation, expected_sgld_estimate
+from llcgeo.theory.sgld import SGLDExpectation, expectation_at, expected_sgld_estimate
 from llcgeo.theory.support import (
     AffineSupport,
     affine_hull_dimension,
@@ -46,6 +46,7 @@ __all__ = [
     "bump_curvature_eigenvalue",
     "bump_normal_moments",
     "correlation_map",
+    "expectation_at",
     "expected_sgld_estimate",
     "hermite_coefficients",
     "is_affinely_flat",

@@ -36,6 +36,7 @@ from scipy import integrate
 
 from llcgeo.errors import DerivationError, SpecError
 from llcgeo.manifolds import dimension, exact
+from llcgeo.validate import entries
 
 
 @dataclass(frozen=True)
@@ -82,12 +83,7 @@ def _entry(value, what: str) -> sp.Expr:
 
 
 def _vector(values, what: str, length: int | None = None) -> tuple[sp.Expr, ...]:
-    if isinstance(values, (str, bytes)):
-        raise SpecError(f"{what} must be a sequence of numbers, got the string {values!r}")
-    vec = tuple(_entry(v, f"{what}[{i}]") for i, v in enumerate(values))
-    if length is not None and len(vec) != length:
-        raise SpecError(f"{what} has {len(vec)} entries but the gain has {length}")
-    return vec
+    return entries(values, what, _entry, length, against="the gain's length")
 
 
 def _check_gain(gain: tuple[sp.Expr, ...], bias: tuple[sp.Expr, ...]) -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from llcgeo.config import SGLDConfig
 from llcgeo.errors import SpecError
 from llcgeo.validate import integer, non_negative, positive
 
@@ -74,6 +75,22 @@ def _variances(h, nbeta, gamma, eps, noise, times) -> tuple[np.ndarray, np.ndarr
     a = 1.0 - 0.5 * eps * (nbeta * h + gamma)
     q = (a * a)[:, None]
     return eps * noise**2 * _geometric(q, times[None, :]), q
+
+
+def expectation_at(
+    hessian_eigenvalues: Sequence[float], config: SGLDConfig, nbeta: float
+) -> SGLDExpectation:
+    """:func:`expected_sgld_estimate` at the settings of ``config`` (eps, gamma, chain length,
+    noise level) and this ``nbeta``.
+
+    >>> config = SGLDConfig(eps=1e-3, gamma=1.0, steps=20_000, burnin=5_000)
+    >>> round(expectation_at([2.0, 2.0, 0.5], config, nbeta=100.0).mean, 3)
+    1.544
+    """
+    c = config
+    return expected_sgld_estimate(
+        hessian_eigenvalues, nbeta, c.gamma, c.eps, c.steps, c.burnin, c.noise_level
+    )
 
 
 def expected_sgld_estimate(
