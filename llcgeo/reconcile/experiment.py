@@ -41,3 +41,13 @@ class Experiment:
     def job_key(self, job: Any, version: str) -> str:
         """The store key of a job: its full spec, this experiment and the package version."""
         return stable_hash(job, salt=f"{self.name}@{version}")
+
+
+def load_record(cls: type, data: dict[str, Any], **nested: type) -> Any:
+    """The frozen record ``cls`` from its stored JSON; each ``nested`` field (the job, say) is
+    rebuilt as its own type. A missing or unknown field raises ``TypeError``, which the sweep
+    runner treats as a corrupt record."""
+    values = {k: v for k, v in data.items() if k != "type"}
+    for name, kind in nested.items():
+        values[name] = kind(**{k: v for k, v in values[name].items() if k != "type"})
+    return cls(**values)

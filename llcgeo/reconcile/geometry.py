@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
 
 from llcgeo.manifolds import exact
 from llcgeo.numerics.layernorm_geometry import LayerNormSampling, measure_layernorm_geometry
-from llcgeo.reconcile.experiment import Experiment, check_scale
+from llcgeo.reconcile.experiment import Experiment, check_scale, load_record
 from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series
 from llcgeo.reconcile.verdict import FAMILY_ALPHA, normal_limit, passed
 from llcgeo.serialize import to_jsonable
@@ -81,6 +81,19 @@ def _ellipsoid(gain: tuple[str, ...], bias: tuple[str, ...] | None):
     return layernorm_ellipsoid(gain, bias)
 
 
+@dataclass(frozen=True)
+class GeometryRecord:
+    """One LayerNorm at one eps: the job, the exact ellipsoid (as text), the predicted and the
+    measured moments (plain tables keyed by quantity)."""
+
+    job: GeometryJob
+    dimension: int
+    eigenvalues_exact: list
+    semi_axes_exact: list
+    predicted: dict
+    measured: dict
+
+
 def run(job: GeometryJob, device: str) -> dict[str, Any]:
     """Exact ellipsoid, exact moments, and the sampled measurement, as one record."""
     exact = _ellipsoid(job.gain, job.bias)
@@ -117,7 +130,7 @@ def run(job: GeometryJob, device: str) -> dict[str, Any]:
 
 def _z_tests(record) -> list[float]:
     """z-scores of the sample means (deficit, then each axis) from the *predicted* variance."""
-    p, m, n = record["predicted"], record["measured"], record["job"]["samples"]
+    p, m, n = record.predicted, record.measured, record.job.samples
     pairs = [(m["deficit_mean"], p["deficit_mean"], p["deficit_sd"])]
     pairs += zip(m["axis_mean_square"], p["axis_mean_square"], p["axis_square_sd"])
     out = []
@@ -135,7 +148,7 @@ def _z_tests(record) -> list[float]:
 
 def _hard_checks(record) -> dict[str, float]:
     """Slack of the exact containments, relative to their scale (negative beyond rounding)."""
-    p, m, n = record["predicted"], record["measured"], record["dimension"]
+    p, m, n = record.predicted, record.measured, record.dimension
     size = 1 + max(map(abs, p["bias"])) + max(map(abs, p["gain"])) * math.sqrt(n)
     return {
         "plane": m["max_plane_deviation"] / size,
@@ -150,19 +163,19 @@ def _z_crit(records) -> float:
 
 
 def _row(record, z_crit: float) -> dict[str, Any]:
-    job, p, m = record["job"], record["predicted"], record["measured"]
+    job, p, m = record.job, record.predicted, record.measured
     z, hard = _z_tests(record), _hard_checks(record)
     ok = all(v <= ROUNDING for v in hard.values()) and all(abs(v) <= z_crit for v in z)
     return {
-        "case": job["case"],
-        "N": record["dimension"],
-        "eps": job["eps"],
-        "eigenvalues": record["eigenvalues_exact"],
-        "semi-axes": record["semi_axes_exact"],
+        "case": job.case,
+        "N": record.dimension,
+        "eps": job.eps,
+        "eigenvalues": record.eigenvalues_exact,
+        "semi-axes": record.semi_axes_exact,
         "E[1 - r^2] predicted": p["deficit_mean"],
         "E[1 - r^2] measured": m["deficit_mean"],
         "max |z|": max(abs(v) for v in z),
-        "max radius / sqrt(N)": m["max_radius"] / math.sqrt(record["dimension"]),
+        "max radius / sqrt(N)": m["max_radius"] / math.sqrt(record.dimension),
         "max plane deviation": m["max_plane_deviation"],
         "max extent / semi-axis": [g / s for g, s in zip(m["axis_max"], p["semi_axes"])],
         "verdict": passed(ok),
@@ -171,7 +184,7 @@ def _row(record, z_crit: float) -> dict[str, Any]:
 
 def _containment_claims(records) -> list[Claim]:
     worst = {k: max(_hard_checks(r)[k] for r in records) for k in ("plane", "radius", "axes")}
-    surface = [r for r in records if r["job"]["eps"] == 0]
+    surface = [r for r in records if r.job.eps == 0]
     on_surface = max(abs(_hard_checks(r)["radius"]) for r in surface) if surface else math.nan
     note = f"exact containments: agree when the excess is at most {ROUNDING:g} (float64 rounding)"
     return [
@@ -207,17 +220,17 @@ def _hard(excess: float) -> str:
 def _exact_axes_claim(records) -> Claim | None:
     """For N = 3 at eps = 0 the outputs cover the whole ellipse, so the extents must reach the
     semi-axes: P(max |w_k| < 1 - 1e-6 over n samples) ~ exp(-n 2 sqrt(2e-6) / pi)."""
-    chosen = [r for r in records if r["dimension"] == 3 and r["job"]["eps"] == 0]
+    chosen = [r for r in records if r.dimension == 3 and r.job.eps == 0]
     if not chosen:
         return None
     r = chosen[0]
-    ratios = [g / s for g, s in zip(r["measured"]["axis_max"], r["predicted"]["semi_axes"])]
-    n = r["job"]["samples"]
+    ratios = [g / s for g, s in zip(r.measured["axis_max"], r.predicted["semi_axes"])]
+    n = r.job.samples
     ok = all(1 - 1e-6 <= q <= 1 + ROUNDING for q in ratios)
     return Claim(
-        claim=f"exact principal axes for gain {tuple(r['job']['gain'])}: eigenvalues of "
-        f"P G^-2 P {', '.join(r['eigenvalues_exact'])}",
-        prediction=f"semi-axes {', '.join(r['semi_axes_exact'])}",
+        claim=f"exact principal axes for gain {tuple(r.job.gain)}: eigenvalues of "
+        f"P G^-2 P {', '.join(r.eigenvalues_exact)}",
+        prediction=f"semi-axes {', '.join(r.semi_axes_exact)}",
         measurement="largest extent / semi-axis " + ", ".join(f"{q:.8f}" for q in ratios),
         verdict=passed(ok),
         note=f"eps = 0 puts every output on the ellipse, so with n = {n} samples the extents "
@@ -228,7 +241,7 @@ def _exact_axes_claim(records) -> Claim | None:
 
 def _moment_claims(records, z_crit: float) -> list[Claim]:
     axis_z = max(max(abs(v) for v in _z_tests(r)[1:]) for r in records)
-    deficit = [r for r in records if r["job"]["eps"] > 0]
+    deficit = [r for r in records if r.job.eps > 0]
     deficit_z = max(abs(_z_tests(r)[0]) for r in deficit) if deficit else 0.0
     note = (
         f"z = (sample mean - exact mean) / (predicted sd / sqrt(n)); agree when every |z| <= "
@@ -254,20 +267,20 @@ def _moment_claims(records, z_crit: float) -> list[Claim]:
 
 
 def _scatter_panel(records) -> Panel | None:
-    chosen = [r for r in records if r["dimension"] == 3 and r["job"]["eps"] in (0.0, 1.0)]
+    chosen = [r for r in records if r.dimension == 3 and r.job.eps in (0.0, 1.0)]
     if not chosen:
         return None
     series = []
     for r in chosen:
-        pts = np.asarray(r["measured"]["projected"], float)
+        pts = np.asarray(r.measured["projected"], float)
         series.append(
             Series(
-                f"samples, eps = {r['job']['eps']:g}",
+                f"samples, eps = {r.job.eps:g}",
                 tuple(pts[:, 0].tolist()),
                 tuple(pts[:, 1].tolist()),
             )
         )
-    s1, s2 = chosen[0]["predicted"]["semi_axes"][:2]
+    s1, s2 = chosen[0].predicted["semi_axes"][:2]
     t = np.linspace(0, 2 * math.pi, 121)
     series.append(
         Series(
@@ -277,7 +290,7 @@ def _scatter_panel(records) -> Panel | None:
             style="line",
         )
     )
-    gain = ", ".join(chosen[0]["job"]["gain"])
+    gain = ", ".join(chosen[0].job.gain)
     return Panel(
         f"LN image, g = ({gain}), in its principal axes",
         "u_1 . (y - b)",
@@ -288,25 +301,23 @@ def _scatter_panel(records) -> Panel | None:
 
 def _deficit_panel(records) -> Panel:
     series = []
-    for case in dict.fromkeys(r["job"]["case"] for r in records):
+    for case in dict.fromkeys(r.job.case for r in records):
         rs = sorted(
-            (r for r in records if r["job"]["case"] == case and r["job"]["eps"] > 0),
-            key=lambda r: r["job"]["eps"],
+            (r for r in records if r.job.case == case and r.job.eps > 0),
+            key=lambda r: r.job.eps,
         )
         if not rs:
             continue
-        n, variance = rs[0]["dimension"], rs[0]["job"]["input_variance"]
-        grid = np.geomspace(rs[0]["job"]["eps"], rs[-1]["job"]["eps"], 25)
+        n, variance = rs[0].dimension, rs[0].job.input_variance
+        grid = np.geomspace(rs[0].job.eps, rs[-1].job.eps, 25)
         line = [1 - squared_radius_moments(n, float(e), variance)[0] for e in grid]
         series.append(Series(f"{case}: exact", tuple(grid.tolist()), tuple(line), style="line"))
         series.append(
             Series(
                 f"{case}: samples",
-                tuple(r["job"]["eps"] for r in rs),
-                tuple(r["measured"]["deficit_mean"] for r in rs),
-                yerr=tuple(
-                    r["predicted"]["deficit_sd"] / math.sqrt(r["job"]["samples"]) for r in rs
-                ),
+                tuple(r.job.eps for r in rs),
+                tuple(r.measured["deficit_mean"] for r in rs),
+                yerr=tuple(r.predicted["deficit_sd"] / math.sqrt(r.job.samples) for r in rs),
             )
         )
     return Panel(
@@ -322,8 +333,8 @@ def _deficit_panel(records) -> Panel:
 def _axes_panel(records) -> Panel:
     pred, got = [], []
     for r in records:
-        pred += [math.sqrt(v) for v in r["predicted"]["axis_mean_square"]]
-        got += [math.sqrt(v) for v in r["measured"]["axis_mean_square"]]
+        pred += [math.sqrt(v) for v in r.predicted["axis_mean_square"]]
+        got += [math.sqrt(v) for v in r.measured["axis_mean_square"]]
     top = max(pred + got) if pred else 1.0
     return Panel(
         "RMS coordinate along each predicted axis",
@@ -338,7 +349,7 @@ def _axes_panel(records) -> Panel:
 
 def summarize(records) -> ExperimentResult:
     """Hard containments, exact axes, and the z-tested moments; a row per (gain, eps)."""
-    records = sorted(records, key=lambda r: (r["job"]["case"], r["job"]["eps"]))
+    records = sorted(records, key=lambda r: (r.job.case, r.job.eps))
     z_crit = _z_crit(records)
     claims = []
     if records:
@@ -368,4 +379,5 @@ def summarize(records) -> ExperimentResult:
 
 
 def experiments() -> tuple[Experiment, ...]:
-    return (Experiment("geometry", "Geometry of LayerNorm", jobs, run, summarize),)
+    load = partial(load_record, GeometryRecord, job=GeometryJob)
+    return (Experiment("geometry", "Geometry of LayerNorm", jobs, run, summarize, load),)

@@ -15,13 +15,14 @@ the rate it implies over a window of layers where finite-width noise is small.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from llcgeo.numerics.isometry import IsometrySpec, simulate_isometry
-from llcgeo.reconcile.experiment import Experiment, check_scale
+from llcgeo.reconcile.experiment import Experiment, check_scale, load_record
 from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series
 from llcgeo.reconcile.verdict import FAMILY_ALPHA, Z_AGREE, t_limit, within
 from llcgeo.serialize import to_jsonable
@@ -70,6 +71,21 @@ def jobs(scale: str) -> tuple[IsometrySpec, ...]:
     return tuple(out)
 
 
+@dataclass(frozen=True)
+class IsometryRecord:
+    """One simulated network family: the job, the mean-field prediction, the measurement
+    (arrays as nested lists: networks x layers)."""
+
+    job: IsometrySpec
+    beta0: float
+    predicted_cosine: list
+    predicted_gap: list
+    gap: list
+    mean_cosine: list
+    max_cosine: list
+    device: str
+
+
 def run(job: IsometrySpec, device: str) -> dict[str, Any]:
     """Simulate, and store the mean-field prediction next to the measurement."""
     trace = simulate_isometry(job, device)
@@ -89,14 +105,14 @@ def run(job: IsometrySpec, device: str) -> dict[str, Any]:
     )
 
 
-def layer_test(record: dict[str, Any]) -> dict[str, Any]:
+def layer_test(record: IsometryRecord) -> dict[str, Any]:
     """``t_l = (mean cosine - prediction) / SE`` per layer, SE over the independent networks;
     agree when every ``|t_l| <= t_crit``, the Student-t quantile at family-wise level
     ``FAMILY_ALPHA`` (Bonferroni over the layers)."""
-    cos = np.asarray(record["mean_cosine"], float)
+    cos = np.asarray(record.mean_cosine, float)
     networks, layers = cos.shape
     se = cos.std(axis=0, ddof=1) / math.sqrt(networks)
-    t = (cos.mean(axis=0) - np.asarray(record["predicted_cosine"], float)) / se
+    t = (cos.mean(axis=0) - np.asarray(record.predicted_cosine, float)) / se
     t_crit = t_limit(layers, networks - 1)
     worst = int(np.argmax(np.abs(t)))
     verdict = (
@@ -115,12 +131,12 @@ def _ols_slope(y: np.ndarray, x: np.ndarray) -> float:
     return float(np.polyfit(x, y, 1)[0])
 
 
-def rate_test(record: dict[str, Any]) -> dict[str, Any]:
+def rate_test(record: IsometryRecord) -> dict[str, Any]:
     """Slope of ``log(mean cosine)`` against depth over the window where the prediction lies in
     ``[WINDOW_SNR * SE, WINDOW_TOP]``, against the same fit of the prediction; SE by
     leave-one-network-out jackknife; agree when ``|z| <= Z_AGREE``."""
-    cos = np.asarray(record["mean_cosine"], float)
-    pred = np.asarray(record["predicted_cosine"], float)
+    cos = np.asarray(record.mean_cosine, float)
+    pred = np.asarray(record.predicted_cosine, float)
     se = cos.std(axis=0, ddof=1) / math.sqrt(cos.shape[0])
     window = np.flatnonzero((pred <= WINDOW_TOP) & (pred >= WINDOW_SNR * se))
     out = {"window": [int(window[0]), int(window[-1])] if window.size else None}
@@ -147,28 +163,28 @@ def rate_test(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _name(job: dict[str, Any]) -> str:
-    return f"{job['activation']}, {ORDER_LABEL[job['order']]}"
+def _name(job: IsometrySpec) -> str:
+    return f"{job.activation}, {ORDER_LABEL[job.order]}"
 
 
-def _row(record: dict[str, Any]) -> dict[str, Any]:
-    job, layers = record["job"], layer_test(record)
-    cos, gap = np.asarray(record["mean_cosine"]), np.asarray(record["gap"])
+def _row(record: IsometryRecord) -> dict[str, Any]:
+    job, layers = record.job, layer_test(record)
+    cos, gap = np.asarray(record.mean_cosine), np.asarray(record.gap)
     row = {
-        "activation": job["activation"],
-        "order": ORDER_LABEL[job["order"]],
-        "width": job["width"],
-        "networks": job["networks"],
-        "depth": job["depth"],
-        "beta0": record["beta0"],
-        "predicted final cosine": record["predicted_cosine"][-1],
+        "activation": job.activation,
+        "order": ORDER_LABEL[job.order],
+        "width": job.width,
+        "networks": job.networks,
+        "depth": job.depth,
+        "beta0": record.beta0,
+        "predicted final cosine": record.predicted_cosine[-1],
         "measured final cosine": float(cos[:, -1].mean()),
         "measured final gap": float(gap[:, -1].mean()),
         "max |t|": layers["t_max"],
         "t_crit": layers["t_crit"],
         "se median": layers["se_median"],
     }
-    if job["order"] == "norm_after_act" and record["beta0"] < 1:
+    if job.order == "norm_after_act" and record.beta0 < 1:
         rate = rate_test(record)
         row.update(
             {
@@ -188,30 +204,30 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
 def _claims(records) -> tuple[Claim, ...]:
     claims = []
     for record in records:
-        job, layers = record["job"], layer_test(record)
-        pred = record["predicted_cosine"]
-        measured = np.asarray(record["mean_cosine"]).mean(axis=0)
+        job, layers = record.job, layer_test(record)
+        pred = record.predicted_cosine
+        measured = np.asarray(record.mean_cosine).mean(axis=0)
         claims.append(
             Claim(
                 claim=f"{_name(job)}: the mean-field correlation map predicts the mean cosine of "
-                f"every layer (beta0 = {record['beta0']:.4f})",
+                f"every layer (beta0 = {record.beta0:.4f})",
                 prediction=f"cosine {pred[0]:.3g} -> {pred[len(pred) // 2]:.3g} -> {pred[-1]:.3g}",
                 measurement=f"{measured[0]:.3g} -> {measured[len(pred) // 2]:.3g} -> "
                 f"{measured[-1]:.3g}; max |t| = {layers['t_max']:.2f}",
                 verdict=layers["verdict"],
-                note=f"t_l = (measured - predicted)/SE_l, SE over {len(record['mean_cosine'])} "
+                note=f"t_l = (measured - predicted)/SE_l, SE over {len(record.mean_cosine)} "
                 f"independent networks; agree when every |t_l| <= {layers['t_crit']:.2f} "
                 f"(Student t, Bonferroni over {len(pred)} layers, "
                 f"family-wise alpha = {FAMILY_ALPHA})",
             )
         )
-        if job["order"] == "norm_after_act" and record["beta0"] < 1:
+        if job.order == "norm_after_act" and record.beta0 < 1:
             claims.append(_rate_claim(record))
     return tuple(claims)
 
 
 def _rate_claim(record) -> Claim:
-    job, rate, beta0 = record["job"], rate_test(record), record["beta0"]
+    job, rate, beta0 = record.job, rate_test(record), record.beta0
     text = (
         f"{_name(job)}: correlations contract at the mean-field rate (asymptotically "
         f"beta0 = {beta0:.4f} per layer, log beta0 = {math.log(beta0):.4f})"
@@ -233,17 +249,17 @@ def _rate_claim(record) -> Claim:
 def _gap_panel(records) -> Panel:
     series = []
     for r in records:
-        if r["job"]["order"] != "norm_after_act":
+        if r.job.order != "norm_after_act":
             continue
-        depth = tuple(float(i) for i in range(len(r["predicted_gap"])))
-        act, gap = r["job"]["activation"], np.asarray(r["gap"]).mean(axis=0)
+        depth = tuple(float(i) for i in range(len(r.predicted_gap)))
+        act, gap = r.job.activation, np.asarray(r.gap).mean(axis=0)
         series.append(Series(f"{act} measured", depth, tuple(gap.tolist())))
-        shown = [i for i, g in enumerate(r["predicted_gap"]) if g >= GAP_SHOWN]
+        shown = [i for i, g in enumerate(r.predicted_gap) if g >= GAP_SHOWN]
         series.append(
             Series(
                 f"{act} mean field",
                 tuple(depth[i] for i in shown),
-                tuple(r["predicted_gap"][i] for i in shown),
+                tuple(r.predicted_gap[i] for i in shown),
                 style="line",
             )
         )
@@ -253,25 +269,23 @@ def _gap_panel(records) -> Panel:
 def _cosine_panel(records) -> Panel:
     series = []
     for r in records:
-        if r["job"]["activation"] not in ("relu", "gelu"):
+        if r.job.activation not in ("relu", "gelu"):
             continue
-        cos = np.asarray(r["mean_cosine"])
+        cos = np.asarray(r.mean_cosine)
         depth = tuple(float(i) for i in range(cos.shape[1]))
-        label = _name(r["job"])
+        label = _name(r.job)
         se = cos.std(axis=0, ddof=1) / math.sqrt(cos.shape[0])
         series.append(
             Series(label, depth, tuple(cos.mean(axis=0).tolist()), yerr=tuple(se.tolist()))
         )
-        series.append(
-            Series(f"{label} mean field", depth, tuple(r["predicted_cosine"]), style="line")
-        )
+        series.append(Series(f"{label} mean field", depth, tuple(r.predicted_cosine), style="line"))
     return Panel("Mean cosine by layer order", "depth", "mean off-diagonal cosine", tuple(series))
 
 
 def summarize(records) -> ExperimentResult:
     """Claims per (activation, order), a row per job, gap and cosine against depth."""
-    records = sorted(records, key=lambda r: (r["job"]["order"], r["job"]["activation"]))
-    width = records[0]["job"]["width"] if records else 0
+    records = sorted(records, key=lambda r: (r.job.order, r.job.activation))
+    width = records[0].job.width if records else 0
     return ExperimentResult(
         name="isometry",
         title="Isometry with depth: LayerNorm and the Hermite coefficients of the activation",
@@ -287,9 +301,9 @@ def summarize(records) -> ExperimentResult:
 
 def _notes(records, width: int) -> tuple[str, ...]:
     bias = [
-        f"{r['job']['activation']}: {1 / (width * (1 - r['beta0'] ** 2)):.2g}"
+        f"{r.job.activation}: {1 / (width * (1 - r.beta0**2)):.2g}"
         for r in records
-        if r["job"]["order"] == "norm_after_act" and r["beta0"] < 1
+        if r.job.order == "norm_after_act" and r.beta0 < 1
     ]
     return (
         "Hermite convention: c_k = E[act(X) He_k(X)] / sqrt(k!), X ~ N(0, 1); activations are "
@@ -315,4 +329,5 @@ def _notes(records, width: int) -> tuple[str, ...]:
 
 
 def experiments() -> tuple[Experiment, ...]:
-    return (Experiment("isometry", "Isometry with depth", jobs, run, summarize),)
+    load = partial(load_record, IsometryRecord, job=IsometrySpec)
+    return (Experiment("isometry", "Isometry with depth", jobs, run, summarize, load),)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from llcgeo.numerics.lipschitz import LipschitzSpec, measure_lipschitz
-from llcgeo.reconcile.experiment import Experiment, check_scale
+from llcgeo.reconcile.experiment import Experiment, check_scale, load_record
 from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series
 from llcgeo.reconcile.verdict import Z_AGREE, passed
 from llcgeo.serialize import to_jsonable
@@ -78,6 +79,23 @@ def jobs(scale: str) -> tuple[LipschitzSpec, ...]:
     return tuple(out)
 
 
+@dataclass(frozen=True)
+class LipschitzRecord:
+    """One measured network family: the job, the log Lipschitz constants and their bounds
+    (nested lists: networks x points x depths), and the predicted growth rates."""
+
+    job: LipschitzSpec
+    log_input: list
+    log_parameter: list
+    log_input_bound: list
+    log_parameter_bound: list
+    log_weight_norms: list
+    min_first_variance: float
+    mean_field_log_growth: float
+    bound_log_growth: float
+    device: str
+
+
 def run(job: LipschitzSpec, device: str) -> dict[str, Any]:
     """Measure, then evaluate the layer-wise bounds on the measured ingredients."""
     m = measure_lipschitz(job, device)
@@ -133,33 +151,33 @@ def exponent(log_values, depths) -> tuple[float, float]:
 
 def _violations(record, kind: str) -> tuple[int, int, float]:
     """(count of measured > bound beyond rounding, total, smallest log slack)."""
-    slack = np.asarray(record[f"log_{kind}_bound"]) - np.asarray(record[f"log_{kind}"])
+    slack = np.asarray(getattr(record, f"log_{kind}_bound")) - np.asarray(
+        getattr(record, f"log_{kind}")
+    )
     return int(np.sum(slack < -ROUNDING)), int(slack.size), float(slack.min())
 
 
 def _predicted_exponent(record) -> float:
     """Mean-field exponent fitted like the measurement (cumulative log growth over depths)."""
-    d = np.asarray(record["job"]["depths"], float)
-    cumulative = np.cumsum(record["mean_field_log_growth"])[d.astype(int) - 1]
+    d = np.asarray(record.job.depths, float)
+    cumulative = np.cumsum(record.mean_field_log_growth)[d.astype(int) - 1]
     keep = d >= FIT_FROM if (d >= FIT_FROM).sum() >= 2 else np.ones_like(d, dtype=bool)
     return _slope(cumulative[keep], d[keep])
 
 
 def _row(record) -> dict[str, Any]:
-    job = record["job"]
-    depths = job["depths"]
-    rate_in, se_in = exponent(record["log_input"], depths)
-    rate_par, se_par = exponent(record["log_parameter"], depths)
-    rate_bound, _ = exponent(record["log_input_bound"], depths)
-    tight = np.mean(
-        np.asarray(record["log_input_bound"]) - np.asarray(record["log_input"]), axis=(0, 1)
-    )
+    job = record.job
+    depths = job.depths
+    rate_in, se_in = exponent(record.log_input, depths)
+    rate_par, se_par = exponent(record.log_parameter, depths)
+    rate_bound, _ = exponent(record.log_input_bound, depths)
+    tight = np.mean(np.asarray(record.log_input_bound) - np.asarray(record.log_input), axis=(0, 1))
     bad = _violations(record, "input")[0] + _violations(record, "parameter")[0]
     return {
-        "activation": job["activation"],
-        "normalization": job["normalization"],
-        "width": job["width"],
-        "input variance": job["input_variance"],
+        "activation": job.activation,
+        "normalization": job.normalization,
+        "width": job.width,
+        "input variance": job.input_variance,
         "depths": depths,
         "input exponent": rate_in,
         "input exponent SE": se_in,
@@ -167,7 +185,7 @@ def _row(record) -> dict[str, Any]:
         "parameter exponent SE": se_par,
         "mean-field exponent": _predicted_exponent(record),
         "bound exponent": rate_bound,
-        "bound exponent (Gaussian weights)": record["bound_log_growth"],
+        "bound exponent (Gaussian weights)": record.bound_log_growth,
         "bound / measured at max depth": float(math.exp(tight[-1])),
         "bound violations": bad,
         "verdict": passed(bad == 0),
@@ -195,23 +213,20 @@ def _bound_claims(records) -> list[Claim]:
 
 
 def _growth_claim(records) -> Claim:
-    plain = [r for r in records if r["job"]["normalization"] == "none"]
-    rates = [(exponent(r["log_input"], r["job"]["depths"]), r) for r in plain]
+    plain = [r for r in records if r.job.normalization == "none"]
+    rates = [(exponent(r.log_input, r.job.depths), r) for r in plain]
     ok = all(
-        s - Z_AGREE * se > 0 and s <= exponent(r["log_input_bound"], r["job"]["depths"])[0]
+        s - Z_AGREE * se > 0 and s <= exponent(r.log_input_bound, r.job.depths)[0]
         for (s, se), r in rates
     )
     shown = "; ".join(
-        f"{r['job']['activation']} w={r['job']['width']} v="
-        f"{r['job']['input_variance']:g}: {s:.3f} +- {se:.3f}"
+        f"{r.job.activation} w={r.job.width} v={r.job.input_variance:g}: {s:.3f} +- {se:.3f}"
         for (s, se), r in rates
     )
     return Claim(
         claim="without normalization the input Lipschitz constant grows exponentially with depth",
         prediction="exponent > 0 and below the bound's; mean field: "
-        + ", ".join(
-            sorted({f"{r['job']['activation']} {_predicted_exponent(r):.3f}" for r in plain})
-        ),
+        + ", ".join(sorted({f"{r.job.activation} {_predicted_exponent(r):.3f}" for r in plain})),
         measurement=shown,
         verdict=passed(ok),
         note=f"exponent = slope of mean log constant over depths >= {FIT_FROM}, SE by jackknife "
@@ -221,15 +236,15 @@ def _growth_claim(records) -> Claim:
 
 def _partner(records, record, **change):
     """The record whose job equals ``record``'s except for ``change``."""
-    want = {**record["job"], **change}
-    return next((r for r in records if r["job"] == want), None)
+    want = replace(record.job, **change)
+    return next((r for r in records if r.job == want), None)
 
 
 def _reduction_claims(records) -> list[Claim]:
     pairs = [
         (r, _partner(records, r, normalization="none"))
         for r in records
-        if r["job"]["normalization"] in NORMALIZED
+        if r.job.normalization in NORMALIZED
     ]
     pairs = [(r, p) for r, p in pairs if p is not None]
     return [_reduction_claim(kind, pairs) for kind in ("input", "parameter")] if pairs else []
@@ -239,17 +254,17 @@ def _reduction_claim(kind: str, pairs) -> Claim:
     """Paired exponent of log(unnormalized / normalized) for every normalized job."""
     shown, ok = [], True
     for r, plain in pairs:
-        gap = np.asarray(plain[f"log_{kind}"]) - np.asarray(r[f"log_{kind}"])
-        rate, se = exponent(gap, r["job"]["depths"])
+        gap = np.asarray(getattr(plain, f"log_{kind}")) - np.asarray(getattr(r, f"log_{kind}"))
+        rate, se = exponent(gap, r.job.depths)
         ok &= rate - Z_AGREE * se > 0
-        job = r["job"]
+        job = r.job
         shown.append(
-            f"{job['activation']} {job['normalization']} w={job['width']} "
-            f"v={job['input_variance']:g}: {rate:.3f} +- {se:.3f}"
+            f"{job.activation} {job.normalization} w={job.width} "
+            f"v={job.input_variance:g}: {rate:.3f} +- {se:.3f}"
         )
     predicted = sorted(
         {
-            f"{r['job']['activation']} {r['job']['normalization']}: "
+            f"{r.job.activation} {r.job.normalization}: "
             f"{_predicted_exponent(p) - _predicted_exponent(r):.3f}"
             for r, p in pairs
         }
@@ -269,8 +284,8 @@ def _reduction_claim(kind: str, pairs) -> Claim:
 
 def _scaling_law(record) -> dict[str, float]:
     """Predicted log(constant at variance v / constant at variance 1), exact for these nets."""
-    half_log = 0.5 * math.log(record["job"]["input_variance"])
-    if record["job"]["normalization"] != "none":
+    half_log = 0.5 * math.log(record.job.input_variance)
+    if record.job.normalization != "none":
         return {"input": -half_log, "parameter": 0.0}
     return {"input": 0.0, "parameter": half_log}
 
@@ -280,7 +295,7 @@ def _variance_claim(records) -> Claim | None:
     pairs = [
         (r, _partner(records, r, input_variance=1.0))
         for r in records
-        if r["job"]["input_variance"] != 1.0 and r["job"]["activation"] == "relu"
+        if r.job.input_variance != 1.0 and r.job.activation == "relu"
     ]
     pairs = [(r, p) for r, p in pairs if p is not None]
     if not pairs:
@@ -288,15 +303,14 @@ def _variance_claim(records) -> Claim | None:
     worst, ok, shown = 0.0, True, []
     for r, base in pairs:
         want = _scaling_law(r)
-        normalized = r["job"]["normalization"] != "none"
-        tol = r["job"]["eps"] / base["min_first_variance"] if normalized else ROUNDING
+        normalized = r.job.normalization != "none"
+        tol = r.job.eps / base.min_first_variance if normalized else ROUNDING
         for kind, target in want.items():
-            ratio = np.asarray(r[f"log_{kind}"]) - np.asarray(base[f"log_{kind}"])
+            ratio = np.asarray(getattr(r, f"log_{kind}")) - np.asarray(getattr(base, f"log_{kind}"))
             err = float(np.max(np.abs(ratio - target)))
             worst, ok = max(worst, err), ok and err <= tol
         shown.append(
-            f"{r['job']['normalization']}: input {want['input']:+.3f}, "
-            f"parameter {want['parameter']:+.3f}"
+            f"{r.job.normalization}: input {want['input']:+.3f}, parameter {want['parameter']:+.3f}"
         )
     return Claim(
         claim="raising the input variance v shrinks a normalized network's input Lipschitz "
@@ -316,9 +330,9 @@ def _bound_rate_claim(records) -> Claim:
     """The bound's measured growth against ``log(2 s s_act)`` (or its normalized form)."""
     worst, ok = 0.0, True
     for r in records:
-        rate, se = exponent(r["log_input_bound"], r["job"]["depths"])
-        err = abs(rate - r["bound_log_growth"])
-        tol = Z_AGREE * se + r["job"]["width"] ** (-2 / 3)
+        rate, se = exponent(r.log_input_bound, r.job.depths)
+        err = abs(rate - r.bound_log_growth)
+        tol = Z_AGREE * se + r.job.width ** (-2 / 3)
         worst, ok = max(worst, err / tol), ok and err <= tol
     return Claim(
         claim="the bounds grow per layer by log(2 s s_act) without normalization and by "
@@ -326,8 +340,7 @@ def _bound_rate_claim(records) -> Claim:
         prediction=", ".join(
             sorted(
                 {
-                    f"{r['job']['activation']} {r['job']['normalization']}: "
-                    f"{r['bound_log_growth']:.3f}"
+                    f"{r.job.activation} {r.job.normalization}: {r.bound_log_growth:.3f}"
                     for r in records
                 }
             )
@@ -341,18 +354,18 @@ def _bound_rate_claim(records) -> Claim:
 
 def _base_width(records) -> int:
     """The width most jobs share (the others form the width sweep)."""
-    return Counter(r["job"]["width"] for r in records).most_common(1)[0][0]
+    return Counter(r.job.width for r in records).most_common(1)[0][0]
 
 
 def _panel(records, kind: str) -> Panel:
     series, width = [], _base_width(records)
     for r in records:
-        job = r["job"]
-        if job["input_variance"] != 1 or job["width"] != width:
+        job = r.job
+        if job.input_variance != 1 or job.width != width:
             continue
-        depths = tuple(float(d) for d in job["depths"])
-        label = f"{job['activation']}, {job['normalization']}"
-        logs = np.asarray(r[f"log_{kind}"])
+        depths = tuple(float(d) for d in job.depths)
+        label = f"{job.activation}, {job.normalization}"
+        logs = np.asarray(getattr(r, f"log_{kind}"))
         # geometric mean over networks and inputs; error bar: SE of the mean log over networks
         mean = logs.mean(axis=(0, 1))
         se = logs.mean(axis=1).std(axis=0, ddof=1) / math.sqrt(logs.shape[0])
@@ -364,8 +377,8 @@ def _panel(records, kind: str) -> Panel:
                 yerr=tuple((np.exp(mean) * se).tolist()),
             )
         )
-        if job["activation"] == "relu":
-            bound = np.exp(np.asarray(r[f"log_{kind}_bound"]).mean(axis=(0, 1)))
+        if job.activation == "relu":
+            bound = np.exp(np.asarray(getattr(r, f"log_{kind}_bound")).mean(axis=(0, 1)))
             series.append(Series(f"{label}: bound", depths, tuple(bound.tolist()), style="line"))
     return Panel(
         f"{kind.capitalize()} Lipschitz constant",
@@ -381,10 +394,10 @@ def summarize(records) -> ExperimentResult:
     records = sorted(
         records,
         key=lambda r: (
-            r["job"]["activation"],
-            r["job"]["normalization"],
-            r["job"]["width"],
-            r["job"]["input_variance"],
+            r.job.activation,
+            r.job.normalization,
+            r.job.width,
+            r.job.input_variance,
         ),
     )
     claims = []
@@ -407,8 +420,7 @@ def summarize(records) -> ExperimentResult:
 
 
 def experiments() -> tuple[Experiment, ...]:
+    load = partial(load_record, LipschitzRecord, job=LipschitzSpec)
     return (
-        Experiment(
-            "lipschitz", "Lipschitz control by normalization", jobs, run, summarize, load=dict
-        ),
+        Experiment("lipschitz", "Lipschitz control by normalization", jobs, run, summarize, load),
     )

@@ -19,7 +19,8 @@ MODULES = {"geometry": geometry, "isometry": isometry, "lipschitz": lipschitz}
 def _run(module, jobs):
     experiment = module.experiments()[0]
     # records pass through JSON in the store; summaries must work on what comes back
-    records = [json.loads(json.dumps(experiment.run(j, "cpu"), allow_nan=False)) for j in jobs]
+    stored = [json.loads(json.dumps(experiment.run(j, "cpu"), allow_nan=False)) for j in jobs]
+    records = [experiment.load(r) for r in stored]
     return experiment.summarize(records), records
 
 
@@ -64,7 +65,7 @@ def test_geometry_suite_agrees_everywhere():
 def test_geometry_flags_an_output_off_the_hyperplane():
     _, records = _run(geometry, geometry.jobs("small")[:1])
     broken = copy.deepcopy(records)
-    broken[0]["measured"]["max_plane_deviation"] = 1e-6
+    broken[0].measured["max_plane_deviation"] = 1e-6
     result = geometry.summarize(broken)
     plane = next(c for c in result.claims if "hyperplane" in c.claim)
     assert plane.verdict == "disagree"
@@ -75,17 +76,14 @@ def test_isometry_suite_agrees_with_mean_field():
     _check_result(result)
     assert [c.verdict for c in result.claims] == ["agree"] * len(result.claims)
     # LN after the activation decorrelates; ReLU without it collapses towards cosine 1
-    final = {
-        (r["job"]["activation"], r["job"]["order"]): r["predicted_cosine"][-1] for r in records
-    }
+    final = {(r.job.activation, r.job.order): r.predicted_cosine[-1] for r in records}
     assert final[("relu", "norm_after_act")] < 1e-3 < 0.99 < final[("relu", "no_norm")]
 
 
 def test_isometry_flags_a_shifted_trajectory():
     _, records = _run(isometry, [replace(isometry.jobs("small")[0], depth=10)])
-    shifted = copy.deepcopy(records)
-    shifted[0]["mean_cosine"] = (np.asarray(shifted[0]["mean_cosine"]) + 0.05).tolist()
-    assert isometry.layer_test(shifted[0])["verdict"] == "disagree"
+    shifted = replace(records[0], mean_cosine=(np.asarray(records[0].mean_cosine) + 0.05).tolist())
+    assert isometry.layer_test(shifted)["verdict"] == "disagree"
 
 
 def _small_lipschitz_jobs():
@@ -104,7 +102,7 @@ def test_lipschitz_bounds_hold_and_a_violation_is_flagged():
     variance = next(c for c in result.claims if "input variance" in c.claim)
     assert variance.verdict == "agree"  # exact scaling laws hold at any width
     broken = copy.deepcopy(records)
-    broken[0]["log_input"][0][0][-1] = broken[0]["log_input_bound"][0][0][-1] + 1e-3
+    broken[0].log_input[0][0][-1] = broken[0].log_input_bound[0][0][-1] + 1e-3
     again = lipschitz.summarize(broken)
     assert next(c for c in again.claims if "d f / d x" in c.claim).verdict == "disagree"
 
