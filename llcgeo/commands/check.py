@@ -91,7 +91,8 @@ def check_outcome(hypotheses, report) -> dict:
         "files": files,
         "report": {"markdown": str(paths.markdown), "html": str(paths.html),
                    "results_json": str(paths.results_json),
-                   "results_csv": str(paths.results_csv)},
+                   "claims_csv": str(paths.claims_csv),
+                   "cases_csv": [str(p) for p in paths.cases_csv]},
         "computed": report.computed,
         "reused": report.reused,
     }  # fmt: skip

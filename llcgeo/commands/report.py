@@ -7,9 +7,10 @@ import sys
 
 DESCRIPTION = """\
 Run every case of a suite (reusing finished cases from the results store under --out), then
-write report.md, a self-contained report.html, one PNG per experiment, results.json and
-results.csv. Interrupt at any time: a rerun picks up where it stopped. The exit status is 0
-whenever the report was written, whatever its verdicts; 2 on bad input."""
+write report.md, a self-contained report.html, one PNG per experiment, results.json (claims and
+cases), claims.csv and one cases_<experiment>.csv per experiment. Interrupt at any time: a rerun
+picks up where it stopped. The exit status is 0 whenever the report was written, whatever its
+verdicts; 2 on bad input."""
 
 
 def register(subparsers) -> None:
@@ -117,7 +118,7 @@ def print_outcome(report) -> None:
     paths = report.paths
     print(f"report: {paths.markdown}")
     print(f"        {paths.html}")
-    print(f"data:   {paths.results_json}, {paths.results_csv}")
+    print(f"data:   {paths.results_json}, {paths.claims_csv}, {len(paths.cases_csv)} cases CSV")
     print(
         f"{report.computed} cases computed, {report.reused} reused, "
         f"in {format_seconds(report.seconds)}"

@@ -3,12 +3,18 @@
 Nothing here runs an experiment: :func:`write_report` takes the summaries and the stored cases
 and writes, each file atomically, into the output folder::
 
-    report.md  report.html  <experiment>.png ...  results.json  results.csv
+    report.md  report.html  <experiment>.png ...  results.json  claims.csv
+    cases_<experiment>.csv ...
+
+``results.json`` holds the claims with their verdicts and every case; ``claims.csv`` has one row
+a claim; each ``cases_<experiment>.csv`` one row a case of that experiment, with only the
+columns its cases have.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import re
 from collections.abc import Sequence
@@ -17,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from llcgeo.errors import SpecError
-from llcgeo.reconcile.model import VERDICTS, ExperimentResult
+from llcgeo.reconcile.model import VERDICTS, Claim, ExperimentResult
 from llcgeo.report import document as doc
 from llcgeo.report.figures import draw
 from llcgeo.report.files import prepare_folder, write_atomic
@@ -60,7 +66,8 @@ class ReportPaths:
     markdown: Path
     html: Path
     results_json: Path
-    results_csv: Path
+    claims_csv: Path
+    cases_csv: tuple[Path, ...]
     figures: tuple[Path, ...]
 
 
@@ -98,13 +105,16 @@ def write_report(
         markdown=folder / "report.md",
         html=folder / "report.html",
         results_json=folder / "results.json",
-        results_csv=folder / "results.csv",
+        claims_csv=folder / "claims.csv",
+        cases_csv=tuple(folder / f"cases_{name}.csv" for name in _experiments(cases)),
         figures=tuple(folder / image.file for image in images.values()),
     )
     write_atomic(paths.markdown, doc.to_markdown(blocks))
     write_atomic(paths.html, doc.to_html(blocks, meta.title))
-    write_atomic(paths.results_json, results_json(cases, meta))
-    write_atomic(paths.results_csv, results_csv(cases))
+    write_atomic(paths.results_json, results_json(cases, meta, results))
+    write_atomic(paths.claims_csv, claims_csv(results))
+    for name, path in zip(_experiments(cases), paths.cases_csv):
+        write_atomic(path, cases_csv([c for c in cases if c.experiment == name]))
     return paths
 
 
@@ -232,14 +242,25 @@ def _rows_table(rows: Sequence[dict]) -> doc.Table:
     return doc.Table(tuple(columns), cells)
 
 
-def results_json(cases: Sequence[StoredCase], meta: ReportMeta) -> str:
-    """Every case with its experiment, key, job and record; strict JSON (``null`` where a value
-    does not exist, such as the mean of a run whose every chain diverged)."""
+def claim_rows(results: Sequence[ExperimentResult]) -> list[dict]:
+    """One plain row a claim: its experiment, then the claim's own fields."""
+    return [
+        {"experiment": r.name, **dataclasses.asdict(claim)} for r in results for claim in r.claims
+    ]
+
+
+def results_json(
+    cases: Sequence[StoredCase], meta: ReportMeta, results: Sequence[ExperimentResult] = ()
+) -> str:
+    """The claims with their verdicts, and every case with its experiment, key, job and record;
+    strict JSON (``null`` where a value does not exist, such as the mean of a run whose every
+    chain diverged)."""
     data = {
         "version": meta.version,
         "generated": meta.generated,
         "scale": meta.scale,
         "device": meta.device,
+        "claims": claim_rows(results),
         "cases": [
             {"experiment": c.experiment, "key": c.key, "job": c.job, "record": c.record}
             for c in cases
@@ -248,13 +269,23 @@ def results_json(cases: Sequence[StoredCase], meta: ReportMeta) -> str:
     return dumps_output(data) + "\n"
 
 
-def results_csv(cases: Sequence[StoredCase]) -> str:
-    """One line per case: experiment, key, then ``job.*`` and ``record.*`` columns."""
-    rows = [
-        flatten({"experiment": c.experiment, "key": c.key, "job": c.job, "record": c.record})
-        for c in cases
-    ]
-    columns = list(dict.fromkeys(key for row in rows for key in row)) or ["experiment", "key"]
+def _experiments(cases: Sequence[StoredCase]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(c.experiment for c in cases))
+
+
+def claims_csv(results: Sequence[ExperimentResult]) -> str:
+    """One line a claim: experiment, claim, prediction, measurement, verdict, note."""
+    return _csv(claim_rows(results), ["experiment", *(f.name for f in dataclasses.fields(Claim))])
+
+
+def cases_csv(cases: Sequence[StoredCase]) -> str:
+    """One line a case (of one experiment): key, then ``job.*`` and ``record.*`` columns."""
+    rows = [flatten({"key": c.key, "job": c.job, "record": c.record}) for c in cases]
+    return _csv(rows, ["key"])
+
+
+def _csv(rows: list[dict], empty: list[str]) -> str:
+    columns = list(dict.fromkeys(key for row in rows for key in row)) or empty
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()

@@ -394,7 +394,7 @@ def test_llcgeo_check_on_the_examples_agrees_and_writes_the_report(tmp_path, cap
         ["agree", f] for f in files
     ]
     assert printed[-3] == "6 files: 6 agree, 0 disagree, 0 inconclusive."
-    for name in ("report.md", "report.html", "results.json", "results.csv", "cone.png"):
+    for name in ("report.md", "report.html", "results.json", "claims.csv", "cone.png"):
         assert (out / name).is_file()
     assert "A union that is flat on part of its mass" in (out / "report.md").read_text()
     # a rerun reuses every stored case; --json gives one object with every claim

@@ -32,7 +32,7 @@ def report(tmp_path_factory, toy):
 
 def test_every_file_is_written(report):
     paths = report.paths
-    for path in (paths.markdown, paths.html, paths.results_json, paths.results_csv):
+    for path in (paths.markdown, paths.html, paths.results_json, paths.claims_csv):
         assert path.stat().st_size > 0
     assert [p.name for p in paths.figures] == ["good.png", "bad.png"]
     assert all(p.read_bytes().startswith(PNG_SIGNATURE) for p in paths.figures)
@@ -82,13 +82,28 @@ def test_json_holds_every_case(report):
     assert data["device"] == "cpu" and data["scale"] == "small"
 
 
-def test_csv_holds_every_case_flattened(report):
-    with report.paths.results_csv.open() as stream:
+def test_one_tidy_csv_per_experiment_holds_its_cases_flattened(report):
+    good, bad = report.paths.cases_csv
+    assert (good.name, bad.name) == ("cases_good.csv", "cases_bad.csv")
+    with good.open() as stream:
         rows = list(csv.DictReader(stream))
-    assert len(rows) == 7
-    assert rows[0]["experiment"] == "good" and rows[0]["record.tags.x"] == "1"
+    assert len(rows) == 4 and rows[0]["record.tags.x"] == "1"
+    with bad.open() as stream:
+        rows = list(csv.DictReader(stream))
+    assert len(rows) == 3
     assert rows[-1]["record.reasons"] == '["y is off by 0.25"]'
     assert rows[-1]["job.x"] == "3"
+
+
+def test_claims_are_in_the_json_and_in_their_own_csv(report):
+    data = json.loads(report.paths.results_json.read_text())
+    claims = data["claims"]
+    assert claims and {c["experiment"] for c in claims} <= {"good", "bad"}
+    assert all(c["verdict"] in ("agree", "disagree", "inconclusive") for c in claims)
+    with report.paths.claims_csv.open() as stream:
+        rows = list(csv.DictReader(stream))
+    assert [r["claim"] for r in rows] == [c["claim"] for c in claims]
+    assert list(rows[0]) == ["experiment", "claim", "prediction", "measurement", "verdict", "note"]
 
 
 def test_write_report_alone_needs_no_run(tmp_path):
@@ -104,7 +119,8 @@ def test_write_report_alone_needs_no_run(tmp_path):
     text = paths.markdown.read_text()
     assert paths.figures == () and "the experiment gave no reason" in text
     assert "row 1 (softmax): **inconclusive**: ESS 21 < 100" in text
-    assert paths.results_csv.read_text() == "experiment,key\n"
+    assert paths.cases_csv == ()
+    assert paths.claims_csv.read_text().splitlines()[1].startswith("plain,a claim,1,1.2,")
 
 
 def test_draw_handles_scales_and_rejects_bad_series():
