@@ -57,13 +57,14 @@ class Reference:
     expected_se: float | None = None
     problems: tuple[str, ...] = ()  # make the verdict inconclusive
     notes: tuple[str, ...] = ()  # inform, leave the verdict alone
+    dof: int | None = None  # the standard error was estimated from dof + 1 chains
 
 
 def reference_for(case: Case, measurement, llc: float) -> Reference:
     """The exact expectation on the full-batch path; the asymptotic LLC on a minibatch."""
     est = measurement.estimate
     if not is_full_batch(case):
-        return Reference(llc, est.se, MINIBATCH)
+        return Reference(llc, est.se, MINIBATCH, dof=est.chains_kept - 1)
     expectation = _expectation(case, measurement)
     se = expectation.standard_error(max(est.chains_kept, 1))
     unstable = () if expectation.stable else ("eps (nbeta h_max + gamma) >= 4: unstable step",)
@@ -102,6 +103,7 @@ def reconcile_case(case: Case, *, device: str = "auto", progress=None) -> CaseRe
         rhat=est.rhat,
         ess=est.ess,
         problems=ref.problems,
+        dof=ref.dof,
     )
     return CaseResult(
         key=case.key(llcgeo.__version__),

@@ -90,3 +90,22 @@ def test_cases_verdict_judges_cases_together():
     assert cases_verdict(ten + [_record(4.0, "disagree")])[0] == "disagree"
     assert cases_verdict([_record(3.5, "disagree")])[0] == "disagree"
     assert cases_verdict(ten + [_record(0.0, "inconclusive")])[0] == "inconclusive"
+
+
+@pytest.mark.parametrize("chains", [4, 8])
+def test_minibatch_t_limit_keeps_the_false_alarm_rate_of_three_sigma(chains):
+    """Simulated null cases: per-chain estimates iid normal around the reference, the standard
+    error estimated from the chains as a minibatch case does. The t limit alarms at 0.27%; the
+    normal 3 would alarm at several percent. Tolerance: 4 binomial standard errors."""
+    from llcgeo.reconcile.verdict import t_agree
+
+    trials = 400_000
+    per_chain = np.random.default_rng(chains).standard_normal((trials, chains))
+    se = per_chain.std(axis=1, ddof=1) / math.sqrt(chains)
+    t = per_chain.mean(axis=1) / se
+    target = math.erfc(Z_AGREE / math.sqrt(2))
+    tolerance = 4 * math.sqrt(target * (1 - target) / trials)
+    assert abs(np.mean(np.abs(t) > t_agree(chains - 1)) - target) <= tolerance
+    assert np.mean(np.abs(t) > Z_AGREE) > 5 * target
+    assert decide(z=t_agree(chains - 1) * 0.99, dof=chains - 1, **GOOD)[0] == "agree"
+    assert decide(z=t_agree(chains - 1) * 1.01, dof=chains - 1, **GOOD)[0] == "disagree"
