@@ -32,7 +32,14 @@ def test_threshold_and_smuggled_bias_agree_end_to_end(tmp_path, capsys):
     assert "9 claims: 9 agree, 0 disagree, 0 inconclusive." in out
     cases = json.loads((tmp_path / "results.json").read_text())["cases"]
     assert len(cases) == 14 and all(c["record"]["verdict"] == "agree" for c in cases)
-    for name in ("report.md", "report.html", "threshold.png", "smuggled_bias.png", "claims.csv", "cases_threshold.csv"):
+    for name in (
+        "report.md",
+        "report.html",
+        "threshold.png",
+        "smuggled_bias.png",
+        "claims.csv",
+        "cases_threshold.csv",
+    ):
         assert (tmp_path / name).stat().st_size > 0
     assert main(args) == 0  # a rerun reuses every stored case
     assert "0 cases computed, 14 reused" in capsys.readouterr().out
