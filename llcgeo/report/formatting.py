@@ -2,6 +2,8 @@
 
 >>> format_cell(12.34567), format_cell(3.0), format_cell(float("nan")), format_cell([1, 2.5])
 ('12.35', '3', 'nan', '[1, 2.5]')
+>>> format_cell("21/2"), format_cell("175167/9934")  # exact text; a long fraction as a decimal
+('21/2', '17.63')
 >>> format_seconds(0.42), format_seconds(75), format_seconds(3725)
 ('0.42 s', '1 min 15 s', '1 h 02 min')
 >>> flatten({"a": {"b": 1, "c": [1, 2]}, "d": None})
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from fractions import Fraction
 from typing import Any
 
 from llcgeo.serialize import to_jsonable
@@ -19,6 +23,8 @@ from llcgeo.serialize import to_jsonable
 SIGNIFICANT = 4  # digits a table shows; results.json / results.csv hold every digit
 MAX_LIST = 6  # longer numeric lists are abbreviated in tables
 MAX_CELL = 80  # characters; longer cells are cut with an ellipsis
+SHORT_FRACTION = 7  # characters; a longer exact fraction reads better as a decimal
+FRACTION = re.compile(r"-?\d+/\d+")
 
 
 def format_cell(value: Any) -> str:
@@ -38,6 +44,8 @@ def _format(value: Any) -> str:
         return _format_list(value)
     if isinstance(value, dict):
         return ", ".join(f"{k}={_format(v)}" for k, v in value.items())
+    if isinstance(value, str) and len(value) > SHORT_FRACTION and FRACTION.fullmatch(value):
+        return f"{float(Fraction(value)):.{SIGNIFICANT}g}"  # 175167/9934 -> 17.63
     return str(value)
 
 
