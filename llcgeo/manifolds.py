@@ -397,14 +397,6 @@ def build(name: str, **values: Any) -> ManifoldSpec:
     return cls(**values)
 
 
-def family_of(spec: ManifoldSpec) -> str:
-    """The registry name of a spec (``Sphere(3)`` -> ``"sphere"``)."""
-    for name, cls in FAMILIES.items():
-        if type(spec) is cls:
-            return name
-    raise SpecError(f"{type(spec).__name__} is not a manifold spec")
-
-
 def _family(name: str) -> type:
     if name not in FAMILIES:
         raise SpecError(f"unknown manifold {name!r}; known: {', '.join(FAMILIES)}")

@@ -11,12 +11,9 @@ from llcgeo.errors import SpecError
 MANIFOLDS = tuple(mf.FAMILIES)
 # the spec keywords these flags give (a spec's other keywords, e.g. LayerNorm's eps, keep
 # their defaults here: --eps is SGLD's step size)
-_FLAG_OF = {
-    **{k: k for k in ("d", "gain", "radius", "axes", "normal", "offset", "kappa", "fraction")},
-    **{k: k for k in ("variables", "phi", "parameters")},
-    "F": "equation",
-    "bias": "beta",
-}
+_SAME_NAME = ("d", "gain", "radius", "axes", "normal", "offset", "kappa", "fraction")
+_SAME_NAME += ("variables", "phi", "parameters")
+_FLAG_OF = {**{k: k for k in _SAME_NAME}, "F": "equation", "bias": "beta"}
 _LISTS = ("gain", "bias", "axes", "normal")  # comma-separated numbers
 
 

@@ -70,14 +70,13 @@ class Drift(NamedTuple):
     pull: float
     centre: torch.Tensor | None
 
-    def value(self, w: torch.Tensor) -> torch.Tensor:
-        offset = w if self.centre is None else w - self.centre
-        return torch.mul(self.grad, self.scale).add_(offset, alpha=self.pull)
+
+DriftFn = Callable[[torch.Tensor, "torch.Tensor | None"], tuple[torch.Tensor, Drift]]
 
 
 def localized_gradient(
     loss_and_grad: LossAndGrad, *, nbeta: float, gamma: float, centre: torch.Tensor
-) -> Callable[[torch.Tensor, torch.Tensor | None], tuple[torch.Tensor, Drift]]:
+) -> DriftFn:
     """``(w, batch) -> (L_batch(w) - L(w*), drift)`` with ``drift`` the gradient
     ``nbeta grad L_batch(w) + gamma (w - w*)`` of the localized, tempered potential
     ``U(w) = nbeta L(w) + gamma/2 |w - w*|^2`` (see :class:`Drift`).
@@ -108,7 +107,7 @@ Kernel = Callable[[SGLDState, "torch.Tensor | None", "float | torch.Tensor", tor
 
 
 def build_kernel(
-    drift: Callable[[torch.Tensor, torch.Tensor | None], tuple[torch.Tensor, Drift]],
+    drift: DriftFn,
     *,
     noise_level: float = 1.0,
     mask: torch.Tensor | None = None,

@@ -26,10 +26,10 @@ def check_scale(scale: str) -> str:
 
 @dataclass(frozen=True)
 class Experiment:
-    """``jobs(scale)`` -> jobs; ``run(job, device)`` -> a typed record (a frozen dataclass);
-    ``summarize(records)`` -> result. The store keeps ``to_jsonable(record)``; ``load`` turns
-    that back into the record type before ``summarize`` sees it (by default it is left as
-    stored: plain JSON)."""
+    """``jobs(scale)`` -> jobs; ``run(job, device)`` -> a record (a frozen dataclass or plain
+    JSON); ``summarize(records)`` -> result. The store keeps ``to_jsonable(record)``; ``load``
+    turns that into the experiment's record type before ``summarize`` sees it (by default it is
+    left as stored: plain JSON)."""
 
     name: str
     title: str

@@ -18,7 +18,7 @@ Z_AGREE = 3.0
 RHAT_MAX = 1.1
 ESS_MIN = 100.0
 FAMILY_ALPHA = 0.01  # family-wise error rate of the geometry and isometry claims' many tests
-
+Z_ALPHA = math.erfc(Z_AGREE / math.sqrt(2))  # the two-sided error rate of |z| <= Z_AGREE
 
 
 def decide(
@@ -58,8 +58,7 @@ def t_agree(dof: int) -> float:
     """The Student-t quantile with the two-sided error rate of ``|z| <= Z_AGREE`` (0.27%):
     the limit when the standard error itself was estimated from ``dof + 1`` chains (9.2 for
     4 chains, where the normal 3 would raise about 6% false alarms)."""
-    alpha = math.erfc(Z_AGREE / math.sqrt(2))
-    return float(stats.t.isf(alpha / 2, dof))
+    return t_limit(1, dof, Z_ALPHA)
 
 
 def passed(ok: bool) -> str:
@@ -75,19 +74,18 @@ def within(statistic: float, limit: float = Z_AGREE) -> str:
 def family_threshold(cases: int) -> float:
     """The |z| a claim resting on ``cases`` cases tolerates at the family-wise level of a single
     ``Z_AGREE``-sigma test (Bonferroni): 3.0 for one case, about 3.64 for ten."""
-    alpha = math.erfc(Z_AGREE / math.sqrt(2))
-    return max(Z_AGREE, float(stats.norm.isf(alpha / (2 * max(cases, 1)))))
+    return max(Z_AGREE, normal_limit(cases, Z_ALPHA))
 
 
 def normal_limit(tests: int, alpha: float = FAMILY_ALPHA) -> float:
     """The two-sided normal quantile that keeps ``tests`` z-tests at family-wise level
     ``alpha`` (Bonferroni)."""
-    return float(stats.norm.ppf(1 - alpha / (2 * max(tests, 1))))
+    return float(stats.norm.isf(alpha / (2 * max(tests, 1))))
 
 
 def t_limit(tests: int, dof: int, alpha: float = FAMILY_ALPHA) -> float:
     """The same for Student-t statistics with ``dof`` degrees of freedom."""
-    return float(stats.t.ppf(1 - alpha / (2 * max(tests, 1)), dof))
+    return float(stats.t.isf(alpha / (2 * max(tests, 1)), dof))
 
 
 THRESHOLDS_MARKDOWN = f"""\
