@@ -15,7 +15,8 @@ total degree               64         the parser's exponent cap, applied to the 
 terms after expansion      20 000     a degree-4 polynomial in 12 variables has at most 1 820
 coefficient size           4 096 bits the largest coefficient after expansion, bounded
 derivation time            60 s       configurable with ``--time-limit SECONDS`` or the environment
-                                      variable ``LLCGEO_TIME_LIMIT``; named families take ms
+                                      variable ``LLCGEO_TIME_LIMIT``; named families take ms; a
+                                      forked child does the work and is killed at the deadline
 memory of a run            half of    configurable with ``--max-memory GB`` or the environment
                            the RAM    variable ``LLCGEO_MAX_MEMORY_GB``
 =========================  =========  ==========================================================
@@ -27,14 +28,19 @@ Size(degree=3, terms=10, bits=15)
 
 from __future__ import annotations
 
+import gc
 import math
 import os
+import pickle
+import select
 import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 from llcgeo.errors import DerivationError, SpecError
 from llcgeo.expr import Call, Const, Expr, Neg, Num, Var, variables
@@ -227,6 +233,9 @@ def check_linear_run(*, n: int, d: int, m: int, bias: bool, chains: int, steps: 
 # --- time --------------------------------------------------------------------------------------
 
 
+EXPIRY_REPEAT_S = 0.25
+
+
 class _Expired(BaseException):
     """Raised by the alarm; a ``BaseException`` so that no ``except Exception`` inside a
     library swallows it."""
@@ -265,25 +274,114 @@ def time_limit(seconds: float | None, what: str) -> Iterator[None]:
 
     The bound uses the process's interval timer, so it holds in the main thread of a Unix
     process; elsewhere (a worker thread, Windows) only the size limits bound the work. A limit
-    already running outside keeps its own, earlier deadline.
+    already running outside keeps its own, earlier deadline. Past the deadline the alarm repeats
+    every ``EXPIRY_REPEAT_S``: an exception that lands in a finalizer (``__del__``, a weakref
+    callback) is only printed by Python, and the next alarm then stops the work all the same.
     """
     seconds = derivation_seconds(seconds)
     if math.isinf(seconds) or not _can_alarm() or signal.getitimer(signal.ITIMER_REAL)[0] > 0:
         yield
         return
+    armed = [True]
 
     def expire(signum, frame):
-        raise _Expired
+        if armed[0]:
+            raise _Expired
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds, EXPIRY_REPEAT_S)
     try:
         yield
     except _Expired:
-        raise DerivationError(
-            f"{what} took longer than the time limit of {seconds:g} s and was stopped; simplify "
-            "the input, or raise the limit (--time-limit SECONDS) if you mean it"
-        ) from None
+        armed[0] = False
+        raise DerivationError(_too_long(what, seconds)) from None
     finally:
+        armed[0] = False
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def run_bounded(function: Callable[..., Any], *args, seconds: float | None, what: str) -> Any:
+    """``function(*args)`` within :func:`derivation_seconds`, else ``DerivationError``.
+
+    The work runs in a forked child that is killed at the deadline: a signal cannot stop one
+    long C call, and sympy's heuristic GCD makes big-integer products that run for hours. A
+    fork costs milliseconds, imports nothing again and leaves the caller's state untouched
+    whatever the child does. Where there is no ``fork`` the interval timer of
+    :func:`time_limit` bounds the work instead.
+    """
+    seconds = derivation_seconds(seconds)
+    if math.isinf(seconds) or not hasattr(os, "fork"):
+        with time_limit(seconds, what):
+            return function(*args)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        _answer_and_exit(write_end, function, args)
+    os.close(write_end)
+    try:
+        data = _read_before(read_end, time.monotonic() + seconds, what, seconds)
+    finally:
+        os.close(read_end)
+        _end_child(pid)
+    return _unpack(data, what)
+
+
+def _answer_and_exit(write_end: int, function, args) -> None:
+    """In the child: compute, send ``(kind, value)`` pickled, exit without running any of the
+    parent's clean-up (atexit handlers, buffered files, the test runner's hooks)."""
+    code = 1
+    try:
+        gc.disable()  # a collection could run finalizers of the parent's objects (torch's)
+        try:
+            outcome = ("value", function(*args))
+        except BaseException as error:  # sent to the parent, which raises it there
+            outcome = ("error", error)
+        try:
+            data = pickle.dumps(outcome)
+        except Exception as error:  # an answer or a foreign error that does not pickle
+            text = f"{type(outcome[1]).__name__}: {outcome[1]} ({error})"
+            data = pickle.dumps(("error", DerivationError(text)))
+        with os.fdopen(write_end, "wb") as out:
+            out.write(data)
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def _read_before(read_end: int, deadline: float, what: str, seconds: float) -> bytes:
+    chunks = []
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([read_end], [], [], left)[0]:
+            raise DerivationError(_too_long(what, seconds))
+        chunk = os.read(read_end, 1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _end_child(pid: int) -> None:
+    with suppress(ProcessLookupError):  # it has exited already
+        os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+
+
+def _unpack(data: bytes, what: str):
+    try:
+        kind, value = pickle.loads(data)
+    except Exception:  # nothing, or a torn message: the child died before it answered
+        raise DerivationError(
+            f"{what} ended without an answer (the worker died: out of memory, or killed)"
+        ) from None
+    if kind == "error":
+        raise value
+    return value
+
+
+def _too_long(what: str, seconds: float) -> str:
+    return (
+        f"{what} took longer than the time limit of {seconds:g} s and was stopped; simplify "
+        "the input, or raise the limit (--time-limit SECONDS) if you mean it"
+    )

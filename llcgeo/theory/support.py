@@ -22,7 +22,7 @@ from functools import singledispatch
 import sympy as sp
 
 from llcgeo import manifolds as mf
-from llcgeo.limits import time_limit
+from llcgeo.limits import run_bounded
 from llcgeo.theory.affine import AffineSupport, Vector
 from llcgeo.theory.hypersurface import hypersurface_support
 from llcgeo.theory.parametric import parametric_support
@@ -44,8 +44,10 @@ def affine_support(manifold, *, seconds: float | None = None) -> AffineSupport:
     bound) or refused with ``DerivationError``."""
     if not isinstance(manifold, mf.MANIFOLD_TYPES):
         raise TypeError(f"no affine hull is known for {type(manifold).__name__}")
-    with time_limit(seconds, f"the exact derivation for {type(manifold).__name__}"):
-        return _support(manifold)
+    what = f"the exact derivation for {type(manifold).__name__}"
+    if isinstance(manifold, (mf.ImplicitHypersurface, mf.ParametricManifold)):
+        return run_bounded(_support, manifold, seconds=seconds, what=what)
+    return _support(manifold)  # closed forms, O(d)
 
 
 @singledispatch
