@@ -15,7 +15,8 @@ Sphere(d, radius)      ``x = radius * a / |a|`` (uniform on the sphere)
 Simplex(d)             ``x = softmax(a)`` (the open probability simplex)
 Ellipsoid(d, axes)     ``x = axes * a / |a|`` (on the surface ``sum (x_i/axes_i)**2 = 1``)
 Hyperplane(n, c)       ``a`` projected orthogonally onto ``{n . x = c}``
-ImplicitHypersurface   ``scale * a`` projected onto ``{F = 0}`` by Newton steps
+ImplicitHypersurface   ``scale * a`` projected onto ``{F = 0}`` by Newton steps; only *regular*
+                       zeros are kept (``grad F != 0``, see ``REGULAR_FLOOR``)
 ParametricManifold     ``x = phi(t)``, ``t_j ~ Uniform(ranges_j)``
 BumpedHyperplane       ``u = a[:d-1]``; ``x = (u, h(u_1))`` with ``h = kappa/2 * u_1**2`` where
                        ``|u_1| < c`` and ``h = 0`` elsewhere; ``P(|u_1| < c) = fraction``
@@ -42,6 +43,13 @@ from llcgeo.limits import check_expression, check_number, check_variables
 from llcgeo.validate import entries, integer
 
 MAX_DIMENSION = 1 << 16
+# The data of an implicit hypersurface are its regular zeros: F(x) = 0 and grad F(x) != 0. A
+# zero counts as regular when |grad F(x)| * scale >= REGULAR_FLOOR * median |F(start)|, which is
+# invariant to rescaling F and the geometry. Newton steps that end on a singular zero (an
+# isolated point, a line on which F only touches zero, any repeated factor) leave the gradient
+# at 1e-16 of that size or below; regular zeros sit at 1e-9 or above even a hair from a
+# crossing. So the theory counts exactly the factors that appear once and change sign.
+REGULAR_FLOOR = 1e-12
 
 
 def exact(value: Any, what: str) -> Fraction:

@@ -20,6 +20,7 @@ import torch
 from llcgeo.errors import EstimationError, SpecError
 from llcgeo.expr import fold
 from llcgeo.manifolds import (
+    REGULAR_FLOOR,
     BumpedHyperplane,
     Ellipsoid,
     Gaussian,
@@ -153,19 +154,30 @@ def _newton_project(spec: ImplicitHypersurface, x: torch.Tensor):
 
 
 def _newton_chunk(spec: ImplicitHypersurface, x: torch.Tensor):
+    typical = None  # median |F| at the starting points: the scale of "a small gradient"
     for _ in range(NEWTON_STEPS):
         x = x.detach().requires_grad_(True)
         value = _fold_columns(spec.F, spec.variables, x)
         if not value.requires_grad:  # F is a constant: there is nothing to project onto
             return x.detach(), torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
         (grad,) = torch.autograd.grad(value.sum(), x)
+        typical = value.detach().abs().median() if typical is None else typical
         with torch.no_grad():
             x = x - (value / grad.square().sum(dim=1))[:, None] * grad
+    return x.detach(), _regular_zeros(spec, x.detach(), typical)
+
+
+def _regular_zeros(spec: ImplicitHypersurface, x: torch.Tensor, typical) -> torch.Tensor:
+    """Which rows are zeros of F (to ``NEWTON_TOLERANCE``) with a non-vanishing gradient."""
+    x = x.requires_grad_(True)
+    value = _fold_columns(spec.F, spec.variables, x)
+    (grad,) = torch.autograd.grad(value.sum(), x)
     with torch.no_grad():
-        residual = _fold_columns(spec.F, spec.variables, x)
         scale = 1.0 + x.abs().amax(dim=1)
-        finite = torch.isfinite(x).all(dim=1) & torch.isfinite(residual)
-        return x, finite & (residual.abs() <= NEWTON_TOLERANCE * scale)
+        finite = torch.isfinite(x).all(dim=1) & torch.isfinite(value)
+        converged = finite & (value.abs() <= NEWTON_TOLERANCE * scale)
+        steep = grad.norm(dim=1) * float(spec.scale) >= REGULAR_FLOOR * typical
+        return converged & steep
 
 
 def _implicit(spec: ImplicitHypersurface, n, generator):
@@ -186,11 +198,13 @@ def _projection_failure(spec: ImplicitHypersurface, n: int, have: int, overflowe
     if overflowed and not have:
         return (
             f"Newton projection onto F = 0 overflowed float64 for {overflowed} starting points "
-            "(F or its gradient is too large there): divide F by its largest coefficient"
+            "and found no regular zero: F or its gradient is too large there (divide F by its "
+            "largest coefficient), or every zero of F is singular (a repeated factor)"
         )
     return (
-        f"Newton projection onto F = 0 converged for only {have} of the {n} points asked for "
-        f"after {NEWTON_ROUNDS} rounds; is the zero set of F real and near radius ~{spec.scale}?"
+        f"Newton projection onto F = 0 reached a regular zero (grad F != 0) for only {have} of "
+        f"the {n} points asked for after {NEWTON_ROUNDS} rounds; is the zero set of F real and "
+        f"near radius ~{spec.scale}, and is no factor of F repeated?"
     )
 
 

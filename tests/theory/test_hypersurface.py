@@ -17,12 +17,18 @@ XYZ = ("x", "y", "z")
         ("x**2 + y**2 - z**2", 3, 3),  # cone
         ("z - x**2 - y**2", 3, 3),  # paraboloid
         ("z - x**3", 3, 3),  # cubic cylinder, curved away from x = 0
-        ("(x + y - 1)**2", 2, 3),  # a squared affine plane is still that plane
+        ("(x + y - 1)*(z**2 + 1)", 2, 3),  # the second factor has no real points
+        ("(x + y - 1)*(x**2 + y**2 + z**2 - 4)**2", 2, 3),  # a repeated factor has no regular zeros
         ("3*x - 2*y", 2, 2),
         ("z*(z - 1)", 3, 3),  # two parallel planes
         ("z*(z - x**2)", 3, 3),  # a union, flat on part of its mass
         ("z*(x**2 + y**2 + 1)", 2, 2),  # the second factor has no real points
-        ("z*(x**2 + y**2)", 2, 2),  # the second factor's real points (a line) carry no mass
+        ("z*(x**2 + y**2)", 2, 2),  # the z-axis is singular (grad F = 0): the data avoid it
+        ("x*((x - 1)**2 + y**2)", 2, 2),  # so is the isolated real point (1, 0)
+        ("x**2 - 2*y**2", 3, 3),  # two real planes, irrational over Q: together they span R^3
+        ("x**2 - 2", 3, 3),  # two parallel irrational planes
+        ("z*((x - 1/3)**2 + y**2 - 1/1000000)", 3, 3),  # a thin cylinder the grid would miss
+        ("z*((x - 1/3)**4 + y**2 + 1)", 2, 2),  # proven positive after an exact shift
     ],
 )
 def test_implicit_affine_hulls(equation, affine, span):
@@ -44,6 +50,8 @@ def test_curvature_anywhere_means_no_drop():
     [
         ("x**2 + y**2 + z**2 + 1", "no real points"),
         ("x**2 + y**2", "never changes sign"),
+        ("(x + y - 1)**2", "repeated factor"),
+        ("(x + 2*y - z - 1)**3", "repeated factor"),
         ("0*x", "identically zero"),
         ("7 + 0*x", "no real points"),
     ],
@@ -53,9 +61,15 @@ def test_degenerate_equations_are_rejected(equation, message):
         affine_support(mf.ImplicitHypersurface(equation, XYZ))
 
 
-def test_irrational_planes_are_reported_not_guessed():
-    with pytest.raises(DerivationError, match="irrational"):
-        affine_support(mf.ImplicitHypersurface("x**2 - 2*y**2", XYZ))
+def test_one_irrational_plane_is_refused_not_guessed():
+    with pytest.raises(DerivationError, match="one hyperplane with irrational coefficients"):
+        affine_support(mf.ImplicitHypersurface("x**3 - 2", XYZ))
+
+
+def test_a_factor_whose_sign_is_not_decided_is_refused_not_guessed():
+    # positive everywhere, but neither of even powers nor a quadric, nor a shift of one
+    with pytest.raises(DerivationError, match="nor prove that it keeps one sign"):
+        affine_support(mf.ImplicitHypersurface("z*(x**4 + x**2*y**2 + y**4 - x*y**3 + 1)", XYZ))
 
 
 @pytest.mark.parametrize(

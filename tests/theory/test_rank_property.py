@@ -55,7 +55,11 @@ def test_witness_forms_vanish_on_samples(manifold, seed):
 IMPLICIT_AND_PARAMETRIC = [
     ("implicit", "x**2 + y**2 + z**2 - 1", "x y z"),
     ("implicit", "x**2 + y**2 - z**2", "x y z"),
-    ("implicit", "(x + 2*y - z - 1)**3", "x y z"),
+    ("implicit", "(x + 2*y - z - 1)*(x**2 + y**2 + 1)", "x y z"),
+    ("implicit", "z*(x**2 + y**2)", "x y z"),  # the singular z-axis carries no data
+    ("implicit", "x*((x - 1)**2 + y**2)", "x y"),  # nor does the isolated point (1, 0)
+    ("implicit", "x**2 - 2*y**2", "x y"),  # two irrational lines
+    ("implicit", "z*((x - 1/3)**2 + y**2 - 1/1000000)", "x y z"),
     ("implicit", "z*(z - x**2)", "x y z"),
     ("parametric", ["(2 + cos(v))*cos(u)", "(2 + cos(v))*sin(u)", "sin(v)"], "u v"),
     ("parametric", ["u + v", "u - v", "2*u + 1"], "u v"),
