@@ -113,6 +113,27 @@ def variables(expr: Expr) -> frozenset[str]:
     return variables(expr.left) | variables(expr.right)
 
 
+def branches(expr: Expr) -> list[str]:
+    """The sub-expressions of ``expr`` that take a branch of a many-valued function: ``sqrt``
+    and powers with a non-integer exponent of something that varies. Identities among them
+    (``sqrt(t**2) = t``) hold on some ranges and not on others.
+
+    >>> from llcgeo.parse import parse_expression
+    >>> branches(parse_expression("sqrt(t**2) + t**(1/3) + t**2 + sqrt(2)*t", ["t"]))
+    ['sqrt((t ** 2))', '(t ** (1/3))']
+    """
+    if isinstance(expr, (Num, Var, Const)):
+        return []
+    if isinstance(expr, Neg):
+        return branches(expr.operand)
+    if isinstance(expr, Call):
+        own = [to_text(expr)] if expr.func == "sqrt" and variables(expr.arg) else []
+        return own + branches(expr.arg)
+    fractional = isinstance(expr.right, Num) and expr.right.value.denominator != 1
+    own = [to_text(expr)] if expr.op == "**" and fractional and variables(expr.left) else []
+    return own + branches(expr.left) + branches(expr.right)
+
+
 def is_polynomial(expr: Expr) -> bool:
     """True when ``expr`` uses only + - * and non-negative integer powers (no calls, no division
     by anything but a constant)."""

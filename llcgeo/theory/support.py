@@ -24,6 +24,7 @@ import sympy as sp
 from llcgeo import manifolds as mf
 from llcgeo.limits import run_bounded
 from llcgeo.theory.affine import AffineSupport, Vector
+from llcgeo.theory.crosscheck import cross_check
 from llcgeo.theory.hypersurface import hypersurface_support
 from llcgeo.theory.parametric import parametric_support
 
@@ -101,14 +102,18 @@ def _bumped(manifold: mf.BumpedHyperplane) -> AffineSupport:
 
 @_support.register(mf.ImplicitHypersurface)
 def _implicit(manifold: mf.ImplicitHypersurface) -> AffineSupport:
-
-    return hypersurface_support(manifold)
+    return _checked(manifold, hypersurface_support(manifold))
 
 
 @_support.register(mf.ParametricManifold)
 def _parametric(manifold: mf.ParametricManifold) -> AffineSupport:
+    return _checked(manifold, parametric_support(manifold))
 
-    return parametric_support(manifold)
+
+def _checked(manifold, support: AffineSupport) -> AffineSupport:
+    """``support``, once a sample of the manifold's own data confirms its dimensions."""
+    cross_check(manifold, support.affine_dimension, support.span_dimension)
+    return support
 
 
 def span_dimension(manifold) -> tuple[int, sp.Matrix]:
