@@ -43,13 +43,24 @@ from llcgeo.limits import check_expression, check_number, check_variables
 from llcgeo.validate import entries, integer
 
 MAX_DIMENSION = 1 << 16
-# The data of an implicit hypersurface are its regular zeros: F(x) = 0 and grad F(x) != 0. A
-# zero counts as regular when |grad F(x)| * scale >= REGULAR_FLOOR * median |F(start)|, which is
-# invariant to rescaling F and the geometry. Newton steps that end on a singular zero (an
-# isolated point, a line on which F only touches zero, any repeated factor) leave the gradient
-# at 1e-16 of that size or below; regular zeros sit at 1e-9 or above even a hair from a
-# crossing. So the theory counts exactly the factors that appear once and change sign.
-REGULAR_FLOOR = 1e-12
+# The data of an implicit hypersurface are its regular zeros: F(x) = 0 and grad F(x) != 0. In
+# floating point a zero counts as regular when the first-order distance to where the gradient
+# vanishes, |grad F(x)| h / |grad F(x + h u) - grad F(x)| (h = REGULAR_PROBE * scale, u the
+# fixed direction of regular_probe), is at least REGULAR_FLOOR * scale. Newton steps that stall
+# on a singular zero (an isolated point, a line on which F only touches zero, any repeated
+# factor) stop within rounding of it, 1e-15 * scale or so; a regular zero passes unless it lies
+# within 1e-6 * scale of a singular one, a set of no mass. So the theory counts exactly the
+# factors that appear once and change sign.
+REGULAR_FLOOR = 1e-6
+REGULAR_PROBE = 1e-3
+
+
+def regular_probe(d: int) -> list[float]:
+    """The unit direction ``u`` of the regularity test: fixed (so draws do not depend on it) and
+    irrational, so that no rational geometry is orthogonal to it."""
+    u = [math.sqrt(j + 2) - math.floor(math.sqrt(j + 2)) + 0.5 for j in range(d)]
+    norm = math.sqrt(sum(v * v for v in u))
+    return [v / norm for v in u]
 
 
 def exact(value: Any, what: str) -> Fraction:

@@ -21,6 +21,7 @@ from llcgeo.errors import EstimationError, SpecError
 from llcgeo.expr import fold
 from llcgeo.manifolds import (
     REGULAR_FLOOR,
+    REGULAR_PROBE,
     BumpedHyperplane,
     Ellipsoid,
     Gaussian,
@@ -31,6 +32,7 @@ from llcgeo.manifolds import (
     RMSNormImage,
     Simplex,
     Sphere,
+    regular_probe,
 )
 
 TORCH_FUNCTIONS = {"sin": torch.sin, "cos": torch.cos, "exp": torch.exp, "sqrt": torch.sqrt}
@@ -154,40 +156,52 @@ def _newton_project(spec: ImplicitHypersurface, x: torch.Tensor):
 
 
 def _newton_chunk(spec: ImplicitHypersurface, x: torch.Tensor):
-    typical = None  # median |F| at the starting points: the scale of "a small gradient"
     for _ in range(NEWTON_STEPS):
-        x = x.detach().requires_grad_(True)
-        value = _fold_columns(spec.F, spec.variables, x)
+        value, grad = _value_and_gradient(spec, x)
         if not value.requires_grad:  # F is a constant: there is nothing to project onto
             return x.detach(), torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
-        (grad,) = torch.autograd.grad(value.sum(), x)
-        typical = value.detach().abs().median() if typical is None else typical
         with torch.no_grad():
             x = x - (value / grad.square().sum(dim=1))[:, None] * grad
-    return x.detach(), _regular_zeros(spec, x.detach(), typical)
+    return x.detach(), _regular_zeros(spec, x.detach())
 
 
-def _regular_zeros(spec: ImplicitHypersurface, x: torch.Tensor, typical) -> torch.Tensor:
-    """Which rows are zeros of F (to ``NEWTON_TOLERANCE``) with a non-vanishing gradient."""
-    x = x.requires_grad_(True)
+def _value_and_gradient(spec: ImplicitHypersurface, x: torch.Tensor):
+    x = x.detach().requires_grad_(True)
     value = _fold_columns(spec.F, spec.variables, x)
+    if not value.requires_grad:
+        return value, torch.zeros_like(x)
     (grad,) = torch.autograd.grad(value.sum(), x)
+    return value, grad
+
+
+def _regular_zeros(spec: ImplicitHypersurface, x: torch.Tensor) -> torch.Tensor:
+    """Which rows are zeros of F, to first order (``|F| / |grad F|``, the Newton step, within
+    ``NEWTON_TOLERANCE``; ``|F|`` alone is tiny near any zero of high order), and at least
+    ``REGULAR_FLOOR * scale`` from where grad F vanishes: see :mod:`llcgeo.manifolds`."""
+    value, grad = _value_and_gradient(spec, x)
+    h = REGULAR_PROBE * float(spec.scale)
+    u = torch.tensor(regular_probe(spec.d), dtype=x.dtype, device=x.device)
+    _, moved = _value_and_gradient(spec, x + h * u)
     with torch.no_grad():
         scale = 1.0 + x.abs().amax(dim=1)
         finite = torch.isfinite(x).all(dim=1) & torch.isfinite(value)
-        converged = finite & (value.abs() <= NEWTON_TOLERANCE * scale)
-        steep = grad.norm(dim=1) * float(spec.scale) >= REGULAR_FLOOR * typical
-        return converged & steep
+        slope = grad.norm(dim=1)
+        converged = finite & (value.abs() <= NEWTON_TOLERANCE * scale * slope)
+        change = (moved - grad).norm(dim=1)
+        return converged & (slope * h >= REGULAR_FLOOR * float(spec.scale) * change)
 
 
 def _implicit(spec: ImplicitHypersurface, n, generator):
-    """``scale * a`` projected onto ``F = 0``; points that do not converge are redrawn."""
-    kept, have, overflowed = [], 0, 0
+    """``scale * a`` projected onto ``F = 0``; points that do not reach a regular zero are
+    redrawn, as many as the rate so far says are needed."""
+    kept, have, drawn, overflowed = [], 0, 0, 0
     for _ in range(NEWTON_ROUNDS):
-        start = float(spec.scale) * _gaussian_draws(max(2 * (n - have), 16), spec.d, generator)
+        rate = max(have / drawn, 1 / 64) if drawn else 1.0
+        count = min(max(math.ceil(1.5 * (n - have) / rate), 16), 64 * n + 16)
+        start = float(spec.scale) * _gaussian_draws(count, spec.d, generator)
         x, ok = _newton_project(spec, start)
         kept.append(x[ok])
-        have += int(ok.sum())
+        have, drawn = have + int(ok.sum()), drawn + count
         overflowed += int((~torch.isfinite(x).all(dim=1)).sum())
         if have >= n:
             return torch.cat(kept)[:n].detach()

@@ -27,7 +27,13 @@ import numpy as np
 from llcgeo.errors import DerivationError
 from llcgeo.expr import fold
 from llcgeo.limits import MAX_DIGITS
-from llcgeo.manifolds import REGULAR_FLOOR, ImplicitHypersurface, ParametricManifold
+from llcgeo.manifolds import (
+    REGULAR_FLOOR,
+    REGULAR_PROBE,
+    ImplicitHypersurface,
+    ParametricManifold,
+    regular_probe,
+)
 
 _SEED = 20261128
 ZERO, NONZERO = 1e-9, 1e-5  # float64 singular values, relative: Newton stops at 1e-10
@@ -113,16 +119,30 @@ def _newton(spec: ImplicitHypersurface, x: np.ndarray, steps: int) -> np.ndarray
 
 
 def _implicit_points(spec: ImplicitHypersurface, count: int) -> np.ndarray:
-    """Regular zeros of ``F``, drawn as the torch sampler draws them (float64)."""
+    """``count`` regular zeros of ``F`` (fewer if 64 times as many starts do not give them),
+    drawn and tested as the torch sampler draws and tests them."""
     rng = np.random.default_rng(_SEED)
-    start = float(spec.scale) * rng.standard_normal((count, spec.d))
-    typical = np.median(np.abs(_polynomial_at(spec, start).value))
+    kept, drawn = [], 0
+    while sum(map(len, kept)) < count and drawn < 64 * count:
+        have = sum(map(len, kept))
+        rate = max(have / drawn, 1 / 64) if drawn else 1.0
+        starts = min(int(1.5 * (count - have) / rate) + 8, 64 * count - drawn)
+        kept.append(_regular_of(spec, float(spec.scale) * rng.standard_normal((starts, spec.d))))
+        drawn += starts
+    return np.concatenate(kept)[:count]
+
+
+def _regular_of(spec: ImplicitHypersurface, start: np.ndarray) -> np.ndarray:
     x = _newton(spec, start, _NEWTON_STEPS)
     at = _polynomial_at(spec, x)
+    h = REGULAR_PROBE * float(spec.scale)
+    moved = _polynomial_at(spec, x + h * np.array(regular_probe(spec.d)))
     with np.errstate(all="ignore"):
-        scale = 1.0 + np.abs(x).max(axis=1)
-        ok = np.isfinite(x).all(axis=1) & (np.abs(at.value) <= _TOLERANCE * scale)
-        ok &= np.linalg.norm(at.grad, axis=1) * float(spec.scale) >= REGULAR_FLOOR * typical
+        slope = np.linalg.norm(at.grad, axis=1)
+        change = np.linalg.norm(moved.grad - at.grad, axis=1)
+        size = 1.0 + np.abs(x).max(axis=1)
+        ok = np.isfinite(x).all(axis=1) & (np.abs(at.value) <= _TOLERANCE * size * slope)
+        ok &= slope * h >= REGULAR_FLOOR * float(spec.scale) * change
     return x[ok]
 
 

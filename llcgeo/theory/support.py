@@ -22,6 +22,7 @@ from functools import singledispatch
 import sympy as sp
 
 from llcgeo import manifolds as mf
+from llcgeo.errors import DerivationError, LLCGeoError
 from llcgeo.limits import run_bounded
 from llcgeo.theory.affine import AffineSupport, Vector
 from llcgeo.theory.crosscheck import cross_check
@@ -101,18 +102,25 @@ def _bumped(manifold: mf.BumpedHyperplane) -> AffineSupport:
 
 
 @_support.register(mf.ImplicitHypersurface)
-def _implicit(manifold: mf.ImplicitHypersurface) -> AffineSupport:
-    return _checked(manifold, hypersurface_support(manifold))
-
-
 @_support.register(mf.ParametricManifold)
-def _parametric(manifold: mf.ParametricManifold) -> AffineSupport:
-    return _checked(manifold, parametric_support(manifold))
-
-
-def _checked(manifold, support: AffineSupport) -> AffineSupport:
-    """``support``, once a sample of the manifold's own data confirms its dimensions."""
-    cross_check(manifold, support.affine_dimension, support.span_dimension)
+def _from_expressions(manifold) -> AffineSupport:
+    """Derived exactly, then confirmed by a sample of the manifold's own data; any failure
+    inside sympy or numpy reaches the user as the package's ``DerivationError``."""
+    derive = (
+        hypersurface_support
+        if isinstance(manifold, mf.ImplicitHypersurface)
+        else parametric_support
+    )
+    try:
+        support = derive(manifold)
+        cross_check(manifold, support.affine_dimension, support.span_dimension)
+    except LLCGeoError:
+        raise
+    except Exception as error:  # RecursionError, ValueError, ... from inside a library
+        raise DerivationError(
+            f"the exact derivation for {manifold!r} failed inside a library "
+            f"({type(error).__name__}: {error}); simplify the input, and please report it"
+        ) from None
     return support
 
 
