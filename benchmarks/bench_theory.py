@@ -1,5 +1,6 @@
 """How long exact predictions take: named families at d = 1024, random degree-4 polynomial
-hypersurfaces in d = 12.
+hypersurfaces in d = 12, and reducible or singular degree-4 ones in d = 12 (each with its
+certificates and the numerical cross-check).
 
     python benchmarks/bench_theory.py
 """
@@ -42,6 +43,24 @@ def random_quartic(d: int, terms: int, rng) -> str:
     return " + ".join(monomials) + " - 1"
 
 
+def _sum_of_squares(names, shift: str = "") -> str:
+    return " + ".join(f"({n}{shift})**2" for n in names)
+
+
+def structured_quartics(d: int) -> dict[str, str]:
+    """Degree-4 equations in d variables whose factors exercise every certificate."""
+    names = [f"x{i + 1}" for i in range(d)]
+    sphere = _sum_of_squares(names) + " - 1"
+    return {
+        "plane * sphere": f"({names[0]} + {names[1]} - 1/2)*({sphere})",
+        "plane * empty quadric": f"({names[0]} - {names[-1]})*({_sum_of_squares(names)} + 1)",
+        "plane * singular cone": f"{names[0]}*({_sum_of_squares(names[1:])})",
+        "two irrational planes * sphere": f"({names[0]}**2 - 2*{names[1]}**2)*({sphere})",
+        "squared plane * sphere": f"({names[0]} - 1/3)**2*({sphere})",
+        "irreducible quartic": f"({sphere})**2 - {names[0]}*{names[1]}*{names[2]}*{names[3]}",
+    }
+
+
 def main() -> None:
     layer = mf.LinearLayer(64, bias=True)
     print("named families, d = 1024, m = 64, bias (best of 3):")
@@ -54,6 +73,11 @@ def main() -> None:
         spec = mf.ImplicitHypersurface(random_quartic(12, 20, rng), names)
         t = seconds(lambda s=spec: predicted_llc(s, mf.LinearLayer(2)), repeat=1)
         print(f"  trial {trial}: {t:6.2f} s, LLC {predicted_llc(spec, mf.LinearLayer(2)).llc}")
+    print("reducible and singular degree-4 hypersurfaces, d = 12:")
+    for label, equation in structured_quartics(12).items():
+        spec = mf.ImplicitHypersurface(equation, names)
+        t = seconds(lambda s=spec: predicted_llc(s, mf.LinearLayer(2)), repeat=1)
+        print(f"  {label:<32} {t:6.2f} s, LLC {predicted_llc(spec, mf.LinearLayer(2)).llc}")
 
 
 if __name__ == "__main__":
