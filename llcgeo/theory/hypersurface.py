@@ -389,16 +389,28 @@ def second_fundamental_form(manifold, point) -> sp.Matrix:
     hyperplane) are accepted through their equations (:func:`as_hypersurface`)."""
     if len(point) != manifold.d:
         raise SpecError(f"point has {len(point)} coordinates but the manifold has d={manifold.d}")
+    point = [_coordinate(v, i) for i, v in enumerate(point)]
     manifold = as_hypersurface(manifold, point)
     poly = polynomial(manifold)
     at = dict(zip(poly.gens, point))
     f = poly.as_expr()
+    residual = sp.simplify(f.subs(at))
+    if residual.is_number and residual != 0:
+        raise SpecError(f"the point {tuple(point)} is not on the manifold: F = {residual} there")
     grad = sp.Matrix([sp.diff(f, x) for x in poly.gens]).subs(at)
     norm2 = sp.simplify((grad.T * grad)[0])
     if norm2 == 0:
         raise SpecError(f"grad F vanishes at {tuple(point)}: no tangent space there")
     proj = sp.eye(manifold.d) - grad * grad.T / norm2
     return sp.simplify(proj * sp.hessian(f, poly.gens).subs(at) * proj / sp.sqrt(norm2))
+
+
+def _coordinate(value, index: int):
+    """A coordinate as sympy: a sympy expression (symbols allowed) as it is, any other number
+    exactly through the checked conversion of :func:`llcgeo.manifolds.exact`."""
+    if isinstance(value, sp.Basic):
+        return value
+    return sp.Rational(mf.exact(value, f"point[{index}]"))
 
 
 def _axis_names(d: int) -> tuple[str, ...]:

@@ -109,3 +109,18 @@ def test_second_fundamental_form_of_named_families():
         second_fundamental_form(mf.LayerNormImage(3), [1, 0, -1])
     with pytest.raises(SpecError, match="vanishes"):
         second_fundamental_form(mf.ImplicitHypersurface("x**2 + y**2 - z**2", XYZ), [0, 0, 0])
+
+
+@pytest.mark.parametrize(
+    ("point", "message"),
+    [
+        ([1, 2, 3], "not on the manifold: F = -4"),
+        (["a", 0, 1], "unknown name 'a'"),
+        ([float("nan"), 0, 1], "finite"),
+        ([None, 1, 1], "None"),
+    ],
+)
+def test_a_bad_point_is_refused_by_name(point, message):
+    cone = mf.ImplicitHypersurface("x**2 + y**2 - z**2", XYZ)
+    with pytest.raises(SpecError, match=message):
+        second_fundamental_form(cone, point)
