@@ -10,6 +10,9 @@ from llcgeo.errors import SpecError
 from llcgeo.validate import integer, non_negative, positive
 
 DTYPES = ("float64", "float32")
+# "epochs": a fresh permutation each epoch, cut into batches (torch's DataLoader, as devinterp);
+# "independent": each step draws its batch anew, with replacement (the exact minibatch reference)
+BATCH_DRAWS = ("epochs", "independent")
 DEVICES = ("auto", "cpu", "cuda")  # and "cuda:N" for the N-th GPU
 
 
@@ -31,7 +34,8 @@ def check_device(device) -> str:
 class SGLDConfig:
     """SGLD settings for ``w <- w - (eps/2)(nbeta grad L + gamma (w - w*)) + sqrt(eps) noise N``.
 
-    ``nbeta=None`` means ``n / log n``; ``batch_size=None`` means full batch. The default
+    ``nbeta=None`` means ``n / log n``; ``batch_size=None`` means full batch, and ``batches``
+    says how minibatches are drawn (``BATCH_DRAWS``). The default
     ``eps = 1e-4`` keeps ``eps * nbeta * h`` near 0.2 for unit-scale data at ``n = 20 000``; the
     estimator's finite-step bias grows like ``1 / (1 - eps (nbeta h + gamma) / 4)``. The loss is
     recorded at ``w_0 = w*, w_1, ..., w_{steps-1}`` and draws ``burnin..steps-1`` are averaged.
@@ -50,6 +54,7 @@ class SGLDConfig:
     noise_level: float = 1.0
     dtype: str = "float64"
     bounding_box: float | None = None
+    batches: str = "epochs"
 
     def __post_init__(self):
         positive(self.eps, "eps")
@@ -68,6 +73,8 @@ class SGLDConfig:
             raise SpecError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
         if self.bounding_box is not None:
             positive(self.bounding_box, "bounding_box")
+        if self.batches not in BATCH_DRAWS:
+            raise SpecError(f"batches must be one of {BATCH_DRAWS}, got {self.batches!r}")
 
     @property
     def draws(self) -> int:

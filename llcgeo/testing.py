@@ -209,7 +209,7 @@ def reconciliation_table(case: Case, result: CaseResult, verdict: str, why: str)
     expected = (
         "n/a"
         if result.expected_estimate is None
-        else f"{result.expected_estimate:.4g} ± {result.expected_se:.2g}"
+        else f"{result.expected_estimate:.4g} ± {result.se:.2g}"
     )
     rows = [
         ("verdict", f"{verdict} ({why})" if why else verdict),

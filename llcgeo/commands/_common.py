@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from llcgeo import manifolds as mf
+from llcgeo.config import BATCH_DRAWS
 from llcgeo.errors import SpecError
 
 MANIFOLDS = tuple(mf.FAMILIES)
@@ -90,6 +91,13 @@ def add_sgld_arguments(parser: argparse.ArgumentParser, *, n_default: int = 20_0
     g.add_argument("--gamma", type=float, default=1.0)
     g.add_argument("--nbeta", type=float, default=None, help="default n / log n")
     g.add_argument("--batch-size", type=int, default=None, help="default: full batch")
+    g.add_argument(
+        "--batches",
+        choices=BATCH_DRAWS,
+        default="epochs",
+        help="how minibatches are drawn: epochs of a permutation (devinterp's), or each anew "
+        "(the exact minibatch reference holds for these)",
+    )
     g.add_argument("--sigma", type=float, default=0.5, help="teacher output noise")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     g.add_argument("--seed", type=int, default=0)
@@ -106,4 +114,5 @@ def config_from_args(args):
         steps=args.steps,
         burnin=args.burnin,
         batch_size=args.batch_size,
+        batches=args.batches,
     )

@@ -30,6 +30,45 @@ from llcgeo.numerics.device import resolve_dtype
 from llcgeo.numerics.problem import Problem
 
 STABILITY_LIMIT = 4.0
+MOMENT_COORDINATES = 32  # the fourth moment has this many squared rows and columns at most
+
+
+class DataMoments(NamedTuple):
+    """The data's moments on the moving coordinates of ``z`` that the exact minibatch
+    expectation needs (:func:`llcgeo.theory.sgld.minibatch_expectation` says what each is)."""
+
+    second: np.ndarray
+    fourth: np.ndarray
+    gradient: np.ndarray
+    outputs: int
+    n: int
+
+
+def data_moments(z: torch.Tensor, residual: torch.Tensor, moving) -> DataMoments | None:
+    """:class:`DataMoments` of ``z[:, moving]`` (float64, on the CPU), or None when there are
+    more than ``MOMENT_COORDINATES`` moving coordinates (the fourth moment would be too big)."""
+    if len(moving) > MOMENT_COORDINATES:
+        return None
+    zj = z[:, list(moving)].to(torch.float64)
+    n, q = zj.shape
+    outer = (zj[:, :, None] * zj[:, None, :]).reshape(n, q * q)
+    weights = residual.to(torch.float64).square().sum(dim=1)
+    return DataMoments(
+        (zj.T @ zj / n).cpu().numpy(),
+        (outer.T @ outer / n).cpu().numpy(),
+        ((zj * weights[:, None]).T @ zj / n).cpu().numpy(),
+        residual.shape[1],
+        n,
+    )
+
+
+def moving_columns(mask: torch.Tensor | None, layout: Layout) -> list[int]:
+    """The columns of ``z`` that move in the first row of ``theta`` (every refine mask moves the
+    same columns in every row)."""
+    if mask is None:
+        return list(range(layout.p))
+    rows = layout.matrix(mask.detach().cpu().to(torch.float64)[None])[0]
+    return [j for j in range(layout.p) if rows[0, j] > 0.5]
 
 
 class Layout(NamedTuple):
@@ -127,12 +166,20 @@ def _quadratic(layout: Layout, device):
         theta = _reorder(position, to_matrix).view(-1, layout.m, layout.p)
         grad = _reorder(torch.matmul(theta, s).add_(g).view(position.shape), to_flat)
         # with grad = D S + G: value = 1/2 <D, grad> + 1/2 <D, G>
-        value = torch.addmv(
-            torch.linalg.vecdot(position, grad), position, flat_g, beta=0.5, alpha=0.5
-        )
+        if flat_g.dim() == 2:  # one G per chain (each chain's own minibatch)
+            value = torch.linalg.vecdot(position, grad.add(flat_g)).mul_(0.5)
+        else:
+            value = torch.addmv(
+                torch.linalg.vecdot(position, grad), position, flat_g, beta=0.5, alpha=0.5
+            )
         return value, grad
 
-    return value_and_grad, (lambda g: _reorder(g.reshape(1, -1), to_flat)[0])
+    def flatten(g: torch.Tensor) -> torch.Tensor:
+        """``G`` ``(m, p)`` or ``(chains, m, p)`` in position order."""
+        flat = _reorder(g.reshape(-1, layout.m * layout.p), to_flat)
+        return flat[0] if g.dim() == 2 else flat
+
+    return value_and_grad, flatten
 
 
 def _full_batch(s: torch.Tensor, centre_grad: torch.Tensor, layout: Layout):
@@ -143,18 +190,19 @@ def _full_batch(s: torch.Tensor, centre_grad: torch.Tensor, layout: Layout):
 
 
 def _minibatch(z: torch.Tensor, residual: torch.Tensor, init_loss: float, layout: Layout):
-    """The batch loss ``L_B(theta* + D) - L(theta*)`` from the batch's own statistics
-    ``S_B = Z_B^T Z_B / |B|``, ``G_B = -R_B^T Z_B / |B|`` (``R = Y - Z theta*^T``), shared by all
-    chains: ``1/2 <D, D S_B> + <G_B, D> + (1/2 mean_B |r|^2 - L(theta*))``."""
+    """Each chain's batch loss ``L_B(theta* + D) - L(theta*)`` from its batch's statistics
+    ``S_B = Z_B^T Z_B / |B|``, ``G_B = -R_B^T Z_B / |B|`` (``R = Y - Z theta*^T``):
+    ``1/2 <D, D S_B> + <G_B, D> + (1/2 mean_B |r|^2 - L(theta*))``; ``batch`` is
+    ``(chains, |B|)``."""
     quadratic, flatten = _quadratic(layout, z.device)
 
     def loss_and_grad(position: torch.Tensor, batch: torch.Tensor):
-        zb, rb = z.index_select(0, batch), residual.index_select(0, batch)
-        size = zb.shape[0]
-        s_b = torch.matmul(zb.T, zb).div_(size)
-        g_b = torch.matmul(rb.T, zb).div_(-size)
+        zb, rb = z[batch], residual[batch]  # (chains, |B|, p), (chains, |B|, m)
+        size = zb.shape[1]
+        s_b = torch.matmul(zb.transpose(1, 2), zb).div_(size)
+        g_b = torch.matmul(rb.transpose(1, 2), zb).div_(-size)
         value, grad = quadratic(position, s_b, g_b, flatten(g_b))
-        start = torch.linalg.vecdot(rb.flatten(), rb.flatten()) / (2 * size) - init_loss
+        start = rb.square().sum(dim=(1, 2)).div_(2 * size).sub_(init_loss)
         return value.add_(start), grad
 
     return loss_and_grad
@@ -182,4 +230,7 @@ def linear_problem(x, y, theta, config: SGLDConfig, mask=None) -> Problem:
     mask = None if mask is None else mask.to(x.device)
     eigenvalues = hessian_eigenvalues(s, mask, layout)
     warnings = stability_warnings(eigenvalues, config, nbeta)
-    return Problem(fn, start, start, mask, init_loss, n, nbeta, warnings, eigenvalues)
+    moments = None
+    if config.batch_size is not None:
+        moments = data_moments(z, residual, moving_columns(mask, layout))
+    return Problem(fn, start, start, mask, init_loss, n, nbeta, warnings, eigenvalues, moments)

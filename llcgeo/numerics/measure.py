@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -88,12 +89,15 @@ def teacher_student(manifold, layer: LinearLayer, n: int, *, seed: int, sigma: f
 class LinearMeasurement:
     """A measured LLC with what theory needs to predict it: the eigenvalues (float64, with
     multiplicity ``m``) of the block of the sample Hessian ``I_m (x) Z^T Z / n`` that moves, the
-    ``nbeta`` used and the sample size ``n``."""
+    ``nbeta`` used and the sample size ``n``; on a minibatch run, the data's moments for the
+    exact minibatch expectation (:class:`llcgeo.numerics.linear.DataMoments`, or None when the
+    layer is too wide for them)."""
 
     estimate: LLCEstimate
     hessian_eigenvalues: np.ndarray
     nbeta: float
     n: int
+    data_moments: Any = None
 
     def __post_init__(self):
         values = np.array(self.hessian_eigenvalues, dtype=np.float64)
@@ -127,7 +131,9 @@ def measure_linear(
         data = teacher_student(manifold, layer, n, seed=seed, sigma=sigma)
         problem = _problem(data, layer, refine, config, target)
         estimate = estimate_problem(problem, config, seed=seed, progress=progress, started=started)
-    return LinearMeasurement(estimate, problem.hessian_eigenvalues, problem.nbeta, n)
+    return LinearMeasurement(
+        estimate, problem.hessian_eigenvalues, problem.nbeta, n, problem.data_moments
+    )
 
 
 def _problem(data: TeacherStudent, layer: LinearLayer, refine: str, config, target):

@@ -72,13 +72,16 @@ def module_problem(model: torch.nn.Module, x, y, config: SGLDConfig, mask, loss)
         params = dict(zip(shapes, _unflatten(flat, shapes), strict=True))
         return loss(functional_call(model, {**params, **buffers}, (xb,)), yb).mean()
 
-    value_and_grad = vmap(grad_and_value(batch_loss), in_dims=(0, None, None))
+    shared = vmap(grad_and_value(batch_loss), in_dims=(0, None, None))
+    own = vmap(grad_and_value(batch_loss), in_dims=(0, 0, 0))  # each chain its own batch
     with torch.no_grad():
         init_loss = float(batch_loss(centre, x, y))
 
     def loss_and_grad(position: torch.Tensor, batch):
-        xb, yb = (x, y) if batch is None else (x[batch], y[batch])
-        grad, value = value_and_grad(position, xb, yb)
+        if batch is None:
+            grad, value = shared(position, x, y)
+        else:
+            grad, value = own(position, x[batch], y[batch])
         return value - init_loss, grad
 
     mask = None if mask is None else mask.to(x.device)

@@ -8,7 +8,7 @@ sampling, diagnostics and the estimate are shared, so both give the same result.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -48,6 +48,7 @@ class Problem(NamedTuple):
     nbeta: float
     warnings: tuple[str, ...] = ()
     hessian_eigenvalues: np.ndarray | None = None
+    data_moments: Any = None  # linear.DataMoments on a minibatch run of the linear path
 
     @property
     def free_parameters(self) -> int:
@@ -74,7 +75,14 @@ def run_problem(problem: Problem, config: SGLDConfig, generator, progress=None) 
     state = init(problem.start.expand(config.chains, -1).clone())
     batches = None
     if config.batch_size is not None:
-        batches = minibatches(problem.n, config.batch_size, generator, problem.start.device)
+        batches = minibatches(
+            problem.n,
+            config.batch_size,
+            generator,
+            problem.start.device,
+            config.batches,
+            config.chains,
+        )
     return run_chains(step, state, batches, config, generator, progress)
 
 

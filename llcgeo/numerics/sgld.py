@@ -145,23 +145,35 @@ def build_kernel(
 
 
 def minibatches(
-    n: int, batch_size: int, generator: torch.Generator, device: torch.device
+    n: int,
+    batch_size: int,
+    generator: torch.Generator,
+    device: torch.device,
+    draw: str = "epochs",
+    chains: int = 1,
 ) -> Iterator[torch.Tensor]:
-    """Endless index batches, shared by all chains: a fresh permutation of ``range(n)`` each
-    epoch, cut into ``n // batch_size`` batches (the incomplete last batch is dropped, as
-    torch's ``DataLoader(drop_last=True)`` in devinterp does).
+    """Endless index batches of shape ``(chains, batch_size)``, each chain its own (as each of
+    devinterp's chains iterates its own shuffled loader), so that the chains stay independent
+    and their spread measures the estimate's error. ``draw="epochs"``: a fresh permutation of
+    ``range(n)`` per chain each epoch, cut into ``n // batch_size`` batches (the incomplete last
+    batch is dropped, as torch's ``DataLoader(drop_last=True)``); ``"independent"``: each batch
+    drawn anew, with replacement.
 
     >>> batches = minibatches(5, 2, torch.Generator().manual_seed(0), torch.device("cpu"))
-    >>> [len(next(batches)) for _ in range(3)]
-    [2, 2, 2]
+    >>> [tuple(next(batches).shape) for _ in range(3)]
+    [(1, 2), (1, 2), (1, 2)]
     """
     if batch_size > n:
         raise EstimationError(f"batch_size ({batch_size}) is larger than the dataset (n = {n})")
+    if draw == "independent":
+        while True:
+            yield torch.randint(n, (chains, batch_size), generator=generator, device=device)
     per_epoch = n // batch_size
     while True:
-        order = torch.randperm(n, generator=generator, device=device)
+        keys = torch.rand(chains, n, generator=generator, device=device, dtype=torch.float64)
+        order = keys.argsort(dim=1)
         for i in range(per_epoch):
-            yield order[i * batch_size : (i + 1) * batch_size]
+            yield order[:, i * batch_size : (i + 1) * batch_size]
 
 
 class ChainRun(NamedTuple):

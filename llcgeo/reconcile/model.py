@@ -102,7 +102,7 @@ class CaseResult:
     @property
     def reference(self) -> float:
         """What the case was held against: the exact expectation of the estimator at its
-        settings, or the asymptotic LLC where there is none (minibatch)."""
+        settings (full batch or minibatch), or the asymptotic LLC where there is none."""
         return self.predicted_llc if self.expected_estimate is None else self.expected_estimate
 
     @property

@@ -20,7 +20,12 @@ from llcgeo.theory.llc import (
     predicted_llc,
 )
 from llcgeo.theory.moments import bump_curvature_eigenvalue, bump_normal_moments, second_moment
-from llcgeo.theory.sgld import SGLDExpectation, expectation_at, expected_sgld_estimate
+from llcgeo.theory.sgld import (
+    SGLDExpectation,
+    expectation_at,
+    expected_sgld_estimate,
+    minibatch_expectation,
+)
 from llcgeo.theory.support import (
     AffineSupport,
     affine_hull_dimension,
@@ -47,6 +52,7 @@ __all__ = [
     "bump_normal_moments",
     "correlation_map",
     "expectation_at",
+    "minibatch_expectation",
     "expected_sgld_estimate",
     "hermite_coefficients",
     "is_affinely_flat",

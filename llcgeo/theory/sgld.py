@@ -132,3 +132,48 @@ def expected_sgld_estimate(
         exact_posterior=float(np.sum(counts * noise_level**2 * posterior / 2.0)),
         stable=bool(np.all(eps * curvature < 4.0)),
     )
+
+
+def _batch_variance_factor(draw: str, b: int, n: int) -> float:
+    """Var(batch mean) / (population variance): with replacement ``1/b``; a batch of an epoch
+    (without replacement) ``(n - b) / (b (n - 1))``."""
+    if draw == "independent":
+        return 1.0 / b
+    return 0.0 if b >= n else (n - b) / (b * (n - 1))
+
+
+def minibatch_expectation(moments, config: SGLDConfig, nbeta: float) -> tuple[float, bool]:
+    """The mean of one chain's estimate under minibatch SGLD, and whether the second moments
+    stay bounded (``(mean, stable)``).
+
+    ``moments`` describes the data on the moving coordinates ``J`` of ``z`` (``(x, 1)`` with a
+    bias), as :class:`llcgeo.numerics.linear.DataMoments` does: ``second = E_n[z z^T]``,
+    ``fourth = E_n[(z z^T) (x) (z z^T)]`` (a ``|J|^2 x |J|^2`` matrix acting on ``vec(P)``),
+    ``gradient = E_n[|r|^2 z z^T]`` with ``r`` the residual at ``theta*`` (summed over the
+    outputs), ``outputs`` rows of ``theta`` and ``n`` samples.
+
+    With ``e = theta - theta*`` and batches of ``b`` samples drawn independently at each step,
+    ``e <- A_B e - c g_B + sqrt(eps) sigma xi`` with ``A_B = I - (eps/2)(nbeta S_B + gamma)``,
+    ``c = eps nbeta / 2``. ``E e = 0`` at every step, so the summed second moment
+    ``P = sum_rows E[e e^T]`` follows ``P <- A P A + c^2 f (M4(P) - S P S) + c^2 f C + outputs
+    eps sigma^2 I`` and the recorded batch loss has mean ``tr(S P) / 2``; ``f = 1 / b`` for
+    samples drawn with replacement (``config.batches == "independent"``: then this is exact).
+    For ``"epochs"`` the same formula with each batch's own factor ``(n - b) / (b (n - 1))``
+    neglects that batches within one epoch are disjoint, which raises the recorded loss (the
+    chain has fitted the batches it will not see again this epoch): a reference, not exact.
+    """
+    s, k, c_grad = moments.second, moments.fourth, moments.gradient
+    q, n, b = s.shape[0], moments.n, min(config.batch_size or moments.n, moments.n)
+    f = _batch_variance_factor(config.batches, b, n)
+    a = np.eye(q) - 0.5 * config.eps * (nbeta * s + config.gamma * np.eye(q))
+    c2f = (0.5 * config.eps * nbeta) ** 2 * f
+    drive = c2f * c_grad + moments.outputs * config.eps * config.noise_level**2 * np.eye(q)
+    p, total = np.zeros((q, q)), 0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in range(config.steps):
+            if t >= config.burnin:
+                total += 0.5 * float(np.sum(s * p))
+            spread = (k @ p.ravel()).reshape(q, q) - s @ p @ s
+            p = a @ p @ a + c2f * spread + drive
+    mean = nbeta * total / (config.steps - config.burnin)
+    return mean, bool(np.isfinite(mean))

@@ -56,13 +56,14 @@ def test_full_batch_and_minibatch_gradients_match_autograd():
     theta = dyadic((2, 4), 6)
     layout = Layout(2, 3, True)
     position = dyadic((3, 8), 7)
-    batch = torch.tensor([3, 17, 0, 39, 8])
-    for config, rows in ((CONFIG, slice(None)), (SGLDConfig(batch_size=5), batch)):
+    every = torch.arange(40).expand(3, 40)
+    own = torch.tensor([[3, 17, 0, 39, 8], [1, 2, 3, 4, 5], [39, 38, 0, 0, 7]])  # one per chain
+    for config, rows in ((CONFIG, every), (SGLDConfig(batch_size=5), own)):
         problem = linear_problem(x, y, theta, config)
-        excess, grad = problem.loss_and_grad(position, None if config.batch_size is None else batch)
+        excess, grad = problem.loss_and_grad(position, None if config.batch_size is None else rows)
         w = position.clone().requires_grad_(True)
-        z = design_matrix(x[rows], bias=True)
-        pred = torch.einsum("bp,cmp->cbm", z, theta + layout.matrix(w))
+        z = design_matrix(x, bias=True)[rows]  # (chains, batch, p)
+        pred = torch.einsum("cbp,cmp->cbm", z, theta + layout.matrix(w))
         loss = 0.5 * (pred - y[rows]).square().sum(dim=2).mean(dim=1)
         (auto,) = torch.autograd.grad(loss.sum(), w)
         assert torch.allclose(grad, auto, rtol=1e-12, atol=1e-12)

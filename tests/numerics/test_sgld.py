@@ -120,10 +120,15 @@ def test_progress_is_reported_up_to_the_last_step():
     )
 
 
-def test_minibatches_cover_each_epoch_without_repeats():
-    batches = minibatches(10, 3, torch.Generator().manual_seed(0), torch.device("cpu"))
-    epoch = torch.cat([next(batches) for _ in range(3)])
-    assert len(set(epoch.tolist())) == 9  # 10 // 3 batches of 3 distinct samples
+def test_minibatches_cover_each_epoch_without_repeats_each_chain_its_own():
+    cpu = torch.device("cpu")
+    batches = minibatches(10, 3, torch.Generator().manual_seed(0), cpu, chains=4)
+    epoch = torch.cat([next(batches) for _ in range(3)], dim=1)
+    assert epoch.shape == (4, 9)
+    assert all(len(set(row)) == 9 for row in epoch.tolist())  # 10 // 3 batches of 3, distinct
+    assert len({tuple(row) for row in epoch.tolist()}) == 4  # the chains' orders differ
+    independent = minibatches(10, 3, torch.Generator().manual_seed(0), cpu, "independent", 2)
+    assert next(independent).shape == (2, 3)
     with pytest.raises(EstimationError, match="larger than the dataset"):
         next(minibatches(2, 3, torch.Generator(), torch.device("cpu")))
 

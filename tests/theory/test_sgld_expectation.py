@@ -80,3 +80,23 @@ def test_bad_arguments(kwargs):
     args.update(kwargs)
     with pytest.raises(SpecError):
         expected_sgld_estimate(**args)
+
+
+def test_minibatch_expectation_without_batch_noise_is_the_full_batch_one():
+    from types import SimpleNamespace
+
+    from llcgeo.config import SGLDConfig
+    from llcgeo.theory import expectation_at, minibatch_expectation
+
+    rng = np.random.default_rng(0)
+    z = np.hstack([rng.standard_normal((50, 2)), np.ones((50, 1))])
+    second = z.T @ z / 50
+    outer = np.einsum("ni,nj->nij", z, z).reshape(50, 9)
+    moments = SimpleNamespace(
+        second=second, fourth=outer.T @ outer / 50, gradient=second, outputs=2, n=50
+    )
+    config = SGLDConfig(eps=1e-3, gamma=2.0, steps=400, burnin=100, batch_size=50)
+    mean, stable = minibatch_expectation(moments, config, nbeta=30.0)
+    eigenvalues = np.repeat(np.linalg.eigvalsh(second), 2)  # m = 2 rows of theta
+    assert stable
+    assert mean == pytest.approx(expectation_at(eigenvalues, config, 30.0).mean, rel=1e-12)
