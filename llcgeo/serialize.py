@@ -89,6 +89,18 @@ def dumps_output(obj: Any, indent: int | None = 1) -> str:
     return json.dumps(to_output(obj), indent=indent, allow_nan=False)
 
 
+def significant(value: float | None, digits: int = 6) -> float | None:
+    """``value`` rounded to ``digits`` significant digits for people to read (a z-score needs
+    no 17); non-finite values and None pass through.
+
+    >>> significant(1.9040990898540802), significant(0.00012345678, 3)
+    (1.9041, 0.000123)
+    """
+    if value is None or not math.isfinite(value) or value == 0:
+        return value
+    return round(value, digits - 1 - math.floor(math.log10(abs(value))))
+
+
 def stable_hash(obj: Any, salt: str = "") -> str:
     """A short hex digest of the canonical JSON form of ``obj`` (plus ``salt``)."""
     text = json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":")) + salt

@@ -23,6 +23,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from llcgeo.reconcile import Case, reconcile_case
+    from llcgeo.serialize import significant
 
     manifold = manifold_from_args(args)
     layer, refine = layer_from_args(args)
@@ -32,18 +33,18 @@ def run(args) -> int:
     result = reconcile_case(case, device=args.device)
     record = {
         "verdict": result.verdict,
-        "z": result.z,
-        "predicted_llc": result.predicted_llc_exact,
-        "expected_estimate": result.expected_estimate,
-        "expected_se": result.expected_se,
-        "llc_mean": result.llc_mean,
-        "llc_se": result.llc_se,
+        "predicted_llc": result.predicted_llc,
+        "predicted_llc_exact": result.predicted_llc_exact,
+        "tested_against": significant(result.reference),
         "mode": result.mode,
+        "llc_mean": significant(result.llc_mean),
+        "se": significant(result.se),
+        "z" if result.dof is None else "t": significant(result.z, 4),
         "reasons": list(result.reasons),
-        "rhat": result.rhat,
-        "ess": result.ess,
+        "rhat": significant(result.rhat, 4),
+        "ess": significant(result.ess, 4),
         "diverged_chains": list(result.diverged_chains),
-        "seconds": result.seconds,
+        "seconds": significant(result.seconds, 3),
         "device": result.device,
         "case": result.case,
     }

@@ -11,7 +11,13 @@ from llcgeo.config import SGLDConfig
 from llcgeo.reconcile.design import case_experiment, case_row, make_case, tuned
 from llcgeo.reconcile.experiment import Experiment, check_scale
 from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series
-from llcgeo.reconcile.stats import cases_verdict, combined, singles_out
+from llcgeo.reconcile.stats import (
+    cases_verdict,
+    combined,
+    reference_text,
+    singles_out,
+    statistic_text,
+)
 
 Formula = tuple[str, Callable[[int, int], float]]
 FULL: Formula = ("m d / 2", lambda m, d: m * d / 2)
@@ -96,6 +102,8 @@ def _claim(row: Row, record) -> Claim:
         measurement=f"{mean:.3f} +/- {se:.3f}",
         verdict=combined([verdict, cases_verdict([record])[0]]),
         note=note + ("" if record.verdict == "agree" else "; " + "; ".join(record.reasons)),
+        reference=reference_text([record]),
+        statistic=f"{statistic_text([record])}; {note}",
     )
 
 

@@ -213,8 +213,13 @@ def _claims(records) -> tuple[Claim, ...]:
                 f"every layer (beta0 = {record.beta0:.4f})",
                 prediction=f"cosine {pred[0]:.3g} -> {pred[len(pred) // 2]:.3g} -> {pred[-1]:.3g}",
                 measurement=f"{measured[0]:.3g} -> {measured[len(pred) // 2]:.3g} -> "
-                f"{measured[-1]:.3g}; max |t| = {layers['t_max']:.2f}",
+                f"{measured[-1]:.3g}",
                 verdict=layers["verdict"],
+                reference="the mean-field cosine at every layer; the measured cosines of width "
+                f"{job.width} fluctuate by about {job.width**-0.5:.2g} around it, which the "
+                "standard error includes",
+                statistic=f"max |t| = {layers['t_max']:.2f} over {len(pred)} layers "
+                f"(limit {layers['t_crit']:.2f}, {len(record.mean_cosine) - 1} dof)",
                 note=f"t_l = (measured - predicted)/SE_l, SE over {len(record.mean_cosine)} "
                 f"independent networks; agree when every |t_l| <= {layers['t_crit']:.2f} "
                 f"(Student t, Bonferroni over {len(pred)} layers, "
@@ -237,9 +242,12 @@ def _rate_claim(record) -> Claim:
     lo, hi = rate["window"]
     return Claim(
         claim=text,
-        prediction=f"slope of log cosine over layers {lo}-{hi}: {rate['predicted']:.4f}",
-        measurement=f"{rate['measured']:.4f} +- {rate['se']:.4f} (z = {rate['z']:.2f})",
+        prediction=f"log beta0 = {math.log(beta0):.4f} per layer (asymptotically)",
+        measurement=f"{rate['measured']:.4f} +- {rate['se']:.4f}",
         verdict=rate["verdict"],
+        reference=f"the mean-field map's slope of log cosine over layers {lo}-{hi}: "
+        f"{rate['predicted']:.4f}",
+        statistic=f"z = {rate['z']:.2f} (limit {Z_AGREE:g})",
         note=f"least-squares slope of log(mean cosine) over the layers where the prediction is "
         f"<= {WINDOW_TOP} and >= {WINDOW_SNR:g} SE; SE by leave-one-network-out jackknife; "
         f"agree when |z| <= {Z_AGREE:g}",

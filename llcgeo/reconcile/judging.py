@@ -19,7 +19,7 @@ from llcgeo.reconcile.design import case_experiment
 from llcgeo.reconcile.experiment import Experiment
 from llcgeo.reconcile.hypotheses import ClaimSpec, Hypothesis
 from llcgeo.reconcile.model import CaseResult, Claim, ExperimentResult, Figure, Panel, Series
-from llcgeo.reconcile.stats import combined, singles_out
+from llcgeo.reconcile.stats import combined, reference_text, singles_out, statistic_text
 
 
 def hypothesis_experiment(hypothesis: Hypothesis) -> Experiment:
@@ -69,9 +69,10 @@ def judge_claim(hypothesis: Hypothesis, spec: ClaimSpec, results: Mapping) -> Cl
     shown = _exact_text(exact)
     measurement = _measurement_text(measured)
     case_verdict = combined(r.verdict for r in measured.cases)
+    tested = _tested(measured)
     if spec.value != exact:
         note = f"The exact derivation gives {shown}, not the claimed {_exact_text(spec.value)}."
-        return Claim(_claim_text(hypothesis, spec), shown, measurement, "disagree", note)
+        return Claim(_claim_text(hypothesis, spec), shown, measurement, "disagree", note, *tested)
     verdict, note = _measurement_verdict(measured, case_verdict)
     if spec.key == "flat":
         how = "" if hypothesis.sees_hull else " (chosen automatically, as the file's does not)"
@@ -79,7 +80,21 @@ def judge_claim(hypothesis: Hypothesis, spec: ClaimSpec, results: Mapping) -> Cl
             "Flatness is measured through the LLC it implies for a layer with a bias, which sees "
             f"the affine hull{how}. {note}"
         )
-    return Claim(_claim_text(hypothesis, spec), shown, measurement, verdict, note)
+    return Claim(_claim_text(hypothesis, spec), shown, measurement, verdict, note, *tested)
+
+
+def _tested(measured: _Measured) -> tuple[str, str]:
+    """The claim's (reference, statistic): each case against its exact expectation, and the
+    measurement against the alternative geometry's value where there is one."""
+    cases = [r for r in measured.cases if r is not None]
+    if not cases:
+        return "", ""
+    reference, statistic = reference_text(cases), statistic_text(cases)
+    if measured.alternative is not None and math.isfinite(measured.se) and measured.se > 0:
+        gap = abs(measured.value - float(measured.alternative)) / measured.se
+        reference += f"; the alternative {_exact_text(measured.alternative)}"
+        statistic += f"; {gap:.1f} SE from the alternative"
+    return reference, statistic
 
 
 def _measurement_text(measured: _Measured) -> str:

@@ -106,6 +106,12 @@ class CaseResult:
         return self.predicted_llc if self.expected_estimate is None else self.expected_estimate
 
     @property
+    def dof(self) -> int | None:
+        """Degrees of freedom of the standard error when it was measured over the chains (a
+        minibatch case: a Student-t statistic), None when it is exact (full batch: normal)."""
+        return None if self.expected_se is not None else max(len(self.per_chain) - 1, 0)
+
+    @property
     def m(self) -> int:
         return self.case["layer"]["m"]
 
@@ -151,17 +157,25 @@ def _number(value: Any) -> float:
 
 @dataclass(frozen=True)
 class Claim:
-    """One row of a report's summary table."""
+    """One row of a report's summary table: the claim, its asymptotic ``prediction``, the exact
+    ``reference`` the measurement was tested against (finite eps, gamma and chain length, where
+    those matter), the ``measurement``, the test ``statistic`` with its limit, and the verdict."""
 
     claim: str
     prediction: str
     measurement: str
     verdict: str
     note: str = ""
+    reference: str = ""
+    statistic: str = ""
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+
+# the order a reader meets a claim's fields in (tables, CSV): every field of Claim, once
+CLAIM_COLUMNS = ("claim", "prediction", "reference", "measurement", "statistic", "verdict", "note")
 
 
 @dataclass(frozen=True)

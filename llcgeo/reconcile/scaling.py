@@ -17,7 +17,14 @@ from llcgeo.reconcile.design import (
 )
 from llcgeo.reconcile.experiment import Experiment, check_scale
 from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series
-from llcgeo.reconcile.stats import cases_verdict, combined, singles_out, weighted_line_fit
+from llcgeo.reconcile.stats import (
+    cases_verdict,
+    combined,
+    reference_text,
+    singles_out,
+    statistic_text,
+    weighted_line_fit,
+)
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,8 @@ def _slope_claim(records, family: str, d: int) -> Claim:
         measurement=f"slope {fit.slope:.3f} (95% CI {lo:.3f} to {hi:.3f})",
         verdict=combined([verdict, cases[0]]),
         note=f"{note}; {cases[1]}",
+        reference=f"slope {claimed:g} against {alternative:g}; each case: {reference_text(rows)}",
+        statistic=f"{note}; cases {statistic_text(rows)}",
     )
 
 
@@ -134,6 +143,8 @@ def _drop_claim(records, axis: str, m_fixed: int) -> Claim:
         measurement=f"{value:.3f} +/- {se:.3f}",
         verdict=combined([verdict, cases[0]]),
         note=f"{note} (predicted drops {sorted(set(drops))}); {cases[1]}",
+        reference=f"{claimed:g} against 0; each case: {reference_text(flat + full)}",
+        statistic=f"{note}; cases {statistic_text(flat + full)}",
     )
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from llcgeo.reconcile.model import CaseResult
-from llcgeo.reconcile.verdict import Z_AGREE, family_threshold, within
+from llcgeo.reconcile.verdict import Z_AGREE, family_threshold, t_limit, within
 
 
 @dataclass(frozen=True)
@@ -56,10 +56,47 @@ def cases_verdict(records: Sequence[CaseResult]) -> tuple[str, str]:
     unsure = [r for r in records if r.verdict == "inconclusive"]
     if unsure:
         return "inconclusive", "; ".join("; ".join(r.reasons) for r in unsure)
-    limit = family_threshold(len(records))
+    limit, name = case_limit(records)
     worst = max(records, key=lambda r: abs(r.z))
-    note = f"largest |z| {abs(worst.z):.2f} of {len(records)} cases (family-wise limit {limit:.2f})"
+    note = (
+        f"largest |{name}| {abs(worst.z):.2f} of {len(records)} cases "
+        f"(family-wise limit {limit:.2f})"
+    )
     return within(worst.z, limit), note
+
+
+def case_limit(records: Sequence[CaseResult]) -> tuple[float, str]:
+    """The family-wise limit for the cases' statistics and its name: normal ``z`` where every
+    standard error is exact, Student ``t`` with the fewest degrees of freedom otherwise."""
+    dofs = [r.dof for r in records if r.dof is not None]
+    if not dofs:
+        return family_threshold(len(records)), "z"
+    return t_limit(len(records), max(min(dofs), 1)), "t"
+
+
+_REFERENCE_NAMES = {"full": "exact expectation", "mini": "minibatch expectation"}
+
+
+def reference_text(records: Sequence[CaseResult]) -> str:
+    """What the cases behind a claim were tested against, with the settings it depends on."""
+    first = records[0]
+    values = [r.reference for r in records]
+    shown = f"{values[0]:.3f}" if len(values) == 1 else f"{min(values):.3f} to {max(values):.3f}"
+    if first.expected_estimate is None:
+        return f"asymptotic LLC {shown}"
+    c = first.config
+    batch = "full batch" if first.dof is None else f"batches of {c.batch_size} ({c.batches})"
+    what = _REFERENCE_NAMES["full" if first.dof is None else "mini"]
+    return f"{what} {shown} (eps {c.eps:.3g}, gamma {c.gamma:g}, {c.draws} draws, {batch})"
+
+
+def statistic_text(records: Sequence[CaseResult]) -> str:
+    """The cases' test statistic against the limit that decided them."""
+    limit, name = case_limit(records)
+    if len(records) == 1:
+        return f"{name} = {records[0].z:.2f} (limit {limit:.2f})"
+    worst = max(abs(r.z) for r in records)
+    return f"max |{name}| = {worst:.2f} of {len(records)} (limit {limit:.2f})"
 
 
 def singles_out(

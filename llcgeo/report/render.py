@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from llcgeo.errors import SpecError
-from llcgeo.reconcile.model import VERDICTS, Claim, ExperimentResult
+from llcgeo.reconcile.model import CLAIM_COLUMNS, VERDICTS, ExperimentResult
 from llcgeo.report import document as doc
 from llcgeo.report.figures import draw
 from llcgeo.report.files import prepare_folder, write_atomic
@@ -173,14 +173,32 @@ def _overview(results: Sequence[ExperimentResult], cases: Sequence[StoredCase], 
     )
 
 
+SUMMARY_COLUMNS = (
+    ("Experiment", "experiment"),
+    ("Claim", "claim"),
+    ("Prediction", "prediction"),
+    ("Tested against", "reference"),
+    ("Measurement", "measurement"),
+    ("Statistic", "statistic"),
+    ("Verdict", "verdict"),
+)
+
+
 def _summary(results: Sequence[ExperimentResult]) -> list:
-    header = ("Experiment", "Claim", "Prediction", "Measurement", "Verdict")
+    header = tuple(title for title, _ in SUMMARY_COLUMNS)
     rows = tuple(
-        (r.title, c.claim, c.prediction, c.measurement, c.verdict)
-        for r in results
-        for c in r.claims
+        tuple(row[key] or "-" for _, key in SUMMARY_COLUMNS)
+        for row in claim_rows(results, title=True)
     )
-    blocks = [doc.Heading("Summary"), doc.Table(header, rows)]
+    blocks = [
+        doc.Heading("Summary"),
+        doc.Paragraph(
+            "Prediction: the asymptotic value the theory gives. Tested against: what the "
+            "measurement was held against, the exact expectation of the estimator at the run's "
+            "eps, gamma and chain length where that applies. Statistic: the test and its limit."
+        ),
+        doc.Table(header, rows),
+    ]
     flagged = [(r, c) for r in results for c in r.claims if c.verdict != "agree"]
     if flagged:
         items = tuple(
@@ -200,7 +218,10 @@ def experiment_blocks(result: ExperimentResult, image: doc.Image | None) -> list
     """The section of one experiment: prose, claims, figure, flagged cases and its table."""
     blocks = [doc.Heading(result.title), doc.Paragraph(result.description)]
     claims = tuple(
-        f"**{c.verdict}**: {c.claim}. Predicted: {c.prediction}; measured: {c.measurement}."
+        f"**{c.verdict}**: {c.claim}. Predicted: {c.prediction}; "
+        + (f"tested against: {c.reference}; " if c.reference else "")
+        + f"measured: {c.measurement}"
+        + (f" ({c.statistic})." if c.statistic else ".")
         + (f" {c.note}" if c.note else "")
         for c in result.claims
     )
@@ -242,11 +263,17 @@ def _rows_table(rows: Sequence[dict]) -> doc.Table:
     return doc.Table(tuple(columns), cells)
 
 
-def claim_rows(results: Sequence[ExperimentResult]) -> list[dict]:
-    """One plain row a claim: its experiment, then the claim's own fields."""
+def claim_rows(results: Sequence[ExperimentResult], *, title: bool = False) -> list[dict]:
+    """One plain row a claim: its experiment (name, or title), then the claim's fields."""
     return [
-        {"experiment": r.name, **dataclasses.asdict(claim)} for r in results for claim in r.claims
+        {"experiment": r.title if title else r.name, **_ordered(dataclasses.asdict(claim))}
+        for r in results
+        for claim in r.claims
     ]
+
+
+def _ordered(fields: dict) -> dict:
+    return {key: fields[key] for key in CLAIM_COLUMNS}
 
 
 def results_json(
@@ -274,8 +301,8 @@ def _experiments(cases: Sequence[StoredCase]) -> tuple[str, ...]:
 
 
 def claims_csv(results: Sequence[ExperimentResult]) -> str:
-    """One line a claim: experiment, claim, prediction, measurement, verdict, note."""
-    return _csv(claim_rows(results), ["experiment", *(f.name for f in dataclasses.fields(Claim))])
+    """One line a claim: experiment, then :data:`CLAIM_COLUMNS`."""
+    return _csv(claim_rows(results), ["experiment", *CLAIM_COLUMNS])
 
 
 def cases_csv(cases: Sequence[StoredCase]) -> str:

@@ -11,10 +11,12 @@ import pytest
 
 from llcgeo import cli
 from llcgeo import manifolds as mf
+from llcgeo.config import SGLDConfig
 from llcgeo.errors import ExpressionError, LLCGeoError, SpecError
 from llcgeo.reconcile.hypotheses import load_hypotheses, load_hypothesis, parse_hypothesis
 from llcgeo.reconcile.judging import hypothesis_experiment, judge_claim, summarize_hypothesis
 from llcgeo.reconcile.model import CaseResult
+from llcgeo.serialize import to_jsonable
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "hypotheses"
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.toml"))
@@ -306,9 +308,12 @@ def test_the_check_command_rejects_bad_files_before_running_anything(tmp_path, c
 # --- judging claims from records (no sampling) --------------------------------------------
 
 
+CONFIG = to_jsonable(SGLDConfig())
+
+
 def record(role, llc_mean, se=0.05, verdict="agree", predicted=3.0):
     return CaseResult(
-        key=role, case={}, tags={"hypothesis": "h", "role": role},
+        key=role, case={"config": CONFIG}, tags={"hypothesis": "h", "role": role},
         predicted_llc=predicted, predicted_llc_exact=str(predicted), llc_unconstrained=4.5,
         expected_estimate=llc_mean, expected_se=se, llc_mean=llc_mean, llc_se=se,
         per_chain=(llc_mean,), diverged_chains=(), rhat=1.0, ess=500.0, z=0.0,

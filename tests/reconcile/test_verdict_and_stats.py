@@ -78,8 +78,9 @@ def test_family_threshold_is_bonferroni_at_three_sigma():
         assert miss == pytest.approx(2 * norm.sf(Z_AGREE), rel=1e-9)
 
 
-def _record(z, verdict="agree"):
-    return SimpleNamespace(z=z, verdict=verdict, reasons=("why",) if verdict != "agree" else ())
+def _record(z, verdict="agree", dof=None):
+    reasons = ("why",) if verdict != "agree" else ()
+    return SimpleNamespace(z=z, verdict=verdict, reasons=reasons, dof=dof)
 
 
 def test_cases_verdict_judges_cases_together():
@@ -90,6 +91,14 @@ def test_cases_verdict_judges_cases_together():
     assert cases_verdict(ten + [_record(4.0, "disagree")])[0] == "disagree"
     assert cases_verdict([_record(3.5, "disagree")])[0] == "disagree"
     assert cases_verdict(ten + [_record(0.0, "inconclusive")])[0] == "inconclusive"
+
+
+def test_cases_with_measured_errors_are_judged_with_a_student_t_limit():
+    from llcgeo.reconcile.stats import cases_verdict
+
+    # 4.0 passes the normal family limit for 2 cases (3.2) only with t's heavier tails (3 dof)
+    assert cases_verdict([_record(0.5), _record(4.0)])[0] == "disagree"
+    assert cases_verdict([_record(0.5, dof=3), _record(4.0, dof=3)])[0] == "agree"
 
 
 @pytest.mark.parametrize("chains", [4, 8])

@@ -60,7 +60,7 @@ def test_markdown_opens_with_overview_summary_and_preamble(report):
     text = report.paths.markdown.read_text()
     summary = text.index("## Summary")
     assert text.index("This report checks") < summary < text.index("**Thresholds**")
-    assert "| Experiment | Claim | Prediction | Measurement | Verdict |" in text
+    assert "| Experiment | Claim | Prediction | Tested against | Measurement | Statistic | Verdict |" in text
     assert "llcgeo " in text and "device cpu" in text and "scale small" in text
     assert "wall time" in text and "7 cases computed, 0 reused" in text
     assert "![Toy good &lt;squares>](good.png)" in text and "## Toy good &lt;squares>" in text
@@ -103,7 +103,10 @@ def test_claims_are_in_the_json_and_in_their_own_csv(report):
     with report.paths.claims_csv.open() as stream:
         rows = list(csv.DictReader(stream))
     assert [r["claim"] for r in rows] == [c["claim"] for c in claims]
-    assert list(rows[0]) == ["experiment", "claim", "prediction", "measurement", "verdict", "note"]
+    assert list(rows[0]) == [
+        "experiment", "claim", "prediction", "reference", "measurement", "statistic", "verdict",
+        "note",
+    ]  # fmt: skip
 
 
 def test_write_report_alone_needs_no_run(tmp_path):
@@ -120,7 +123,7 @@ def test_write_report_alone_needs_no_run(tmp_path):
     assert paths.figures == () and "the experiment gave no reason" in text
     assert "row 1 (softmax): **inconclusive**: ESS 21 < 100" in text
     assert paths.cases_csv == ()
-    assert paths.claims_csv.read_text().splitlines()[1].startswith("plain,a claim,1,1.2,")
+    assert paths.claims_csv.read_text().splitlines()[1].startswith("plain,a claim,1,,1.2,,")
 
 
 def test_draw_handles_scales_and_rejects_bad_series():
@@ -145,3 +148,11 @@ def test_figure_without_panels_is_rejected_by_draw_and_skipped_by_the_report(tmp
         draw(Figure("empty", ()))
     result = ExperimentResult("e", "E", "d", (), rows=(), figure=Figure("empty", ()))
     assert write_report([result], [], tmp_path).figures == ()
+
+
+def test_claim_columns_name_every_field_of_a_claim_once():
+    import dataclasses
+
+    from llcgeo.reconcile.model import CLAIM_COLUMNS, Claim
+
+    assert sorted(CLAIM_COLUMNS) == sorted(f.name for f in dataclasses.fields(Claim))
