@@ -119,17 +119,23 @@ def _summary(name: str, title: str, description: str, rows: tuple[Row, ...]):
                 tuple(r.llc_mean for r in ordered),
                 tuple(r.se for r in ordered),
             ),
-            Series("exact expectation", xs, tuple(r.reference for r in ordered)),
-            Series("predicted LLC", xs, tuple(r.predicted_llc for r in ordered)),
+            Series("exact expectation", xs, tuple(r.reference for r in ordered), style="markers"),
+            Series("asymptotic LLC", xs, tuple(r.predicted_llc for r in ordered), style="markers"),
         )
-        panel = Panel(title + " (case index as in the table)", "case", "LLC estimate", series)
+        ticks = tuple(row.label.split(":")[0] for row in rows)  # the setting, not the claim
+        panel = Panel(title, "", "LLC estimate", series, xticks=ticks)
         return ExperimentResult(
             name=name,
             title=title,
             description=description,
             claims=tuple(_claim(row, by_label[row.label]) for row in rows),
             rows=tuple({"case": i} | case_row(r, "row") for i, r in enumerate(ordered)),
-            figure=Figure(name, (panel,)),
+            figure=Figure(
+                name,
+                (panel,),
+                caption="One column a case, named as in the claims. Each measurement should "
+                "sit on its exact expectation (x), which lies near the asymptotic LLC.",
+            ),
         )
 
     return summarize

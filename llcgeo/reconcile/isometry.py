@@ -261,7 +261,7 @@ def _gap_panel(records) -> Panel:
             continue
         depth = tuple(float(i) for i in range(len(r.predicted_gap)))
         act, gap = r.job.activation, np.asarray(r.gap).mean(axis=0)
-        series.append(Series(f"{act} measured", depth, tuple(gap.tolist())))
+        series.append(Series(f"{act} measured", depth, tuple(gap.tolist()), group=act))
         shown = [i for i, g in enumerate(r.predicted_gap) if g >= GAP_SHOWN]
         series.append(
             Series(
@@ -269,6 +269,7 @@ def _gap_panel(records) -> Panel:
                 tuple(depth[i] for i in shown),
                 tuple(r.predicted_gap[i] for i in shown),
                 style="line",
+                group=act,
             )
         )
     return Panel("Isometry gap of LN(act(Wx))", "depth", "-log I(G)", tuple(series), yscale="log")
@@ -284,9 +285,12 @@ def _cosine_panel(records) -> Panel:
         label = _name(r.job)
         se = cos.std(axis=0, ddof=1) / math.sqrt(cos.shape[0])
         series.append(
-            Series(label, depth, tuple(cos.mean(axis=0).tolist()), yerr=tuple(se.tolist()))
+            Series(
+                label, depth, tuple(cos.mean(axis=0).tolist()), yerr=tuple(se.tolist()), group=label
+            )
         )
-        series.append(Series(f"{label} mean field", depth, tuple(r.predicted_cosine), style="line"))
+        mean_field = tuple(r.predicted_cosine)
+        series.append(Series(f"{label} mean field", depth, mean_field, style="line", group=label))
     return Panel("Mean cosine by layer order", "depth", "mean off-diagonal cosine", tuple(series))
 
 
@@ -300,7 +304,14 @@ def summarize(records) -> ExperimentResult:
         description=__doc__,
         claims=_claims(records),
         rows=tuple(_row(r) for r in records),
-        figure=Figure("isometry", (_gap_panel(records), _cosine_panel(records)))
+        figure=Figure(
+            "isometry",
+            (_gap_panel(records), _cosine_panel(records)),
+            caption="Left: the isometry gap falls along its mean-field line (same colour) until "
+            f"it meets the floor that width {width} sets. Right: the mean cosine of each layer "
+            "order against its mean-field map; only ReLU and GELU are drawn, to keep it legible "
+            "(every activation is in the claims and the table).",
+        )
         if records
         else None,
         notes=_notes(records, width),

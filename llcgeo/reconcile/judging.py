@@ -214,18 +214,22 @@ def _figure(name: str, results: Mapping) -> Figure:
     roles = list(results)
 
     def at(shift: float) -> tuple[float, ...]:  # side by side, so error bars do not hide points
-        return tuple(i + shift for i in range(1, len(roles) + 1))
+        return tuple(i + shift for i in range(len(roles)))
 
     def values(field: str) -> tuple[float, ...]:
         return tuple(_nan_if_none(getattr(results[r], field)) for r in roles)
 
     series = (
-        Series("asymptotic LLC", at(-0.1), values("predicted_llc")),
-        Series("expected estimate", at(0.0), values("expected_estimate")),
+        Series("asymptotic LLC", at(-0.1), values("predicted_llc"), style="markers"),
+        Series("expected estimate", at(0.0), values("expected_estimate"), style="markers"),
         Series("measured (± SE)", at(0.1), values("llc_mean"), yerr=values("llc_se")),
     )
-    xlabel = "case: " + ", ".join(f"{i} = {r}" for i, r in enumerate(roles, start=1))
-    return Figure(name, (Panel("LLC: predicted and measured", xlabel, "LLC", series),))
+    panel = Panel("LLC: predicted and measured", "case", "LLC", series, xticks=tuple(roles))
+    caption = (
+        "One column a case of the file ('manifold': the stated data; 'gaussian': the same layer "
+        "on Gaussian data). The measurement should sit on its expected estimate."
+    )
+    return Figure(name, (panel,), caption=caption)
 
 
 def _nan_if_none(value: float | None) -> float:

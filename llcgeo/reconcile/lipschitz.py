@@ -386,13 +386,15 @@ def _panel(records, kind: str) -> Panel:
                 depths,
                 tuple(np.exp(mean).tolist()),
                 yerr=tuple((np.exp(mean) * se).tolist()),
+                group=label,
             )
         )
-        if job.activation == "relu":
-            bound = np.exp(np.asarray(getattr(r, f"log_{kind}_bound")).mean(axis=(0, 1)))
-            series.append(Series(f"{label}: bound", depths, tuple(bound.tolist()), style="line"))
+        bound = np.exp(np.asarray(getattr(r, f"log_{kind}_bound")).mean(axis=(0, 1)))
+        series.append(
+            Series(f"{label}: bound", depths, tuple(bound.tolist()), style="line", group=label)
+        )
     return Panel(
-        f"{kind.capitalize()} Lipschitz constant",
+        f"{kind.capitalize()} Lipschitz constant (width {width}, input variance 1)",
         "depth",
         f"|| d f / d {'x' if kind == 'input' else 'theta'} ||",
         tuple(series),
@@ -423,7 +425,15 @@ def summarize(records) -> ExperimentResult:
         description=__doc__,
         claims=tuple(claims),
         rows=tuple(_row(r) for r in records),
-        figure=Figure("lipschitz", (_panel(records, "input"), _panel(records, "parameter")))
+        figure=Figure(
+            "lipschitz",
+            (_panel(records, "input"), _panel(records, "parameter")),
+            caption="Each network's measured constant (points) stays below its layer-wise "
+            "bound (line, same colour). Without normalization both grow exponentially with "
+            "depth; with it they grow far more slowly. Only the base width and input variance "
+            "are drawn; the width and variance sweeps are in the claims and the table. Bounds "
+            "that coincide (ReLU and tanh share the slope bound 1) hide one another.",
+        )
         if records
         else None,
         notes=NOTES,

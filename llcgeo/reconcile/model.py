@@ -180,7 +180,9 @@ CLAIM_COLUMNS = ("claim", "prediction", "reference", "measurement", "statistic",
 
 @dataclass(frozen=True)
 class Series:
-    """A line or a set of points with optional error bars; ``style`` is "points" or "line".
+    """What one legend entry draws. ``style``: "points" (with optional error bars), "markers"
+    (an exact value at each x, not joined: a line would invent values between them), "line",
+    or "vline" (a vertical line at each x, ``y`` unused: a predicted threshold).
 
     Series of one panel that share a non-empty ``group`` share a colour (a measurement and its
     prediction, say).
@@ -196,20 +198,25 @@ class Series:
 
 @dataclass(frozen=True)
 class Panel:
+    """One set of axes. ``xticks`` names the x positions 0, 1, ... of a categorical axis."""
+
     title: str
     xlabel: str
     ylabel: str
     series: tuple[Series, ...]
     xscale: str = "linear"
     yscale: str = "linear"
+    xticks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Figure:
-    """What to draw for one experiment: one or more panels side by side."""
+    """What to draw for one experiment: one or more panels side by side, and a caption that
+    says what to look for."""
 
     name: str
     panels: tuple[Panel, ...]
+    caption: str = ""
 
 
 @dataclass(frozen=True)

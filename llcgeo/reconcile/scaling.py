@@ -183,7 +183,12 @@ def _figure(records) -> Figure:
         panels.append(
             Panel(f"LLC against {axis} ({label} = {other})", axis, "LLC estimate", series)
         )
-    return Figure("scaling", tuple(panels))
+    return Figure(
+        "scaling",
+        tuple(panels),
+        caption="LayerNorm's points should follow the lower line, m (d-1) / 2; RMSNorm, sphere "
+        "and Gaussian data the upper one, m d / 2. The gap between the lines is the m/2 drop.",
+    )
 
 
 def _summarize(records) -> ExperimentResult:

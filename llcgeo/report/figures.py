@@ -13,12 +13,15 @@ True
 from __future__ import annotations
 
 import io
+import textwrap
 
 from llcgeo.errors import SpecError
 from llcgeo.reconcile.model import Figure, Panel, Series
 
-STYLES = ("points", "line")
-PANEL_SIZE = (4.6, 3.6)  # inches per panel; a report page shows two or three side by side
+STYLES = ("points", "markers", "line", "vline")
+PANEL_SIZE = (6.4, 3.8)  # inches per panel, its legend beside it
+TITLE_WIDTH = 48  # characters a title line holds at this size
+TICK_WIDTH = 12  # characters a categorical tick label's line holds
 DPI = 100
 
 
@@ -44,25 +47,36 @@ def _draw_panel(axes, panel: Panel) -> None:
     colours: dict[str, str] = {}
     for series in panel.series:
         _draw_series(axes, series, colours)
-    axes.set_title(panel.title)
+    axes.set_title(textwrap.fill(panel.title, TITLE_WIDTH), fontsize="medium")
     axes.set_xlabel(panel.xlabel)
     axes.set_ylabel(panel.ylabel)
     axes.set_xscale(panel.xscale)
     axes.set_yscale(panel.yscale)
     axes.grid(True, alpha=0.3)
+    if panel.xticks:
+        axes.set_xticks(range(len(panel.xticks)))
+        labels = [textwrap.fill(t, TICK_WIDTH) for t in panel.xticks]
+        axes.set_xticklabels(labels, fontsize="x-small")
     if any(series.label for series in panel.series):
-        axes.legend(fontsize="small")
+        # beside the axes, never over the data
+        axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
 
 
 def _draw_series(axes, series: Series, colours: dict[str, str]) -> None:
     if series.style not in STYLES:
         raise SpecError(f"series {series.label!r} has style {series.style!r}; use one of {STYLES}")
-    if len(series.x) != len(series.y) or (series.yerr and len(series.yerr) != len(series.y)):
+    lengths_differ = series.style != "vline" and len(series.x) != len(series.y)
+    if lengths_differ or (series.yerr and len(series.yerr) != len(series.y)):
         raise SpecError(f"series {series.label!r} has x, y (and yerr) of different lengths")
     colour = {"color": colours[series.group]} if series.group in colours else {}
     if series.style == "line":
         (artist,) = axes.plot(series.x, series.y, "-", label=series.label, **colour)
         used = artist.get_color()
+    elif series.style == "markers":
+        (artist,) = axes.plot(series.x, series.y, "x", ms=7, mew=1.5, label=series.label, **colour)
+        used = artist.get_color()
+    elif series.style == "vline":
+        used = _vlines(axes, series, colour)
     else:
         container = axes.errorbar(
             series.x,
@@ -77,3 +91,10 @@ def _draw_series(axes, series: Series, colours: dict[str, str]) -> None:
         used = container.lines[0].get_color()
     if series.group:
         colours.setdefault(series.group, used)
+
+
+def _vlines(axes, series: Series, colour: dict) -> str:
+    used = colour.get("color", "0.35")  # a series' colour when grouped with it, else grey
+    for i, x in enumerate(series.x):
+        axes.axvline(x, color=used, ls="--", lw=1, label=series.label if i == 0 else None)
+    return used

@@ -231,6 +231,8 @@ def experiment_blocks(result: ExperimentResult, image: doc.Image | None) -> list
         blocks += [doc.Heading("Notes", 3), doc.Bullets(tuple(result.notes))]
     if image is not None:
         blocks.append(image)
+        if result.figure is not None and result.figure.caption:
+            blocks.append(doc.Paragraph(f"*Figure.* {result.figure.caption}"))
     blocks += _flagged_rows(result.rows)
     if result.rows:
         blocks += [doc.Heading(f"Cases ({len(result.rows)})", 3), _rows_table(result.rows)]

@@ -60,7 +60,10 @@ def test_markdown_opens_with_overview_summary_and_preamble(report):
     text = report.paths.markdown.read_text()
     summary = text.index("## Summary")
     assert text.index("This report checks") < summary < text.index("**Thresholds**")
-    assert "| Experiment | Claim | Prediction | Tested against | Measurement | Statistic | Verdict |" in text
+    assert (
+        "| Experiment | Claim | Prediction | Tested against | Measurement | Statistic | Verdict |"
+        in text
+    )
     assert "llcgeo " in text and "device cpu" in text and "scale small" in text
     assert "wall time" in text and "7 cases computed, 0 reused" in text
     assert "![Toy good &lt;squares>](good.png)" in text and "## Toy good &lt;squares>" in text
@@ -156,3 +159,28 @@ def test_claim_columns_name_every_field_of_a_claim_once():
     from llcgeo.reconcile.model import CLAIM_COLUMNS, Claim
 
     assert sorted(CLAIM_COLUMNS) == sorted(f.name for f in dataclasses.fields(Claim))
+
+
+def test_grouped_series_share_a_colour_and_markers_are_never_joined():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure as Canvas
+
+    from llcgeo.reconcile.model import Panel, Series
+    from llcgeo.report.figures import _draw_panel
+
+    canvas = Canvas()
+    FigureCanvasAgg(canvas)
+    axes = canvas.subplots()
+    panel = Panel("t", "x", "y", (
+        Series("a measured", (0.0, 1.0), (1.0, 2.0), (0.1, 0.1), group="a"),
+        Series("b measured", (0.0, 1.0), (2.0, 3.0), (0.1, 0.1), group="b"),
+        Series("a exact", (0.0, 1.0), (1.0, 2.0), style="markers", group="a"),
+        Series("a threshold", (0.5,), (), style="vline", group="a"),
+    ), xticks=("first", "second"))  # fmt: skip
+    _draw_panel(axes, panel)
+    lines = {line.get_label(): line for line in axes.get_lines()}
+    measured_a = axes.containers[0].lines[0].get_color()
+    assert lines["a exact"].get_color() == measured_a == lines["a threshold"].get_color()
+    assert axes.containers[1].lines[0].get_color() != measured_a
+    assert lines["a exact"].get_linestyle() == "None"
+    assert [t.get_text() for t in axes.get_xticklabels()] == ["first", "second"]
