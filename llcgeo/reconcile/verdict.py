@@ -92,11 +92,14 @@ THRESHOLDS_MARKDOWN = f"""\
 **How verdicts are decided.** Each case compares the mean SGLD estimate over its chains with a
 reference: on the full-batch path, the *exact* expectation of the estimator at the case's own
 settings (n, eps, gamma, nbeta, chain length) on the sample's own Hessian, with the exact
-standard error of a mean over the chains kept; on a minibatch path, the asymptotic LLC with the
-measured standard error. ``z = (measured - reference) / standard error``. A minibatch standard
-error is estimated from the k chains kept, so there z is a Student-t statistic with k - 1 degrees
-of freedom, held against the t quantile of the same two-sided error rate (0.27%: {t_agree(3):.3g}
-for four chains, {t_agree(7):.3g} for eight) instead of {Z_AGREE:g}.
+standard error of a mean over the chains kept; on a minibatch path, the exact expectation of
+minibatch SGLD for independently drawn batches of the run's size (the batch noise included;
+exact for ``batches = "independent"``, approximate for devinterp's epochs, and said so), with
+the standard error measured over the chains, each of which draws its own batches.
+``z = (measured - reference) / standard error``. A minibatch standard error is estimated from the
+k chains kept, so there z is a Student-t statistic with k - 1 degrees of freedom, held against
+the t quantile of the same two-sided error rate (0.27%: {t_agree(3):.3g} for four chains,
+{t_agree(7):.3g} for eight) instead of {Z_AGREE:g}.
 A case is **agree** when |z| <= {Z_AGREE:g}, **disagree** when |z| > {Z_AGREE:g}, and
 **inconclusive** (whatever z is) when any chain diverged, when R-hat of the loss trace exceeds
 {RHAT_MAX:g}, or when the effective sample size of the loss trace is below {ESS_MIN:g}.
