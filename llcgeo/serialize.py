@@ -42,13 +42,15 @@ NONFINITE = "nonfinite"  # the key of the object that stands for NaN or an infin
 NONFINITE_VALUES = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}  # text -> float
 
 
-def _map_floats(obj: Any, nonfinite) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return nonfinite(obj)
+def _map_floats(obj: Any, nonfinite, finite=None) -> Any:
+    if isinstance(obj, float):
+        if not math.isfinite(obj):
+            return nonfinite(obj)
+        return obj if finite is None else finite(obj)
     if isinstance(obj, dict):
-        return {k: _map_floats(v, nonfinite) for k, v in obj.items()}
+        return {k: _map_floats(v, nonfinite, finite) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_map_floats(v, nonfinite) for v in obj]
+        return [_map_floats(v, nonfinite, finite) for v in obj]
     return obj
 
 
@@ -78,15 +80,17 @@ def loads_exact(text: str) -> Any:
     return json.loads(text, object_pairs_hook=_decode, parse_constant=refuse)
 
 
-def to_output(obj: Any) -> Any:
+def to_output(obj: Any, digits: int | None = None) -> Any:
     """Plain values for JSON that other programs read: NaN and infinities become ``null``
-    (a record says why through its status fields), every number stays a JSON number."""
-    return _map_floats(to_jsonable(obj), lambda v: None)
+    (a record says why through its status fields), every number stays a JSON number, rounded
+    to ``digits`` significant digits when given."""
+    finite = None if digits is None else (lambda v: significant(v, digits))
+    return _map_floats(to_jsonable(obj), lambda v: None, finite)
 
 
-def dumps_output(obj: Any, indent: int | None = 1) -> str:
+def dumps_output(obj: Any, indent: int | None = 1, digits: int | None = None) -> str:
     """Strict JSON of :func:`to_output`: valid for every parser."""
-    return json.dumps(to_output(obj), indent=indent, allow_nan=False)
+    return json.dumps(to_output(obj, digits), indent=indent, allow_nan=False)
 
 
 def significant(value: float | None, digits: int = 6) -> float | None:

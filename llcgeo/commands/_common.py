@@ -68,11 +68,15 @@ def layer_from_args(args) -> tuple[mf.LinearLayer, str]:
     return layer, mf.check_refine(args.refine, layer)
 
 
+JSON_DIGITS = 8  # significant digits of a float in a command's JSON: past any estimate's precision
+
+
 def print_json(obj) -> None:
-    """Strict JSON on stdout: numbers as JSON numbers, ``null`` where a value does not exist."""
+    """Strict JSON on stdout: numbers as JSON numbers (to ``JSON_DIGITS`` significant digits),
+    ``null`` where a value does not exist."""
     from llcgeo.serialize import dumps_output
 
-    sys.stdout.write(dumps_output(obj, indent=2) + "\n")
+    sys.stdout.write(dumps_output(obj, indent=2, digits=JSON_DIGITS) + "\n")
 
 
 def print_table(rows: list[tuple[str, object]]) -> None:

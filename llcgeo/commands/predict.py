@@ -38,7 +38,8 @@ def prediction_record(args, manifold, layer, refine) -> dict:
         **exact_pair("llc_drop", pred.llc_drop),
         "flat": pred.flat,
         "closed_form": str(pred.closed_form),
-        "witness": [[str(v) for v in pred.witness.row(i)] for i in range(pred.witness.rows)],
+        "witness": [[float(v) for v in pred.witness.row(i)] for i in range(pred.witness.rows)],
+        "witness_exact": [[str(v) for v in pred.witness.row(i)] for i in range(pred.witness.rows)],
     }
 
 
@@ -56,7 +57,7 @@ def run(args) -> int:
         return 0
     # a table shows the exact text of a value that has one
     shown = {k: record.get(f"{k}_exact", v) for k, v in record.items() if not k.endswith("_exact")}
-    witness = shown.pop("witness")
+    witness = shown.pop("witness")  # its exact text
     shown["witness"] = "; ".join("(" + ", ".join(row) + ")" for row in witness[:4]) or "none"
     if len(witness) > 4:
         shown["witness"] += f"; ... ({len(witness)} forms)"
