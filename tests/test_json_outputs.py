@@ -90,3 +90,24 @@ def test_the_store_round_trips_nan_and_infinities_exactly():
     back = loads_exact(text)
     assert math.isnan(back["mean"]) and back["bounds"] == [math.inf, -math.inf, 1.5]
     assert back["z"] is None
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["predict", "--manifold", "layernorm", "--d", "4", "--m", "3", "--bias"],
+     ["estimate", *SPHERE, *SMALL], ["verify", *SPHERE, *SMALL]],
+    ids=["predict", "estimate", "verify"],
+)  # fmt: skip
+def test_command_json_numbers_are_numbers_at_a_readable_precision(args, capsys):
+    from llcgeo.commands._common import JSON_DIGITS
+
+    cli.main([*args, "--json"])
+    data = strict(capsys.readouterr().out)
+    for value in numbers(data):
+        assert len(repr(abs(value)).replace(".", "").lstrip("0").split("e")[0]) <= JSON_DIGITS + 1
+    if args[0] == "predict":
+        assert data["witness"] == [[1.0, 1.0, 1.0, 1.0, 0.0]]
+        assert data["witness_exact"] == [["1", "1", "1", "1", "0"]]
+        assert isinstance(data["llc"], float) and data["llc_exact"] == "6"
+    if args[0] == "verify":
+        assert isinstance(data["predicted_llc"], float) and data["predicted_llc_exact"] == "4"
