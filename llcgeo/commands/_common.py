@@ -120,3 +120,30 @@ def config_from_args(args):
         batch_size=args.batch_size,
         batches=args.batches,
     )
+
+
+def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where a sweep's cases run (:mod:`llcgeo.report.executors`)."""
+    g = parser.add_argument_group("where the cases run")
+    g.add_argument(
+        "--scheduler",
+        default="inprocess",
+        metavar="WHERE",
+        help="inprocess (default), processes (local worker processes), dask (a Dask "
+        "LocalCluster on this machine) or the address of a running Dask scheduler, e.g. "
+        "tcp://10.0.0.5:8786",
+    )
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes for processes or dask (default: the cores)",
+    )
+
+
+def executor_from_args(args):
+    from llcgeo.report.executors import make_executor
+
+    if args.workers is not None and args.scheduler == "inprocess":
+        return make_executor("processes", args.workers)  # --workers N alone means processes
+    return make_executor(args.scheduler, args.workers)

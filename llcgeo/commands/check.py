@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from llcgeo.commands._common import add_executor_arguments, executor_from_args
+
 VERDICTS = ("agree", "disagree", "inconclusive")
 DESCRIPTION = """\
 Each FILE (TOML; see examples/hypotheses/README.md) names a manifold, a layer, sampler settings
@@ -29,6 +31,7 @@ def register(subparsers) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
+    add_executor_arguments(parser)
     parser.set_defaults(handler=handle)
 
 
@@ -43,15 +46,17 @@ def handle(args) -> int:
 
     printer = None if args.quiet else ProgressPrinter(sys.stderr)
     try:
-        report = run_experiments(
-            [hypothesis_experiment(h) for h in hypotheses],
-            out=args.out,
-            scale="small",
-            device=args.device,
-            title="Hypothesis check",
-            preamble=THRESHOLDS_MARKDOWN,
-            progress=printer,
-        )
+        with executor_from_args(args) as executor:
+            report = run_experiments(
+                [hypothesis_experiment(h) for h in hypotheses],
+                out=args.out,
+                scale="small",
+                device=args.device,
+                title="Hypothesis check",
+                preamble=THRESHOLDS_MARKDOWN,
+                progress=printer,
+                executor=executor,
+            )
     finally:
         if printer is not None:
             printer.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from llcgeo.commands._common import add_executor_arguments, executor_from_args
+
 DESCRIPTION = """\
 Run every case of a suite (reusing finished cases from the results store under --out), then
 write report.md, a self-contained report.html, one PNG per experiment, results.json (claims and
@@ -38,6 +40,7 @@ def register(subparsers) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--scale", default="small", choices=("small", "full"))
     parser.add_argument("--quiet", action="store_true", help="no progress display")
+    add_executor_arguments(parser)
     parser.set_defaults(handler=handle)
 
 
@@ -49,14 +52,16 @@ def handle(args) -> int:
     experiments = select(suite(args.suite), args.experiment)
     printer = None if args.quiet else ProgressPrinter(sys.stderr)
     try:
-        report = run_experiments(
-            experiments,
-            out=args.out,
-            scale=args.scale,
-            device=args.device,
-            preamble=THRESHOLDS_MARKDOWN,
-            progress=printer,
-        )
+        with executor_from_args(args) as executor:
+            report = run_experiments(
+                experiments,
+                out=args.out,
+                scale=args.scale,
+                device=args.device,
+                preamble=THRESHOLDS_MARKDOWN,
+                progress=printer,
+                executor=executor,
+            )
     finally:
         if printer is not None:
             printer.close()

@@ -68,6 +68,12 @@ def stream(seed: int, name: str) -> np.random.SeedSequence:
     return split_seed(seed, len(STREAMS))[STREAMS.index(name)]
 
 
+def use_threads(threads: int) -> None:
+    """Give torch ``threads`` intra-op threads in this process (a sweep worker's share of the
+    cores); :func:`thread_policy` narrows that further for small problems."""
+    torch.set_num_threads(max(1, int(threads)))
+
+
 @contextmanager
 def thread_policy(entries: int, device: torch.device, small: int = SMALL_PROBLEM):
     """One intra-op thread while a small problem (``entries < small``) runs on the CPU;

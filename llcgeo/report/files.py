@@ -18,6 +18,7 @@ from pathlib import Path
 from llcgeo.errors import SpecError
 
 _BINARY = getattr(os, "O_BINARY", 0)  # Windows would otherwise translate newlines
+TEMPORARY_SUFFIX = ".tmp"  # write_atomic's temporary files: ".<name>.<random>.tmp"
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
@@ -27,8 +28,31 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     Windows), so a crash at any point leaves either the previous file or the complete new one;
     on any failure, including an interrupt, the temporary file is removed.
     """
+    write_all_atomic({path: data})
+
+
+def write_all_atomic(files: dict[Path, str | bytes]) -> None:
+    """Write every file, all or none: each goes to a fsynced temporary file first, and only
+    when all of them are written (a full disk fails here) are they renamed into place, which
+    needs no space. A failure leaves the previous set of files, complete."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, data in files.items():
+            staged.append((_staged(path, data), path))
+        for temporary, path in staged:
+            os.replace(temporary, path)
+    except BaseException:
+        for temporary, _ in staged:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+        raise
+    for folder in {path.parent for path in files}:
+        _sync_folder(folder)
+
+
+def _staged(path: Path, data: str | bytes) -> Path:
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    temporary = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    temporary = path.parent / f".{path.name}.{secrets.token_hex(6)}{TEMPORARY_SUFFIX}"
     # os.open rather than mkstemp: mkstemp makes files private (0600), os.open honours the umask.
     handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _BINARY, 0o666)
     try:
@@ -36,12 +60,11 @@ def write_atomic(path: Path, data: str | bytes) -> None:
             stream.write(payload)
             stream.flush()
             os.fsync(stream.fileno())
-        os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
-    _sync_folder(path.parent)
+    return temporary
 
 
 def _sync_folder(folder: Path) -> None:

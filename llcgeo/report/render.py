@@ -26,7 +26,7 @@ from llcgeo.errors import SpecError
 from llcgeo.reconcile.model import CLAIM_COLUMNS, VERDICTS, ExperimentResult
 from llcgeo.report import document as doc
 from llcgeo.report.figures import draw
-from llcgeo.report.files import prepare_folder, write_atomic
+from llcgeo.report.files import prepare_folder, write_all_atomic
 from llcgeo.report.formatting import flatten, format_cell, format_seconds
 from llcgeo.report.store import StoredCase
 from llcgeo.serialize import dumps_output
@@ -97,8 +97,6 @@ def write_report(
         for r in results
         if r.figure and r.figure.panels
     }
-    for image in images.values():
-        write_atomic(folder / image.file, image.png)
     blocks = report_blocks(results, cases, meta, images)
     paths = ReportPaths(
         folder=folder,
@@ -109,12 +107,14 @@ def write_report(
         cases_csv=tuple(folder / f"cases_{name}.csv" for name in _experiments(cases)),
         figures=tuple(folder / image.file for image in images.values()),
     )
-    write_atomic(paths.markdown, doc.to_markdown(blocks))
-    write_atomic(paths.html, doc.to_html(blocks, meta.title))
-    write_atomic(paths.results_json, results_json(cases, meta, results))
-    write_atomic(paths.claims_csv, claims_csv(results))
+    files = {folder / image.file: image.png for image in images.values()}
+    files[paths.markdown] = doc.to_markdown(blocks)
+    files[paths.html] = doc.to_html(blocks, meta.title)
+    files[paths.results_json] = results_json(cases, meta, results)
+    files[paths.claims_csv] = claims_csv(results)
     for name, path in zip(_experiments(cases), paths.cases_csv):
-        write_atomic(path, cases_csv([c for c in cases if c.experiment == name]))
+        files[path] = cases_csv([c for c in cases if c.experiment == name])
+    write_all_atomic(files)  # the whole set or, on a failure, the previous one
     return paths
 
 

@@ -1,8 +1,10 @@
 """Run a sweep of experiments through the results store, then write the report.
 
 Every job of every experiment is listed first; jobs already in the store are reused, the rest
-run in order and each is stored the moment it finishes, so an interrupted sweep loses at most
-the case in flight and a rerun of the same command computes nothing it has already done.
+run on an executor (:mod:`llcgeo.report.executors`: in this process, local processes or Dask)
+and each is stored the moment it comes back, so an interrupted sweep loses at most the cases in
+flight and a rerun of the same command computes nothing it has already done. The output folder
+is locked for the run, so two runs never compute the same case twice.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from llcgeo.config import check_device
 from llcgeo.errors import SpecError
 from llcgeo.reconcile.experiment import Experiment, check_scale
 from llcgeo.reconcile.model import ExperimentResult
+from llcgeo.report.executors import InProcess, Task
 from llcgeo.report.files import prepare_folder
 from llcgeo.report.render import DEFAULT_TITLE, ReportMeta, ReportPaths, check_name, write_report
-from llcgeo.report.store import ResultStore, StoredCase
-from llcgeo.serialize import to_jsonable
+from llcgeo.report.store import ResultStore, StoredCase, code_fingerprint, exclusive
 
 PHASES = ("plan", "problem", "start", "done")
 
@@ -31,9 +33,11 @@ class ProgressEvent:
     """What a sweep is doing, for a progress display.
 
     ``phase`` is "plan" (once, after the store was read: ``reused`` of ``total`` found),
-    "problem" (an untrusted stored file, in ``message``), "start" or "done" (case ``index`` of
-    ``total``, 1-based). ``remaining`` estimates the seconds left from the mean time of the
-    cases computed so far in this run (``None`` before the first one finishes).
+    "problem" (an untrusted stored file, in ``message``), "start" (in-process only) or "done"
+    (case ``index`` of ``total``, 1-based, counting cases in the order they finish).
+    ``remaining`` estimates the seconds left: each experiment's pending cases at the mean time
+    of its own cases finished in this run (an experiment with none yet: the mean of all), over
+    the executor's workers; ``None`` before the first case finishes.
     """
 
     phase: str
@@ -78,16 +82,25 @@ def run_experiments(
     title: str = DEFAULT_TITLE,
     preamble: str = "",
     progress: Progress | None = None,
+    executor=None,
 ) -> Report:
-    """Run (or reuse) every job of ``experiments`` at ``scale`` and write the report to ``out``."""
+    """Run (or reuse) every job of ``experiments`` at ``scale`` on ``executor`` (default: in
+    this process) and write the report to ``out``."""
     start = time.perf_counter()
     folder = prepare_folder(out)
     scale, device = check_scale(scale), resolve_device(device)
     _check_experiments(experiments)
     notify = progress or (lambda event: None)
-    store = ResultStore(folder / "store", llcgeo.__version__)
-    plan = _plan(experiments, scale, store, notify, start)
-    cases, computed = _execute(plan, device, store, notify, start)
+    with exclusive(folder):
+        store = ResultStore(folder / "store", f"{llcgeo.__version__}+{code_fingerprint()}")
+        plan = _plan(experiments, scale, store, notify, start)
+        cases, computed = _execute(plan, device, store, notify, start, executor or InProcess())
+        return _finish(experiments, plan, cases, computed, store, folder, start, device, scale,
+                       title, preamble)  # fmt: skip
+
+
+def _finish(experiments, plan, cases, computed, store, folder, start, device, scale, title,
+            preamble) -> Report:  # fmt: skip
     results = tuple(_summarize(e, cases) for e in experiments)
     seconds = time.perf_counter() - start
     meta = ReportMeta(
@@ -154,28 +167,55 @@ def _plan(experiments, scale: str, store: ResultStore, notify: Progress, start: 
     return plan
 
 
-def _execute(plan: list[_Planned], device: str, store: ResultStore, notify, start: float):
-    cases: list[StoredCase] = []
-    durations: list[float] = []
-    pending = sum(p.stored is None for p in plan)
-    for index, planned in enumerate(plan, start=1):
-        if planned.stored is not None:
-            cases.append(planned.stored)
-            continue
+def _execute(plan: list[_Planned], device: str, store, notify, start: float, executor):
+    cases = {i: p.stored for i, p in enumerate(plan) if p.stored is not None}
+    tasks = [
+        Task(i, p.experiment.run, p.job, device) for i, p in enumerate(plan) if p.stored is None
+    ]
+    clock = _Clock(plan, executor.workers)
+    if isinstance(executor, InProcess) and tasks:
+        first = plan[tasks[0].index].experiment.name
+        notify(_event("start", len(plan) - len(tasks) + 1, len(plan), first, start))
+    for done, (index, record, seconds) in enumerate(executor.results(tasks), start=1):
+        planned = plan[index]
         name = planned.experiment.name
-        left = _remaining(durations, pending - len(durations))
-        notify(_event("start", index, len(plan), name, start, remaining=left))
-        began = time.perf_counter()
-        record = to_jsonable(planned.experiment.run(planned.job, device))
-        durations.append(time.perf_counter() - began)
-        cases.append(store.save(name, planned.key, planned.job, record, seconds=durations[-1]))
-        left = _remaining(durations, pending - len(durations))
-        notify(_event("done", index, len(plan), name, start, remaining=left))
-    return cases, len(durations)
+        cases[index] = store.save(name, planned.key, planned.job, record, seconds=seconds)
+        clock.finished(name, seconds)
+        finished = len(plan) - len(tasks) + done
+        notify(_event("done", finished, len(plan), name, start, remaining=clock.remaining()))
+        if isinstance(executor, InProcess) and done < len(tasks):
+            following = plan[tasks[done].index].experiment.name
+            notify(_event("start", finished + 1, len(plan), following, start,
+                          remaining=clock.remaining()))  # fmt: skip
+    return [cases[i] for i in range(len(plan))], len(tasks)
 
 
-def _remaining(durations: list[float], left: int) -> float | None:
-    return sum(durations) / len(durations) * left if durations else None
+class _Clock:
+    """Time left, per experiment from its own finished cases, shared among the workers."""
+
+    def __init__(self, plan: list[_Planned], workers: int):
+        self.pending: dict[str, int] = {}
+        for p in plan:
+            if p.stored is None:
+                name = p.experiment.name
+                self.pending[name] = self.pending.get(name, 0) + 1
+        self.spent: dict[str, list[float]] = {name: [] for name in self.pending}
+        self.workers = max(1, workers)
+
+    def finished(self, experiment: str, seconds: float) -> None:
+        self.spent[experiment].append(seconds)
+        self.pending[experiment] -= 1
+
+    def remaining(self) -> float | None:
+        every = [s for times in self.spent.values() for s in times]
+        if not every:
+            return None
+        overall = sum(every) / len(every)
+        total = sum(
+            left * (sum(self.spent[name]) / len(self.spent[name]) if self.spent[name] else overall)
+            for name, left in self.pending.items()
+        )
+        return total / self.workers
 
 
 def _event(phase, index, total, experiment, start, **extra) -> ProgressEvent:

@@ -1,10 +1,14 @@
 """The results store: one JSON file per finished case, so sweeps survive interruption.
 
 A case lives at ``<root>/<experiment>/<key>.json`` with ``key = Experiment.job_key(job,
-version)``, a hash of the job's full spec and the package version; a changed setting changes the
-key and so only the cases it touches are recomputed. Every file is written atomically and checked
-when read back: a file that cannot be trusted is reported (:attr:`ResultStore.problems`) and
-treated as missing, so the case is recomputed and the file replaced.
+version)``, a hash of the job's full spec and ``version``, which the runner makes the package
+version *and* a fingerprint of the code that computes results (:func:`code_fingerprint`), so a
+changed setting or changed code recomputes exactly the cases it touches. Every file is written
+atomically with a checksum of its content and checked when read back: a file that is not a
+regular file, is larger than ``MAX_RECORD_BYTES``, does not parse, does not match its key or
+fails its checksum (an edited number) is reported (:attr:`ResultStore.problems`) and treated as
+missing, so the case is recomputed and the file replaced; what is not a regular file is first
+moved aside. Temporary files that a killed run left behind are removed when a store opens.
 
 >>> import tempfile, pathlib
 >>> store = ResultStore(pathlib.Path(tempfile.mkdtemp()), version="0.1.0")
@@ -18,15 +22,23 @@ treated as missing, so the case is recomputed and the file replaced.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
 import json
+import os
+import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llcgeo.report.files import write_atomic
+from llcgeo.errors import SpecError
+from llcgeo.report.files import TEMPORARY_SUFFIX, write_atomic
 from llcgeo.serialize import dumps_exact, loads_exact, to_jsonable
 
-FIELDS = ("key", "experiment", "version", "job", "record")
+FIELDS = ("key", "experiment", "version", "job", "record", "checksum")
+MAX_RECORD_BYTES = 64 << 20  # the largest record (a Lipschitz case) is about 1 MB
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,15 @@ class ResultStore:
         self.root = Path(root)
         self.version = version
         self.problems: list[str] = []
+        self._remove_stale_temporaries()
+
+    def _remove_stale_temporaries(self) -> None:
+        """Temporary files of writes that never finished (the writer was killed)."""
+        if not self.root.is_dir():
+            return
+        for path in self.root.glob(f"*/.*{TEMPORARY_SUFFIX}"):
+            with contextlib.suppress(OSError):
+                path.unlink()
 
     def path(self, experiment: str, key: str) -> Path:
         return self.root / experiment / f"{key}.json"
@@ -58,9 +79,11 @@ class ResultStore:
     def load(self, experiment: str, key: str, job: Any) -> StoredCase | None:
         """The stored case of this job, or ``None`` when absent or not trustworthy."""
         path = self.path(experiment, key)
-        if not path.exists():
+        if not os.path.lexists(path):
             return None
         entry, problem = _read(path)
+        if problem is not None and not _is_regular(path):
+            problem += f"; moved aside to {_set_aside(path).name}"
         if problem is None:
             problem = _mismatch(entry, key, experiment, self.version, to_jsonable(job))
         if problem is not None:
@@ -91,6 +114,7 @@ class ResultStore:
             "seconds": seconds,
         }
         try:
+            entry["checksum"] = checksum(entry)
             text = dumps_exact(entry)
         except (TypeError, ValueError) as err:
             raise TypeError(
@@ -103,11 +127,82 @@ class ResultStore:
         return StoredCase(experiment, key, back["job"], back["record"], float(seconds))
 
 
-def _read(path: Path) -> tuple[dict[str, Any], str | None]:
+_COMPUTING = ("", "theory", "numerics", "reconcile")  # the package folders whose code computes
+_NOT_COMPUTING = {"cli.py"}
+
+
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """A hash of the source of every module that computes results (everything but the report,
+    the commands and the CLI), so a record computed by other code is never reused."""
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for folder in _COMPUTING:
+        for path in sorted((package / folder).glob("*.py")):
+            if path.name not in _NOT_COMPUTING:
+                digest.update(path.relative_to(package).as_posix().encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+@contextlib.contextmanager
+def exclusive(folder: Path):
+    """Hold ``folder``'s lock for the block: a second run on the same folder stops at once with
+    a clear error instead of computing the same cases again. Where ``fcntl`` does not exist
+    (Windows) nothing is locked."""
     try:
-        text = path.read_text(encoding="utf-8")
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(folder / ".lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SpecError(
+                f"another llcgeo run is writing to {str(folder)!r}; wait for it to finish, or "
+                "choose another --out"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def checksum(entry: dict[str, Any]) -> str:
+    """SHA-256 of the entry's canonical JSON without its own ``checksum`` field."""
+    content = {k: v for k, v in entry.items() if k != "checksum"}
+    return hashlib.sha256(dumps_exact(content, indent=None).encode()).hexdigest()
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _set_aside(path: Path) -> Path:
+    """Rename what is not a regular file out of the case's way (never read, never deleted)."""
+    aside = path.with_name(f"{path.name}.set-aside-{time.strftime('%Y%m%dT%H%M%S')}")
+    os.replace(path, aside)
+    return aside
+
+
+def _read(path: Path) -> tuple[dict[str, Any], str | None]:
+    if not _is_regular(path):
+        return {}, "not a regular file (a folder, a link or a device)"
+    size = os.lstat(path).st_size
+    if size > MAX_RECORD_BYTES:
+        return {}, f"{size} bytes, more than a record can be ({MAX_RECORD_BYTES})"
+    try:
+        with open(path, "rb") as stream:  # the cap again: the file may grow while read
+            raw = stream.read(MAX_RECORD_BYTES + 1)
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as err:
         return {}, f"unreadable ({err})"
+    if len(raw) > MAX_RECORD_BYTES:
+        return {}, f"more than {MAX_RECORD_BYTES} bytes"
     if not text.strip():
         return {}, "empty file"
     try:
@@ -133,4 +228,6 @@ def _mismatch(entry: dict, key: str, experiment: str, version: str, job: Any) ->
         return "its job differs from the case it is filed under"
     if not isinstance(entry["record"], dict):
         return "its record is not a JSON object"
+    if entry["checksum"] != checksum(entry):
+        return "its checksum does not match its content (edited or corrupted)"
     return None

@@ -152,3 +152,112 @@ def test_cuda_without_gpu_is_a_clear_error(monkeypatch):
         resolve_device("cuda")
     assert resolve_device("auto") == "cpu"
     assert resolve_device("cpu") == "cpu"
+
+
+# --- store faults: each reported, set aside where needed, and recomputed -----------------------
+
+
+def test_an_edited_number_fails_its_checksum_and_is_recomputed(tmp_path, toy):
+    _run([toy()], tmp_path)
+    victim = _stored(tmp_path)[0]
+    text = victim.read_text()
+    key = '"y": '
+    at = text.index(key) + len(key)
+    victim.write_text(text[:at] + "30" + text[at:])  # still valid JSON, a different number
+    again = toy()
+    report = _run([again], tmp_path)
+    assert len(again.ran) == 1
+    assert "checksum" in report.problems[0] and str(victim) in report.problems[0]
+
+
+@pytest.mark.parametrize("kind", ["folder", "link to /dev/zero"])
+def test_what_is_not_a_regular_file_is_set_aside_and_recomputed(tmp_path, toy, kind):
+    import os
+
+    _run([toy()], tmp_path)
+    victim = _stored(tmp_path)[0]
+    victim.unlink()
+    if kind == "folder":
+        victim.mkdir()
+    else:
+        os.symlink("/dev/zero", victim)
+    again = toy()
+    report = _run([again], tmp_path)
+    assert len(again.ran) == 1
+    assert "not a regular file" in report.problems[0] and "moved aside" in report.problems[0]
+    assert victim.is_file() and not victim.is_symlink()
+    assert len(list(victim.parent.glob(f"{victim.name}.set-aside-*"))) == 1
+    assert _run([toy()], tmp_path).problems == ()
+
+
+def test_stale_temporary_files_are_removed(tmp_path, toy):
+    _run([toy()], tmp_path)
+    stale = _stored(tmp_path)[0].parent / ".abc.json.0123456789ab.tmp"
+    stale.write_text("half a record")
+    _run([toy()], tmp_path)
+    assert not stale.exists()
+
+
+def test_a_second_run_on_a_locked_folder_stops_at_once(tmp_path, toy):
+    from llcgeo.report.store import exclusive
+
+    tmp_path.mkdir(exist_ok=True)
+    with exclusive(tmp_path), pytest.raises(SpecError, match="another llcgeo run"):
+        _run([toy()], tmp_path)
+    assert _run([toy()], tmp_path).computed == 4  # the lock is released with its holder
+
+
+def test_changed_code_recomputes_every_case(tmp_path, toy, monkeypatch):
+    from llcgeo.report import runner
+
+    _run([toy()], tmp_path)
+    monkeypatch.setattr(runner, "code_fingerprint", lambda: "other-code")
+    again = toy()
+    _run([again], tmp_path)
+    assert len(again.ran) == 4
+
+
+def test_code_fingerprint_follows_the_computing_source_only():
+    from llcgeo.report.store import code_fingerprint
+
+    assert code_fingerprint() == code_fingerprint() and len(code_fingerprint()) == 12
+
+
+def test_time_left_is_estimated_per_experiment():
+    from types import SimpleNamespace
+
+    from llcgeo.report.runner import _Clock
+
+    def planned(name):
+        return SimpleNamespace(experiment=SimpleNamespace(name=name), stored=None)
+
+    clock = _Clock([planned("slow")] * 3 + [planned("fast")] * 3, workers=1)
+    clock.finished("slow", 10.0)
+    clock.finished("fast", 1.0)
+    assert clock.remaining() == pytest.approx(2 * 10.0 + 2 * 1.0)
+    assert _Clock([planned("a")] * 2, workers=2).remaining() is None
+
+
+def test_a_failure_while_writing_the_report_leaves_the_previous_complete_set(
+    tmp_path, toy, monkeypatch
+):
+    import os
+
+    _run([toy()], tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    real_open, written = os.open, []
+
+    def disk_full_on_the_third(path, *args, **kwargs):
+        if str(path).endswith(".tmp") and "store" not in str(path):
+            written.append(path)
+            if len(written) == 3:
+                raise OSError(28, "No space left on device")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", disk_full_on_the_third)
+    with pytest.raises(OSError, match="No space left"):
+        _run([toy(offsets={1: 2.0})], tmp_path)
+    monkeypatch.undo()
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    assert after == before
+    assert not list(tmp_path.glob(".*.tmp"))
