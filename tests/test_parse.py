@@ -17,9 +17,10 @@ from llcgeo.expr import FUNCTIONS, Binary, Call, Const, Neg, Num, Var, to_text, 
 from llcgeo.parse import parse_expression, parse_number
 
 NAMES = ("x", "y", "t1")
-# Generous against the microseconds a rejection takes: the blow-ups this guards against
-# (deep recursion, giant powers) cost seconds to hours, and CI cores are shared.
-TIME_BOUND_S = 0.5
+# Catches a hang, not slowness: a rejection takes microseconds, the blow-ups this guards against
+# (deep recursion, giant powers) cost minutes to hours, and a busy machine can stall any single
+# parse (a collection, a descheduled core) for a second or more.
+TIME_BOUND_S = 20.0
 FUZZ = settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
 )
