@@ -25,11 +25,13 @@ import torch
 
 from llcgeo.errors import SpecError
 from llcgeo.numerics.device import (
+    SMALL_OPERATION,
     check_seed,
     make_generator,
     resolve_device,
     resolve_dtype,
     split_seed,
+    thread_policy,
 )
 from llcgeo.validate import finite, integer, non_negative, positive
 
@@ -124,7 +126,12 @@ def measure_layernorm_geometry(
     spec: LayerNormSampling, axes, device: str = "auto"
 ) -> GeometryMeasurement:
     """Sample LayerNorm and measure the outputs against ``axes`` (unit vectors, one per row)."""
-    y = sample_layernorm(spec, device)
+    entries = spec.samples * len(spec.gain)
+    with thread_policy(entries, resolve_device(device), SMALL_OPERATION):
+        return _measure(spec, axes, sample_layernorm(spec, device))
+
+
+def _measure(spec: LayerNormSampling, axes, y: torch.Tensor) -> GeometryMeasurement:
     n = y.shape[1]
     gain = torch.tensor(spec.gain, dtype=y.dtype, device=y.device)
     c = y - torch.tensor(spec.bias, dtype=y.dtype, device=y.device)
