@@ -26,6 +26,13 @@ from llcgeo.theory.sgld import (
     expected_sgld_estimate,
     minibatch_expectation,
 )
+from llcgeo.theory.singular import (
+    Coefficient,
+    SingularPrediction,
+    dln_coefficient,
+    rrr_coefficient,
+    singular_llc,
+)
 from llcgeo.theory.support import (
     AffineSupport,
     affine_hull_dimension,
@@ -37,6 +44,11 @@ from llcgeo.theory.support import (
 shape_operator = second_fundamental_form
 
 __all__ = [
+    "Coefficient",
+    "SingularPrediction",
+    "dln_coefficient",
+    "rrr_coefficient",
+    "singular_llc",
     "ACTIVATIONS",
     "D_SYMBOL",
     "M_SYMBOL",

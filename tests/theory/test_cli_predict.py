@@ -130,3 +130,19 @@ def test_predict_errors_are_messages(args, message, capsys):
     assert main(["predict", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_predict_a_deep_linear_network_on_layernorm_data(capsys):
+    import json
+
+    from llcgeo import cli
+
+    status = cli.main(["predict", "--manifold", "layernorm", "--d", "4", "--m", "4",
+                       "--hidden", "3", "--rank", "1", "--json"])  # fmt: skip
+    data = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert (data["llc_exact"], data["llc_unconstrained_exact"]) == ("5", "6")
+    assert (data["llc_drop"], data["regular_drop"], data["multiplicity"]) == (1.0, 2.0, 2)
+    assert cli.main(["predict", "--manifold", "layernorm", "--d", "4", "--m", "4",
+                     "--hidden", "3"]) == 2  # fmt: skip
+    assert "--rank" in capsys.readouterr().err
