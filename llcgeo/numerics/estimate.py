@@ -1,8 +1,11 @@
 """``estimate_llc``: the LLC of any model at its current parameters, by batched SGLD.
 
 A ``torch.nn.Linear`` with the Gaussian loss takes the sufficient-statistics fast path
-(:mod:`llcgeo.numerics.linear`); anything else the general path (:mod:`llcgeo.numerics.module`).
-Both build the same :class:`~llcgeo.numerics.problem.Problem`, so they give the same estimate.
+(:mod:`llcgeo.numerics.linear`); a full-batch ``nn.Sequential`` of bias-free ``nn.Linear``
+layers, the product path (:mod:`llcgeo.numerics.product`); anything else the general path
+(:mod:`llcgeo.numerics.module`). All build the same :class:`~llcgeo.numerics.problem.Problem`,
+so they give the same estimate; a product of linear maps that cannot take its fast path (a
+bias, a minibatch, another loss) says so in the estimate's warnings.
 
 >>> g = torch.Generator().manual_seed(0)
 >>> x = torch.randn(500, 3, generator=g, dtype=torch.float64)
@@ -34,6 +37,7 @@ from llcgeo.numerics.linear import linear_problem
 from llcgeo.numerics.masks import flatten_masks
 from llcgeo.numerics.module import module_problem, parameter_shapes, per_sample_loss
 from llcgeo.numerics.problem import Problem, run_problem, summarize
+from llcgeo.numerics.product import is_linear_product, product_problem
 from llcgeo.numerics.result import LLCEstimate
 
 DEFAULT_CONFIG = SGLDConfig()
@@ -69,13 +73,41 @@ def estimate_llc(
     with thread_policy(config.chains * sum(s.numel() for s in shapes.values()), target):
         x, y = checked_data(inputs, targets)
         mask = flatten_masks(shapes, param_masks)
-        if type(model) is torch.nn.Linear and loss == "gaussian" and x.dim() == 2:
+        gaussian = loss == "gaussian" and x.dim() == 2
+        if type(model) is torch.nn.Linear and gaussian:
             problem = _linear(model, x.to(target), y.to(target), config, mask)
+        elif is_linear_product(model) and gaussian and config.batch_size is None:
+            problem = _product(model, x.to(target), y.to(target), config, mask)
         else:
             fn, dtype = per_sample_loss(loss), resolve_dtype(config.dtype)
             x, y = x.to(target, dtype), y.to(target, dtype)
             problem = module_problem(model, x, y, config, mask, fn)
+            problem = problem._replace(warnings=_why_general(model, gaussian, config))
         return estimate_problem(problem, config, seed=seed, progress=progress, started=started)
+
+
+def _why_general(model, gaussian: bool, config: SGLDConfig) -> tuple[str, ...]:
+    """Why a stack of linear layers took the general path (nothing for other models)."""
+    layers = list(model) if type(model) is torch.nn.Sequential else []
+    if not layers or not all(type(layer) is torch.nn.Linear for layer in layers):
+        return ()
+    if any(layer.bias is not None for layer in layers):
+        why = "a layer has a bias"
+    elif not gaussian:
+        why = "the loss is not the Gaussian loss on (n, d) inputs"
+    else:
+        why = "minibatches need the data at every step"
+    return (f"the product-of-linear-maps fast path was not taken ({why}): general path used",)
+
+
+def _product(model: torch.nn.Sequential, x, y, config: SGLDConfig, mask) -> Problem:
+    d, m = model[0].in_features, model[-1].out_features
+    if x.shape[1] != d or y.shape != (x.shape[0], m):
+        raise EstimationError(
+            f"a product of linear maps from {d} to {m} features needs inputs (n, {d}) and "
+            f"targets (n, {m}); got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    return product_problem(model, x, y, config, mask)
 
 
 def estimate_problem(problem: Problem, config: SGLDConfig, *, seed, progress, started: float):
