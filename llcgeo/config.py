@@ -13,6 +13,8 @@ DTYPES = ("float64", "float32")
 # "epochs": a fresh permutation each epoch, cut into batches (torch's DataLoader, as devinterp);
 # "independent": each step draws its batch anew, with replacement (the exact minibatch reference)
 BATCH_DRAWS = ("epochs", "independent")
+# "sgld": Langevin steps, biased by eps; "mala": the same proposal with an exact Metropolis test
+SAMPLERS = ("sgld", "mala")
 DEVICES = ("auto", "cpu", "cuda")  # and "cuda:N" for the N-th GPU
 
 
@@ -35,7 +37,9 @@ class SGLDConfig:
     """SGLD settings for ``w <- w - (eps/2)(nbeta grad L + gamma (w - w*)) + sqrt(eps) noise N``.
 
     ``nbeta=None`` means ``n / log n``; ``batch_size=None`` means full batch, and ``batches``
-    says how minibatches are drawn (``BATCH_DRAWS``). The default
+    says how minibatches are drawn (``BATCH_DRAWS``); ``sampler="mala"`` adds an exact
+    Metropolis test to each step (full batch only), a reference free of step-size bias. The
+    default
     ``eps = 1e-4`` keeps ``eps * nbeta * h`` near 0.2 for unit-scale data at ``n = 20 000``; the
     estimator's finite-step bias grows like ``1 / (1 - eps (nbeta h + gamma) / 4)``. The loss is
     recorded at ``w_0 = w*, w_1, ..., w_{steps-1}`` and draws ``burnin..steps-1`` are averaged.
@@ -55,6 +59,7 @@ class SGLDConfig:
     dtype: str = "float64"
     bounding_box: float | None = None
     batches: str = "epochs"
+    sampler: str = "sgld"
 
     def __post_init__(self):
         positive(self.eps, "eps")
@@ -75,6 +80,20 @@ class SGLDConfig:
             positive(self.bounding_box, "bounding_box")
         if self.batches not in BATCH_DRAWS:
             raise SpecError(f"batches must be one of {BATCH_DRAWS}, got {self.batches!r}")
+        self._check_sampler()
+
+    def _check_sampler(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise SpecError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if self.sampler != "mala":
+            return
+        if self.batch_size is not None:
+            raise SpecError("MALA needs the full batch: its accept test uses the exact loss")
+        if self.bounding_box is not None or self.noise_level != 1:
+            raise SpecError(
+                "MALA samples exp(-U) exactly: a bounding box or a noise level other than 1 "
+                "would change its target"
+            )
 
     @property
     def draws(self) -> int:

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from llcgeo import manifolds as mf
-from llcgeo.config import BATCH_DRAWS
+from llcgeo.config import BATCH_DRAWS, SAMPLERS
 from llcgeo.errors import SpecError
 
 MANIFOLDS = tuple(mf.FAMILIES)
@@ -102,6 +102,13 @@ def add_sgld_arguments(parser: argparse.ArgumentParser, *, n_default: int = 20_0
         help="how minibatches are drawn: epochs of a permutation (devinterp's), or each anew "
         "(the exact minibatch reference holds for these)",
     )
+    g.add_argument(
+        "--sampler",
+        choices=SAMPLERS,
+        default="sgld",
+        help="sgld, or mala: the same proposal with an exact Metropolis test (full batch), "
+        "free of step-size bias",
+    )
     g.add_argument("--sigma", type=float, default=0.5, help="teacher output noise")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     g.add_argument("--seed", type=int, default=0)
@@ -119,6 +126,7 @@ def config_from_args(args):
         burnin=args.burnin,
         batch_size=args.batch_size,
         batches=args.batches,
+        sampler=args.sampler,
     )
 
 

@@ -16,6 +16,7 @@ import torch
 from llcgeo.config import SGLDConfig
 from llcgeo.limits import check_memory, sampling_bytes
 from llcgeo.numerics import diagnostics
+from llcgeo.numerics.mala import MALAState, build_mala_kernel, init_mala
 from llcgeo.numerics.result import LLCEstimate
 from llcgeo.numerics.sgld import (
     ChainRun,
@@ -65,6 +66,10 @@ def run_problem(problem: Problem, config: SGLDConfig, generator, progress=None) 
     drift = localized_gradient(
         problem.loss_and_grad, nbeta=problem.nbeta, gamma=config.gamma, centre=problem.centre
     )
+    start = problem.start.expand(config.chains, -1).clone()
+    if config.sampler == "mala":
+        step, state = build_mala_kernel(drift, mask=problem.mask), init_mala(start)
+        return run_chains(step, state, None, config, generator, progress)
     box = config.bounding_box
     step = build_kernel(
         drift,
@@ -72,7 +77,7 @@ def run_problem(problem: Problem, config: SGLDConfig, generator, progress=None) 
         mask=problem.mask,
         project=None if box is None else bounding_box(problem.centre, box),
     )
-    state = init(problem.start.expand(config.chains, -1).clone())
+    state = init(start)
     batches = None
     if config.batch_size is not None:
         batches = minibatches(
@@ -119,7 +124,15 @@ def summarize(problem: Problem, run: ChainRun, config: SGLDConfig, *, seed: int,
         device=str(problem.start.device),
         seconds=seconds,
         warnings=problem.warnings + _divergence_warnings(bad, threshold),
+        acceptance_rate=_acceptance(run.final),
     )
+
+
+def _acceptance(final) -> float | None:
+    """MALA's share of accepted proposals over all chains and steps (None for SGLD)."""
+    if not isinstance(final, MALAState) or final.step == 0:
+        return None
+    return float(final.accepted.sum()) / (final.step * final.accepted.numel())
 
 
 def _divergence_warnings(bad: np.ndarray, threshold: float) -> tuple[str, ...]:

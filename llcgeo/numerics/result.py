@@ -51,6 +51,7 @@ class LLCEstimate:
     device: str
     seconds: float
     warnings: tuple[str, ...] = ()
+    acceptance_rate: float | None = None  # MALA's accepted share of proposals; None for SGLD
 
     def __post_init__(self):
         per_chain = _frozen_array(self.per_chain, "per_chain", 1)

@@ -35,6 +35,7 @@ MINIBATCH = {
         "the epochs' disjoint batches exceed (approximate)"
     ),
 }
+MALA = "full batch, MALA: against the exact posterior (no step-size bias)"
 MINIBATCH_ASYMPTOTIC = "minibatch: against the asymptotic LLC only (too wide for the exact one)"
 
 
@@ -101,6 +102,10 @@ def reference_for(case: Case, measurement, llc: float) -> Reference:
     if not is_full_batch(case):
         return _minibatch_reference(case, measurement, llc)
     expectation = _expectation(case, measurement)
+    if case.config.sampler == "mala":  # exact for any eps: only the chains' length biases it
+        posterior = expectation.exact_posterior
+        note = _asymptotic_note(posterior, llc)
+        return Reference(posterior, est.se, MALA, posterior, None, (), note, est.chains_kept - 1)
     se = expectation.standard_error(max(est.chains_kept, 1))
     unstable = () if expectation.stable else ("eps (nbeta h_max + gamma) >= 4: unstable step",)
     return Reference(
