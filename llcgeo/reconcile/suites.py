@@ -15,6 +15,7 @@ _MODULES = {
     "geometry": "llcgeo.reconcile.geometry",
     "isometry": "llcgeo.reconcile.isometry",
     "lipschitz": "llcgeo.reconcile.lipschitz",
+    "singular": "llcgeo.reconcile.singular",
 }
 SUITES = (*_MODULES, "all")
 
