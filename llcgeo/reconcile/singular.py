@@ -73,12 +73,6 @@ class SingularRecord:
         return float(Fraction(self.llc))
 
 
-def _manifold(geometry: str, d: int):
-    return {"gaussian": mf.Gaussian, "layernorm": mf.LayerNormImage, "rmsnorm": mf.RMSNormImage}[
-        geometry
-    ](d)
-
-
 def jobs(scale: str) -> tuple[SingularJob, ...]:
     s = _SCALES[check_scale(scale)]
     sgld = SGLDConfig(**SGLD_SETTINGS, steps=s["steps"], burnin=s["steps"] // 5)
@@ -93,7 +87,7 @@ def run(job: SingularJob, device: str) -> SingularRecord:
     from llcgeo.numerics.deep_linear import measure_deep_linear
     from llcgeo.theory.singular import singular_llc
 
-    manifold = _manifold(job.geometry, job.d)
+    manifold = mf.build(job.geometry, d=job.d)
     exact = singular_llc(manifold, job.hidden, job.m, job.rank).coefficient
     est = measure_deep_linear(
         manifold, job.hidden, job.m, job.rank, job.n, job.config, seed=job.seed, device=device
