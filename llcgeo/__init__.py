@@ -36,6 +36,7 @@ _LAZY = {
     "SGLDConfig": "llcgeo.config",
     "LLCEstimate": "llcgeo.numerics",
     "reconcile_case": "llcgeo.reconcile",
+    "calibrate": "llcgeo.reconcile.calibration",
 }
 # subpackages are modules, never functions: ``llcgeo.reconcile`` is always the package
 _SUBPACKAGES = ("theory", "numerics", "reconcile", "report", "commands", "testing")

@@ -1,0 +1,139 @@
+"""SGLD settings chosen from the exact theory of the estimator on a quadratic loss.
+
+Near a minimum the loss is ``1/2 sum_i h_i delta_i^2`` (Hessian eigenvalues ``h_i``). Each
+direction is then an AR(1) chain (:mod:`llcgeo.theory.sgld`) with ``a_i = nbeta h_i + gamma``, and
+every bias the settings add has a closed form:
+
+* **step size**: the infinite-chain estimate is the exact-posterior one times
+  ``1 / (1 - eps a_i / 4)`` per direction, so ``eps = 4 t / ((1 + t) a_max)`` keeps this bias
+  below ``t`` in every direction (and ``eps a_max`` far inside the stability bound 4);
+* **localization**: the exact posterior gives ``nbeta h_i / (2 a_i)`` per direction against the
+  LLC's ``1/2``, a deficit of ``gamma / a_i``; ``gamma = t' nbeta h_min / (1 - t')`` keeps it
+  below ``t'`` for the flattest direction that moves (``h_min``, the smallest eigenvalue above
+  ``FLAT`` of the largest);
+* **burn-in**: a direction's variance relaxes as ``exp(-eps a t)``, so
+  ``BURNIN_TIMES / (eps a_min)`` steps leave ``exp(-BURNIN_TIMES)`` of it;
+* **draws**: the exact variance of the estimate gives the chain length that reaches a target
+  standard error with the chains asked for.
+
+:func:`recommend` returns the settings and, for each, the reason in words and numbers; a
+direction of negative curvature (not a minimum) or a budget that cannot reach the target is
+refused with what to do.
+
+>>> r = recommend([2.0, 1.0, 0.5], nbeta=1000.0)
+>>> round(r.eps * (1000.0 * 2.0 + r.gamma), 4)  # 4 t / (1 + t) for t = 0.05
+0.1905
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from llcgeo.errors import SpecError
+from llcgeo.theory.sgld import expected_sgld_estimate
+from llcgeo.validate import integer, positive
+
+FLAT = 1e-8  # eigenvalues below this fraction of the largest are flat: they do not move the loss
+BURNIN_TIMES = 5.0  # relaxation times of the slowest direction spent before recording
+NEGATIVE = 1e-6  # a negative eigenvalue beyond this fraction of the largest: not a minimum
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """Settings and why: ``expected`` and ``standard_error`` are the exact mean and standard
+    error of the estimate at these settings; ``llc`` the regular LLC they approximate
+    (``moving / 2``)."""
+
+    eps: float
+    gamma: float
+    burnin: int
+    steps: int
+    chains: int
+    expected: float
+    standard_error: float
+    llc: float
+    reasons: tuple[str, ...]
+
+
+def _curvatures(eigenvalues: Sequence[float]) -> tuple[np.ndarray, float]:
+    h = np.asarray(eigenvalues, dtype=np.float64).ravel()
+    if h.size == 0 or not np.all(np.isfinite(h)) or h.max() <= 0:
+        raise SpecError("the Hessian has no positive eigenvalue: w* is not a minimum of the loss")
+    if h.min() < -NEGATIVE * h.max():
+        raise SpecError(
+            f"the Hessian has a negative eigenvalue ({h.min():.3g}, against {h.max():.3g}): w* is "
+            "not a minimum of the loss; train the model further (or fit the layer exactly) "
+            "before estimating its LLC"
+        )
+    moving = h[h > FLAT * h.max()]
+    return np.clip(h, 0.0, None), float(moving.min())
+
+
+def recommend(
+    eigenvalues: Sequence[float],
+    *,
+    nbeta: float,
+    bias: float = 0.05,
+    localization: float = 0.05,
+    se: float = 0.02,
+    chains: int = 4,
+    max_steps: int = 200_000,
+) -> Recommendation:
+    """Settings whose exact step-size bias, localization bias and relative standard error stay
+    below ``bias``, ``localization`` and ``se`` (fractions of the LLC), with ``chains`` chains
+    and at most ``max_steps`` steps."""
+    positive(nbeta, "nbeta")
+    for value, name in ((bias, "bias"), (localization, "localization"), (se, "se")):
+        if not 0 < value < 1:
+            raise SpecError(f"{name} must be a fraction between 0 and 1, got {value!r}")
+    integer(chains, "chains", 1)
+    h, h_min = _curvatures(eigenvalues)
+    gamma = localization * nbeta * h_min / (1 - localization)
+    a_max, a_min = nbeta * float(h.max()) + gamma, nbeta * h_min + gamma
+    eps = 4 * bias / ((1 + bias) * a_max)
+    burnin = max(100, math.ceil(BURNIN_TIMES / (eps * a_min)))
+    if burnin >= max_steps:
+        raise SpecError(
+            f"the slowest direction (h_min = {h_min:.3g}) needs a burn-in of {burnin} steps, "
+            f"beyond the budget of {max_steps}: allow more steps, or accept a larger "
+            "localization bias (a larger gamma relaxes it faster)"
+        )
+    llc = float(np.sum(h > FLAT * h.max())) / 2
+    steps, moments = _steps_for(h, nbeta, gamma, eps, burnin, chains, se * llc, max_steps)
+    reasons = (
+        f"eps = {eps:.3g}: the step-size bias 1/(1 - eps a/4) - 1 is at most {bias:.0%} in every "
+        f"direction (a_max = nbeta h_max + gamma = {a_max:.3g}; eps a_max = {eps * a_max:.3g}, "
+        "stable below 4)",
+        f"gamma = {gamma:.3g}: the localization deficit gamma / (nbeta h + gamma) is at most "
+        f"{localization:.0%}, reached by the flattest moving direction (h_min = {h_min:.3g})",
+        f"burn-in = {burnin} steps: {BURNIN_TIMES:g} relaxation times 1/(eps a_min) of the slowest "
+        f"direction (a_min = {a_min:.3g})",
+        f"steps = {steps}: {steps - burnin} draws give a standard error of "
+        f"{moments.standard_error(chains):.3g} with {chains} chains (target {se:.0%} of the LLC "
+        f"{llc:g})",
+    )
+    return Recommendation(
+        eps, gamma, burnin, steps, chains, moments.mean, moments.standard_error(chains), llc,
+        reasons,
+    )  # fmt: skip
+
+
+def _steps_for(h, nbeta, gamma, eps, burnin, chains, target_se, max_steps):
+    """The fewest steps (doubling the draws) whose exact standard error reaches the target."""
+    draws = max(100, burnin)
+    while True:
+        steps = burnin + draws
+        moments = expected_sgld_estimate(h, nbeta, gamma, eps, steps, burnin)
+        if moments.standard_error(chains) <= target_se:
+            return steps, moments
+        if steps >= max_steps:
+            raise SpecError(
+                f"{max_steps} steps reach a standard error of {moments.standard_error(chains):.3g}"
+                f", not the target {target_se:.3g}: allow more steps or chains, or a larger "
+                "standard error"
+            )
+        draws = min(2 * draws, max_steps - burnin)

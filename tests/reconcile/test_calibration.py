@@ -1,0 +1,79 @@
+"""Settings chosen from theory reach their targets, on the exact theory and in a real run."""
+
+import numpy as np
+import pytest
+import torch
+
+import llcgeo
+from llcgeo.config import SGLDConfig
+from llcgeo.errors import SpecError
+from llcgeo.numerics import estimate_llc
+from llcgeo.numerics.curvature import hessian_spectrum
+from llcgeo.numerics.estimate import model_problem
+from llcgeo.numerics.linear import design_matrix
+from llcgeo.reconcile.verdict import Z_AGREE
+from llcgeo.theory.calibration import recommend
+
+F64 = torch.float64
+
+
+def test_recommended_settings_meet_their_targets_on_the_exact_theory():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        h = np.exp(rng.uniform(-4, 2, size=int(rng.integers(2, 30))))
+        r = recommend(h, nbeta=float(np.exp(rng.uniform(3, 10))))
+        assert abs(r.expected - r.llc) <= (0.05 + 0.05) * r.llc  # step size up, localization down
+        assert r.standard_error <= 0.02 * r.llc
+        assert r.burnin < r.steps
+
+
+def _fitted(n=4000):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(n, 3, generator=g, dtype=F64)
+    layer = torch.nn.Linear(3, 2, dtype=F64)
+    y = layer(x).detach() + 0.5 * torch.randn(n, 2, generator=g, dtype=F64)
+    theta = torch.linalg.lstsq(design_matrix(x, True), y).solution.T
+    with torch.no_grad():
+        layer.weight.copy_(theta[:, :3])
+        layer.bias.copy_(theta[:, 3])
+    return layer, x, y
+
+
+def test_a_calibrated_run_lands_on_the_exact_expectation_it_promised():
+    layer, x, y = _fitted()
+    cal = llcgeo.calibrate(layer, x, y)
+    estimate = estimate_llc(layer, x, y, config=cal.config, device="cpu")
+    r = cal.recommendation
+    assert abs(estimate.mean - r.expected) <= Z_AGREE * r.standard_error
+    assert abs(r.expected - r.llc) <= 0.1 * r.llc and len(r.reasons) == 4
+
+
+def test_lanczos_finds_the_exact_spectrum_through_the_general_path():
+    layer, x, y = _fitted(500)
+    config = SGLDConfig()
+    exact = hessian_spectrum(model_problem(layer, x, y, config, None, "gaussian", "cpu"))
+    general = model_problem(
+        torch.nn.Sequential(layer, torch.nn.Identity()), x, y, config, None, "gaussian", "cpu"
+    )
+    np.testing.assert_allclose(hessian_spectrum(general, steps=8), exact, rtol=1e-8, atol=1e-10)
+
+
+def test_a_model_that_is_not_at_a_minimum_is_refused():
+    _, x, y = _fitted(500)
+    untrained = torch.nn.Linear(3, 2, dtype=F64)
+    with pytest.raises(SpecError, match="not a minimum"):
+        llcgeo.calibrate(untrained, x, y)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: recommend([1.0, -0.5], nbeta=100.0), "negative eigenvalue"),
+        (lambda: recommend([0.0, 0.0], nbeta=100.0), "no positive eigenvalue"),
+        (lambda: recommend([1.0, 1e-6], nbeta=100.0, max_steps=500), "allow more steps"),
+        (lambda: recommend([1.0], nbeta=100.0, bias=1.5), "fraction between 0 and 1"),
+    ],
+)
+def test_targets_that_cannot_be_met_are_refused_with_what_to_do(call, message):
+    with pytest.raises(SpecError, match=message):
+        call()
