@@ -2,8 +2,13 @@
 
 The spectrum at the model's parameters comes from :func:`llcgeo.numerics.curvature.
 hessian_spectrum` (exact on the linear path, Lanczos elsewhere); the settings, each with its
-reason, from :func:`llcgeo.theory.calibration.recommend`. A centre that is not a minimum (a
-gradient that moves the posterior by more than its own width) is refused with what to do.
+reason, from :func:`llcgeo.theory.calibration.recommend`. A centre that is not a minimum of
+the population loss is refused with what to do: its gradient is more than ``GRADIENT_NOISE``
+times the sampling noise of a mean gradient at a true parameter, ``sqrt(2 L(w*) tr(H) / n)``
+(the Gauss-Newton size of one sample's gradient, averaged over ``n``). A true parameter passes,
+although its posterior is shifted by that noise, as singular learning theory expects. Hessian
+eigenvalues within ``HESSIAN_NOISE`` times ``sqrt(2 L(w*) h_max / n)`` of 0 are the residual's
+noise in the curvature (a singular true parameter has them) and count as flat.
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ import numpy as np
 
 from llcgeo.config import SGLDConfig
 from llcgeo.errors import SpecError
-from llcgeo.theory.calibration import FLAT, Recommendation, recommend
+from llcgeo.theory.calibration import Recommendation, recommend
 
-OFF_CENTRE = 1.0  # posterior widths the gradient at the centre may move the minimum by
+GRADIENT_NOISE = 10.0  # times the sampling noise of a mean gradient at a true parameter
+HESSIAN_NOISE = 3.0  # times sqrt(2 L(w*) h_max / n), the noise of a Hessian eigenvalue
 
 
 @dataclass(frozen=True)
@@ -60,10 +66,14 @@ def calibrate(
     centre = problem.centre.expand(1, -1).clone()
     _, gradient = problem.loss_and_grad(centre, None)
     moving = gradient[0] if problem.mask is None else gradient[0][problem.mask]
-    _check_minimum(float(torch.linalg.vector_norm(moving)), spectrum, problem.nbeta)
+    noise = math.sqrt(2 * problem.init_loss * float(np.abs(spectrum).sum()) / problem.n)
+    _check_minimum(float(torch.linalg.vector_norm(moving)), noise)
+    curvature_noise = HESSIAN_NOISE * math.sqrt(
+        2 * problem.init_loss * float(np.abs(spectrum).max()) / problem.n
+    )
     r = recommend(
         spectrum, nbeta=problem.nbeta, bias=bias, localization=localization, se=se,
-        chains=config.chains,
+        chains=config.chains, noise=curvature_noise,
     )  # fmt: skip
     tuned = replace(
         config, eps=r.eps, gamma=r.gamma, steps=r.steps, burnin=r.burnin, chains=r.chains
@@ -71,16 +81,11 @@ def calibrate(
     return Calibration(tuned, r, spectrum, problem.nbeta)
 
 
-def _check_minimum(gradient_norm: float, spectrum: np.ndarray, nbeta: float) -> None:
-    """The minimum of the local quadratic lies ``|g| / h`` from the centre along a direction of
-    curvature ``h``, where the posterior is ``1 / sqrt(nbeta h)`` wide."""
-    moving = spectrum[spectrum > FLAT * max(float(spectrum.max()), 0.0)]
-    if not moving.size:
-        return  # recommend() says why there is nothing to calibrate
-    widths = gradient_norm * math.sqrt(nbeta / float(moving.min()))
-    if widths > OFF_CENTRE:
+def _check_minimum(gradient_norm: float, noise: float) -> None:
+    if gradient_norm > GRADIENT_NOISE * noise:
         raise SpecError(
-            f"the model's parameters are not a minimum of the loss: the gradient there (norm "
-            f"{gradient_norm:.3g}) moves the posterior's centre by {widths:.3g} of its widths; "
-            "train further (or fit exactly) before estimating the LLC"
+            f"the model's parameters are not a minimum of the loss: the gradient there has norm "
+            f"{gradient_norm:.3g}, {gradient_norm / max(noise, 1e-300):.3g} times the sampling "
+            "noise of a gradient at a true parameter; train further (or fit exactly) before "
+            "estimating the LLC"
         )

@@ -59,18 +59,20 @@ class Recommendation:
     reasons: tuple[str, ...]
 
 
-def _curvatures(eigenvalues: Sequence[float]) -> tuple[np.ndarray, float]:
+def _curvatures(eigenvalues: Sequence[float], noise: float) -> tuple[np.ndarray, float]:
+    """The eigenvalues with those within ``noise`` of 0 set flat, and the smallest moving one."""
     h = np.asarray(eigenvalues, dtype=np.float64).ravel()
-    if h.size == 0 or not np.all(np.isfinite(h)) or h.max() <= 0:
+    if h.size == 0 or not np.all(np.isfinite(h)) or h.max() <= noise:
         raise SpecError("the Hessian has no positive eigenvalue: w* is not a minimum of the loss")
-    if h.min() < -NEGATIVE * h.max():
+    floor = max(noise, FLAT * h.max())
+    if h.min() < -max(noise, NEGATIVE * h.max()):
         raise SpecError(
-            f"the Hessian has a negative eigenvalue ({h.min():.3g}, against {h.max():.3g}): w* is "
-            "not a minimum of the loss; train the model further (or fit the layer exactly) "
-            "before estimating its LLC"
+            f"the Hessian has a negative eigenvalue ({h.min():.3g}, against {h.max():.3g}) beyond "
+            f"its sampling noise ({noise:.3g}): w* is a saddle of the loss, where the quadratic "
+            "theory behind these settings does not hold; train (or fit) to a minimum first"
         )
-    moving = h[h > FLAT * h.max()]
-    return np.clip(h, 0.0, None), float(moving.min())
+    h = np.where(h > floor, h, 0.0)
+    return h, float(h[h > 0].min())
 
 
 def recommend(
@@ -82,16 +84,18 @@ def recommend(
     se: float = 0.02,
     chains: int = 4,
     max_steps: int = 200_000,
+    noise: float = 0.0,
 ) -> Recommendation:
     """Settings whose exact step-size bias, localization bias and relative standard error stay
     below ``bias``, ``localization`` and ``se`` (fractions of the LLC), with ``chains`` chains
-    and at most ``max_steps`` steps."""
+    and at most ``max_steps`` steps. Eigenvalues within ``noise`` of 0 (the sampling noise of a
+    Hessian estimated from data) count as flat directions."""
     positive(nbeta, "nbeta")
     for value, name in ((bias, "bias"), (localization, "localization"), (se, "se")):
         if not 0 < value < 1:
             raise SpecError(f"{name} must be a fraction between 0 and 1, got {value!r}")
     integer(chains, "chains", 1)
-    h, h_min = _curvatures(eigenvalues)
+    h, h_min = _curvatures(eigenvalues, noise)
     gamma = localization * nbeta * h_min / (1 - localization)
     a_max, a_min = nbeta * float(h.max()) + gamma, nbeta * h_min + gamma
     eps = 4 * bias / ((1 + bias) * a_max)
@@ -102,7 +106,7 @@ def recommend(
             f"beyond the budget of {max_steps}: allow more steps, or accept a larger "
             "localization bias (a larger gamma relaxes it faster)"
         )
-    llc = float(np.sum(h > FLAT * h.max())) / 2
+    llc = float(np.sum(h > 0)) / 2
     steps, moments = _steps_for(h, nbeta, gamma, eps, burnin, chains, se * llc, max_steps)
     reasons = (
         f"eps = {eps:.3g}: the step-size bias 1/(1 - eps a/4) - 1 is at most {bias:.0%} in every "
@@ -115,11 +119,24 @@ def recommend(
         f"steps = {steps}: {steps - burnin} draws give a standard error of "
         f"{moments.standard_error(chains):.3g} with {chains} chains (target {se:.0%} of the LLC "
         f"{llc:g})",
+        *_singular_warning(h),
     )
     return Recommendation(
         eps, gamma, burnin, steps, chains, moments.mean, moments.standard_error(chains), llc,
         reasons,
     )  # fmt: skip
+
+
+def _singular_warning(h: np.ndarray) -> tuple[str, ...]:
+    flat = int(np.sum(h == 0))
+    if not flat:
+        return ()
+    return (
+        f"warning: {flat} of {h.size} directions are flat (singular at w*): they add to the LLC "
+        "beyond their quadratic count, and this gamma, set for the curved directions, keeps "
+        "them from doing so, so the estimate will fall short of a singular model's LLC; "
+        "choose gamma (and the chain length) by a sweep instead",
+    )
 
 
 def _steps_for(h, nbeta, gamma, eps, burnin, chains, target_se, max_steps):

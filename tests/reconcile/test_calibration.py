@@ -45,7 +45,7 @@ def test_a_calibrated_run_lands_on_the_exact_expectation_it_promised():
     estimate = estimate_llc(layer, x, y, config=cal.config, device="cpu")
     r = cal.recommendation
     assert abs(estimate.mean - r.expected) <= Z_AGREE * r.standard_error
-    assert abs(r.expected - r.llc) <= 0.1 * r.llc and len(r.reasons) == 4
+    assert abs(r.expected - r.llc) <= 0.1 * r.llc and len(r.reasons) == 4  # no flat direction
 
 
 def test_lanczos_finds_the_exact_spectrum_through_the_general_path():
@@ -77,3 +77,9 @@ def test_a_model_that_is_not_at_a_minimum_is_refused():
 def test_targets_that_cannot_be_met_are_refused_with_what_to_do(call, message):
     with pytest.raises(SpecError, match=message):
         call()
+
+
+def test_flat_directions_are_named_as_a_limit_of_the_quadratic_theory():
+    r = recommend([2.0, 1.0, 0.0, 0.0], nbeta=1000.0)
+    assert r.llc == 1.0 and "2 of 4 directions are flat" in r.reasons[-1]
+    assert recommend([2.0, 1.0, 1e-9], nbeta=1000.0, noise=1e-6).reasons[-1].startswith("warning")
