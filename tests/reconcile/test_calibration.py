@@ -59,8 +59,11 @@ def test_lanczos_finds_the_exact_spectrum_through_the_general_path():
 
 
 def test_a_model_that_is_not_at_a_minimum_is_refused():
-    _, x, y = _fitted(500)
+    layer, x, y = _fitted(4000)
     untrained = torch.nn.Linear(3, 2, dtype=F64)
+    with torch.no_grad():
+        untrained.weight.copy_(layer.weight + 0.5)  # far from the fit, in units of its noise
+        untrained.bias.copy_(layer.bias)
     with pytest.raises(SpecError, match="not a minimum"):
         llcgeo.calibrate(untrained, x, y)
 
