@@ -18,7 +18,7 @@ from importlib import import_module
 from llcgeo.errors import LLCGeoError
 from llcgeo.limits import MEMORY_ENV, TIME_ENV, derivation_seconds, memory_limit
 
-COMMANDS = ("predict", "estimate", "verify", "report", "check")
+COMMANDS = ("predict", "estimate", "verify", "calibrate", "report", "check")
 DEBUG_ENV = "LLCGEO_DEBUG"
 
 

@@ -91,7 +91,12 @@ def add_sgld_arguments(parser: argparse.ArgumentParser, *, n_default: int = 20_0
     g.add_argument("--chains", type=int, default=8)
     g.add_argument("--steps", type=int, default=3000)
     g.add_argument("--burnin", type=int, default=500)
-    g.add_argument("--eps", type=float, default=1e-4)
+    g.add_argument(
+        "--eps",
+        type=_eps,
+        default=1e-4,
+        help="the step size, or auto: eps, gamma, burn-in and steps from llcgeo calibrate",
+    )
     g.add_argument("--gamma", type=float, default=1.0)
     g.add_argument("--nbeta", type=float, default=None, help="default n / log n")
     g.add_argument("--batch-size", type=int, default=None, help="default: full batch")
@@ -114,11 +119,22 @@ def add_sgld_arguments(parser: argparse.ArgumentParser, *, n_default: int = 20_0
     g.add_argument("--seed", type=int, default=0)
 
 
+def _eps(text: str):
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number or auto, got {text!r}") from None
+
+
 def config_from_args(args):
+    """The SGLD settings of the flags (with ``--eps auto``, the placeholder eps that
+    :func:`settled_config` replaces)."""
     from llcgeo.config import SGLDConfig
 
     return SGLDConfig(
-        eps=args.eps,
+        eps=1e-4 if args.eps == "auto" else args.eps,
         gamma=args.gamma,
         nbeta=args.nbeta,
         chains=args.chains,
@@ -155,3 +171,37 @@ def executor_from_args(args):
     if args.workers is not None and args.scheduler == "inprocess":
         return make_executor("processes", args.workers)  # --workers N alone means processes
     return make_executor(args.scheduler, args.workers)
+
+
+def calibrated(args, manifold, layer, refine, config):
+    """:func:`llcgeo.calibrate` on the case's own teacher-student data (the same seed, so the
+    same sample the measurement will draw)."""
+    import torch
+
+    from llcgeo.numerics.masks import refine_masks
+    from llcgeo.numerics.measure import teacher_student
+    from llcgeo.reconcile.calibration import calibrate
+
+    data = teacher_student(manifold, layer, args.n, seed=args.seed, sigma=args.sigma)
+    model = torch.nn.Linear(manifold.d, layer.m, bias=layer.bias, dtype=torch.float64)
+    with torch.no_grad():
+        model.weight.copy_(data.fitted[:, : manifold.d])
+        if layer.bias:
+            model.bias.copy_(data.fitted[:, manifold.d])
+    return calibrate(
+        model, data.inputs, data.targets, config=config,
+        param_masks=refine_masks(layer, refine, manifold.d),
+        bias=getattr(args, "bias_target", 0.05),
+        localization=getattr(args, "localization_target", 0.05),
+        se=getattr(args, "se_target", 0.02),
+    )  # fmt: skip
+
+
+def settled_config(args, manifold, layer, refine, config):
+    """``config``, calibrated when ``--eps auto`` asked for it (its reasons go to stderr)."""
+    if args.eps != "auto":
+        return config
+    calibration = calibrated(args, manifold, layer, refine, config)
+    for reason in calibration.recommendation.reasons:
+        print(f"llcgeo: --eps auto: {reason}", file=sys.stderr)
+    return calibration.config

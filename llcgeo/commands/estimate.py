@@ -14,6 +14,7 @@ from llcgeo.commands._common import (
     manifold_from_args,
     print_json,
     print_table,
+    settled_config,
 )
 
 BAR_WIDTH = 30
@@ -41,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     manifold = manifold_from_args(args)
     layer, refine = layer_from_args(args)
     config = replace(config_from_args(args), dtype=args.dtype)
+    config = settled_config(args, manifold, layer, refine, config)
     progress = _progress_bar(sys.stderr) if sys.stderr.isatty() else None
     result = measure_linear(
         manifold,

@@ -10,6 +10,7 @@ from llcgeo.commands._common import (
     manifold_from_args,
     print_json,
     print_table,
+    settled_config,
 )
 
 
@@ -27,9 +28,8 @@ def run(args) -> int:
 
     manifold = manifold_from_args(args)
     layer, refine = layer_from_args(args)
-    case = Case(
-        manifold, layer, refine, args.n, config_from_args(args), seed=args.seed, sigma=args.sigma
-    )
+    config = settled_config(args, manifold, layer, refine, config_from_args(args))
+    case = Case(manifold, layer, refine, args.n, config, seed=args.seed, sigma=args.sigma)
     result = reconcile_case(case, device=args.device)
     record = {
         "verdict": result.verdict,

@@ -74,6 +74,7 @@ def calibrate(
     r = recommend(
         spectrum, nbeta=problem.nbeta, bias=bias, localization=localization, se=se,
         chains=config.chains, noise=curvature_noise,
+        quadratic=problem.hessian_eigenvalues is not None,  # the linear path: exactly quadratic
     )  # fmt: skip
     tuned = replace(
         config, eps=r.eps, gamma=r.gamma, steps=r.steps, burnin=r.burnin, chains=r.chains

@@ -85,11 +85,13 @@ def recommend(
     chains: int = 4,
     max_steps: int = 200_000,
     noise: float = 0.0,
+    quadratic: bool = False,
 ) -> Recommendation:
     """Settings whose exact step-size bias, localization bias and relative standard error stay
     below ``bias``, ``localization`` and ``se`` (fractions of the LLC), with ``chains`` chains
     and at most ``max_steps`` steps. Eigenvalues within ``noise`` of 0 (the sampling noise of a
-    Hessian estimated from data) count as flat directions."""
+    Hessian estimated from data) count as flat directions; ``quadratic`` says the loss is
+    exactly quadratic (a linear layer), so flat directions add nothing and need no warning."""
     positive(nbeta, "nbeta")
     for value, name in ((bias, "bias"), (localization, "localization"), (se, "se")):
         if not 0 < value < 1:
@@ -119,7 +121,7 @@ def recommend(
         f"steps = {steps}: {steps - burnin} draws give a standard error of "
         f"{moments.standard_error(chains):.3g} with {chains} chains (target {se:.0%} of the LLC "
         f"{llc:g})",
-        *_singular_warning(h),
+        *(() if quadratic else _singular_warning(h)),
     )
     return Recommendation(
         eps, gamma, burnin, steps, chains, moments.mean, moments.standard_error(chains), llc,
@@ -132,10 +134,10 @@ def _singular_warning(h: np.ndarray) -> tuple[str, ...]:
     if not flat:
         return ()
     return (
-        f"warning: {flat} of {h.size} directions are flat (singular at w*): they add to the LLC "
-        "beyond their quadratic count, and this gamma, set for the curved directions, keeps "
-        "them from doing so, so the estimate will fall short of a singular model's LLC; "
-        "choose gamma (and the chain length) by a sweep instead",
+        f"warning: {flat} of {h.size} directions are flat at w*. If the loss rises along them "
+        "at higher order (a singular model) they add to the LLC beyond the quadratic count, "
+        "and this gamma, set for the curved directions, keeps them from it, so the estimate "
+        "falls short; choose gamma (and the chain length) by a sweep then",
     )
 
 

@@ -86,3 +86,23 @@ def test_flat_directions_are_named_as_a_limit_of_the_quadratic_theory():
     r = recommend([2.0, 1.0, 0.0, 0.0], nbeta=1000.0)
     assert r.llc == 1.0 and "2 of 4 directions are flat" in r.reasons[-1]
     assert recommend([2.0, 1.0, 1e-9], nbeta=1000.0, noise=1e-6).reasons[-1].startswith("warning")
+
+
+def test_the_calibrate_command_and_eps_auto(capsys):
+    import json
+
+    from llcgeo import cli
+
+    case = ["--manifold", "layernorm", "--d", "4", "--m", "2", "--n", "5000"]
+    assert cli.main(["calibrate", *case, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["llc_of_the_curved_directions"] == 3.0 and len(data["reasons"]) == 4
+    assert 0 < data["eps"] * (data["nbeta"] * max(data["hessian_eigenvalues"]) + data["gamma"]) < 4
+    assert cli.main(["verify", *case, "--eps", "auto", "--json"]) == 0
+    captured = capsys.readouterr()
+    verdict = json.loads(captured.out)
+    assert verdict["case"]["config"]["eps"] == pytest.approx(data["eps"])
+    assert verdict["verdict"] == "agree" and "--eps auto: eps =" in captured.err
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["estimate", *case, "--eps", "fast"])
+    assert stopped.value.code == 2 and "number or auto" in capsys.readouterr().err

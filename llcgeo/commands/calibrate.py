@@ -1,0 +1,60 @@
+"""``llcgeo calibrate``: SGLD settings for a named case, from its Hessian and the exact theory."""
+
+from __future__ import annotations
+
+from llcgeo.commands._common import (
+    add_manifold_arguments,
+    add_sgld_arguments,
+    calibrated,
+    config_from_args,
+    layer_from_args,
+    manifold_from_args,
+    print_json,
+    print_table,
+)
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "calibrate",
+        help="recommend eps, gamma, burn-in and steps from theory, with the reasons",
+        description="Fit the layer to teacher-student data on the manifold (as estimate does), "
+        "compute its Hessian spectrum, and choose the SGLD settings whose exact step-size "
+        "bias, localization bias and standard error meet the targets.",
+    )
+    add_manifold_arguments(p)
+    add_sgld_arguments(p)
+    g = p.add_argument_group("targets (fractions of the LLC)")
+    g.add_argument("--bias-target", type=float, default=0.05, help="step-size bias")
+    g.add_argument("--localization-target", type=float, default=0.05, help="localization bias")
+    g.add_argument("--se-target", type=float, default=0.02, help="standard error")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    manifold = manifold_from_args(args)
+    layer, refine = layer_from_args(args)
+    calibration = calibrated(args, manifold, layer, refine, config_from_args(args))
+    r, c = calibration.recommendation, calibration.config
+    record = {
+        "eps": c.eps,
+        "gamma": c.gamma,
+        "steps": c.steps,
+        "burnin": c.burnin,
+        "chains": c.chains,
+        "nbeta": calibration.nbeta,
+        "expected_estimate": r.expected,
+        "expected_se": r.standard_error,
+        "llc_of_the_curved_directions": r.llc,
+        "hessian_eigenvalues": [float(v) for v in calibration.spectrum],
+        "reasons": list(r.reasons),
+    }
+    if args.json:
+        print_json(record)
+        return 0
+    shown = {k: v for k, v in record.items() if k not in ("hessian_eigenvalues", "reasons")}
+    print_table(list(shown.items()))
+    for reason in r.reasons:
+        print(f"  - {reason}")
+    return 0
