@@ -2,6 +2,10 @@
 
 ``rhat`` is the split R-hat of Gelman et al. (BDA3, 11.4); ``ess`` the split-chain effective
 sample size with Geyer's initial monotone sequence (as in Stan and ArviZ's "basic" method).
+``rank_rhat``, ``ess_bulk`` and ``ess_tail`` are their rank-normalized forms (Vehtari, Gelman,
+Simpson, Carpenter and Bürkner 2021, "Rank-normalization, folding, and localization"), the
+current definitions in Stan and ArviZ: robust to heavy tails, and the folded R-hat and tail ESS
+see a chain whose spread, not its centre, differs. The estimate reports these.
 
 >>> x = np.random.default_rng(0).standard_normal((4, 1000))
 >>> bool(abs(rhat(x) - 1) < 0.01), bool(3000 < ess(x) < 5000)
@@ -73,6 +77,46 @@ def ess(x, chain_axis: int = 0, sample_axis: int = 1) -> float:
     tau = -1.0 + 2.0 * np.minimum.accumulate(kept).sum()
     tau = max(tau, 1.0 / math.log10(chains * n))  # ArviZ's floor against antithetic chains
     return float(chains * n / tau)
+
+
+def _z_scale(x: np.ndarray) -> np.ndarray:
+    """Normal scores of the ranks of all draws together (ties get their average rank)."""
+    from scipy.special import ndtri
+    from scipy.stats import rankdata
+
+    ranks = rankdata(x, method="average").reshape(x.shape)
+    return ndtri((ranks - 3 / 8) / (x.size + 1 / 4))
+
+
+def _chains_by_draws(x, chain_axis: int, sample_axis: int) -> np.ndarray:
+    return np.moveaxis(np.asarray(x, dtype=np.float64), (chain_axis, sample_axis), (0, 1))
+
+
+def rank_rhat(x, chain_axis: int = 0, sample_axis: int = 1) -> float:
+    """``max(bulk, folded)`` split R-hat of the rank-normalized draws (NaN as :func:`rhat`)."""
+    x = _chains_by_draws(x, chain_axis, sample_axis)
+    if x.shape[1] < 4 or not np.all(np.isfinite(x)):
+        return math.nan
+    bulk = rhat(_z_scale(x))
+    folded = rhat(_z_scale(np.abs(x - np.median(x))))
+    return float(max(bulk, folded))
+
+
+def ess_bulk(x, chain_axis: int = 0, sample_axis: int = 1) -> float:
+    """The effective sample size of the rank-normalized draws: how well the centre is known."""
+    x = _chains_by_draws(x, chain_axis, sample_axis)
+    if x.shape[1] < 4 or not np.all(np.isfinite(x)):
+        return math.nan
+    return ess(_z_scale(x))
+
+
+def ess_tail(x, chain_axis: int = 0, sample_axis: int = 1) -> float:
+    """The smaller effective sample size of the 5% and 95% quantiles: how well the tails are."""
+    x = _chains_by_draws(x, chain_axis, sample_axis)
+    if x.shape[1] < 4 or not np.all(np.isfinite(x)):
+        return math.nan
+    low, high = np.quantile(x, [0.05, 0.95])
+    return float(min(ess((x <= low).astype(float)), ess((x <= high).astype(float))))
 
 
 def divergence_threshold(init_loss: float, free_parameters: int, nbeta: float) -> float:

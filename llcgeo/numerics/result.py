@@ -25,8 +25,10 @@ class LLCEstimate:
 
     Per chain ``c``: ``per_chain[c] = nbeta * (mean_k loss_trace[c, k] - init_loss)`` over draws
     ``k = burnin..steps-1`` (``loss_trace`` is ``L(w_k)``, ``init_loss`` the exact full-batch
-    ``L(w*)``). ``mean``/``se`` are over the chains not in ``diverged_chains``; ``rhat``/``ess``
-    are those of the kept chains' loss traces; ``warnings`` say what deserves a look.
+    ``L(w*)``). ``mean``/``se`` are over the chains not in ``diverged_chains``; ``rhat`` (rank-
+    normalized, the larger of bulk and folded), ``ess`` (bulk) and ``ess_tail`` are those of the
+    kept chains' loss traces (:mod:`llcgeo.numerics.diagnostics`); ``warnings`` say what
+    deserves a look.
 
     >>> e = LLCEstimate(mean=1.0, se=0.1, per_chain=[0.9, 1.1], loss_trace=[[1.0], [1.0]],
     ...                 init_loss=0.5, diverged_chains=(), rhat=1.0, ess=2.0, nbeta=2.0, n=10,
@@ -52,6 +54,7 @@ class LLCEstimate:
     seconds: float
     warnings: tuple[str, ...] = ()
     acceptance_rate: float | None = None  # MALA's accepted share of proposals; None for SGLD
+    ess_tail: float = float("nan")
 
     def __post_init__(self):
         per_chain = _frozen_array(self.per_chain, "per_chain", 1)

@@ -3,7 +3,9 @@
 import math
 
 import numpy as np
+import pytest
 
+from llcgeo.numerics import diagnostics
 from llcgeo.numerics.diagnostics import (
     diverged,
     divergence_threshold,
@@ -70,3 +72,35 @@ def test_mean_and_se_leave_out_dropped_chains():
     assert mean == 2.0 and se == math.sqrt(2.0) / math.sqrt(2)
     assert all(math.isnan(v) for v in mean_and_se([1.0], [False]))
     assert math.isnan(mean_and_se([1.0, 2.0], [True, False])[1])
+
+
+def _chains():
+    rng = np.random.default_rng(1)
+    return {
+        "independent": rng.standard_normal((4, 1000)),
+        "autocorrelated": np.cumsum(rng.standard_normal((4, 1000)), axis=1) * 0.05
+        + rng.standard_normal((4, 1000)),
+        "heavy-tailed": rng.standard_cauchy((4, 800)),
+        "one chain shifted": rng.standard_normal((4, 500)) + np.array([[0], [0], [0], [0.5]]),
+        "one chain wider": rng.standard_normal((4, 500)) * np.array([[1], [1], [1], [3]]),
+    }
+
+
+@pytest.mark.parametrize("name", list(_chains()))
+def test_rank_normalized_diagnostics_match_arviz(name):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ArviZ announces its refactor on import
+        az = pytest.importorskip("arviz")
+    x = _chains()[name]
+    assert diagnostics.rank_rhat(x) == pytest.approx(float(az.rhat(x, method="rank")), rel=1e-9)
+    # ArviZ truncates the autocorrelation sum a lag differently: within 2% on these chains
+    assert diagnostics.ess_bulk(x) == pytest.approx(float(az.ess(x, method="bulk")), rel=0.02)
+    assert diagnostics.ess_tail(x) == pytest.approx(float(az.ess(x, method="tail")), rel=0.02)
+
+
+def test_folded_rhat_and_tail_ess_see_a_chain_that_is_only_wider():
+    x = _chains()["one chain wider"]
+    assert diagnostics.rhat(x) < 1.01 < 1.1 < diagnostics.rank_rhat(x)
+    assert diagnostics.ess_tail(x) < 100 < diagnostics.ess_bulk(x)
