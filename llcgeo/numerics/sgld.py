@@ -117,7 +117,8 @@ def build_kernel(
     ``w - (eps/2) drift(w) + sqrt(eps) noise_level xi`` for every chain.
 
     ``eps`` is a number, or a tensor of shape ``(chains, 1)`` giving each chain its own step
-    size; ``mask`` (bool, ``(P,)``) marks the entries that move.
+    size (and then the drift's ``pull``, gamma, may be one too: a calibration grid runs as one
+    batch); ``mask`` (bool, ``(P,)``) marks the entries that move.
     """
 
     def step(state: SGLDState, batch, eps, generator: torch.Generator):
@@ -128,7 +129,7 @@ def build_kernel(
             new.mul_(eps.sqrt() * noise_level).addcmul_(d.grad, eps, value=-0.5 * d.scale)
             new.addcmul_(w, 1.0 - 0.5 * d.pull * eps)
             if d.centre is not None:
-                new.addcmul_(d.centre, eps, value=0.5 * d.pull)
+                new.add_(d.centre * (0.5 * d.pull * eps))
         else:
             rate = 0.5 * eps
             new.mul_(math.sqrt(eps) * noise_level).add_(d.grad, alpha=-(rate * d.scale))

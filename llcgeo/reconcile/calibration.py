@@ -90,3 +90,58 @@ def _check_minimum(gradient_norm: float, noise: float) -> None:
             "noise of a gradient at a true parameter; train further (or fit exactly) before "
             "estimating the LLC"
         )
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """A grid point's measured estimate, and the exact expectation where the loss is exactly
+    quadratic (the linear path; ``None`` elsewhere)."""
+
+    eps: float
+    gamma: float
+    mean: float
+    se: float
+    rhat: float
+    ess: float
+    diverged: int
+    expected: float | None
+
+
+def sweep_grid(
+    model, inputs, targets, eps_grid, gamma_grid, *, config: SGLDConfig | None = None,
+    loss="gaussian", param_masks=None, device="cpu", seed: int = 0,
+) -> list[SweepPoint]:  # fmt: skip
+    """Every (eps, gamma) of the grid, all chains in one batch (``config`` gives the chains a
+    point, the steps and the burn-in), with the theory's curve beside it where it is exact."""
+    from llcgeo.numerics.device import resolve_device
+    from llcgeo.numerics.estimate import model_problem
+    from llcgeo.numerics.sweep import sweep
+    from llcgeo.theory import expected_sgld_estimate
+
+    config = config or SGLDConfig()
+    problem = model_problem(
+        model, inputs, targets, config, param_masks, loss, resolve_device(device)
+    )
+    points = sweep(problem, eps_grid, gamma_grid, chains=config.chains, steps=config.steps,
+                   burnin=config.burnin, seed=seed)  # fmt: skip
+    exact = problem.hessian_eigenvalues
+    return [
+        SweepPoint(*p, None if exact is None else expected_sgld_estimate(
+            exact, problem.nbeta, p.gamma, p.eps, config.steps, config.burnin).mean)
+        for p in points
+    ]  # fmt: skip
+
+
+def plateau(points: list[SweepPoint], gamma: float, z: float = 3.0) -> float | None:
+    """The largest eps below which the estimates at ``gamma`` all agree (within ``z`` combined
+    standard errors) with the one at the smallest eps: where the estimate stops depending on
+    eps. None when even the two smallest disagree."""
+    row = sorted((p for p in points if p.gamma == gamma and not p.diverged), key=lambda p: p.eps)
+    if not row:
+        return None
+    base, last = row[0], None
+    for p in row[1:]:
+        if abs(p.mean - base.mean) > z * math.hypot(p.se, base.se):
+            break
+        last = p.eps
+    return last

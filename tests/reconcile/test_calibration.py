@@ -106,3 +106,15 @@ def test_the_calibrate_command_and_eps_auto(capsys):
     with pytest.raises(SystemExit) as stopped:
         cli.main(["estimate", *case, "--eps", "fast"])
     assert stopped.value.code == 2 and "number or auto" in capsys.readouterr().err
+
+
+def test_a_grid_sweep_gives_the_theory_curve_and_its_plateau():
+    from llcgeo.reconcile.calibration import plateau, sweep_grid
+
+    layer, x, y = _fitted(3000)
+    config = SGLDConfig(chains=8, steps=2000, burnin=300)
+    points = sweep_grid(layer, x, y, (5e-5, 1e-4, 2e-4, 3e-3), (1.0,), config=config, seed=1)
+    assert all(p.expected is not None and p.diverged == 0 for p in points)
+    assert points[-1].mean > points[0].mean + 5 * points[0].se  # the largest eps is biased
+    edge = plateau(points, 1.0)
+    assert edge is not None and 1e-4 <= edge < 3e-3
