@@ -110,4 +110,11 @@ resting on a single case. It agrees when its cases pass together and the asympto
 tests is the one the measurements single out (see each claim's note). The LayerNorm-geometry,
 isometry and Lipschitz suites measure other quantities: each of their claims states its own
 tolerance, and where it comes from, in its note.
+
+**Where the settings come from.** The LLC suites set each case's eps from its own Hessian so
+that ``eps (nbeta h_max + gamma) = 0.1`` (``reconcile.design.tuned``): the stiffest direction
+relaxes in about 20 steps and the step-size bias ``1/(1 - eps a/4) - 1`` is at most 2.6%;
+the verdicts hold each case against the exact expectation at its settings, so what bias
+remains is in the reference. The singular suite states its settings in its description;
+``llcgeo calibrate`` derives settings for any case from the same formulas.
 """
