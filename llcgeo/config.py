@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from llcgeo.errors import SpecError
 from llcgeo.validate import integer, non_negative, positive
@@ -15,6 +16,17 @@ DTYPES = ("float64", "float32")
 BATCH_DRAWS = ("epochs", "independent")
 # "sgld": Langevin steps, biased by eps; "mala": the same proposal with an exact Metropolis test
 SAMPLERS = ("sgld", "mala")
+
+
+class Targets(NamedTuple):
+    """What calibrated settings aim at, as fractions of the LLC (``llcgeo calibrate``)."""
+
+    bias: float = 0.05  # step-size bias
+    localization: float = 0.05  # localization deficit
+    se: float = 0.02  # standard error of the mean over the chains
+
+
+TARGETS = Targets()
 DEVICES = ("auto", "cpu", "cuda")  # and "cuda:N" for the N-th GPU
 
 

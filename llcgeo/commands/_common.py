@@ -188,12 +188,14 @@ def calibrated(args, manifold, layer, refine, config):
         model.weight.copy_(data.fitted[:, : manifold.d])
         if layer.bias:
             model.bias.copy_(data.fitted[:, manifold.d])
+    targets = {  # only `llcgeo calibrate` has flags for them; --eps auto takes the defaults
+        name: getattr(args, f"{name}_target")
+        for name in ("bias", "localization", "se")
+        if hasattr(args, f"{name}_target")
+    }
     return calibrate(
         model, data.inputs, data.targets, config=config,
-        param_masks=refine_masks(layer, refine, manifold.d),
-        bias=getattr(args, "bias_target", 0.05),
-        localization=getattr(args, "localization_target", 0.05),
-        se=getattr(args, "se_target", 0.02),
+        param_masks=refine_masks(layer, refine, manifold.d), **targets,
     )  # fmt: skip
 
 

@@ -12,6 +12,7 @@ from llcgeo.commands._common import (
     print_json,
     print_table,
 )
+from llcgeo.config import TARGETS
 
 
 def register(sub) -> None:
@@ -25,9 +26,12 @@ def register(sub) -> None:
     add_manifold_arguments(p)
     add_sgld_arguments(p)
     g = p.add_argument_group("targets (fractions of the LLC)")
-    g.add_argument("--bias-target", type=float, default=0.05, help="step-size bias")
-    g.add_argument("--localization-target", type=float, default=0.05, help="localization bias")
-    g.add_argument("--se-target", type=float, default=0.02, help="standard error")
+    g.add_argument("--bias-target", type=float, default=TARGETS.bias, help="step-size bias")
+    g.add_argument(
+        "--localization-target", type=float, default=TARGETS.localization,
+        help="localization bias",
+    )  # fmt: skip
+    g.add_argument("--se-target", type=float, default=TARGETS.se, help="standard error")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=run)
 

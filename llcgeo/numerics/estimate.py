@@ -89,7 +89,7 @@ def model_problem(model, inputs, targets, config, param_masks, loss, target) -> 
     if type(model) is torch.nn.Linear and gaussian:
         return _linear(model, x.to(target), y.to(target), config, mask)
     if is_linear_product(model) and gaussian and config.batch_size is None:
-        return _product(model, x.to(target), y.to(target), config, mask)
+        return _product_path(model, x.to(target), y.to(target), config, mask)
     fn, dtype = per_sample_loss(loss), resolve_dtype(config.dtype)
     x, y = x.to(target, dtype), y.to(target, dtype)
     problem = module_problem(model, x, y, config, mask, fn)
@@ -110,7 +110,7 @@ def _why_general(model, gaussian: bool, config: SGLDConfig) -> tuple[str, ...]:
     return (f"the product-of-linear-maps fast path was not taken ({why}): general path used",)
 
 
-def _product(model: torch.nn.Sequential, x, y, config: SGLDConfig, mask) -> Problem:
+def _product_path(model: torch.nn.Sequential, x, y, config: SGLDConfig, mask) -> Problem:
     d, m = model[0].in_features, model[-1].out_features
     if x.shape[1] != d or y.shape != (x.shape[0], m):
         raise EstimationError(

@@ -17,7 +17,8 @@ from llcgeo.numerics.sgld import build_kernel, init, localized_gradient
 
 
 class GridPoint(NamedTuple):
-    """One grid point's estimate over its chains (diverged chains left out and counted)."""
+    """One grid point's estimate over its chains (diverged chains left out and counted), and
+    the exact expectation of the estimate where a caller knows it (None here)."""
 
     eps: float
     gamma: float
@@ -26,6 +27,7 @@ class GridPoint(NamedTuple):
     rhat: float
     ess: float
     diverged: int
+    expected: float | None = None
 
 
 def sweep(

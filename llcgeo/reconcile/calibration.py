@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from llcgeo.config import SGLDConfig
+from llcgeo.config import TARGETS, SGLDConfig
 from llcgeo.errors import SpecError
 from llcgeo.theory.calibration import Recommendation, recommend
 
@@ -46,9 +46,9 @@ def calibrate(
     param_masks=None,
     loss="gaussian",
     device="cpu",
-    bias: float = 0.05,
-    localization: float = 0.05,
-    se: float = 0.02,
+    bias: float = TARGETS.bias,
+    localization: float = TARGETS.localization,
+    se: float = TARGETS.se,
     lanczos_steps: int = 100,
 ) -> Calibration:
     """Settings whose exact step-size bias, localization bias and relative standard error stay
@@ -92,27 +92,13 @@ def _check_minimum(gradient_norm: float, noise: float) -> None:
         )
 
 
-@dataclass(frozen=True)
-class SweepPoint:
-    """A grid point's measured estimate, and the exact expectation where the loss is exactly
-    quadratic (the linear path; ``None`` elsewhere)."""
-
-    eps: float
-    gamma: float
-    mean: float
-    se: float
-    rhat: float
-    ess: float
-    diverged: int
-    expected: float | None
-
-
 def sweep_grid(
     model, inputs, targets, eps_grid, gamma_grid, *, config: SGLDConfig | None = None,
     loss="gaussian", param_masks=None, device="cpu", seed: int = 0,
-) -> list[SweepPoint]:  # fmt: skip
-    """Every (eps, gamma) of the grid, all chains in one batch (``config`` gives the chains a
-    point, the steps and the burn-in), with the theory's curve beside it where it is exact."""
+) -> list:  # fmt: skip
+    """Every (eps, gamma) of the grid as :class:`llcgeo.numerics.sweep.GridPoint`, all chains
+    in one batch (``config`` gives the chains a point, the steps and the burn-in), each with its
+    exact expectation where the loss is exactly quadratic (the linear path)."""
     from llcgeo.numerics.device import resolve_device
     from llcgeo.numerics.estimate import model_problem
     from llcgeo.numerics.sweep import sweep
@@ -125,14 +111,16 @@ def sweep_grid(
     points = sweep(problem, eps_grid, gamma_grid, chains=config.chains, steps=config.steps,
                    burnin=config.burnin, seed=seed)  # fmt: skip
     exact = problem.hessian_eigenvalues
+    if exact is None:
+        return points
     return [
-        SweepPoint(*p, None if exact is None else expected_sgld_estimate(
+        p._replace(expected=expected_sgld_estimate(
             exact, problem.nbeta, p.gamma, p.eps, config.steps, config.burnin).mean)
         for p in points
     ]  # fmt: skip
 
 
-def plateau(points: list[SweepPoint], gamma: float, z: float = 3.0) -> float | None:
+def plateau(points: list, gamma: float, z: float = 3.0) -> float | None:
     """The largest eps below which the estimates at ``gamma`` all agree (within ``z`` combined
     standard errors) with the one at the smallest eps: where the estimate stops depending on
     eps. None when even the two smallest disagree."""

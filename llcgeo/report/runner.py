@@ -95,27 +95,20 @@ def run_experiments(
         store = ResultStore(folder / "store", f"{llcgeo.__version__}+{code_fingerprint()}")
         plan = _plan(experiments, scale, store, notify, start)
         cases, computed = _execute(plan, device, store, notify, start, executor or InProcess())
-        return _finish(experiments, plan, cases, computed, store, folder, start, device, scale,
-                       title, preamble)  # fmt: skip
-
-
-def _finish(experiments, plan, cases, computed, store, folder, start, device, scale, title,
-            preamble) -> Report:  # fmt: skip
-    results = tuple(_summarize(e, cases) for e in experiments)
-    seconds = time.perf_counter() - start
-    meta = ReportMeta(
-        title=title,
-        preamble=preamble,
-        version=llcgeo.__version__,
-        device=device,
-        scale=scale,
-        wall_seconds=seconds,
-        computed=computed,
-        reused=len(plan) - computed,
-        problems=tuple(store.problems),
-    )
-    paths = write_report(results, cases, folder, meta)
-    return Report(paths, results, computed, len(plan) - computed, meta.problems, seconds)
+        results = tuple(_summarize(e, cases) for e in experiments)
+        meta = ReportMeta(
+            title=title,
+            preamble=preamble,
+            version=llcgeo.__version__,
+            device=device,
+            scale=scale,
+            wall_seconds=time.perf_counter() - start,
+            computed=computed,
+            reused=len(plan) - computed,
+            problems=tuple(store.problems),
+        )
+        paths = write_report(results, cases, folder, meta)
+    return Report(paths, results, computed, meta.reused, meta.problems, meta.wall_seconds)
 
 
 def resolve_device(device: str) -> str:

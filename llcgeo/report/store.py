@@ -190,9 +190,13 @@ def _set_aside(path: Path) -> Path:
 
 
 def _read(path: Path) -> tuple[dict[str, Any], str | None]:
-    if not _is_regular(path):
+    try:
+        status = os.lstat(path)
+    except OSError as err:
+        return {}, f"unreadable ({err})"
+    if not stat.S_ISREG(status.st_mode):
         return {}, "not a regular file (a folder, a link or a device)"
-    size = os.lstat(path).st_size
+    size = status.st_size
     if size > MAX_RECORD_BYTES:
         return {}, f"{size} bytes, more than a record can be ({MAX_RECORD_BYTES})"
     try:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from llcgeo.config import TARGETS
 from llcgeo.errors import SpecError
 from llcgeo.theory.sgld import expected_sgld_estimate
 from llcgeo.validate import integer, positive
@@ -79,9 +80,9 @@ def recommend(
     eigenvalues: Sequence[float],
     *,
     nbeta: float,
-    bias: float = 0.05,
-    localization: float = 0.05,
-    se: float = 0.02,
+    bias: float = TARGETS.bias,
+    localization: float = TARGETS.localization,
+    se: float = TARGETS.se,
     chains: int = 4,
     max_steps: int = 200_000,
     noise: float = 0.0,

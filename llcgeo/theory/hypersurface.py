@@ -69,11 +69,6 @@ def factors_with_multiplicity(poly: sp.Poly) -> list[tuple[sp.Poly, int]]:
     return [(f, k) for f, k in factors if f.total_degree() > 0]
 
 
-def real_factors(poly: sp.Poly) -> list[sp.Poly]:
-    """The distinct non-constant irreducible factors of ``poly`` over Q."""
-    return [f for f, _ in factors_with_multiplicity(poly)]
-
-
 def _evaluate(poly: sp.Poly, points: np.ndarray) -> np.ndarray:
     """``poly`` at many float points (rows), term by term."""
     out = np.zeros(len(points))
