@@ -31,16 +31,6 @@ from llcgeo.numerics.linear import Layout, design_matrix, hessian_eigenvalues, s
 from llcgeo.theory import expected_sgld_estimate
 
 
-def linear_at(fit) -> torch.nn.Linear:
-    """An ``nn.Linear`` holding the least-squares fit (the SGLD centre)."""
-    m, p = fit.fitted.shape
-    layer = torch.nn.Linear(p - 1, m, dtype=torch.float64)
-    with torch.no_grad():
-        layer.weight.copy_(fit.fitted[:, :-1])
-        layer.bias.copy_(fit.fitted[:, -1])
-    return layer
-
-
 def best_of(repeats: int, run):
     """``run()``'s result and its shortest wall time over ``repeats`` runs (a shared machine's
     load only ever adds time)."""
@@ -53,7 +43,7 @@ def best_of(repeats: int, run):
 
 
 def run_llcgeo(fit, config: SGLDConfig, args):
-    layer = linear_at(fit)
+    layer = fit.as_linear()
     warm = _tiny(config)
     estimate_llc(layer, fit.inputs[:64], fit.targets[:64], config=warm, device=args.device)
     e, seconds = best_of(
@@ -90,7 +80,7 @@ def run_devinterp(fit, config: SGLDConfig, nbeta: float, args):
 
     dtype = torch.float32 if config.dtype == "float32" else torch.float64
     x, y = fit.inputs.to(args.device, dtype), fit.targets.to(args.device, dtype)
-    model = linear_at(fit).to(args.device, dtype)
+    model = fit.as_linear().to(args.device, dtype)
 
     def loss_fn(model, input_ids):  # per-"token" loss of shape (batch, 1)
         rows = input_ids[:, 0]

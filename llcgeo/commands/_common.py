@@ -176,25 +176,18 @@ def executor_from_args(args):
 def calibrated(args, manifold, layer, refine, config):
     """:func:`llcgeo.calibrate` on the case's own teacher-student data (the same seed, so the
     same sample the measurement will draw)."""
-    import torch
-
     from llcgeo.numerics.masks import refine_masks
     from llcgeo.numerics.measure import teacher_student
     from llcgeo.reconcile.calibration import calibrate
 
     data = teacher_student(manifold, layer, args.n, seed=args.seed, sigma=args.sigma)
-    model = torch.nn.Linear(manifold.d, layer.m, bias=layer.bias, dtype=torch.float64)
-    with torch.no_grad():
-        model.weight.copy_(data.fitted[:, : manifold.d])
-        if layer.bias:
-            model.bias.copy_(data.fitted[:, manifold.d])
     targets = {  # only `llcgeo calibrate` has flags for them; --eps auto takes the defaults
         name: getattr(args, f"{name}_target")
         for name in ("bias", "localization", "se")
         if hasattr(args, f"{name}_target")
     }
     return calibrate(
-        model, data.inputs, data.targets, config=config,
+        data.as_linear(), data.inputs, data.targets, config=config,
         param_masks=refine_masks(layer, refine, manifold.d), **targets,
     )  # fmt: skip
 

@@ -55,6 +55,16 @@ class TeacherStudent:
         if self.targets.shape[0] != n or self.fitted.shape != (self.targets.shape[1], p):
             raise SpecError("targets and fitted parameters do not match the inputs")
 
+    def as_linear(self) -> torch.nn.Linear:
+        """The fit as a float64 ``torch.nn.Linear`` (with a bias when the fit has one)."""
+        d = self.inputs.shape[1]
+        layer = torch.nn.Linear(d, self.fitted.shape[0], bias=self.bias, dtype=torch.float64)
+        with torch.no_grad():
+            layer.weight.copy_(self.fitted[:, :d])
+            if self.bias:
+                layer.bias.copy_(self.fitted[:, d])
+        return layer
+
 
 def least_squares(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """The minimum-norm ``theta`` (``(m, p)``) minimising ``|y - z theta^T|^2`` (float64, SVD
