@@ -22,22 +22,10 @@ EPS = (1e-3, 3e-3)
 CHAINS = 32
 
 
-def _fitted_layer(n=2000):
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(n, 3, generator=g, dtype=F64)
-    layer = torch.nn.Linear(3, 2, dtype=F64)
-    y = layer(x).detach() + 0.5 * torch.randn(n, 2, generator=g, dtype=F64)
-    z = design_matrix(x, True)
-    theta = torch.linalg.lstsq(z, y).solution.T
-    with torch.no_grad():
-        layer.weight.copy_(theta[:, :3])
-        layer.bias.copy_(theta[:, 3])
-    return layer, x, y, np.repeat(np.linalg.eigvalsh(second_moment(z).numpy()), 2)
-
-
 @pytest.mark.slow
-def test_mala_samples_the_exact_posterior_where_sgld_is_biased():
-    layer, x, y, h = _fitted_layer()
+def test_mala_samples_the_exact_posterior_where_sgld_is_biased(fitted_linear):
+    layer, x, y = fitted_linear(2000)
+    h = np.repeat(np.linalg.eigvalsh(second_moment(design_matrix(x, True)).numpy()), 2)
     limit = t_limit(len(EPS), CHAINS - 1)
     for eps in EPS:
         mala, sgld = (

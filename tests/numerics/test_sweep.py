@@ -5,7 +5,6 @@ import torch
 
 from llcgeo.config import SGLDConfig
 from llcgeo.numerics.estimate import model_problem
-from llcgeo.numerics.linear import design_matrix
 from llcgeo.numerics.sweep import sweep
 from llcgeo.reconcile.verdict import family_threshold
 from llcgeo.theory import expected_sgld_estimate
@@ -13,20 +12,13 @@ from llcgeo.theory import expected_sgld_estimate
 F64 = torch.float64
 
 
-def _problem(n=3000):
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(n, 3, generator=g, dtype=F64)
-    layer = torch.nn.Linear(3, 2, dtype=F64)
-    y = layer(x).detach() + 0.5 * torch.randn(n, 2, generator=g, dtype=F64)
-    theta = torch.linalg.lstsq(design_matrix(x, True), y).solution.T
-    with torch.no_grad():
-        layer.weight.copy_(theta[:, :3])
-        layer.bias.copy_(theta[:, 3])
+def _problem(fit, n):
+    layer, x, y = fit(n)
     return model_problem(layer, x, y, SGLDConfig(), None, "gaussian", "cpu")
 
 
-def test_every_grid_point_lands_on_its_exact_expectation():
-    problem = _problem()
+def test_every_grid_point_lands_on_its_exact_expectation(fitted_linear):
+    problem = _problem(fitted_linear, 3000)
     eps_grid, gamma_grid = (1e-4, 4e-4, 1.6e-3), (1.0, 30.0)
     points = sweep(problem, eps_grid, gamma_grid, chains=8, steps=2000, burnin=300, seed=3)
     limit = family_threshold(len(points))
@@ -41,8 +33,8 @@ def test_every_grid_point_lands_on_its_exact_expectation():
     assert means[(1.6e-3, 1.0)] > means[(1e-4, 1.0)]  # the step-size bias the grid shows
 
 
-def test_an_unstable_grid_point_is_reported_diverged_not_averaged():
-    problem = _problem(500)
+def test_an_unstable_grid_point_is_reported_diverged_not_averaged(fitted_linear):
+    problem = _problem(fitted_linear, 500)
     points = sweep(problem, (1e-4, 1.0), (1.0,), chains=4, steps=200, burnin=50)
     assert points[0].diverged == 0 and points[1].diverged == 4
     assert np.isnan(points[1].mean)

@@ -10,7 +10,6 @@ from llcgeo.errors import SpecError
 from llcgeo.numerics import estimate_llc
 from llcgeo.numerics.curvature import hessian_spectrum
 from llcgeo.numerics.estimate import model_problem
-from llcgeo.numerics.linear import design_matrix
 from llcgeo.reconcile.verdict import Z_AGREE
 from llcgeo.theory.calibration import recommend
 
@@ -27,20 +26,8 @@ def test_recommended_settings_meet_their_targets_on_the_exact_theory():
         assert r.burnin < r.steps
 
 
-def _fitted(n=4000):
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(n, 3, generator=g, dtype=F64)
-    layer = torch.nn.Linear(3, 2, dtype=F64)
-    y = layer(x).detach() + 0.5 * torch.randn(n, 2, generator=g, dtype=F64)
-    theta = torch.linalg.lstsq(design_matrix(x, True), y).solution.T
-    with torch.no_grad():
-        layer.weight.copy_(theta[:, :3])
-        layer.bias.copy_(theta[:, 3])
-    return layer, x, y
-
-
-def test_a_calibrated_run_lands_on_the_exact_expectation_it_promised():
-    layer, x, y = _fitted()
+def test_a_calibrated_run_lands_on_the_exact_expectation_it_promised(fitted_linear):
+    layer, x, y = fitted_linear(4000, seed=1)
     cal = llcgeo.calibrate(layer, x, y)
     estimate = estimate_llc(layer, x, y, config=cal.config, device="cpu")
     r = cal.recommendation
@@ -48,8 +35,8 @@ def test_a_calibrated_run_lands_on_the_exact_expectation_it_promised():
     assert abs(r.expected - r.llc) <= 0.1 * r.llc and len(r.reasons) == 4  # no flat direction
 
 
-def test_lanczos_finds_the_exact_spectrum_through_the_general_path():
-    layer, x, y = _fitted(500)
+def test_lanczos_finds_the_exact_spectrum_through_the_general_path(fitted_linear):
+    layer, x, y = fitted_linear(500, seed=1)
     config = SGLDConfig()
     exact = hessian_spectrum(model_problem(layer, x, y, config, None, "gaussian", "cpu"))
     general = model_problem(
@@ -58,8 +45,8 @@ def test_lanczos_finds_the_exact_spectrum_through_the_general_path():
     np.testing.assert_allclose(hessian_spectrum(general, steps=8), exact, rtol=1e-8, atol=1e-10)
 
 
-def test_a_model_that_is_not_at_a_minimum_is_refused():
-    layer, x, y = _fitted(4000)
+def test_a_model_that_is_not_at_a_minimum_is_refused(fitted_linear):
+    layer, x, y = fitted_linear(4000, seed=1)
     untrained = torch.nn.Linear(3, 2, dtype=F64)
     with torch.no_grad():
         untrained.weight.copy_(layer.weight + 0.5)  # far from the fit, in units of its noise
@@ -108,10 +95,10 @@ def test_the_calibrate_command_and_eps_auto(capsys):
     assert stopped.value.code == 2 and "number or auto" in capsys.readouterr().err
 
 
-def test_a_grid_sweep_gives_the_theory_curve_and_its_plateau():
+def test_a_grid_sweep_gives_the_theory_curve_and_its_plateau(fitted_linear):
     from llcgeo.reconcile.calibration import plateau, sweep_grid
 
-    layer, x, y = _fitted(3000)
+    layer, x, y = fitted_linear(3000, seed=1)
     config = SGLDConfig(chains=8, steps=2000, burnin=300)
     points = sweep_grid(layer, x, y, (5e-5, 1e-4, 2e-4, 3e-3), (1.0,), config=config, seed=1)
     assert all(p.expected is not None and p.diverged == 0 for p in points)
