@@ -24,6 +24,7 @@ from llcgeo.manifolds import (
     ParametricManifold,
     RMSNormImage,
     Simplex,
+    SoftmaxHead,
     Sphere,
 )
 
@@ -69,6 +70,7 @@ __all__ = [
     "ParametricManifold",
     "RMSNormImage",
     "Simplex",
+    "SoftmaxHead",
     "SpecError",
     "Sphere",
     *_LAZY,

@@ -424,15 +424,46 @@ def _family(name: str) -> type:
 
 @dataclass(frozen=True, repr=False)
 class LinearLayer(_Spec):
-    """``y = W x (+ b)`` with ``W`` of shape ``m x d``."""
+    """``y = W x (+ b)`` with ``W`` of shape ``m x d``, under the Gaussian loss."""
 
     m: int
     bias: bool = False
 
     def __post_init__(self):
         dimension(self.m, "m")
-        if not isinstance(self.bias, bool):
-            raise SpecError(f"bias must be True or False, got {self.bias!r}")
+        _check_bias(self.bias)
+
+    @property
+    def multiplicity(self) -> int:
+        """How many copies of the input block's rank the Hessian holds: ``m``."""
+        return self.m
+
+
+@dataclass(frozen=True, repr=False)
+class SoftmaxHead(_Spec):
+    """``p(y | z) = softmax(W z (+ b))`` over ``classes`` classes, ``W`` of shape
+    ``classes x d``, under the cross-entropy loss (:mod:`llcgeo.theory.softmax`)."""
+
+    classes: int
+    bias: bool = False
+
+    def __post_init__(self):
+        dimension(self.classes, "classes", minimum=2)
+        _check_bias(self.bias)
+
+    @property
+    def multiplicity(self) -> int:
+        """``classes - 1``: adding one vector to every row of ``W`` changes no probability."""
+        return self.classes - 1
+
+
+def _check_bias(bias: Any) -> None:
+    if not isinstance(bias, bool):
+        raise SpecError(f"bias must be True or False, got {bias!r}")
+
+
+Head = LinearLayer | SoftmaxHead
+HEAD_TYPES = (LinearLayer, SoftmaxHead)
 
 
 def check_samples(n: Any, what: str = "n") -> int:
@@ -447,10 +478,12 @@ def check_samples(n: Any, what: str = "n") -> int:
 REFINES = ("all", "weight", "bias")
 
 
-def check_refine(refine: str, layer: LinearLayer) -> str:
-    """Validate a weight-refinement name against a layer."""
+def check_refine(refine: str, layer: Head) -> str:
+    """Validate a weight-refinement name against a layer or head."""
+    if not isinstance(layer, HEAD_TYPES):
+        raise SpecError(f"a layer must be a LinearLayer or a SoftmaxHead, got {layer!r}")
     if refine not in REFINES:
         raise SpecError(f"refine must be one of {REFINES}, got {refine!r}")
     if refine == "bias" and not layer.bias:
-        raise SpecError("refine='bias' needs a layer with a bias (LinearLayer(m, bias=True))")
+        raise SpecError(f"refine='bias' needs a layer with a bias, got {layer!r}")
     return refine

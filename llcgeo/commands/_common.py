@@ -26,7 +26,7 @@ def add_manifold_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("manifold and layer")
     g.add_argument("--manifold", required=True, choices=MANIFOLDS)
     g.add_argument("--d", type=int, help="ambient dimension (derived for hyperplane/implicit/...)")
-    g.add_argument("--m", type=int, required=True, help="output dimension of the layer")
+    g.add_argument("--m", type=int, help="output dimension of the layer (required)")
     g.add_argument("--bias", action="store_true", help="the layer has a bias b")
     g.add_argument("--refine", default="all", choices=mf.REFINES)
     g.add_argument("--gain", help="layernorm/rmsnorm gain, comma separated (default all 1)")
@@ -63,8 +63,18 @@ def manifold_from_args(args) -> mf.ManifoldSpec:
     return spec
 
 
-def layer_from_args(args) -> tuple[mf.LinearLayer, str]:
-    layer = mf.LinearLayer(args.m, bias=args.bias)
+def layer_from_args(args) -> tuple[mf.Head, str]:
+    """The layer the flags name: a softmax head with ``--classes K`` (where a command offers
+    it), else a linear layer of ``--m`` outputs."""
+    classes = getattr(args, "classes", None)
+    if classes is not None:
+        if args.m is not None:
+            raise SpecError("give --m (a linear layer) or --classes (a softmax head), not both")
+        layer = mf.SoftmaxHead(classes, bias=args.bias)
+    elif args.m is None:
+        raise SpecError("--m (the layer's output dimension) is required")
+    else:
+        layer = mf.LinearLayer(args.m, bias=args.bias)
     return layer, mf.check_refine(args.refine, layer)
 
 

@@ -1,4 +1,4 @@
-"""``llcgeo predict``: the exact LLC of a linear layer on a manifold."""
+"""``llcgeo predict``: the exact LLC of a linear layer or softmax head on a manifold."""
 
 from __future__ import annotations
 
@@ -14,6 +14,11 @@ from llcgeo.commands._common import (
 def register(sub) -> None:
     p = sub.add_parser("predict", help="exact Hessian rank and LLC (theory only)")
     add_manifold_arguments(p)
+    p.add_argument(
+        "--classes",
+        type=int,
+        help="a softmax head of this many classes under cross-entropy, instead of --m",
+    )
     g = p.add_argument_group(
         "a deep linear network y = W_L ... W_1 x instead of one layer (reduced-rank regression "
         "with one hidden width)"
@@ -42,6 +47,8 @@ def singular_record(args, manifold) -> dict:
         raise SpecError("--hidden needs --rank, the true rank of the teacher's map")
     if args.refine != "all":
         raise SpecError("a deep linear network is predicted for all its parameters only")
+    if args.m is None or args.classes is not None:
+        raise SpecError("--hidden needs --m, the network's output dimension (no --classes)")
     p = singular_llc(manifold, _hidden(args.hidden), args.m, args.rank, bias=args.bias)
     return {
         "manifold": args.manifold,
@@ -66,7 +73,7 @@ def prediction_record(args, manifold, layer, refine) -> dict:
         "manifold": args.manifold,
         "spec": repr(manifold),
         "d": manifold.d,
-        "m": layer.m,
+        **_head_size(layer),
         "bias": layer.bias,
         "refine": refine,
         "span_dimension": support.span_dimension,
@@ -80,6 +87,12 @@ def prediction_record(args, manifold, layer, refine) -> dict:
         "witness": [[float(v) for v in pred.witness.row(i)] for i in range(pred.witness.rows)],
         "witness_exact": [[str(v) for v in pred.witness.row(i)] for i in range(pred.witness.rows)],
     }
+
+
+def _head_size(layer) -> dict:
+    from llcgeo.manifolds import SoftmaxHead
+
+    return {"classes": layer.classes} if isinstance(layer, SoftmaxHead) else {"m": layer.m}
 
 
 def exact_pair(name: str, value) -> dict:

@@ -1,10 +1,12 @@
-"""The population Hessian of a linear layer on manifold data, and the LLC it predicts.
+"""The population Hessian of a linear layer or softmax head on manifold data, and its LLC.
 
 For ``f(x) = W x (+ b)`` and the loss ``E[1/2 |y - f(x)|^2]``, the Hessian at the truth is
 ``I_m (x) E[z z^T]`` (``z = x``, or ``(x, 1)`` with a bias). Its rank is ``m`` times the rank of
 the sub-block of ``E[z z^T]`` that moves; that rank is the dimension of the linear span of the
 support (``W``), the affine hull plus one (``W`` and ``b``), or 1 (``b``). The LLC of such a
 regular-in-its-span quadratic model is half the rank. Nothing of size ``(m d)^2`` is formed.
+A softmax head of ``K`` classes has the same block with multiplicity ``K - 1`` in place of
+``m`` (derived in :mod:`llcgeo.theory.softmax`).
 
 >>> from llcgeo.manifolds import LayerNormImage, LinearLayer
 >>> p = predicted_llc(LayerNormImage(8), LinearLayer(3))
@@ -19,7 +21,8 @@ from dataclasses import dataclass
 import sympy as sp
 
 from llcgeo import manifolds as mf
-from llcgeo.manifolds import LinearLayer, check_refine
+from llcgeo.manifolds import Head, LinearLayer, check_refine
+from llcgeo.theory.softmax import K_SYMBOL
 from llcgeo.theory.support import AffineSupport, affine_support
 
 M_SYMBOL, D_SYMBOL = (
@@ -40,7 +43,8 @@ NAMED_FAMILIES = (
 
 @dataclass(frozen=True)
 class PopulationHessian:
-    """``I_m (x) B``, ``B`` the moving sub-block of ``E[z z^T]``, kept in factored form.
+    """``I_m (x) B``, ``B`` the moving sub-block of ``E[z z^T]``, kept in factored form; for a
+    softmax head ``m`` is ``K - 1``, the multiplicity of ``B``'s rank in the Hessian's.
 
     ``null_space`` rows span ``ker B`` (each row ``v`` has ``v . z = 0`` on the support).
     """
@@ -64,7 +68,7 @@ class LLCPrediction:
     """The predicted LLC of a layer on a manifold, with its derivation's witness."""
 
     manifold: mf.ManifoldSpec
-    layer: LinearLayer
+    layer: Head
     refine: str
     hessian: PopulationHessian
     llc: sp.Rational
@@ -85,7 +89,7 @@ class LLCPrediction:
         return self.hessian.null_space
 
 
-def _block(support: AffineSupport, layer: LinearLayer, refine: str) -> tuple[int, sp.Matrix]:
+def _block(support: AffineSupport, layer: Head, refine: str) -> tuple[int, sp.Matrix]:
     """(size of the moving block, null-space rows of that block of ``E[z z^T]``)."""
     if refine == "bias":
         return 1, sp.zeros(0, 1)
@@ -95,40 +99,42 @@ def _block(support: AffineSupport, layer: LinearLayer, refine: str) -> tuple[int
 
 
 def population_hessian(
-    manifold: mf.ManifoldSpec, layer: LinearLayer, refine: str = "all"
+    manifold: mf.ManifoldSpec, layer: Head, refine: str = "all"
 ) -> PopulationHessian:
     """The structured population Hessian of ``layer`` on ``manifold``'s data."""
     check_refine(refine, layer)
     return _hessian(affine_support(manifold), layer, refine)
 
 
-def _hessian(support: AffineSupport, layer: LinearLayer, refine: str) -> PopulationHessian:
+def _hessian(support: AffineSupport, layer: Head, refine: str) -> PopulationHessian:
     size, null = _block(support, layer, refine)
-    return PopulationHessian(layer.m, size, size - null.rows, null)
+    return PopulationHessian(layer.multiplicity, size, size - null.rows, null)
 
 
-def unconstrained_rank(d, layer: LinearLayer, refine: str):
+def unconstrained_rank(d, layer: Head, refine: str):
     """Block rank on full-dimensional (Gaussian) data; ``d`` may be a symbol."""
     if refine == "bias":
         return 1
     return d + 1 if (refine == "all" and layer.bias) else d
 
 
-def _closed_form(manifold, layer: LinearLayer, refine: str, block_rank: int) -> sp.Expr:
+def _closed_form(manifold, layer: Head, refine: str, block_rank: int) -> sp.Expr:
     d = manifold.d
     deficit = unconstrained_rank(d, layer, refine) - block_rank
     d_expr = D_SYMBOL if isinstance(manifold, NAMED_FAMILIES) else sp.Integer(d)
-    return M_SYMBOL * (unconstrained_rank(d_expr, layer, refine) - deficit) / 2
+    multiplicity = M_SYMBOL if isinstance(layer, LinearLayer) else K_SYMBOL - 1
+    return multiplicity * (unconstrained_rank(d_expr, layer, refine) - deficit) / 2
 
 
 def predicted_llc(
     manifold: mf.ManifoldSpec,
-    layer: LinearLayer,
+    layer: Head,
     refine: str = "all",
     *,
     time_limit: float | None = None,
 ) -> LLCPrediction:
-    """``LLC = rank(I_m (x) B) / 2`` for the moving block ``B`` of ``E[z z^T]``.
+    """``LLC = rank(I_m (x) B) / 2`` for the moving block ``B`` of ``E[z z^T]``; a
+    :class:`~llcgeo.manifolds.SoftmaxHead` of ``K`` classes has ``K - 1`` for ``m``.
 
     ``refine``: "all" (every parameter), "weight" (``W`` alone, ``b`` frozen), "bias"
     (``b`` alone). The drop is measured against Gaussian data with the same layer. A derivation
@@ -138,7 +144,7 @@ def predicted_llc(
     check_refine(refine, layer)
     support = affine_support(manifold, seconds=time_limit)
     hessian = _hessian(support, layer, refine)
-    unconstrained = layer.m * unconstrained_rank(manifold.d, layer, refine)
+    unconstrained = layer.multiplicity * unconstrained_rank(manifold.d, layer, refine)
     return LLCPrediction(
         manifold=manifold,
         layer=layer,

@@ -146,3 +146,29 @@ def test_predict_a_deep_linear_network_on_layernorm_data(capsys):
     assert cli.main(["predict", "--manifold", "layernorm", "--d", "4", "--m", "4",
                      "--hidden", "3"]) == 2  # fmt: skip
     assert "--rank" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("manifold", "llc", "drop"),
+    [("layernorm", "135/2", "9/2"), ("rmsnorm", "72", "0"), ("simplex", "72", "0")],
+)
+def test_predict_a_softmax_head(capsys, manifold, llc, drop):
+    args = ["predict", "--manifold", manifold, "--d", "16", "--classes", "10", "--json"]
+    assert main(args + ["--bias", "--refine", "weight"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert (record["classes"], record["llc_exact"], record["llc_drop_exact"]) == (10, llc, drop)
+    assert "m" not in record
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--m", "3", "--classes", "4"], "not both"),
+        ([], "--m .* is required"),
+        (["--classes", "1"], "classes must be at least 2"),
+        (["--classes", "4", "--hidden", "2", "--rank", "1"], "--hidden needs --m"),
+    ],
+)
+def test_predict_head_errors(capsys, extra, message):
+    assert main(["predict", "--manifold", "gaussian", "--d", "4", *extra]) == 2
+    assert __import__("re").search(message, capsys.readouterr().err)
