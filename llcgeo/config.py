@@ -14,8 +14,9 @@ DTYPES = ("float64", "float32")
 # "epochs": a fresh permutation each epoch, cut into batches (torch's DataLoader, as devinterp);
 # "independent": each step draws its batch anew, with replacement (the exact minibatch reference)
 BATCH_DRAWS = ("epochs", "independent")
-# "sgld": Langevin steps, biased by eps; "mala": the same proposal with an exact Metropolis test
-SAMPLERS = ("sgld", "mala")
+# "sgld": Langevin steps, biased by eps; "mala": the same proposal with an exact Metropolis test;
+# "rmsprop": SGLD with a per-coordinate RMSProp step size (llcgeo.numerics.rmsprop)
+SAMPLERS = ("sgld", "mala", "rmsprop")
 
 
 class Targets(NamedTuple):
@@ -50,7 +51,9 @@ class SGLDConfig:
 
     ``nbeta=None`` means ``n / log n``; ``batch_size=None`` means full batch, and ``batches``
     says how minibatches are drawn (``BATCH_DRAWS``); ``sampler="mala"`` adds an exact
-    Metropolis test to each step (full batch only), a reference free of step-size bias. The
+    Metropolis test to each step (full batch only), a reference free of step-size bias;
+    ``sampler="rmsprop"`` preconditions each coordinate by a running mean square of its drift
+    (decay ``rmsprop_decay``, floor ``rmsprop_floor``; :mod:`llcgeo.numerics.rmsprop`). The
     default
     ``eps = 1e-4`` keeps ``eps * nbeta * h`` near 0.2 for unit-scale data at ``n = 20 000``; the
     estimator's finite-step bias grows like ``1 / (1 - eps (nbeta h + gamma) / 4)``. The loss is
@@ -72,6 +75,8 @@ class SGLDConfig:
     bounding_box: float | None = None
     batches: str = "epochs"
     sampler: str = "sgld"
+    rmsprop_decay: float = 0.99
+    rmsprop_floor: float = 1e-8
 
     def __post_init__(self):
         positive(self.eps, "eps")
@@ -97,6 +102,11 @@ class SGLDConfig:
     def _check_sampler(self) -> None:
         if self.sampler not in SAMPLERS:
             raise SpecError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if not 0 <= self.rmsprop_decay < 1:
+            raise SpecError(f"rmsprop_decay must lie in [0, 1), got {self.rmsprop_decay!r}")
+        positive(self.rmsprop_floor, "rmsprop_floor")
+        if self.sampler == "rmsprop" and self.bounding_box is not None:
+            raise SpecError("the rmsprop sampler takes no bounding box")
         if self.sampler != "mala":
             return
         if self.batch_size is not None:

@@ -20,25 +20,47 @@ STEP = 1e-4  # the difference step, relative to the centre's scale
 CLOSED = 1e-7  # a residual below this fraction of the operator's scale: the Krylov space closed
 
 
-def hessian_spectrum(problem: Problem, *, steps: int = 100, seed: int = 0) -> np.ndarray:
-    """Ritz values (ascending) of the Hessian of the full-batch loss at ``problem.centre``,
-    restricted to the entries ``problem.mask`` moves; exact on the linear path."""
+def hessian_spectrum(
+    problem: Problem, *, steps: int = 100, seed: int = 0, rows: torch.Tensor | None = None
+) -> np.ndarray:
+    """Ritz values (ascending) of the Hessian of the full-batch loss at ``problem.centre``
+    (of the loss on the samples ``rows`` where given), restricted to the entries
+    ``problem.mask`` moves; exact on the linear path."""
     if problem.hessian_eigenvalues is not None:
         return np.sort(np.asarray(problem.hessian_eigenvalues, dtype=np.float64))
     centre = problem.centre.to(torch.float64)
     moving = torch.ones_like(centre, dtype=torch.bool) if problem.mask is None else problem.mask
     size = int(moving.sum())
     h = STEP * max(1.0, float(centre.abs().max()))
+    batch = None if rows is None else rows.to(centre.device).expand(2, -1)
 
     def product(v: torch.Tensor) -> torch.Tensor:
         full = torch.zeros_like(centre)
         full[moving] = v
         points = torch.stack([centre + h * full, centre - h * full]).to(problem.start.dtype)
-        _, grad = problem.loss_and_grad(points, None)
+        _, grad = problem.loss_and_grad(points, batch)
         grad = grad.to(torch.float64)
         return ((grad[0] - grad[1]) / (2 * h))[moving]
 
     return _lanczos(product, size, min(steps, size), seed)
+
+
+PROBE_STEPS = 12  # Lanczos steps for the top eigenvalue: the extremes converge first
+PROBE_ROWS = 4096  # samples its Hessian is taken on, on a minibatch run of a larger data set
+
+
+def top_eigenvalue(problem: Problem, *, minibatched: bool, seed: int = 0) -> tuple[float, bool]:
+    """``(h_max, exact)``: the largest Hessian eigenvalue, exact on the linear path, else the
+    top Ritz value of ``PROBE_STEPS`` Lanczos steps (a lower bound, close for the extremes),
+    on ``PROBE_ROWS`` random samples where a minibatch run has more (the path takes batches)."""
+    if problem.hessian_eigenvalues is not None:
+        return float(np.max(problem.hessian_eigenvalues, initial=0.0)), True
+    rows = None
+    if minibatched and problem.n > PROBE_ROWS:
+        generator = torch.Generator().manual_seed(seed)
+        rows = torch.randperm(problem.n, generator=generator)[:PROBE_ROWS]
+    spectrum = hessian_spectrum(problem, steps=PROBE_STEPS, seed=seed, rows=rows)
+    return float(spectrum[-1]), False
 
 
 def _lanczos(product, size: int, steps: int, seed: int) -> np.ndarray:

@@ -148,3 +148,50 @@ def mean_and_se(per_chain, keep) -> tuple[float, float]:
         return math.nan, math.nan
     se = float(kept.std(ddof=1) / math.sqrt(kept.size)) if kept.size > 1 else math.nan
     return float(kept.mean()), se
+
+
+RHAT_LIMIT = 1.1  # above it, the chains disagree about the loss's distribution
+ESS_PER_CHAIN = 100  # Vehtari et al. 2021: a bulk ESS of at least 100 per chain
+# a step with eps (nbeta h + gamma) above this share of the stability bound 4 inflates that
+# direction's share of the estimate by 1 / (1 - share) or more (a third at 0.25)
+STABILITY_SHARE = 0.25
+
+
+def quality_warnings(rhat_value: float, ess_value: float, chains: int) -> tuple[str, ...]:
+    """What the R-hat and bulk ESS of the kept chains say deserves a look.
+
+    >>> quality_warnings(1.34, 12.0, 4)[0][:30]
+    'R-hat is 1.34 (above 1.1): the'
+    """
+    found = []
+    if rhat_value > RHAT_LIMIT:
+        found.append(
+            f"R-hat is {rhat_value:.3g} (above {RHAT_LIMIT}): the chains disagree; run longer, "
+            "with more burn-in, or a smaller eps"
+        )
+    if ess_value < ESS_PER_CHAIN * chains:
+        found.append(
+            f"the bulk ESS is {ess_value:.3g} (below {ESS_PER_CHAIN} per chain, "
+            f"{ESS_PER_CHAIN * chains} for {chains}): the standard "
+            "error rests on few independent draws; run longer or raise eps"
+        )
+    return tuple(found)
+
+
+def stability_warning(eps: float, nbeta: float, gamma: float, h_max: float, *, lower=False):
+    """A warning when ``eps (nbeta h_max + gamma)`` is past ``STABILITY_SHARE`` of the bound 4
+    (``lower``: ``h_max`` is a lower bound, from a few Lanczos steps); else ``None``.
+
+    >>> stability_warning(1e-3, 1000.0, 1.0, 3.9)[:46]
+    'eps (nbeta h_max + gamma) = 3.9 is 98% of the '
+    """
+    product = eps * (nbeta * h_max + gamma)
+    if not product > STABILITY_SHARE * 4:
+        return None
+    at_least = "at least " if lower else ""
+    return (
+        f"eps (nbeta h_max + gamma) = {at_least}{product:.3g} is {product / 4:.0%} of the "
+        f"stability bound 4: the stiffest direction's share of the estimate is inflated by "
+        f"{at_least}{1 / max(1e-12, 1 - product / 4):.3g}x (or the chain diverges); use a "
+        "smaller eps, or eps auto"
+    )

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import torch
 
 from llcgeo.config import SGLDConfig
 from llcgeo.errors import EstimationError
+from llcgeo.numerics.curvature import top_eigenvalue
+from llcgeo.numerics.data import checked_data, is_matrix, to_device
 from llcgeo.numerics.device import (
     make_generator,
     resolve_device,
@@ -33,9 +34,11 @@ from llcgeo.numerics.device import (
     stream,
     thread_policy,
 )
+from llcgeo.numerics.diagnostics import stability_warning
 from llcgeo.numerics.linear import linear_problem
+from llcgeo.numerics.losses import LOSSES, check_gaussian_targets, per_sample_loss
 from llcgeo.numerics.masks import flatten_masks
-from llcgeo.numerics.module import module_problem, parameter_shapes, per_sample_loss
+from llcgeo.numerics.module import module_problem, parameter_shapes
 from llcgeo.numerics.problem import Problem, run_problem, summarize
 from llcgeo.numerics.product import is_linear_product, product_problem
 from llcgeo.numerics.result import LLCEstimate
@@ -57,8 +60,14 @@ def estimate_llc(
 ) -> LLCEstimate:
     """``nbeta * (mean_k L(w_k) - L(w*))`` averaged over chains, ``w*`` the model's parameters.
 
-    ``loss`` is ``"gaussian"`` (``1/2 |y - f(x)|^2`` per sample, averaged over samples) or a
-    callable ``loss(outputs, targets) -> per-sample losses``; ``param_masks`` restricts the
+    ``inputs`` is a tensor or array, or a dict of them (passed to ``forward`` as keyword
+    arguments); with ``targets=None`` it is an iterable of ``(inputs, targets)`` batches such as
+    a ``DataLoader``, joined into one dataset. Integer inputs and targets (token ids, class
+    labels) are kept as integers. ``loss`` is ``"gaussian"`` (``1/2 |y - f(x)|^2`` per sample),
+    ``"cross_entropy"`` (logits against labels, :func:`llcgeo.numerics.losses.cross_entropy`)
+    or a callable ``loss(outputs, targets) -> per-sample losses``; the loss is averaged over
+    samples. The model is sampled in evaluation mode (dropout off, batch norm on its running
+    statistics; the result's warnings say so where it matters). ``param_masks`` restricts the
     entries that move (devinterp's semantics); ``progress(done, total)`` is called as it runs.
     On a minibatch, the loss recorded at ``w_k`` is the minibatch loss (as devinterp does);
     ``L(w*)`` is always the exact full-batch loss.
@@ -85,15 +94,19 @@ def model_problem(model, inputs, targets, config, param_masks, loss, target) -> 
     shapes = parameter_shapes(_checked_model(model, config))
     x, y = checked_data(inputs, targets)
     mask = flatten_masks(shapes, param_masks)
-    gaussian = loss == "gaussian" and x.dim() == 2
+    fn = per_sample_loss(loss)
+    named = loss if isinstance(loss, str) and loss in LOSSES else None
+    if named == "gaussian":
+        check_gaussian_targets(y)
+    gaussian = named == "gaussian" and is_matrix(x)
     if type(model) is torch.nn.Linear and gaussian:
         return _linear(model, x.to(target), y.to(target), config, mask)
     if is_linear_product(model) and gaussian and config.batch_size is None:
         return _product_path(model, x.to(target), y.to(target), config, mask)
-    fn, dtype = per_sample_loss(loss), resolve_dtype(config.dtype)
-    x, y = x.to(target, dtype), y.to(target, dtype)
-    problem = module_problem(model, x, y, config, mask, fn)
-    return problem._replace(warnings=_why_general(model, gaussian, config))
+    dtype = resolve_dtype(config.dtype)
+    x, y = to_device(x, target, dtype), to_device(y, target, dtype)
+    problem = module_problem(model, x, y, config, mask, fn, named)
+    return problem._replace(warnings=problem.warnings + _why_general(model, gaussian, config))
 
 
 def _why_general(model, gaussian: bool, config: SGLDConfig) -> tuple[str, ...]:
@@ -127,36 +140,19 @@ def estimate_problem(problem: Problem, config: SGLDConfig, *, seed, progress, st
         raise EstimationError(
             f"batch_size ({config.batch_size}) exceeds the n = {problem.n} samples"
         )
+    problem = problem._replace(warnings=problem.warnings + _stability(problem, config, seed))
     run = run_problem(problem, config, generator, progress)
     return summarize(problem, run, config, seed=seed, seconds=time.perf_counter() - started)
 
 
-def checked_data(inputs, targets) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs and targets as float64 CPU tensors with the same, non-zero number of finite rows."""
-    x, y = (_as_tensor(v, name) for v, name in ((inputs, "inputs"), (targets, "targets")))
-    if x.dim() == 0 or y.dim() == 0:
-        raise EstimationError("inputs and targets must have a leading sample dimension")
-    if x.shape[0] != y.shape[0]:
-        raise EstimationError(
-            f"inputs have {x.shape[0]} samples but targets have {y.shape[0]} "
-            f"(shapes {tuple(x.shape)} and {tuple(y.shape)})"
-        )
-    if x.shape[0] == 0:
-        raise EstimationError("the dataset is empty: inputs and targets have no samples")
-    for value, name in ((x, "inputs"), (y, "targets")):
-        if not torch.isfinite(value).all():
-            raise EstimationError(f"{name} contain NaN or infinite values")
-    return x, y
-
-
-def _as_tensor(value, name: str) -> torch.Tensor:
-    try:
-        tensor = torch.as_tensor(np.asarray(value) if not torch.is_tensor(value) else value)
-    except (TypeError, ValueError, RuntimeError):
-        raise EstimationError(f"{name} must be a tensor or an array of numbers") from None
-    if not (tensor.is_floating_point() or tensor.dtype in (torch.int32, torch.int64)):
-        raise EstimationError(f"{name} must hold real numbers, got dtype {tensor.dtype}")
-    return tensor.detach().to("cpu", torch.float64)
+def _stability(problem: Problem, config: SGLDConfig, seed: int) -> tuple[str, ...]:
+    """A warning when the step is near the stability bound (plain SGLD: MALA's test and the
+    RMSProp preconditioner change the bound)."""
+    if config.sampler != "sgld":
+        return ()
+    h_max, exact = top_eigenvalue(problem, minibatched=config.batch_size is not None, seed=seed)
+    text = stability_warning(config.eps, problem.nbeta, config.gamma, h_max, lower=not exact)
+    return () if text is None else (text,)
 
 
 def _linear(model: torch.nn.Linear, x, y, config: SGLDConfig, mask) -> Problem:

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import torch
 
-from llcgeo.numerics.sgld import Drift, DriftFn, SGLDInfo
+from llcgeo.numerics.sgld import Drift, DriftFn, SGLDInfo, drift_vector
 
 
 class MALAState(NamedTuple):
@@ -31,11 +31,6 @@ class MALAState(NamedTuple):
 
 def init_mala(position: torch.Tensor) -> MALAState:
     return MALAState(position, 0, torch.zeros(position.shape[0], device=position.device))
-
-
-def _full_drift(w: torch.Tensor, d: Drift) -> torch.Tensor:
-    away = w if d.centre is None else w - d.centre
-    return d.scale * d.grad + d.pull * away
 
 
 def _potential(w: torch.Tensor, loss: torch.Tensor, d: Drift) -> torch.Tensor:
@@ -55,11 +50,11 @@ def build_mala_kernel(drift: DriftFn, *, mask: torch.Tensor | None = None):
             raise ValueError("MALA needs the full batch")
         w = state.position
         loss, d = drift(w, None)
-        grad = masked(_full_drift(w, d))
+        grad = masked(drift_vector(w, d))
         noise = masked(torch.randn(w.shape, generator=generator, dtype=w.dtype, device=w.device))
         proposal = w - 0.5 * eps * grad + eps**0.5 * noise
         new_loss, new_d = drift(proposal, None)
-        new_grad = masked(_full_drift(proposal, new_d))
+        new_grad = masked(drift_vector(proposal, new_d))
         back = w - (proposal - 0.5 * eps * new_grad)
         log_ratio = (
             _potential(w, loss, d)

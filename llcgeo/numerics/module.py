@@ -2,75 +2,99 @@
 
 Each chain holds one flat parameter vector (``named_parameters()`` order, row-major); a step
 evaluates ``mean_i loss(f_w(x_i), y_i)`` and its gradient for all chains at once with
-``torch.func.functional_call`` under ``torch.func.vmap``. The model itself is never modified.
+``torch.func.functional_call`` under ``torch.func.vmap``. Inputs given as a dict are passed
+as keyword arguments of ``forward``. The model itself is never modified: a copy is sampled in
+evaluation mode, because a posterior over parameters needs a loss that is a fixed function of
+them (dropout draws a new mask per call; batch norm in training mode couples the samples).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 
 import torch
 from torch.func import functional_call, grad_and_value, vmap
 
 from llcgeo.config import SGLDConfig
 from llcgeo.errors import EstimationError
+from llcgeo.numerics.data import Data, sample_count, take
+from llcgeo.numerics.device import resolve_dtype
+from llcgeo.numerics.losses import check_targets
 from llcgeo.numerics.problem import Problem
 
-PerSampleLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# layers that behave differently in training: the estimate samples the model in eval mode
+TRAINING_DEPENDENT = (
+    torch.nn.modules.dropout._DropoutNd,
+    torch.nn.modules.batchnorm._BatchNorm,
+    torch.nn.modules.instancenorm._InstanceNorm,
+)
 
 
-def gaussian_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """``1/2 |y - f(x)|^2`` per sample (summed over output entries): the Gaussian negative
-    log-likelihood up to a constant.
-
-    >>> gaussian_loss(torch.tensor([[1.0, 2.0]]), torch.tensor([[0.0, 0.0]])).tolist()
-    [2.5]
-    """
-    if outputs.shape != targets.shape:
-        raise EstimationError(
-            f"the model's outputs have shape {tuple(outputs.shape)} but the targets have shape "
-            f"{tuple(targets.shape)}"
-        )
-    return 0.5 * (outputs - targets).square().reshape(outputs.shape[0], -1).sum(dim=1)
-
-
-def per_sample_loss(loss) -> PerSampleLoss:
-    """``"gaussian"`` or a callable ``loss(outputs, targets) -> (batch,)``."""
-    if loss == "gaussian":
-        return gaussian_loss
-    if callable(loss):
-        return loss
-    raise EstimationError(f"loss must be 'gaussian' or a callable, got {loss!r}")
-
-
-def probe(model: torch.nn.Module, x, y, loss: PerSampleLoss) -> None:
-    """Apply model and loss to two samples, turning shape errors into clear messages."""
-    try:
-        with torch.no_grad():
-            values = loss(model(x[:2]), y[:2])
-    except RuntimeError as err:
-        raise EstimationError(
-            f"the model cannot be applied to inputs of shape {tuple(x.shape)} with targets of "
-            f"shape {tuple(y.shape)}: {err}"
-        ) from None
-    if not isinstance(values, torch.Tensor) or values.shape != (min(2, x.shape[0]),):
+def probe(model: torch.nn.Module, x: Data, y, loss, named) -> None:
+    """Apply model and loss to two samples, turning shape and argument errors into clear
+    messages (``named`` is the loss's name, or ``None`` for a callable)."""
+    first = take(x, slice(0, 2))
+    outputs = _applied(lambda: _forward(model, first), x, y)
+    check_targets(named, outputs, y)
+    values = _applied(lambda: loss(outputs, y[:2]), x, y)
+    if not isinstance(values, torch.Tensor) or values.shape != (sample_count(first),):
         shape = getattr(values, "shape", type(values).__name__)
         raise EstimationError(f"loss must return one value per sample, got shape {shape}")
 
 
-def module_problem(model: torch.nn.Module, x, y, config: SGLDConfig, mask, loss) -> Problem:
+def _applied(call, x: Data, y):
+    try:
+        with torch.no_grad():
+            return call()
+    except (RuntimeError, TypeError, IndexError, ValueError) as err:
+        raise EstimationError(
+            f"the model and loss cannot be applied to inputs {_described(x)} with targets of "
+            f"shape {tuple(y.shape)} ({y.dtype}): {err}"
+        ) from None
+
+
+def _forward(model, x: Data, params=None):
+    args, kwargs = ((), x) if isinstance(x, dict) else ((x,), {})
+    if params is None:
+        return model(*args, **kwargs)
+    return functional_call(model, params, args, kwargs)
+
+
+def _described(x: Data) -> str:
+    if isinstance(x, dict):
+        return "{" + ", ".join(f"{k}: {tuple(v.shape)} {v.dtype}" for k, v in x.items()) + "}"
+    return f"of shape {tuple(x.shape)} ({x.dtype})"
+
+
+def evaluation_mode_note(model: torch.nn.Module) -> tuple[str, ...]:
+    """What sampling in evaluation mode changes for this model (nothing to say for most)."""
+    if not model.training:
+        return ()
+    kinds = sorted({type(m).__name__ for m in model.modules() if isinstance(m, TRAINING_DEPENDENT)})
+    if not kinds:
+        return ()
+    return (
+        f"the model was sampled in evaluation mode ({', '.join(kinds)}: dropout off, batch "
+        "norm on its running statistics), so the loss is a fixed function of the parameters",
+    )
+
+
+def module_problem(
+    model: torch.nn.Module, x: Data, y, config: SGLDConfig, mask, loss, named=None
+) -> Problem:
     """The :class:`Problem` of ``model`` around its current parameters on data ``x``, ``y``
-    (already on the device in ``config.dtype``)."""
-    model = copy.deepcopy(model).to(device=x.device, dtype=x.dtype)
-    probe(model, x, y, loss)
+    (already on the device, floats in ``config.dtype``), in evaluation mode."""
+    device, dtype = y.device, resolve_dtype(config.dtype)
+    notes = evaluation_mode_note(model)
+    model = copy.deepcopy(model).to(device=device, dtype=dtype).eval()
+    probe(model, x, y, loss, named)
     shapes = {name: p.shape for name, p in model.named_parameters()}
     centre = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
     buffers = dict(model.named_buffers())
 
-    def batch_loss(flat: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+    def batch_loss(flat: torch.Tensor, xb: Data, yb: torch.Tensor) -> torch.Tensor:
         params = dict(zip(shapes, _unflatten(flat, shapes), strict=True))
-        return loss(functional_call(model, {**params, **buffers}, (xb,)), yb).mean()
+        return loss(_forward(model, xb, {**params, **buffers}), yb).mean()
 
     shared = vmap(grad_and_value(batch_loss), in_dims=(0, None, None))
     own = vmap(grad_and_value(batch_loss), in_dims=(0, 0, 0))  # each chain its own batch
@@ -81,12 +105,14 @@ def module_problem(model: torch.nn.Module, x, y, config: SGLDConfig, mask, loss)
         if batch is None:
             grad, value = shared(position, x, y)
         else:
-            grad, value = own(position, x[batch], y[batch])
+            grad, value = own(position, take(x, batch), y[batch])
         return value - init_loss, grad
 
-    mask = None if mask is None else mask.to(x.device)
-    nbeta = config.resolved_nbeta(x.shape[0])
-    return Problem(loss_and_grad, centre, centre, mask, init_loss, x.shape[0], nbeta)
+    mask = None if mask is None else mask.to(device)
+    n = y.shape[0]
+    return Problem(
+        loss_and_grad, centre, centre, mask, init_loss, n, config.resolved_nbeta(n), notes
+    )
 
 
 def _unflatten(flat: torch.Tensor, shapes) -> list[torch.Tensor]:

@@ -18,6 +18,7 @@ from llcgeo.limits import check_memory, sampling_bytes
 from llcgeo.numerics import diagnostics
 from llcgeo.numerics.mala import MALAState, build_mala_kernel, init_mala
 from llcgeo.numerics.result import LLCEstimate
+from llcgeo.numerics.rmsprop import build_rmsprop_kernel, init_rmsprop
 from llcgeo.numerics.sgld import (
     ChainRun,
     LossAndGrad,
@@ -70,6 +71,16 @@ def run_problem(problem: Problem, config: SGLDConfig, generator, progress=None) 
     if config.sampler == "mala":
         step, state = build_mala_kernel(drift, mask=problem.mask), init_mala(start)
         return run_chains(step, state, None, config, generator, progress)
+    batches = _batches(problem, config, generator)
+    if config.sampler == "rmsprop":
+        step = build_rmsprop_kernel(
+            drift,
+            decay=config.rmsprop_decay,
+            floor=config.rmsprop_floor,
+            noise_level=config.noise_level,
+            mask=problem.mask,
+        )
+        return run_chains(step, init_rmsprop(start), batches, config, generator, progress)
     box = config.bounding_box
     step = build_kernel(
         drift,
@@ -77,18 +88,16 @@ def run_problem(problem: Problem, config: SGLDConfig, generator, progress=None) 
         mask=problem.mask,
         project=None if box is None else bounding_box(problem.centre, box),
     )
-    state = init(start)
-    batches = None
-    if config.batch_size is not None:
-        batches = minibatches(
-            problem.n,
-            config.batch_size,
-            generator,
-            problem.start.device,
-            config.batches,
-            config.chains,
-        )
-    return run_chains(step, state, batches, config, generator, progress)
+    return run_chains(step, init(start), batches, config, generator, progress)
+
+
+def _batches(problem: Problem, config: SGLDConfig, generator):
+    if config.batch_size is None:
+        return None
+    device = problem.start.device
+    return minibatches(
+        problem.n, config.batch_size, generator, device, config.batches, config.chains
+    )
 
 
 def summarize(problem: Problem, run: ChainRun, config: SGLDConfig, *, seed: int, seconds: float):
@@ -108,6 +117,9 @@ def summarize(problem: Problem, run: ChainRun, config: SGLDConfig, *, seed: int,
     per_chain = problem.nbeta * excess.mean(axis=1)
     mean, se = diagnostics.mean_and_se(per_chain, ~bad)
     kept = excess[~bad]
+    rhat = diagnostics.rank_rhat(kept) if len(kept) else float("nan")
+    ess = diagnostics.ess_bulk(kept) if len(kept) else float("nan")
+    quality = diagnostics.quality_warnings(rhat, ess, len(kept)) if len(kept) else ()
     return LLCEstimate(
         mean=mean,
         se=se,
@@ -115,8 +127,8 @@ def summarize(problem: Problem, run: ChainRun, config: SGLDConfig, *, seed: int,
         loss_trace=problem.init_loss + excess,
         init_loss=problem.init_loss,
         diverged_chains=tuple(int(i) for i in np.flatnonzero(bad)),
-        rhat=diagnostics.rank_rhat(kept) if len(kept) else float("nan"),
-        ess=diagnostics.ess_bulk(kept) if len(kept) else float("nan"),
+        rhat=rhat,
+        ess=ess,
         ess_tail=diagnostics.ess_tail(kept) if len(kept) else float("nan"),
         nbeta=problem.nbeta,
         n=problem.n,
@@ -124,7 +136,7 @@ def summarize(problem: Problem, run: ChainRun, config: SGLDConfig, *, seed: int,
         config=config,
         device=str(problem.start.device),
         seconds=seconds,
-        warnings=problem.warnings + _divergence_warnings(bad, threshold),
+        warnings=problem.warnings + _divergence_warnings(bad, threshold) + quality,
         acceptance_rate=_acceptance(run.final),
     )
 

@@ -71,6 +71,12 @@ class Drift(NamedTuple):
     centre: torch.Tensor | None
 
 
+def drift_vector(w: torch.Tensor, d: Drift) -> torch.Tensor:
+    """The drift ``scale * grad + pull * (w - centre)`` as one tensor."""
+    away = w if d.centre is None else w - d.centre
+    return d.scale * d.grad + d.pull * away
+
+
 DriftFn = Callable[[torch.Tensor, "torch.Tensor | None"], tuple[torch.Tensor, Drift]]
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llcgeo.config import SGLDConfig
+from llcgeo.errors import SpecError
 from llcgeo.limits import check_linear_run
 from llcgeo.manifolds import LinearLayer, ManifoldSpec, check_refine, check_samples
 from llcgeo.serialize import NONFINITE_VALUES, stable_hash, to_jsonable
@@ -37,6 +38,15 @@ class Case:
 
     def __post_init__(self):
         check_refine(self.refine, self.layer)
+        if not isinstance(self.layer, LinearLayer):
+            raise SpecError(
+                f"a case measures a LinearLayer under the Gaussian loss, got {self.layer!r}"
+            )
+        if self.config.sampler == "rmsprop":
+            raise SpecError(
+                "a case is held against the exact SGLD or MALA expectation; the rmsprop sampler "
+                "has none (use llcgeo estimate for it)"
+            )
         check_samples(self.n)
         check_linear_run(
             n=self.n,

@@ -35,7 +35,9 @@ def measure(manifold, config):
         r.hessian_eigenvalues, r.nbeta, config.gamma, config.eps, config.steps, config.burnin
     )
     e = r.estimate
-    assert e.diverged_chains == () and e.warnings == ()
+    # eps = 1e-3 is meant to be biased (the expectation says by how much): only that is said
+    assert e.diverged_chains == ()
+    assert all("stability bound" in w for w in e.warnings)
     return e.mean, expected.mean, 3 * math.sqrt(expected.variance / e.chains_kept)
 
 

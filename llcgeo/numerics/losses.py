@@ -1,0 +1,109 @@
+"""Per-sample losses, ``loss(outputs, targets) -> (batch,)``, and the checks that make a wrong
+pairing of loss and targets a clear error instead of a silent number.
+
+>>> out = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
+>>> [round(v, 4) for v in cross_entropy()(out, torch.tensor([0, 0])).tolist()]
+[0.1269, 2.1269]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from llcgeo.errors import EstimationError
+
+PerSampleLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+LOSSES = ("gaussian", "cross_entropy")
+
+
+def gaussian_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``1/2 |y - f(x)|^2`` per sample (summed over output entries): the Gaussian negative
+    log-likelihood up to a constant.
+
+    >>> gaussian_loss(torch.tensor([[1.0, 2.0]]), torch.tensor([[0.0, 0.0]])).tolist()
+    [2.5]
+    """
+    if outputs.shape != targets.shape:
+        raise EstimationError(
+            f"the model's outputs have shape {tuple(outputs.shape)} but the targets have shape "
+            f"{tuple(targets.shape)}"
+        )
+    return 0.5 * (outputs - targets).square().reshape(outputs.shape[0], -1).sum(dim=1)
+
+
+def cross_entropy(label_smoothing: float = 0.0) -> PerSampleLoss:
+    """The cross-entropy of logits ``(batch, K)`` against class labels ``(batch,)``, or of
+    logits ``(batch, T, K)`` against token labels ``(batch, T)`` averaged over the ``T``
+    positions; float targets of the logits' shape are read as class probabilities.
+    ``label_smoothing`` mixes each one-hot label with the uniform distribution: every class
+    keeps some target mass, so a separable data set still has a finite minimum."""
+    if not 0.0 <= label_smoothing < 1.0:
+        raise EstimationError(f"label_smoothing must lie in [0, 1), got {label_smoothing}")
+
+    def loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        classes = outputs.shape[-1]
+        flat_targets = targets.reshape(-1) if not targets.is_floating_point() else None
+        if flat_targets is None:
+            flat_targets = targets.reshape(-1, classes)
+        per_position = F.cross_entropy(
+            outputs.reshape(-1, classes),
+            flat_targets,
+            reduction="none",
+            label_smoothing=label_smoothing,
+        )
+        return per_position.view(outputs.shape[0], -1).mean(dim=1)
+
+    return loss
+
+
+def per_sample_loss(loss) -> PerSampleLoss:
+    """A loss by name (``LOSSES``) or a callable ``loss(outputs, targets) -> (batch,)``."""
+    if loss == "gaussian":
+        return gaussian_loss
+    if loss == "cross_entropy":
+        return cross_entropy()
+    if callable(loss):
+        return loss
+    raise EstimationError(f"loss must be one of {LOSSES} or a callable, got {loss!r}")
+
+
+def check_gaussian_targets(targets: torch.Tensor) -> None:
+    """Integer targets under the Gaussian loss would be class labels read as numbers."""
+    if not targets.is_floating_point():
+        raise EstimationError(
+            "the targets are integers (class labels or token ids?) but the loss is Gaussian: "
+            "use loss='cross_entropy', or give float targets"
+        )
+
+
+def check_targets(loss, outputs: torch.Tensor, targets: torch.Tensor) -> None:
+    """Refuse targets the named loss would misread: integer targets under the Gaussian loss
+    (class labels taken as numbers), labels outside the model's ``K`` classes, shapes that do
+    not pair. ``outputs`` are the model's outputs on the first samples."""
+    if loss == "gaussian":
+        check_gaussian_targets(targets)
+    if loss != "cross_entropy":
+        return
+    integer = not targets.is_floating_point()
+    classes = outputs.shape[-1]
+    if not integer:
+        if targets.shape[1:] != outputs.shape[1:]:
+            raise EstimationError(
+                f"float targets for cross_entropy are class probabilities of the outputs' shape "
+                f"{tuple(outputs.shape[1:])} per sample, got {tuple(targets.shape[1:])}"
+            )
+        return
+    if targets.shape[1:] != outputs.shape[1:-1]:
+        raise EstimationError(
+            f"the model's outputs {tuple(outputs.shape[1:])} per sample need labels of shape "
+            f"{tuple(outputs.shape[1:-1])}, got {tuple(targets.shape[1:])}"
+        )
+    low, high = int(targets.min()), int(targets.max())
+    if low < 0 or high >= classes:
+        raise EstimationError(
+            f"a class label lies outside 0..{classes - 1} (the model has {classes} outputs): "
+            f"labels range over {low}..{high}"
+        )
