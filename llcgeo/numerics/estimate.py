@@ -1,11 +1,13 @@
 """``estimate_llc``: the LLC of any model at its current parameters, by batched SGLD.
 
 A ``torch.nn.Linear`` with the Gaussian loss takes the sufficient-statistics fast path
-(:mod:`llcgeo.numerics.linear`); a full-batch ``nn.Sequential`` of bias-free ``nn.Linear``
-layers, the product path (:mod:`llcgeo.numerics.product`); anything else the general path
-(:mod:`llcgeo.numerics.module`). All build the same :class:`~llcgeo.numerics.problem.Problem`,
-so they give the same estimate; a product of linear maps that cannot take its fast path (a
-bias, a minibatch, another loss) says so in the estimate's warnings.
+(:mod:`llcgeo.numerics.linear`), with the cross-entropy on ``(n, d)`` features the
+softmax-head path (:mod:`llcgeo.numerics.softmax`); a full-batch ``nn.Sequential`` of
+bias-free ``nn.Linear`` layers, the product path (:mod:`llcgeo.numerics.product`); anything
+else the general path (:mod:`llcgeo.numerics.module`). All build the same
+:class:`~llcgeo.numerics.problem.Problem`, so they give the same estimate; a product of
+linear maps that cannot take its fast path (a bias, a minibatch, another loss) says so in the
+estimate's warnings.
 
 >>> g = torch.Generator().manual_seed(0)
 >>> x = torch.randn(500, 3, generator=g, dtype=torch.float64)
@@ -36,12 +38,19 @@ from llcgeo.numerics.device import (
 )
 from llcgeo.numerics.diagnostics import stability_warning
 from llcgeo.numerics.linear import linear_problem
-from llcgeo.numerics.losses import LOSSES, check_gaussian_targets, per_sample_loss
+from llcgeo.numerics.losses import (
+    LOSSES,
+    CrossEntropy,
+    check_gaussian_targets,
+    check_targets,
+    per_sample_loss,
+)
 from llcgeo.numerics.masks import flatten_masks
 from llcgeo.numerics.module import module_problem, parameter_shapes
 from llcgeo.numerics.problem import Problem, run_problem, summarize
 from llcgeo.numerics.product import is_linear_product, product_problem
 from llcgeo.numerics.result import LLCEstimate
+from llcgeo.numerics.softmax import softmax_problem
 
 DEFAULT_CONFIG = SGLDConfig()
 
@@ -104,6 +113,8 @@ def model_problem(model, inputs, targets, config, param_masks, loss, target) -> 
     if is_linear_product(model) and gaussian and config.batch_size is None:
         return _product_path(model, x.to(target), y.to(target), config, mask)
     dtype = resolve_dtype(config.dtype)
+    if type(model) is torch.nn.Linear and isinstance(fn, CrossEntropy) and is_matrix(x):
+        return _softmax_path(model, x.to(target, dtype), y.to(target), config, mask, fn)
     x, y = to_device(x, target, dtype), to_device(y, target, dtype)
     problem = module_problem(model, x, y, config, mask, fn, named)
     return problem._replace(warnings=problem.warnings + _why_general(model, gaussian, config))
@@ -121,6 +132,18 @@ def _why_general(model, gaussian: bool, config: SGLDConfig) -> tuple[str, ...]:
     else:
         why = "minibatches need the data at every step"
     return (f"the product-of-linear-maps fast path was not taken ({why}): general path used",)
+
+
+def _softmax_path(model: torch.nn.Linear, x, y, config: SGLDConfig, mask, fn) -> Problem:
+    if x.shape[1] != model.in_features or y.is_floating_point() or y.dim() != 1:
+        raise EstimationError(
+            f"a Linear({model.in_features}, {model.out_features}) softmax head needs features "
+            f"(n, {model.in_features}) and integer labels (n,); got {tuple(x.shape)} and "
+            f"{tuple(y.shape)} ({y.dtype})"
+        )
+    check_targets("cross_entropy", torch.empty(1, model.out_features), y)
+    weight, bias = (None if p is None else p.detach().to(x) for p in (model.weight, model.bias))
+    return softmax_problem(x, y, weight, bias, config, mask, fn.label_smoothing)
 
 
 def _product_path(model: torch.nn.Sequential, x, y, config: SGLDConfig, mask) -> Problem:

@@ -34,29 +34,37 @@ def gaussian_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return 0.5 * (outputs - targets).square().reshape(outputs.shape[0], -1).sum(dim=1)
 
 
-def cross_entropy(label_smoothing: float = 0.0) -> PerSampleLoss:
+class CrossEntropy:
     """The cross-entropy of logits ``(batch, K)`` against class labels ``(batch,)``, or of
     logits ``(batch, T, K)`` against token labels ``(batch, T)`` averaged over the ``T``
     positions; float targets of the logits' shape are read as class probabilities.
     ``label_smoothing`` mixes each one-hot label with the uniform distribution: every class
-    keeps some target mass, so a separable data set still has a finite minimum."""
-    if not 0.0 <= label_smoothing < 1.0:
-        raise EstimationError(f"label_smoothing must lie in [0, 1), got {label_smoothing}")
+    keeps some target mass, so a separable data set still has a finite minimum. (A class, not
+    a closure, so that a model path can recognize it: a linear head takes a fast path.)"""
 
-    def loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def __init__(self, label_smoothing: float = 0.0):
+        if not 0.0 <= label_smoothing < 1.0:
+            raise EstimationError(f"label_smoothing must lie in [0, 1), got {label_smoothing}")
+        self.label_smoothing = float(label_smoothing)
+
+    def __call__(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         classes = outputs.shape[-1]
-        flat_targets = targets.reshape(-1) if not targets.is_floating_point() else None
-        if flat_targets is None:
-            flat_targets = targets.reshape(-1, classes)
+        flat = targets.reshape(-1, classes) if targets.is_floating_point() else targets.reshape(-1)
         per_position = F.cross_entropy(
             outputs.reshape(-1, classes),
-            flat_targets,
+            flat,
             reduction="none",
-            label_smoothing=label_smoothing,
+            label_smoothing=self.label_smoothing,
         )
         return per_position.view(outputs.shape[0], -1).mean(dim=1)
 
-    return loss
+    def __repr__(self) -> str:
+        return f"CrossEntropy(label_smoothing={self.label_smoothing:g})"
+
+
+def cross_entropy(label_smoothing: float = 0.0) -> CrossEntropy:
+    """The per-sample cross-entropy (:class:`CrossEntropy`)."""
+    return CrossEntropy(label_smoothing)
 
 
 def per_sample_loss(loss) -> PerSampleLoss:

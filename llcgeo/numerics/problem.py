@@ -159,3 +159,24 @@ def _divergence_warnings(bad: np.ndarray, threshold: float) -> tuple[str, ...]:
     if bad.all():
         text += "; every chain diverged, so the estimate is NaN (try a smaller eps)"
     return (text,)
+
+
+def quadratic_problem(hessian: torch.Tensor, like: Problem) -> Problem:
+    """The quadratic model ``1/2 (w - w*)^T H (w - w*)`` of ``like``'s loss, ``H`` given on the
+    entries ``like.mask`` moves, in ``like``'s coordinates: run with ``like``'s config and seed,
+    its chains see the very same noise, so the difference of the two estimates is what the
+    loss's terms beyond the quadratic add."""
+    centre = like.centre
+    moving = torch.ones_like(centre, dtype=torch.bool) if like.mask is None else like.mask
+    h = hessian.to(centre.device, centre.dtype)
+
+    def loss_and_grad(position: torch.Tensor, batch):
+        if batch is not None:
+            raise ValueError("the quadratic model is full batch")
+        delta = (position - centre)[:, moving]
+        pulled = delta @ h
+        grad = torch.zeros_like(position)
+        grad[:, moving] = pulled
+        return 0.5 * (pulled * delta).sum(dim=1), grad
+
+    return like._replace(loss_and_grad=loss_and_grad, init_loss=0.0, warnings=())

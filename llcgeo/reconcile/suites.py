@@ -16,6 +16,7 @@ _MODULES = {
     "isometry": "llcgeo.reconcile.isometry",
     "lipschitz": "llcgeo.reconcile.lipschitz",
     "singular": "llcgeo.reconcile.singular",
+    "network": "llcgeo.reconcile.network",
 }
 SUITES = (*_MODULES, "all")
 

@@ -87,12 +87,15 @@ def recommend(
     max_steps: int = 200_000,
     noise: float = 0.0,
     quadratic: bool = False,
+    max_burnin: int | None = None,
 ) -> Recommendation:
     """Settings whose exact step-size bias, localization bias and relative standard error stay
     below ``bias``, ``localization`` and ``se`` (fractions of the LLC), with ``chains`` chains
     and at most ``max_steps`` steps. Eigenvalues within ``noise`` of 0 (the sampling noise of a
     Hessian estimated from data) count as flat directions; ``quadratic`` says the loss is
-    exactly quadratic (a linear layer), so flat directions add nothing and need no warning."""
+    exactly quadratic (a linear layer), so flat directions add nothing and need no warning.
+    ``max_burnin`` caps the burn-in: gamma is then raised until the slowest direction relaxes
+    within it, and the localization deficit is what that gamma gives (stated in the reasons)."""
     positive(nbeta, "nbeta")
     for value, name in ((bias, "bias"), (localization, "localization"), (se, "se")):
         if not 0 < value < 1:
@@ -100,9 +103,14 @@ def recommend(
     integer(chains, "chains", 1)
     h, h_min = _curvatures(eigenvalues, noise)
     gamma = localization * nbeta * h_min / (1 - localization)
+    eps = 4 * bias / ((1 + bias) * (nbeta * float(h.max()) + gamma))
+    for _ in range(0 if max_burnin is None else 3):  # converges: gamma << nbeta h_max
+        gamma = max(gamma, BURNIN_TIMES / (eps * max_burnin) - nbeta * h_min)
+        eps = 4 * bias / ((1 + bias) * (nbeta * float(h.max()) + gamma))
     a_max, a_min = nbeta * float(h.max()) + gamma, nbeta * h_min + gamma
-    eps = 4 * bias / ((1 + bias) * a_max)
     burnin = max(100, math.ceil(BURNIN_TIMES / (eps * a_min)))
+    if max_burnin is not None:
+        burnin = min(burnin, max(100, max_burnin))
     if burnin >= max_steps:
         raise SpecError(
             f"the slowest direction (h_min = {h_min:.3g}) needs a burn-in of {burnin} steps, "
@@ -116,7 +124,12 @@ def recommend(
         f"direction (a_max = nbeta h_max + gamma = {a_max:.3g}; eps a_max = {eps * a_max:.3g}, "
         "stable below 4)",
         f"gamma = {gamma:.3g}: the localization deficit gamma / (nbeta h + gamma) is at most "
-        f"{localization:.0%}, reached by the flattest moving direction (h_min = {h_min:.3g})",
+        f"{gamma / a_min:.0%}, reached by the flattest moving direction (h_min = {h_min:.3g})"
+        + (
+            ""
+            if gamma / a_min <= localization * 1.0001
+            else f", above the target {localization:.0%} so that burn-in fits in {max_burnin} steps"
+        ),
         f"burn-in = {burnin} steps: {BURNIN_TIMES:g} relaxation times 1/(eps a_min) of the slowest "
         f"direction (a_min = {a_min:.3g})",
         f"steps = {steps}: {steps - burnin} draws give a standard error of "

@@ -169,3 +169,32 @@ def test_rmsprop_runs_through_estimate_llc_and_keeps_masked_entries(fitted_linea
     assert math.isfinite(e.mean) and e.config.sampler == "rmsprop"
     with pytest.raises(SpecError, match="rmsprop_decay"):
         SGLDConfig(sampler="rmsprop", rmsprop_decay=1.0)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("batch_size", [None, 16])
+def test_the_softmax_head_path_follows_the_general_path(bias, batch_size):
+    from llcgeo.numerics.losses import cross_entropy
+
+    g = torch.Generator().manual_seed(2)
+    z = torch.randn(64, 5, generator=g, dtype=torch.float64)
+    labels = torch.randint(0, 4, (64,), generator=g)
+    head = torch.nn.Linear(5, 4, bias=bias, dtype=torch.float64)
+    config = SGLDConfig(eps=1e-3, chains=3, steps=40, burnin=10, batch_size=batch_size)
+    loss = cross_entropy(0.1)
+    fast = estimate_llc(head, z, labels, loss=loss, config=config, device="cpu", seed=4)
+    general = estimate_llc(
+        torch.nn.Sequential(head), z, labels, loss=loss, config=config, device="cpu", seed=4
+    )
+    assert fast.init_loss == pytest.approx(general.init_loss, rel=1e-12)
+    torch.testing.assert_close(
+        torch.tensor(fast.loss_trace), torch.tensor(general.loss_trace), rtol=1e-9, atol=1e-12
+    )
+
+
+def test_the_softmax_head_path_checks_its_labels():
+    head = torch.nn.Linear(3, 2)
+    with pytest.raises(EstimationError, match="outside 0..1"):
+        _run(head, torch.randn(10, 3), torch.full((10,), 2), loss="cross_entropy")
+    with pytest.raises(EstimationError, match="integer labels"):
+        _run(head, torch.randn(10, 4), torch.zeros(10, dtype=torch.long), loss="cross_entropy")

@@ -1,0 +1,387 @@
+"""The normalization claim inside trained networks: the softmax head after a final norm.
+
+Two networks are trained in each case, from a seed: an MLP on the handwritten digits that
+scikit-learn ships (1 797 images of 64 pixels, 10 classes) and a small transformer (token and
+position embeddings, 2 blocks, a final norm, an unembedding without bias) on a synthetic
+sequence task it generates (the label at each position is the sum of that token and the one
+before, modulo the vocabulary). With every other parameter frozen the head sees fixed
+features ``z``; its weight-refined LLC is then exactly ``(K - 1) r / 2``
+(:mod:`llcgeo.theory.softmax`), ``r`` from the exact affine geometry of the trained norm: its
+actual gains and biases, read as exact numbers. A LayerNorm without a learned bias keeps the
+features on a plane through the origin (``r = h - 1``); RMSNorm's sphere, a learned
+LayerNorm bias or no norm at all keep ``r = h``. The drop between the LayerNorm and RMSNorm
+heads is ``(K - 1)/2``, not ``K/2``.
+
+**What each case measures.** The head is refitted to the minimum of its loss (smoothed
+labels, so that a minimum exists); its Hessian there is computed exactly. Its rank, counted
+numerically, is held against ``(K - 1) r``. SGLD settings come from that spectrum
+(:func:`llcgeo.theory.calibration.recommend`, the burn-in capped): eps for a 5% step-size
+bias, gamma so that the slowest direction relaxes within the burn-in. ``nbeta`` is
+``NBETA_FACTOR n / log n``: the terms of the loss beyond the quadratic shift the estimate by
+``O(1/nbeta)``, and a colder posterior keeps that shift small next to the standard error
+while leaving the LLC (a property of the loss near its minimum) unchanged.
+
+**Tolerances.** The estimate is held against the exact expectation of the estimator on the
+quadratic model of the loss (its Hessian at these settings). The loss is not quadratic, so a
+second run on that exact quadratic model, with the same seed and therefore the same noise,
+measures the shift the higher-order terms cause, chain for chain; the allowance is that
+measured shift plus the t limit times its standard error, on top of the statistical limit
+(the t quantile of the same 0.27% two-sided error rate as the normal 3, for a standard error
+estimated from the chains). A shift above ``SHIFT_LIMIT`` of the LLC makes a claim
+inconclusive: then the quadratic model no longer describes the loss. The drop
+claim removes each head's exact settings bias (expectation minus LLC) and counts the
+difference of the two measured shifts as one more standard error: it can only make that claim
+harder to pass.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from llcgeo.config import SGLDConfig
+from llcgeo.reconcile.experiment import Experiment, check_scale, load_record
+from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series
+from llcgeo.reconcile.stats import combined, singles_out
+from llcgeo.reconcile.verdict import passed, t_agree
+
+NBETA_FACTOR = 50.0  # nbeta = NBETA_FACTOR * n / log n (see the module's note)
+# float32 halves the sampling time; the excess loss (LLC / nbeta, about 1e-3 of the loss) is
+# far above its rounding (1e-7 of the loss); the Hessian and the fit stay in float64
+DTYPE = "float32"
+RANK_GAP = 1e6  # the smallest counted eigenvalue over the largest uncounted, at least
+FLAT = 1e-9  # eigenvalues below this fraction of the largest are counted as zero
+# the measured higher-order shift is a credible allowance only while it is a small correction:
+# past this fraction of the LLC the quadratic model does not describe the loss at these settings
+SHIFT_LIMIT = 0.05
+MODELS = ("digits-mlp", "transformer")
+# (norm, head bias, refine): the MLP's head has a frozen bias; the unembedding has none
+HEADS = {
+    "digits-mlp": (
+        ("layernorm", True, "weight"),
+        ("rmsnorm", True, "weight"),
+        ("none", True, "weight"),
+        ("layernorm-affine", True, "weight"),
+    ),
+    "transformer": (("layernorm", False, "all"), ("rmsnorm", False, "all")),
+}
+_SCALES = {
+    "small": {"hidden": 6, "vocab": 8, "width": 8, "sequences": 192, "length": 8,
+              "chains": 16, "draws": (8000, 16000), "side_draws": 4000, "max_burnin": 2000},
+    "full": {"hidden": 16, "vocab": 16, "width": 32, "sequences": 512, "length": 8,
+             "chains": 16, "draws": (40000, 80000), "side_draws": 10000, "max_burnin": 5000},
+}  # fmt: skip
+# the pair whose drop is claimed runs long ("draws", per model: the transformer's larger LLC
+# needs more draws for the same standard error); the other heads "side_draws"
+DRAWN = ("layernorm", "rmsnorm")
+TRAINING = {  # Adam steps, learning rate, batch (None: full batch)
+    "digits-mlp": (300, 1e-2, None),
+    "transformer": (400, 1e-2, 64),
+}
+
+
+@dataclass(frozen=True)
+class NetworkJob:
+    """One trained network's head: the model, its final norm, the head's bias and what moves."""
+
+    model: str
+    norm: str
+    head_bias: bool
+    refine: str
+    width: int  # the features' dimension h (the MLP's hidden width, the transformer's d_model)
+    classes: int
+    sequences: int
+    length: int
+    chains: int
+    draws: int
+    max_burnin: int
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class NetworkRecord:
+    job: NetworkJob
+    llc: str  # the exact prediction (K - 1) r / 2
+    llc_unconstrained: str
+    predicted_rank: int
+    rank: int  # counted from the Hessian's spectrum
+    gap: float
+    train_loss: float
+    accuracy: float
+    grad_norm: float
+    eps: float
+    gamma: float
+    burnin: int
+    nbeta: float
+    n: int
+    mean: float
+    se: float
+    rhat: float
+    ess: float
+    diverged: int
+    quadratic_mean: float
+    shift: float  # mean over chains of (real - quadratic) estimate
+    shift_se: float
+    expected: float  # the exact expectation on the quadratic model at these settings
+    expected_se: float
+    warnings: tuple[str, ...]
+    seconds: float
+
+    @property
+    def exact(self) -> float:
+        return float(Fraction(self.llc))
+
+
+def jobs(scale: str) -> tuple[NetworkJob, ...]:
+    s = _SCALES[check_scale(scale)]
+    out = []
+    for model, long_draws in zip(MODELS, s["draws"], strict=True):
+        width = s["hidden"] if model == "digits-mlp" else s["width"]
+        classes = 10 if model == "digits-mlp" else s["vocab"]
+        for norm, bias, refine in HEADS[model]:
+            draws = long_draws if norm in DRAWN else s["side_draws"]
+            out.append(
+                NetworkJob(model, norm, bias, refine, width, classes, s["sequences"],
+                           s["length"], s["chains"], draws, s["max_burnin"])
+            )  # fmt: skip
+    return tuple(out)
+
+
+def _data(job: NetworkJob):
+    import torch
+
+    from llcgeo.numerics.networks import sequence_task
+
+    if job.model == "digits-mlp":
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        return torch.tensor(digits.data / 16.0), torch.tensor(digits.target)
+    return sequence_task(job.sequences, job.length, job.classes, seed=job.seed)
+
+
+def _network(job: NetworkJob):
+    from llcgeo.numerics.networks import MLPClassifier, TinyTransformer
+
+    if job.model == "digits-mlp":
+        return MLPClassifier(64, job.width, job.classes, job.norm)
+    return TinyTransformer(job.classes, job.width, job.length, job.norm)
+
+
+def _feature_geometry(job: NetworkJob, model):
+    """The manifold the features lie on, from the trained norm's parameters (exactly)."""
+    from llcgeo import manifolds as mf
+
+    norm = model.body[-1] if job.model == "digits-mlp" else model.final_norm
+    gain = None if job.norm == "none" else [float(v) for v in norm.weight.detach()]
+    if job.norm == "layernorm":
+        return mf.LayerNormImage(job.width, gain=gain)
+    if job.norm == "layernorm-affine":
+        return mf.LayerNormImage(job.width, gain=gain, bias=[float(v) for v in norm.bias.detach()])
+    if job.norm == "rmsnorm":
+        return mf.RMSNormImage(job.width, gain=gain)
+    return mf.Gaussian(job.width)  # no constraint: features in general position
+
+
+def run(job: NetworkJob, device: str) -> NetworkRecord:
+    import time
+
+    import numpy as np
+
+    from llcgeo import manifolds as mf
+    from llcgeo.numerics.networks import head_hessian, measure_head, trained_head
+    from llcgeo.theory.calibration import recommend
+    from llcgeo.theory.llc import predicted_llc
+    from llcgeo.theory.sgld import expected_sgld_estimate
+
+    started = time.perf_counter()
+    inputs, labels = _data(job)
+    steps, lr, batch = TRAINING[job.model]
+    moving_bias = job.refine == "all" and job.head_bias
+    trained = trained_head(lambda: _network(job), inputs, labels, steps=steps, lr=lr, batch=batch,
+                           seed=job.seed, moving_bias=moving_bias)  # fmt: skip
+    head = mf.SoftmaxHead(job.classes, bias=job.head_bias)
+    prediction = predicted_llc(_feature_geometry(job, trained.model), head, job.refine)
+    hessian = head_hessian(trained.features, trained.weight, trained.bias, moving_bias=moving_bias)
+    spectrum = np.clip(np.linalg.eigvalsh(hessian.numpy()), 0.0, None)
+    rank, gap = _rank(spectrum)
+    n = len(trained.labels)
+    nbeta = NBETA_FACTOR * n / math.log(n)
+    r = recommend(spectrum, nbeta=nbeta, chains=job.chains, se=0.5, max_burnin=job.max_burnin,
+                  max_steps=10**7)  # fmt: skip
+    config = SGLDConfig(eps=r.eps, gamma=r.gamma, nbeta=nbeta, chains=job.chains,
+                        steps=r.burnin + job.draws, burnin=r.burnin, dtype=DTYPE)  # fmt: skip
+    measured = measure_head(trained, hessian, config, moving_bias=moving_bias, seed=job.seed,
+                            device=device)  # fmt: skip
+    e, q = measured.estimate, measured.quadratic
+    shifts = e.per_chain - q.per_chain
+    expected = expected_sgld_estimate(spectrum, nbeta, r.gamma, r.eps, config.steps, r.burnin)
+    return NetworkRecord(
+        job, str(prediction.llc), str(prediction.llc_unconstrained), prediction.hessian_rank,
+        rank, gap, trained.train_loss, trained.accuracy, trained.grad_norm, r.eps, r.gamma,
+        r.burnin, nbeta, n, float(e.mean), float(e.se), float(e.rhat), float(e.ess),
+        len(e.diverged_chains), float(q.mean), float(shifts.mean()),
+        float(shifts.std(ddof=1) / math.sqrt(len(shifts))), float(expected.mean),
+        float(expected.standard_error(job.chains)), tuple(e.warnings),
+        time.perf_counter() - started,
+    )  # fmt: skip
+
+
+def _rank(spectrum) -> tuple[int, float]:
+    """(eigenvalues above ``FLAT`` of the largest, smallest counted / largest uncounted)."""
+    top = float(spectrum.max())
+    counted = spectrum[spectrum > FLAT * top]
+    dropped = spectrum[spectrum <= FLAT * top]
+    largest_dropped = float(dropped.max()) if dropped.size else 0.0
+    gap = math.inf if largest_dropped <= 0 else float(counted.min()) / largest_dropped
+    return int(counted.size), gap
+
+
+def _load(data: dict[str, Any]) -> NetworkRecord:
+    values = dict(data)
+    values["warnings"] = tuple(values["warnings"])
+    return load_record(NetworkRecord, values, job=NetworkJob)
+
+
+def _pick(records, model: str, norm: str) -> NetworkRecord:
+    return next(r for r in records if r.job.model == model and r.job.norm == norm)
+
+
+def _of(records, model: str) -> list[NetworkRecord]:
+    return [r for r in records if r.job.model == model]
+
+
+def _sane(record: NetworkRecord) -> str:
+    """``inconclusive`` for a diverged chain, no standard error, or a higher-order shift too
+    large for the quadratic expectation to describe the loss (``SHIFT_LIMIT``)."""
+    if record.diverged or not math.isfinite(record.se):
+        return "inconclusive"
+    return "agree" if abs(record.shift) <= SHIFT_LIMIT * record.exact else "inconclusive"
+
+
+def _rank_claim(records, model: str) -> Claim:
+    chosen = _of(records, model)
+    ok = all(r.rank == r.predicted_rank and r.gap >= RANK_GAP for r in chosen)
+    k = chosen[0].job.classes
+    return Claim(
+        claim=f"{model}: the head's Hessian on the trained features has rank (K - 1) r, "
+        f"K = {k}, r from the exact geometry of each norm",
+        prediction=", ".join(f"{r.job.norm} {r.predicted_rank}" for r in chosen),
+        measurement=", ".join(f"{r.rank}" for r in chosen),
+        verdict=passed(ok),
+        note="eigenvalues above 1e-9 of the largest are counted; smallest counted over largest "
+        "uncounted: " + ", ".join(f"{r.gap:.2g}" for r in chosen),
+        reference=f"exact ranks, with a spectral gap of at least {RANK_GAP:g}",
+        statistic=f"smallest gap {min(r.gap for r in chosen):.3g} (limit {RANK_GAP:g})",
+    )
+
+
+def _allowed(r: NetworkRecord) -> float:
+    limit = t_agree(r.job.chains - 1)  # the SE comes from the chains themselves
+    return limit * r.se + abs(r.shift) + limit * r.shift_se
+
+
+def _level_claim(records, model: str) -> Claim:
+    chosen = _of(records, model)
+    ratios = [abs(r.mean - r.expected) / _allowed(r) for r in chosen]
+    return Claim(
+        claim=f"{model}: each head's wrLLC estimate is the estimator's exact expectation on its "
+        "Hessian, whose rank gives the predicted LLC",
+        prediction=", ".join(f"{r.job.norm} {r.expected:.2f} (LLC {r.llc})" for r in chosen),
+        measurement=", ".join(f"{r.mean:.2f} +/- {r.se:.2f}" for r in chosen),
+        verdict=combined([passed(max(ratios) <= 1), *(_sane(r) for r in chosen)]),
+        note="allowed: the t limit times the SE, plus the measured shift of the terms beyond "
+        "the quadratic (" + ", ".join(f"{r.shift:+.3f}" for r in chosen) + ") and 3 of its SE; "
+        f"a shift above {SHIFT_LIMIT:.0%} of the LLC makes the claim inconclusive",
+        reference="the exact expectation on the quadratic model, plus the measured shift",
+        statistic=f"largest |measured - expected| / allowed = {max(ratios):.2f} (limit 1)",
+    )
+
+
+def _corrected(r: NetworkRecord) -> float:
+    """The estimate less its exact settings bias (expectation minus LLC)."""
+    return r.mean - (r.expected - r.exact)
+
+
+def _drop_claim(records, model: str) -> Claim:
+    ln, rms = _pick(records, model, "layernorm"), _pick(records, model, "rmsnorm")
+    k = ln.job.classes
+    drop = _corrected(rms) - _corrected(ln)
+    se = math.sqrt(ln.se**2 + rms.se**2 + (rms.shift - ln.shift) ** 2)
+    verdict, note = singles_out(drop, se, claimed=(k - 1) / 2, alternative=k / 2)
+    return Claim(
+        claim=f"{model}: the LayerNorm head's wrLLC is lower than the RMSNorm head's by "
+        f"(K - 1)/2, not K/2 (K = {k})",
+        prediction=f"drop {Fraction(k - 1, 2)} (not {Fraction(k, 2)})",
+        measurement=f"{drop:.3f} +/- {se:.3f}",
+        verdict=combined([verdict, _sane(ln), _sane(rms)]),
+        note=note + "; each estimate less its exact settings bias; the SE counts the "
+        "difference of the two measured higher-order shifts",
+        reference=f"(K - 1)/2 = {(k - 1) / 2:g} against K/2 = {k / 2:g}",
+        statistic=note,
+    )
+
+
+def _claims(records) -> tuple[Claim, ...]:
+    out = []
+    for model in MODELS:
+        if _of(records, model):
+            out += [_rank_claim(records, model), _level_claim(records, model)]
+            out.append(_drop_claim(records, model))
+    return tuple(out)
+
+
+def _panel(records, model: str) -> Panel:
+    chosen = _of(records, model)
+    xs = tuple(float(i) for i in range(len(chosen)))
+    series = (
+        Series("SGLD (± SE)", xs, tuple(r.mean for r in chosen), tuple(r.se for r in chosen)),
+        Series("exact expectation", tuple(x + 0.15 for x in xs),
+               tuple(r.expected for r in chosen), style="markers"),
+        Series("predicted LLC", tuple(x - 0.15 for x in xs),
+               tuple(r.exact for r in chosen), style="markers"),
+    )  # fmt: skip
+    ticks = tuple(r.job.norm for r in chosen)
+    k, h = chosen[0].job.classes, chosen[0].job.width
+    return Panel(f"{model} head (K = {k}, h = {h})", "final norm", "wrLLC", series, xticks=ticks)
+
+
+def _figure(records) -> Figure:
+    return Figure(
+        "network",
+        tuple(_panel(records, m) for m in MODELS if _of(records, m)),
+        caption="Each head's SGLD estimate beside the exact expectation of the estimator at its "
+        "settings and the predicted LLC (K - 1) r / 2. The LayerNorm head (features on a plane "
+        "through the origin) sits (K - 1)/2 below the others; a learned LayerNorm bias moves "
+        "the plane off the origin and the drop goes.",
+    )
+
+
+def _row(r: NetworkRecord) -> dict[str, Any]:
+    j = r.job
+    return {
+        "model": j.model, "norm": j.norm, "refine": j.refine, "K": j.classes, "h": j.width,
+        "predicted LLC": r.llc, "rank": r.rank, "predicted rank": r.predicted_rank,
+        "estimate": r.mean, "se": r.se, "expected": r.expected, "shift": r.shift,
+        "accuracy": r.accuracy, "eps": r.eps, "gamma": r.gamma, "nbeta": r.nbeta,
+        "draws": j.draws, "chains": j.chains, "R-hat": r.rhat, "ESS": r.ess,
+        "seconds": r.seconds,
+    }  # fmt: skip
+
+
+def summarize(records) -> ExperimentResult:
+    records = list(records)
+    return ExperimentResult(
+        name="network",
+        title="Trained networks: the softmax head after a final norm",
+        description=__doc__,
+        claims=_claims(records),
+        rows=tuple(_row(r) for r in records),
+        figure=_figure(records),
+    )
+
+
+def experiments() -> tuple[Experiment, ...]:
+    return (Experiment("network", "Trained networks", jobs, run, summarize, _load),)
