@@ -45,8 +45,8 @@ def hessian_spectrum(
     return _lanczos(product, size, min(steps, size), seed)
 
 
-PROBE_STEPS = 12  # Lanczos steps for the top eigenvalue: the extremes converge first
-PROBE_ROWS = 4096  # samples its Hessian is taken on, on a minibatch run of a larger data set
+PROBE_STEPS = 8  # Lanczos steps for the top eigenvalue: the extremes converge first
+PROBE_ROWS = 1024  # samples its Hessian is taken on, on a minibatch run of a larger data set
 
 
 def top_eigenvalue(problem: Problem, *, minibatched: bool, seed: int = 0) -> tuple[float, bool]:
