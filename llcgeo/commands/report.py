@@ -25,7 +25,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--suite",
         default="all",
-        help="paper, geometry, isometry, lipschitz, singular or all (default all: every claim)",
+        help="paper, geometry, isometry, lipschitz, singular, network or all (default all: every claim)",
     )
     parser.add_argument(
         "--experiment",

@@ -355,7 +355,9 @@ def _figure(records) -> Figure:
         caption="Each head's SGLD estimate beside the exact expectation of the estimator at its "
         "settings and the predicted LLC (K - 1) r / 2. The LayerNorm head (features on a plane "
         "through the origin) sits (K - 1)/2 below the others; a learned LayerNorm bias moves "
-        "the plane off the origin and the drop goes.",
+        "the plane off the origin and the drop goes. Where the expectation sits below the LLC, "
+        "the gap is the exact localization bias of a gamma large enough for the flattest "
+        "directions to relax within the burn-in (ill-conditioned features need a large one).",
     )
 
 
