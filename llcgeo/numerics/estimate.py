@@ -3,8 +3,10 @@
 A ``torch.nn.Linear`` with the Gaussian loss takes the sufficient-statistics fast path
 (:mod:`llcgeo.numerics.linear`), with the cross-entropy on ``(n, d)`` features the
 softmax-head path (:mod:`llcgeo.numerics.softmax`); a full-batch ``nn.Sequential`` of
-bias-free ``nn.Linear`` layers, the product path (:mod:`llcgeo.numerics.product`); anything
-else the general path (:mod:`llcgeo.numerics.module`). All build the same
+bias-free ``nn.Linear`` layers, the product path (:mod:`llcgeo.numerics.product`); another
+``nn.Sequential`` of linear layers and elementwise activations on ``(n, d)`` inputs, the
+stacked-MLP path (:mod:`llcgeo.numerics.stacked`); anything else the general path
+(:mod:`llcgeo.numerics.module`). All build the same
 :class:`~llcgeo.numerics.problem.Problem`, so they give the same estimate; a product of
 linear maps that cannot take its fast path (a bias, a minibatch, another loss) says so in the
 estimate's warnings.
@@ -51,6 +53,7 @@ from llcgeo.numerics.problem import Problem, run_problem, summarize
 from llcgeo.numerics.product import is_linear_product, product_problem
 from llcgeo.numerics.result import LLCEstimate
 from llcgeo.numerics.softmax import softmax_problem
+from llcgeo.numerics.stacked import is_stacked_mlp, stacked_problem
 
 DEFAULT_CONFIG = SGLDConfig()
 
@@ -113,15 +116,19 @@ def model_problem(model, inputs, targets, config, param_masks, loss, target) -> 
     if is_linear_product(model) and gaussian and config.batch_size is None:
         return _product_path(model, x.to(target), y.to(target), config, mask)
     dtype = resolve_dtype(config.dtype)
-    if type(model) is torch.nn.Linear and isinstance(fn, CrossEntropy) and is_matrix(x):
+    entropy = isinstance(fn, CrossEntropy) and is_matrix(x)
+    if type(model) is torch.nn.Linear and entropy:
         return _softmax_path(model, x.to(target, dtype), y.to(target), config, mask, fn)
     x, y = to_device(x, target, dtype), to_device(y, target, dtype)
-    problem = module_problem(model, x, y, config, mask, fn, named)
-    return problem._replace(warnings=problem.warnings + _why_general(model, gaussian, config))
+    if is_stacked_mlp(model) and (gaussian or entropy):
+        problem, used = _stacked_path(model, x, y, config, mask, fn), "the stacked-MLP path"
+    else:
+        problem, used = module_problem(model, x, y, config, mask, fn, named), "the general path"
+    return problem._replace(warnings=problem.warnings + _why_not(model, gaussian, config, used))
 
 
-def _why_general(model, gaussian: bool, config: SGLDConfig) -> tuple[str, ...]:
-    """Why a stack of linear layers took the general path (nothing for other models)."""
+def _why_not(model, gaussian: bool, config: SGLDConfig, used: str) -> tuple[str, ...]:
+    """Why a stack of linear layers did not take the product path (nothing for other models)."""
     layers = list(model) if type(model) is torch.nn.Sequential else []
     if not layers or not all(type(layer) is torch.nn.Linear for layer in layers):
         return ()
@@ -131,7 +138,21 @@ def _why_general(model, gaussian: bool, config: SGLDConfig) -> tuple[str, ...]:
         why = "the loss is not the Gaussian loss on (n, d) inputs"
     else:
         why = "minibatches need the data at every step"
-    return (f"the product-of-linear-maps fast path was not taken ({why}): general path used",)
+    return (f"the product-of-linear-maps fast path was not taken ({why}): {used} used",)
+
+
+def _stacked_path(model: torch.nn.Sequential, x, y, config: SGLDConfig, mask, fn) -> Problem:
+    linears = [layer for layer in model if type(layer) is torch.nn.Linear]
+    d, k = linears[0].in_features, linears[-1].out_features
+    if x.shape[1] != d:
+        raise EstimationError(f"the network takes inputs of shape (n, {d}); got {tuple(x.shape)}")
+    if isinstance(fn, CrossEntropy):
+        check_targets("cross_entropy", torch.empty(1, k), y)
+    elif y.shape != (x.shape[0], k):
+        raise EstimationError(
+            f"the network's outputs have shape (n, {k}) but the targets have shape {tuple(y.shape)}"
+        )
+    return stacked_problem(model, x, y, config, mask, fn)
 
 
 def _softmax_path(model: torch.nn.Linear, x, y, config: SGLDConfig, mask, fn) -> Problem:

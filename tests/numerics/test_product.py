@@ -37,10 +37,14 @@ def test_the_fast_path_follows_the_general_path_chain_for_chain():
 
 
 @pytest.mark.parametrize(
-    ("change", "why"),
-    [("bias", "has a bias"), ("minibatch", "minibatches"), ("loss", "not the Gaussian loss")],
+    ("change", "why", "used"),
+    [
+        ("bias", "has a bias", "the stacked-MLP path"),
+        ("minibatch", "minibatches", "the stacked-MLP path"),
+        ("loss", "not the Gaussian loss", "the general path"),
+    ],
 )
-def test_a_product_that_cannot_take_the_fast_path_says_so(change, why):
+def test_a_product_that_cannot_take_the_fast_path_says_so(change, why, used):
     model, x, y = _network(n=64)
     config = SGLDConfig(eps=1e-4, chains=1, steps=5, burnin=0,
                         batch_size=16 if change == "minibatch" else None)  # fmt: skip
@@ -48,4 +52,4 @@ def test_a_product_that_cannot_take_the_fast_path_says_so(change, why):
         model = torch.nn.Sequential(torch.nn.Linear(4, 3, dtype=F64), *list(model)[1:])
     loss = (lambda out, t: 0.5 * (out - t).square().sum(dim=1)) if change == "loss" else "gaussian"
     estimate = estimate_llc(model, x, y, config=config, loss=loss, device="cpu")
-    assert any(why in w and "general path" in w for w in estimate.warnings)
+    assert any(why in w and f"{used} used" in w for w in estimate.warnings)

@@ -198,3 +198,42 @@ def test_the_softmax_head_path_checks_its_labels():
         _run(head, torch.randn(10, 3), torch.full((10,), 2), loss="cross_entropy")
     with pytest.raises(EstimationError, match="integer labels"):
         _run(head, torch.randn(10, 4), torch.zeros(10, dtype=torch.long), loss="cross_entropy")
+
+
+class _Wrapped(torch.nn.Module):
+    """The same network, hidden from the fast paths: the general path's reference."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x)
+
+
+@pytest.mark.parametrize("loss", ["gaussian", "cross_entropy"])
+@pytest.mark.parametrize("batch_size", [None, 16])
+def test_the_stacked_mlp_path_follows_the_general_path(loss, batch_size):
+    g = torch.Generator().manual_seed(5)
+    torch.manual_seed(5)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 5, bias=False),
+        torch.nn.GELU(), torch.nn.Linear(5, 3),
+    ).double()  # fmt: skip
+    x = torch.randn(48, 4, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (48,), generator=g) if loss == "cross_entropy" else net(x).detach()
+    config = SGLDConfig(eps=1e-3, chains=3, steps=30, burnin=5, batch_size=batch_size)
+    fast = estimate_llc(net, x, y, loss=loss, config=config, device="cpu", seed=2)
+    general = estimate_llc(_Wrapped(net), x, y, loss=loss, config=config, device="cpu", seed=2)
+    assert fast.init_loss == pytest.approx(general.init_loss, rel=1e-12)
+    torch.testing.assert_close(
+        torch.tensor(fast.loss_trace), torch.tensor(general.loss_trace), rtol=1e-9, atol=1e-12
+    )
+
+
+def test_the_stacked_mlp_path_names_bad_targets():
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    with pytest.raises(EstimationError, match=r"outputs have shape \(n, 2\)"):
+        _run(net, torch.randn(10, 4), torch.randn(10, 3))
+    with pytest.raises(EstimationError, match="outside 0..1"):
+        _run(net, torch.randn(10, 4), torch.full((10,), 2), loss="cross_entropy")
