@@ -25,7 +25,8 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--suite",
         default="all",
-        help="paper, geometry, isometry, lipschitz, singular, network or all (default all: every claim)",
+        help="paper, geometry, isometry, lipschitz, singular, network or all (default all: "
+        "every claim)",
     )
     parser.add_argument(
         "--experiment",
