@@ -183,22 +183,29 @@ def executor_from_args(args):
     return make_executor(args.scheduler, args.workers)
 
 
-def calibrated(args, manifold, layer, refine, config):
-    """:func:`llcgeo.calibrate` on the case's own teacher-student data (the same seed, so the
-    same sample the measurement will draw)."""
+def case_data(args, manifold, layer, refine):
+    """``(fitted layer, inputs, targets, param_masks)`` of the case's own teacher-student data
+    (the same seed, so the same sample the measurement will draw)."""
     from llcgeo.numerics.masks import refine_masks
     from llcgeo.numerics.measure import teacher_student
-    from llcgeo.reconcile.calibration import calibrate
 
     data = teacher_student(manifold, layer, args.n, seed=args.seed, sigma=args.sigma)
+    masks = refine_masks(layer, refine, manifold.d)
+    return data.as_linear(), data.inputs, data.targets, masks
+
+
+def calibrated(args, manifold, layer, refine, config):
+    """:func:`llcgeo.calibrate` on the case's own teacher-student data."""
+    from llcgeo.reconcile.calibration import calibrate
+
+    model, inputs, outputs, masks = case_data(args, manifold, layer, refine)
     targets = {  # only `llcgeo calibrate` has flags for them; --eps auto takes the defaults
         name: getattr(args, f"{name}_target")
         for name in ("bias", "localization", "se")
         if hasattr(args, f"{name}_target")
     }
     return calibrate(
-        data.as_linear(), data.inputs, data.targets, config=config,
-        param_masks=refine_masks(layer, refine, manifold.d), **targets,
+        model, inputs, outputs, config=config, param_masks=masks, **targets
     )  # fmt: skip
 
 

@@ -6,6 +6,7 @@ from llcgeo.commands._common import (
     add_manifold_arguments,
     add_sgld_arguments,
     calibrated,
+    case_data,
     config_from_args,
     layer_from_args,
     manifold_from_args,
@@ -33,6 +34,12 @@ def register(sub) -> None:
     )  # fmt: skip
     g.add_argument("--se-target", type=float, default=TARGETS.se, help="standard error")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--figure",
+        metavar="PNG",
+        help="also run the estimate on a grid around the choice (eps x 1/8..4, gamma x 0.1..10, "
+        "one batch) and draw it there, with the exact curve",
+    )
     p.set_defaults(handler=run)
 
 
@@ -54,6 +61,8 @@ def run(args) -> int:
         "hessian_eigenvalues": [float(v) for v in calibration.spectrum],
         "reasons": list(r.reasons),
     }
+    if args.figure:
+        record["grid"] = _evidence(args, manifold, layer, refine, calibration)
     if args.json:
         print_json(record)
         return 0
@@ -61,4 +70,21 @@ def run(args) -> int:
     print_table(list(shown.items()))
     for reason in r.reasons:
         print(f"  - {reason}")
+    if args.figure:
+        print(f"figure: {args.figure} ({len(record['grid'])} grid points, one batch)")
     return 0
+
+
+def _evidence(args, manifold, layer, refine, calibration) -> list[dict]:
+    """Run the grid, write its figure to ``args.figure``; the points as plain records."""
+    from pathlib import Path
+
+    from llcgeo.reconcile.calibration import evidence, evidence_figure
+    from llcgeo.report.figures import draw
+    from llcgeo.report.files import write_atomic
+
+    model, inputs, targets, masks = case_data(args, manifold, layer, refine)
+    points = evidence(model, inputs, targets, calibration, param_masks=masks, seed=args.seed,
+                      device=args.device)  # fmt: skip
+    write_atomic(Path(args.figure), draw(evidence_figure(points, calibration)))
+    return [p._asdict() for p in points]

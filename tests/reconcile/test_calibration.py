@@ -105,3 +105,20 @@ def test_a_grid_sweep_gives_the_theory_curve_and_its_plateau(fitted_linear):
     assert points[-1].mean > points[0].mean + 5 * points[0].se  # the largest eps is biased
     edge = plateau(points, 1.0)
     assert edge is not None and 1e-4 <= edge < 3e-3
+
+
+def test_the_calibrate_figure_shows_the_grid_around_the_choice(capsys, tmp_path):
+    import json
+
+    from llcgeo import cli
+    from llcgeo.reconcile.calibration import EPS_FACTORS, GAMMA_FACTORS
+
+    png = tmp_path / "calibration.png"
+    case = ["--manifold", "rmsnorm", "--d", "3", "--m", "2", "--n", "2000"]
+    assert cli.main(["calibrate", *case, "--json", "--figure", str(png)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    grid = data["grid"]
+    assert len(grid) == len(EPS_FACTORS) * len(GAMMA_FACTORS)
+    assert {round(p["eps"] / data["eps"], 6) for p in grid} == set(EPS_FACTORS)
+    assert all(p["expected"] is not None for p in grid)  # the linear path: the exact curve
