@@ -53,7 +53,9 @@ class SGLDConfig:
     says how minibatches are drawn (``BATCH_DRAWS``); ``sampler="mala"`` adds an exact
     Metropolis test to each step (full batch only), a reference free of step-size bias;
     ``sampler="rmsprop"`` preconditions each coordinate by a running mean square of its drift
-    (decay ``rmsprop_decay``, floor ``rmsprop_floor``; :mod:`llcgeo.numerics.rmsprop`). The
+    (decay ``rmsprop_decay``, floor ``rmsprop_floor``; :mod:`llcgeo.numerics.rmsprop`).
+    ``acceptance=True`` records the Metropolis acceptance probability of every SGLD step
+    (:mod:`llcgeo.numerics.acceptance`), a step-size diagnostic. The
     default
     ``eps = 1e-4`` keeps ``eps * nbeta * h`` near 0.2 for unit-scale data at ``n = 20 000``; the
     estimator's finite-step bias grows like ``1 / (1 - eps (nbeta h + gamma) / 4)``. The loss is
@@ -77,6 +79,7 @@ class SGLDConfig:
     sampler: str = "sgld"
     rmsprop_decay: float = 0.99
     rmsprop_floor: float = 1e-8
+    acceptance: bool = False
 
     def __post_init__(self):
         positive(self.eps, "eps")
@@ -105,6 +108,10 @@ class SGLDConfig:
         if not 0 <= self.rmsprop_decay < 1:
             raise SpecError(f"rmsprop_decay must lie in [0, 1), got {self.rmsprop_decay!r}")
         positive(self.rmsprop_floor, "rmsprop_floor")
+        if not isinstance(self.acceptance, bool):
+            raise SpecError(f"acceptance must be True or False, got {self.acceptance!r}")
+        if self.acceptance and (self.sampler != "sgld" or self.bounding_box is not None):
+            raise SpecError("acceptance is watched for plain SGLD steps without a bounding box")
         if self.sampler == "rmsprop" and self.bounding_box is not None:
             raise SpecError("the rmsprop sampler takes no bounding box")
         if self.sampler != "mala":

@@ -153,6 +153,7 @@ def config_from_args(args):
         batch_size=args.batch_size,
         batches=args.batches,
         sampler=args.sampler,
+        acceptance=getattr(args, "acceptance", False),
     )
 
 

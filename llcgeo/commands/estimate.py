@@ -32,6 +32,12 @@ def register(subparsers) -> None:
     g = parser.add_argument_group("precision and output")
     g.add_argument("--dtype", default="float64", choices=("float64", "float32"))
     g.add_argument("--json", action="store_true", help="print one JSON object")
+    g.add_argument(
+        "--acceptance",
+        action="store_true",
+        help="record the Metropolis acceptance probability of the SGLD steps (a step-size check)",
+    )
+    g.add_argument("--trace", metavar="PNG", help="draw each chain's loss trace there")
     parser.set_defaults(handler=run)
 
 
@@ -58,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     estimate = result.estimate
     for warning in estimate.warnings:
         print(f"llcgeo estimate: warning: {warning}", file=sys.stderr)
+    if args.trace:
+        _draw_trace(estimate, args.trace)
     if args.json:
         settings = {
             "manifold": to_jsonable(manifold),
@@ -87,8 +95,23 @@ def _rows(estimate, manifold, layer, refine) -> list[tuple[str, object]]:
         ("per chain", " ".join(f"{v:.3f}" for v in estimate.per_chain)),
         ("diverged", ", ".join(map(str, estimate.diverged_chains)) or "none"),
         ("rhat, ess", f"{estimate.rhat:.4f}, {estimate.ess:.0f}"),
+        *(
+            [("acceptance", f"{estimate.acceptance_rate:.3f} (Metropolis, not applied)")]
+            if estimate.acceptance_rate is not None
+            else []
+        ),
         ("device, time", f"{estimate.device}, {estimate.seconds:.2f} s"),
     ]
+
+
+def _draw_trace(estimate, path: str) -> None:
+    from pathlib import Path
+
+    from llcgeo.report.figures import draw
+    from llcgeo.report.files import write_atomic
+    from llcgeo.report.traces import trace_figure
+
+    write_atomic(Path(path), draw(trace_figure(estimate)))
 
 
 def _progress_bar(stream):

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import torch
 
-from llcgeo.numerics.sgld import Drift, DriftFn, SGLDInfo, drift_vector
+from llcgeo.numerics.sgld import DriftFn, SGLDInfo, drift_vector, potential
 
 
 class MALAState(NamedTuple):
@@ -31,11 +31,6 @@ class MALAState(NamedTuple):
 
 def init_mala(position: torch.Tensor) -> MALAState:
     return MALAState(position, 0, torch.zeros(position.shape[0], device=position.device))
-
-
-def _potential(w: torch.Tensor, loss: torch.Tensor, d: Drift) -> torch.Tensor:
-    away = w if d.centre is None else w - d.centre
-    return d.scale * loss + 0.5 * d.pull * away.square().sum(dim=1)
 
 
 def build_mala_kernel(drift: DriftFn, *, mask: torch.Tensor | None = None):
@@ -57,8 +52,8 @@ def build_mala_kernel(drift: DriftFn, *, mask: torch.Tensor | None = None):
         new_grad = masked(drift_vector(proposal, new_d))
         back = w - (proposal - 0.5 * eps * new_grad)
         log_ratio = (
-            _potential(w, loss, d)
-            - _potential(proposal, new_loss, new_d)
+            potential(w, loss, d)
+            - potential(proposal, new_loss, new_d)
             - back.square().sum(dim=1) / (2 * eps)
             + noise.square().sum(dim=1) / 2
         )

@@ -16,6 +16,7 @@ import torch
 from llcgeo.config import SGLDConfig
 from llcgeo.limits import check_memory, sampling_bytes
 from llcgeo.numerics import diagnostics
+from llcgeo.numerics.acceptance import AcceptanceWatch, low_acceptance_warning
 from llcgeo.numerics.mala import MALAState, build_mala_kernel, init_mala
 from llcgeo.numerics.result import LLCEstimate
 from llcgeo.numerics.rmsprop import build_rmsprop_kernel, init_rmsprop
@@ -82,13 +83,15 @@ def run_problem(problem: Problem, config: SGLDConfig, generator, progress=None) 
         )
         return run_chains(step, init_rmsprop(start), batches, config, generator, progress)
     box = config.bounding_box
+    watch = AcceptanceWatch(drift, eps=config.eps, mask=problem.mask) if config.acceptance else None
     step = build_kernel(
-        drift,
+        drift if watch is None else watch,
         noise_level=config.noise_level,
         mask=problem.mask,
         project=None if box is None else bounding_box(problem.centre, box),
     )
-    return run_chains(step, init(start), batches, config, generator, progress)
+    run = run_chains(step, init(start), batches, config, generator, progress)
+    return run if watch is None else run._replace(acceptance=watch.rate)
 
 
 def _batches(problem: Problem, config: SGLDConfig, generator):
@@ -136,8 +139,11 @@ def summarize(problem: Problem, run: ChainRun, config: SGLDConfig, *, seed: int,
         config=config,
         device=str(problem.start.device),
         seconds=seconds,
-        warnings=problem.warnings + _divergence_warnings(bad, threshold) + quality,
-        acceptance_rate=_acceptance(run.final),
+        warnings=problem.warnings
+        + _divergence_warnings(bad, threshold)
+        + quality
+        + low_acceptance_warning(run.acceptance),
+        acceptance_rate=_acceptance(run.final) if run.acceptance is None else run.acceptance,
     )
 
 

@@ -53,7 +53,9 @@ class LLCEstimate:
     device: str
     seconds: float
     warnings: tuple[str, ...] = ()
-    acceptance_rate: float | None = None  # MALA's accepted share of proposals; None for SGLD
+    # MALA's accepted share of proposals; for SGLD with acceptance=True, the mean Metropolis
+    # acceptance probability of its steps; else None
+    acceptance_rate: float | None = None
     ess_tail: float = float("nan")
 
     def __post_init__(self):
@@ -95,6 +97,8 @@ class LLCEstimate:
                 "diverged_chains": list(self.diverged_chains),
                 "rhat": self.rhat,
                 "ess": self.ess,
+                "ess_tail": self.ess_tail,
+                "acceptance_rate": self.acceptance_rate,
                 "init_loss": self.init_loss,
                 "nbeta": self.nbeta,
                 "n": self.n,

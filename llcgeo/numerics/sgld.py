@@ -77,6 +77,12 @@ def drift_vector(w: torch.Tensor, d: Drift) -> torch.Tensor:
     return d.scale * d.grad + d.pull * away
 
 
+def potential(w: torch.Tensor, loss: torch.Tensor, d: Drift) -> torch.Tensor:
+    """``U(w) = scale * loss + pull/2 |w - centre|^2`` per chain (``loss`` the excess loss)."""
+    away = w if d.centre is None else w - d.centre
+    return d.scale * loss + 0.5 * d.pull * away.square().sum(dim=1)
+
+
 DriftFn = Callable[[torch.Tensor, "torch.Tensor | None"], tuple[torch.Tensor, Drift]]
 
 
@@ -184,11 +190,13 @@ def minibatches(
 
 
 class ChainRun(NamedTuple):
-    """The raw output of :func:`run_chains`: the recorded losses and each chain's worst loss."""
+    """The raw output of :func:`run_chains`: the recorded losses and each chain's worst loss
+    (and, where it was watched, the steps' mean Metropolis acceptance probability)."""
 
     trace: torch.Tensor
     peak: torch.Tensor
     final: SGLDState
+    acceptance: float | None = None
 
 
 def run_chains(step, state: SGLDState, batches, config: SGLDConfig, generator, progress=None):

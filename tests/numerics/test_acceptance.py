@@ -1,0 +1,63 @@
+"""The Metropolis acceptance probability of SGLD steps, watched without extra gradients."""
+
+import math
+
+import pytest
+import torch
+
+from llcgeo import SGLDConfig, estimate_llc
+from llcgeo.errors import SpecError
+from llcgeo.numerics.acceptance import AcceptanceWatch
+from llcgeo.numerics.sgld import build_kernel, init, localized_gradient
+
+CURVATURE = torch.tensor([1.0, 9.0], dtype=torch.float64)
+
+
+def _quadratic(w, batch):
+    return 0.5 * (CURVATURE * w.square()).sum(1), CURVATURE * w
+
+
+def test_the_watched_probability_is_malas_for_one_step():
+    eps, nbeta, gamma = 0.05, 2.0, 0.5
+    drift = localized_gradient(_quadratic, nbeta=nbeta, gamma=gamma, centre=torch.zeros(2))
+    watch = AcceptanceWatch(drift, eps=eps, mask=None)
+    step = build_kernel(watch)
+    w0 = torch.tensor([[0.4, -0.3]], dtype=torch.float64)
+    state, _ = step(init(w0), None, eps, torch.Generator().manual_seed(1))
+    watch(state.position, None)  # the next step's evaluation closes the first step's test
+    a = nbeta * CURVATURE + gamma
+
+    def u(w):
+        return 0.5 * (a * w.square()).sum()
+
+    w1 = state.position
+    forward = (w1 - w0 + 0.5 * eps * a * w0).square().sum()
+    backward = (w0 - w1 + 0.5 * eps * a * w1).square().sum()
+    expected = min(1.0, math.exp(u(w0) - u(w1) + (forward - backward) / (2 * eps)))
+    assert watch.rate == pytest.approx(expected, rel=1e-12)
+
+
+def test_acceptance_falls_as_eps_grows(fitted_linear):
+    layer, x, y = fitted_linear(2000)
+    rates = []
+    for eps in (1e-5, 1e-3, 8e-3):
+        config = SGLDConfig(eps=eps, chains=4, steps=300, burnin=50, acceptance=True)
+        rates.append(estimate_llc(layer, x, y, config=config, device="cpu").acceptance_rate)
+    assert rates[0] > 0.999 and rates[0] > rates[1] > rates[2]
+
+
+def test_acceptance_is_for_plain_sgld():
+    with pytest.raises(SpecError, match="acceptance is watched for plain SGLD"):
+        SGLDConfig(sampler="mala", acceptance=True)
+
+
+def test_the_estimate_command_draws_the_traces(tmp_path, capsys):
+    from llcgeo.cli import main
+
+    png = tmp_path / "trace.png"
+    args = ["estimate", "--manifold", "rmsnorm", "--d", "3", "--m", "2", "--n", "500",
+            "--steps", "200", "--burnin", "50", "--chains", "2", "--acceptance",
+            "--trace", str(png)]  # fmt: skip
+    assert main(args) == 0
+    assert "acceptance" in capsys.readouterr().out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
