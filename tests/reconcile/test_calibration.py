@@ -122,3 +122,39 @@ def test_the_calibrate_figure_shows_the_grid_around_the_choice(capsys, tmp_path)
     assert len(grid) == len(EPS_FACTORS) * len(GAMMA_FACTORS)
     assert {round(p["eps"] / data["eps"], 6) for p in grid} == set(EPS_FACTORS)
     assert all(p["expected"] is not None for p in grid)  # the linear path: the exact curve
+
+
+def test_calibrate_a_trained_digits_head_under_the_cross_entropy():
+    """The head of the network suite's digits MLP, on its frozen features: the softmax-head
+    path, its spectrum by Lanczos, settings whose step-size bias is the target's."""
+    import torch
+    from sklearn.datasets import load_digits
+
+    from llcgeo.numerics.losses import cross_entropy
+    from llcgeo.numerics.networks import SMOOTHING, MLPClassifier, head_hessian, trained_head
+    from llcgeo.reconcile.calibration import calibrate
+
+    digits = load_digits()
+    x, y = torch.tensor(digits.data / 16.0), torch.tensor(digits.target)
+    trained = trained_head(lambda: MLPClassifier(64, 6, 10, "layernorm"), x, y, steps=100,
+                           lr=1e-2, batch=None, seed=0, moving_bias=False)  # fmt: skip
+    head = torch.nn.Linear(6, 10, dtype=torch.float64)
+    with torch.no_grad():
+        head.weight.copy_(trained.weight)
+        head.bias.copy_(trained.bias)
+    masks = {
+        "weight": torch.ones(10, 6, dtype=torch.bool),
+        "bias": torch.zeros(10, dtype=torch.bool),
+    }
+    cal = calibrate(head, trained.features, trained.labels, loss=cross_entropy(SMOOTHING),
+                    param_masks=masks, lanczos_steps=60)  # fmt: skip
+    h = torch.linalg.eigvalsh(
+        head_hessian(trained.features, trained.weight, trained.bias, moving_bias=False)
+    )
+    a_max = cal.nbeta * float(h.max()) + cal.config.gamma
+    assert cal.config.eps * a_max == pytest.approx(4 * 0.05 / 1.05, rel=1e-6)
+    # calibrate's noise floor for the curvature (a Gaussian model's, at a true parameter) counts
+    # the head's smallest curvatures as flat and says so: it never counts more than the 45
+    # curved directions of (K - 1)(h - 1) the geometry gives
+    assert cal.recommendation.llc <= 22.5
+    assert cal.recommendation.llc == 22.5 or "flat" in cal.recommendation.reasons[-1]
