@@ -23,6 +23,11 @@ from llcgeo.errors import SpecError
 from llcgeo.theory.calibration import Recommendation, recommend
 
 GRADIENT_NOISE = 10.0  # times the sampling noise of a mean gradient at a true parameter
+# a singular model's gamma sweep (singular="sweep"): the quadratic choice and this many decades
+# below it, each point run this long (the flat valleys mix slowly)
+GAMMA_DECADES = 4
+SINGULAR_STEPS = 16_000
+SINGULAR_MODES = ("warn", "sweep")
 HESSIAN_NOISE = 3.0  # times sqrt(2 L(w*) h_max / n), the noise of a Hessian eigenvalue
 
 
@@ -50,9 +55,18 @@ def calibrate(
     localization: float = TARGETS.localization,
     se: float = TARGETS.se,
     lanczos_steps: int = 100,
+    singular: str = "warn",
+    seed: int = 0,
 ) -> Calibration:
     """Settings whose exact step-size bias, localization bias and relative standard error stay
-    below ``bias``, ``localization`` and ``se`` for ``model`` at its current parameters."""
+    below ``bias``, ``localization`` and ``se`` for ``model`` at its current parameters.
+
+    Where directions are flat at ``w*`` (a singular model) the quadratic theory cannot set
+    gamma: the loss rises along them at higher order, and a gamma chosen for the curved
+    directions holds them down. ``singular="warn"`` keeps the quadratic choice and says so;
+    ``"sweep"`` runs gamma from that choice down ``GAMMA_DECADES`` decades in one batch
+    (``SINGULAR_STEPS`` steps a point, at the chosen eps) and takes the largest gamma below
+    which the estimate no longer rises (:func:`gamma_plateau`)."""
     import torch
 
     from llcgeo.numerics.curvature import hessian_spectrum
@@ -76,10 +90,45 @@ def calibrate(
         chains=config.chains, noise=curvature_noise,
         quadratic=problem.hessian_eigenvalues is not None,  # the linear path: exactly quadratic
     )  # fmt: skip
+    if singular not in SINGULAR_MODES:
+        raise SpecError(f"singular must be one of {SINGULAR_MODES}, got {singular!r}")
+    if singular == "sweep" and 2 * r.llc < problem.free_parameters:
+        r = _singular_gamma(problem, r, seed)
     tuned = replace(
         config, eps=r.eps, gamma=r.gamma, steps=r.steps, burnin=r.burnin, chains=r.chains
     )
     return Calibration(tuned, r, spectrum, problem.nbeta)
+
+
+def _singular_gamma(problem, r: Recommendation, seed: int) -> Recommendation:
+    """``r`` with gamma, the chain length and the expectation from a gamma sweep."""
+    from llcgeo.numerics.sweep import sweep
+
+    grid = [r.gamma / 10**k for k in range(GAMMA_DECADES + 1)]
+    burnin = SINGULAR_STEPS // 5
+    points = sweep(problem, [r.eps], grid, chains=r.chains, steps=SINGULAR_STEPS,
+                   burnin=burnin, seed=seed)  # fmt: skip
+    gamma = gamma_plateau(points, r.eps)
+    shown = ", ".join(f"{p.gamma:.3g}: {p.mean:.3g} +- {p.se:.2g}" for p in points)
+    if gamma is None:
+        raise SpecError(
+            f"the estimate of this singular model keeps rising as gamma falls ({shown}): no "
+            "plateau within four decades; allow longer chains, or choose gamma by hand"
+        )
+    chosen = next(p for p in points if p.gamma == gamma)
+    reasons = (
+        r.reasons[0],
+        f"gamma = {gamma:.3g} (the quadratic theory's {r.gamma:.3g} holds the flat directions "
+        f"down): a sweep at eps {r.eps:.3g} (gamma: estimate {shown}); below {gamma:.3g} the "
+        "estimate no longer rises",
+        f"burn-in = {burnin}, steps = {SINGULAR_STEPS}: the sweep's chains, long enough for the "
+        f"flat valleys to mix; the expected value {chosen.mean:.3g} +- {chosen.se:.2g} is that "
+        "point's, measured (no exact expectation exists for a singular model)",
+    )
+    return replace(
+        r, gamma=gamma, steps=SINGULAR_STEPS, burnin=burnin, expected=chosen.mean,
+        standard_error=chosen.se, reasons=reasons,
+    )  # fmt: skip
 
 
 def _check_minimum(gradient_norm: float, noise: float) -> None:
@@ -124,14 +173,25 @@ def plateau(points: list, gamma: float, z: float = 3.0) -> float | None:
     """The largest eps below which the estimates at ``gamma`` all agree (within ``z`` combined
     standard errors) with the one at the smallest eps: where the estimate stops depending on
     eps. None when even the two smallest disagree."""
-    row = sorted((p for p in points if p.gamma == gamma and not p.diverged), key=lambda p: p.eps)
+    row = [p for p in points if p.gamma == gamma and not p.diverged]
+    return _plateau(sorted(row, key=lambda p: p.eps), "eps", z)
+
+
+def gamma_plateau(points: list, eps: float, z: float = 3.0) -> float | None:
+    """The largest gamma below which the estimates at ``eps`` all agree with the one at the
+    smallest gamma: where localization stops holding the estimate down."""
+    row = [p for p in points if p.eps == eps and not p.diverged]
+    return _plateau(sorted(row, key=lambda p: p.gamma), "gamma", z)
+
+
+def _plateau(row: list, key: str, z: float) -> float | None:
     if not row:
         return None
     base, last = row[0], None
     for p in row[1:]:
         if abs(p.mean - base.mean) > z * math.hypot(p.se, base.se):
             break
-        last = p.eps
+        last = getattr(p, key)
     return last
 
 
