@@ -240,3 +240,4 @@ class ExperimentResult:
     rows: tuple[dict[str, Any], ...]
     figure: Figure | None = None
     notes: tuple[str, ...] = ()
+    extra_figures: tuple[Figure, ...] = ()  # drawn after ``figure`` (chains' traces, say)

@@ -52,6 +52,7 @@ NBETA_FACTOR = 50.0  # nbeta = NBETA_FACTOR * n / log n (see the module's note)
 # far above its rounding (1e-7 of the loss); the Hessian and the fit stay in float64
 DTYPE = "float32"
 RANK_GAP = 1e6  # the smallest counted eigenvalue over the largest uncounted, at least
+TRACE_POINTS = 50  # points of each chain's running mean kept in a record (for the figure)
 FLAT = 1e-9  # eigenvalues below this fraction of the largest are counted as zero
 # the measured higher-order shift is a credible allowance only while it is a small correction:
 # past this fraction of the LLC the quadratic model does not describe the loss at these settings
@@ -128,6 +129,7 @@ class NetworkRecord:
     expected_se: float
     warnings: tuple[str, ...]
     seconds: float
+    running: tuple[tuple[float, ...], ...] = ()  # each chain's running mean, TRACE_POINTS long
 
     @property
     def exact(self) -> float:
@@ -225,8 +227,18 @@ def run(job: NetworkJob, device: str) -> NetworkRecord:
         len(e.diverged_chains), float(q.mean), float(shifts.mean()),
         float(shifts.std(ddof=1) / math.sqrt(len(shifts))), float(expected.mean),
         float(expected.standard_error(job.chains)), tuple(e.warnings),
-        time.perf_counter() - started,
+        time.perf_counter() - started, _running_means(e),
     )  # fmt: skip
+
+
+def _running_means(estimate) -> tuple[tuple[float, ...], ...]:
+    """Each chain's estimate after each recorded draw, at ``TRACE_POINTS`` evenly spaced draws."""
+    import numpy as np
+
+    excess = estimate.nbeta * (np.asarray(estimate.loss_trace) - estimate.init_loss)
+    running = np.cumsum(excess, axis=1) / np.arange(1, excess.shape[1] + 1)
+    picks = np.linspace(0, excess.shape[1] - 1, min(TRACE_POINTS, excess.shape[1])).astype(int)
+    return tuple(tuple(float(v) for v in row[picks]) for row in running)
 
 
 def _rank(spectrum) -> tuple[int, float]:
@@ -242,6 +254,7 @@ def _rank(spectrum) -> tuple[int, float]:
 def _load(data: dict[str, Any]) -> NetworkRecord:
     values = dict(data)
     values["warnings"] = tuple(values["warnings"])
+    values["running"] = tuple(tuple(row) for row in values.get("running", ()))
     return load_record(NetworkRecord, values, job=NetworkJob)
 
 
@@ -361,6 +374,33 @@ def _figure(records) -> Figure:
     )
 
 
+def _trace_panel(records, model: str) -> Panel:
+    series = []
+    for norm in DRAWN:
+        r = _pick(records, model, norm)
+        draws = len(r.running[0]) if r.running else 0
+        xs = tuple(
+            float(r.burnin + k * (r.job.draws - 1) / max(draws - 1, 1)) for k in range(draws)
+        )
+        for c, row in enumerate(r.running):
+            label = f"{norm} head ({len(r.running)} chains)" if c == 0 else "_nolegend_"
+            series.append(Series(label, xs, row, style="line", group=norm))
+        ends = (xs[0], xs[-1]) if xs else ()
+        level = (r.expected, r.expected) if xs else ()
+        series.append(Series(f"{norm}: exact expectation", ends, level, style="line", group=norm))
+    return Panel(f"{model}: each chain's running estimate", "step", "wrLLC so far", tuple(series))
+
+
+def _trace_figure(records) -> Figure:
+    return Figure(
+        "traces",
+        tuple(_trace_panel(records, m) for m in MODELS if _of(records, m)),
+        caption="Each chain's estimate as its draws accumulate, for the two heads whose drop is "
+        "claimed: the chains settle on the exact expectation of the estimator (the straight "
+        "line), and the spread at the end is what the standard error measures.",
+    )
+
+
 def _row(r: NetworkRecord) -> dict[str, Any]:
     j = r.job
     return {
@@ -382,6 +422,7 @@ def summarize(records) -> ExperimentResult:
         claims=_claims(records),
         rows=tuple(_row(r) for r in records),
         figure=_figure(records),
+        extra_figures=(_trace_figure(records),),
     )
 
 

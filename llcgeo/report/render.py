@@ -93,9 +93,8 @@ def write_report(
     for result in results:
         check_name(result.name)
     images = {
-        r.name: doc.Image(f"{r.name}.png", r.title, draw(r.figure))
+        r.name: tuple(doc.Image(_file(r, f), r.title, draw(f)) for f in _figures(r))
         for r in results
-        if r.figure and r.figure.panels
     }
     blocks = report_blocks(results, cases, meta, images)
     paths = ReportPaths(
@@ -105,9 +104,9 @@ def write_report(
         results_json=folder / "results.json",
         claims_csv=folder / "claims.csv",
         cases_csv=tuple(folder / f"cases_{name}.csv" for name in _experiments(cases)),
-        figures=tuple(folder / image.file for image in images.values()),
+        figures=tuple(folder / image.file for shown in images.values() for image in shown),
     )
-    files = {folder / image.file: image.png for image in images.values()}
+    files = {folder / image.file: image.png for shown in images.values() for image in shown}
     files[paths.markdown] = doc.to_markdown(blocks)
     files[paths.html] = doc.to_html(blocks, meta.title)
     files[paths.results_json] = results_json(cases, meta, results)
@@ -122,7 +121,7 @@ def report_blocks(
     results: Sequence[ExperimentResult],
     cases: Sequence[StoredCase],
     meta: ReportMeta,
-    images: dict[str, doc.Image],
+    images: dict[str, tuple[doc.Image, ...]],
 ) -> list:
     blocks = [doc.Heading(meta.title, 1), doc.Paragraph(_run_line(meta, cases))]
     blocks.append(doc.Paragraph(_overview(results, cases, bool(meta.preamble))))
@@ -134,8 +133,17 @@ def report_blocks(
         blocks.append(doc.Paragraph("These stored cases could not be trusted and were recomputed:"))
         blocks.append(doc.Bullets(meta.problems))
     for result in results:
-        blocks += experiment_blocks(result, images.get(result.name))
+        blocks += experiment_blocks(result, images.get(result.name, ()))
     return blocks
+
+
+def _figures(result: ExperimentResult) -> tuple:
+    """The experiment's figures that have something to draw: its figure, then its extras."""
+    return tuple(f for f in (result.figure, *result.extra_figures) if f is not None and f.panels)
+
+
+def _file(result: ExperimentResult, figure) -> str:
+    return f"{result.name}.png" if figure is result.figure else f"{result.name}_{figure.name}.png"
 
 
 def _run_line(meta: ReportMeta, cases: Sequence[StoredCase]) -> str:
@@ -214,7 +222,7 @@ def _reason(text) -> str:
     return str(text) if text else "the experiment gave no reason"
 
 
-def experiment_blocks(result: ExperimentResult, image: doc.Image | None) -> list:
+def experiment_blocks(result: ExperimentResult, images: tuple[doc.Image, ...]) -> list:
     """The section of one experiment: prose, claims, figure, flagged cases and its table."""
     blocks = [doc.Heading(result.title), doc.Paragraph(result.description)]
     claims = tuple(
@@ -229,10 +237,10 @@ def experiment_blocks(result: ExperimentResult, image: doc.Image | None) -> list
         blocks += [doc.Heading("Claims", 3), doc.Bullets(claims)]
     if result.notes:
         blocks += [doc.Heading("Notes", 3), doc.Bullets(tuple(result.notes))]
-    if image is not None:
+    for figure, image in zip(_figures(result), images, strict=True):
         blocks.append(image)
-        if result.figure is not None and result.figure.caption:
-            blocks.append(doc.Paragraph(f"*Figure.* {result.figure.caption}"))
+        if figure.caption:
+            blocks.append(doc.Paragraph(f"*Figure.* {figure.caption}"))
     blocks += _flagged_rows(result.rows)
     if result.rows:
         blocks += [doc.Heading(f"Cases ({len(result.rows)})", 3), _rows_table(result.rows)]
