@@ -29,7 +29,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # before tqdm loads: the peers' bars
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
-from bench_sgld import _IndexDataset, best_of  # noqa: E402
+from bench_sgld import best_of, devinterp_on, sgld_arguments  # noqa: E402
 
 from llcgeo import SGLDConfig, estimate_llc  # noqa: E402
 
@@ -57,10 +57,14 @@ def _mean_se(per_chain) -> tuple[float, float]:
     return float(per_chain.mean()), float(per_chain.std() / math.sqrt(len(per_chain)))
 
 
+def _config(args) -> SGLDConfig:
+    return SGLDConfig(eps=args.eps, gamma=args.gamma, chains=args.chains,
+                      steps=args.burnin + args.draws, burnin=args.burnin,
+                      batch_size=args.batch_size, dtype=args.dtype)  # fmt: skip
+
+
 def run_llcgeo(model, x, y, args):
-    config = SGLDConfig(eps=args.eps, gamma=args.gamma, chains=args.chains,
-                        steps=args.burnin + args.draws, burnin=args.burnin,
-                        batch_size=args.batch_size, dtype=args.dtype)  # fmt: skip
+    config = _config(args)
 
     def run():
         return estimate_llc(model, x, y, config=config, device="cpu", seed=args.seed)
@@ -71,24 +75,7 @@ def run_llcgeo(model, x, y, args):
 
 
 def run_devinterp(model, x, y, nbeta, args):
-    from devinterp.slt.llc import llc
-
-    def loss_fn(model, input_ids):  # per-"token" loss of shape (batch, 1)
-        rows = input_ids[:, 0]
-        return 0.5 * (model(x[rows]) - y[rows]).square().sum(dim=1, keepdim=True)
-
-    def run():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return llc(
-                model, _IndexDataset(args.n), {}, lr=args.eps, n_beta=nbeta, loss_fn=loss_fn,
-                num_chains=args.chains, num_draws=args.draws, num_burnin_steps=args.burnin,
-                batch_size=args.batch_size, localization=args.gamma, device="cpu",
-                init_seed=args.seed,
-            )  # fmt: skip
-
-    result, seconds = best_of(args.repeats, run)
-    return (*_mean_se(result["llc_per_chain"].values), seconds)
+    return devinterp_on(model, x, y, _config(args), nbeta, args)
 
 
 def _import_canonical():
@@ -134,15 +121,8 @@ def run_canonical(model, x, y, nbeta, args, compiled: bool):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    parser.add_argument("--n", type=int, default=10_000)
-    parser.add_argument("--chains", type=int, default=4)
-    parser.add_argument("--draws", type=int, default=500)
+    sgld_arguments(parser, gamma=100.0)
     parser.add_argument("--burnin", type=int, default=100)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--eps", type=float, default=1e-4)
-    parser.add_argument("--gamma", type=float, default=100.0)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=2, help="timings are the best of these")
     parser.add_argument(
         "--skip", choices=("devinterp", "canonical", "compiled"), action="append", default=[]

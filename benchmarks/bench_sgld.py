@@ -76,11 +76,16 @@ class _IndexDataset(torch.utils.data.Dataset):
 
 
 def run_devinterp(fit, config: SGLDConfig, nbeta: float, args):
-    from devinterp.slt.llc import llc
-
     dtype = torch.float32 if config.dtype == "float32" else torch.float64
     x, y = fit.inputs.to(args.device, dtype), fit.targets.to(args.device, dtype)
     model = fit.as_linear().to(args.device, dtype)
+    return devinterp_on(model, x, y, config, nbeta, args)
+
+
+def devinterp_on(model, x, y, config: SGLDConfig, nbeta: float, args):
+    """devinterp 2's ``llc`` on ``model`` with the Gaussian loss on ``(x, y)`` at ``config``'s
+    settings: ``(mean, se, best wall time)``."""
+    from devinterp.slt.llc import llc
 
     def loss_fn(model, input_ids):  # per-"token" loss of shape (batch, 1)
         rows = input_ids[:, 0]
@@ -101,7 +106,7 @@ def run_devinterp(fit, config: SGLDConfig, nbeta: float, args):
                 num_burnin_steps=config.burnin,
                 batch_size=config.batch_size,
                 localization=config.gamma,
-                device=args.device,
+                device=getattr(args, "device", "cpu"),
                 init_seed=args.seed,
             )
 
@@ -173,19 +178,24 @@ def throughput(args) -> None:
         )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+def sgld_arguments(parser: argparse.ArgumentParser, *, gamma: float) -> None:
+    """The comparison's data and SGLD settings, shared by the benchmarks against devinterp."""
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    parser.add_argument("--d", type=int, default=32)
-    parser.add_argument("--m", type=int, default=32)
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--draws", type=int, default=500)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--eps", type=float, default=1e-4)
-    parser.add_argument("--gamma", type=float, default=1.0)
+    parser.add_argument("--gamma", type=float, default=gamma)
     parser.add_argument("--seed", type=int, default=0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    sgld_arguments(parser, gamma=1.0)
+    parser.add_argument("--d", type=int, default=32)
+    parser.add_argument("--m", type=int, default=32)
     parser.add_argument("--throughput-d", type=int, default=256)
     parser.add_argument("--throughput-chains", type=int, default=64)
     parser.add_argument("--throughput-steps", type=int, default=50)
