@@ -307,7 +307,8 @@ def _level_claim(records, model: str) -> Claim:
         verdict=combined([passed(max(ratios) <= 1), *(_sane(r) for r in chosen)]),
         note="allowed: the t limit times the SE, plus the measured shift of the terms beyond "
         "the quadratic (" + ", ".join(f"{r.shift:+.3f}" for r in chosen) + ") and the t "
-        f"limit times its SE; a shift above {SHIFT_LIMIT:.0%} of the LLC makes the claim inconclusive",
+        f"limit times its SE; a shift above {SHIFT_LIMIT:.0%} of the LLC makes the claim "
+        "inconclusive",
         reference="the exact expectation on the quadratic model, plus the measured shift",
         statistic=f"largest |measured - expected| / allowed = {max(ratios):.2f} (limit 1)",
     )
