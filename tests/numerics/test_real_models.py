@@ -94,10 +94,21 @@ def test_bad_losses_and_targets_are_named(targets, loss, message):
         _run(net, torch.randn(20, 4), targets, loss=loss)
 
 
+class _NeedsMask(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.out = torch.nn.Linear(6, 7)
+
+    def forward(self, ids, mask):
+        return self.out(ids.double() * mask)
+
+
 def test_a_forward_argument_the_data_lack_is_named(tokens):
     ids, labels = tokens
     with pytest.raises(EstimationError, match="unexpected keyword argument 'tokens'"):
         _run(Tokens(), {"tokens": ids}, labels, loss="cross_entropy")
+    with pytest.raises(EstimationError, match="missing 1 required positional argument: 'mask'"):
+        _run(_NeedsMask(), ids, labels[:, 0], loss="cross_entropy")
 
 
 @pytest.mark.parametrize(
