@@ -64,13 +64,18 @@ def _curvatures(eigenvalues: Sequence[float], noise: float) -> tuple[np.ndarray,
     """The eigenvalues with those within ``noise`` of 0 set flat, and the smallest moving one."""
     h = np.asarray(eigenvalues, dtype=np.float64).ravel()
     if h.size == 0 or not np.all(np.isfinite(h)) or h.max() <= noise:
-        raise SpecError("the Hessian has no positive eigenvalue: w* is not a minimum of the loss")
+        raise SpecError(
+            "the Hessian has no positive eigenvalue (beyond its noise): either w* is not a "
+            "minimum, or every direction is flat there (a singular point such as a zero-rank "
+            "truth), and no curvature sets eps; choose eps by hand, or sweep it"
+        )
     floor = max(noise, FLAT * h.max())
     if h.min() < -max(noise, NEGATIVE * h.max()):
         raise SpecError(
             f"the Hessian has a negative eigenvalue ({h.min():.3g}, against {h.max():.3g}) beyond "
             f"its sampling noise ({noise:.3g}): w* is a saddle of the loss, where the quadratic "
-            "theory behind these settings does not hold; train (or fit) to a minimum first"
+            "theory behind these settings does not hold; train (or fit) to a minimum first (at "
+            "a singular true parameter the Hessian's noise can be larger than estimated here)"
         )
     h = np.where(h > floor, h, 0.0)
     return h, float(h[h > 0].min())
