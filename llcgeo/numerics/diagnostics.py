@@ -152,6 +152,7 @@ def mean_and_se(per_chain, keep) -> tuple[float, float]:
 
 RHAT_LIMIT = 1.1  # above it, the chains disagree about the loss's distribution
 ESS_PER_CHAIN = 100  # Vehtari et al. 2021: a bulk ESS of at least 100 per chain
+STABILITY_BOUND = 4.0  # eps (nbeta h + gamma) at which a direction's SGLD chain is unstable
 # a step with eps (nbeta h + gamma) above this share of the stability bound 4 inflates that
 # direction's share of the estimate by 1 / (1 - share) or more (a third at 0.25)
 STABILITY_SHARE = 0.25
@@ -179,19 +180,26 @@ def quality_warnings(rhat_value: float, ess_value: float, chains: int) -> tuple[
 
 
 def stability_warning(eps: float, nbeta: float, gamma: float, h_max: float, *, lower=False):
-    """A warning when ``eps (nbeta h_max + gamma)`` is past ``STABILITY_SHARE`` of the bound 4
-    (``lower``: ``h_max`` is a lower bound, from a few Lanczos steps); else ``None``.
+    """A warning when ``eps (nbeta h_max + gamma)`` is past ``STABILITY_SHARE`` of the bound
+    ``STABILITY_BOUND`` (``lower``: ``h_max`` is a lower bound, from a few Lanczos steps), and a
+    stronger one at the bound itself, where the chain is unstable; else ``None``.
 
     >>> stability_warning(1e-3, 1000.0, 1.0, 3.9)[:46]
     'eps (nbeta h_max + gamma) = 3.9 is 98% of the '
     """
-    product = eps * (nbeta * h_max + gamma)
-    if not product > STABILITY_SHARE * 4:
-        return None
+    curvature = nbeta * h_max + gamma
+    product = eps * curvature
     at_least = "at least " if lower else ""
+    if product >= STABILITY_BOUND:
+        return (
+            f"eps (nbeta h_max + gamma) = {at_least}{product:.3g} >= {STABILITY_BOUND:g}: SGLD is "
+            f"unstable here (h_max = {h_max:.3g}); choose eps < {STABILITY_BOUND / curvature:.3g}"
+        )
+    if not product > STABILITY_SHARE * STABILITY_BOUND:
+        return None
     return (
-        f"eps (nbeta h_max + gamma) = {at_least}{product:.3g} is {product / 4:.0%} of the "
-        f"stability bound 4: the stiffest direction's share of the estimate is inflated by "
-        f"{at_least}{1 / max(1e-12, 1 - product / 4):.3g}x (or the chain diverges); use a "
-        "smaller eps, or eps auto"
+        f"eps (nbeta h_max + gamma) = {at_least}{product:.3g} is "
+        f"{product / STABILITY_BOUND:.0%} of the stability bound {STABILITY_BOUND:g}: the "
+        "stiffest direction's share of the estimate is inflated by "
+        f"{at_least}{1 / (1 - product / STABILITY_BOUND):.3g}x; use a smaller eps, or eps auto"
     )

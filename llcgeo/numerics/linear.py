@@ -29,7 +29,6 @@ from llcgeo.config import SGLDConfig
 from llcgeo.numerics.device import resolve_dtype
 from llcgeo.numerics.problem import Problem
 
-STABILITY_LIMIT = 4.0
 MOMENT_COORDINATES = 32  # the fourth moment has this many squared rows and columns at most
 
 
@@ -143,19 +142,6 @@ def hessian_eigenvalues(s: torch.Tensor, mask: torch.Tensor | None, layout: Layo
     return np.sort(np.clip(np.concatenate(values), 0.0, None))
 
 
-def stability_warnings(eigenvalues: np.ndarray, config: SGLDConfig, nbeta: float):
-    """A warning when ``eps (nbeta h_max + gamma) >= 4``: the discretized chain is unstable."""
-    h_max = float(eigenvalues.max()) if eigenvalues.size else 0.0
-    curvature = nbeta * h_max + config.gamma
-    if config.eps * curvature < STABILITY_LIMIT:
-        return ()
-    return (
-        f"eps * (nbeta * h_max + gamma) = {config.eps * curvature:.3g} >= {STABILITY_LIMIT:g}: "
-        f"SGLD is unstable on this layer (h_max = {h_max:.3g}); choose eps < "
-        f"{STABILITY_LIMIT / curvature:.3g}",
-    )
-
-
 def _quadratic(layout: Layout, device):
     """``(position, S, G) -> (1/2 <D, D S> + <G, D>, D S + G)`` per chain: the loss relative to
     ``theta*`` and its gradient for a quadratic with curvature ``S`` and gradient ``G`` at
@@ -229,8 +215,7 @@ def linear_problem(x, y, theta, config: SGLDConfig, mask=None) -> Problem:
     start = torch.zeros(m * z.shape[1], dtype=dtype, device=x.device)
     mask = None if mask is None else mask.to(x.device)
     eigenvalues = hessian_eigenvalues(s, mask, layout)
-    warnings = stability_warnings(eigenvalues, config, nbeta)
     moments = None
     if config.batch_size is not None:
         moments = data_moments(z, residual, moving_columns(mask, layout))
-    return Problem(fn, start, start, mask, init_loss, n, nbeta, warnings, eigenvalues, moments)
+    return Problem(fn, start, start, mask, init_loss, n, nbeta, (), eigenvalues, moments)

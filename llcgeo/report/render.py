@@ -171,9 +171,10 @@ def _overview(results: Sequence[ExperimentResult], cases: Sequence[StoredCase], 
     where = "stated below" if stated else "of each experiment"
     return (
         "This report checks claims about how the geometry of the data a linear layer "
-        "y = W x (+ b) is trained on changes the layer's local learning coefficient (LLC). "
+        "y = W x (+ b) (or a softmax head, or a network built of such layers) is trained on "
+        "changes its local learning coefficient (LLC). "
         "For each claim the exact prediction of the theory, derived symbolically, is set beside "
-        "SGLD measurements of the LLC on data sampled from the manifold, and a verdict records "
+        "SGLD measurements of the LLC on data with that geometry, and a verdict records "
         f"whether they agree within the thresholds {where}. It covers {len(results)} "
         f"experiment(s) ({titles}) with {len(cases)} cases in all. Of its {len(claims)} claims, "
         f"{counts['agree']} agree, {counts['disagree']} disagree and {counts['inconclusive']} "

@@ -13,7 +13,6 @@ from llcgeo.numerics.linear import (
     hessian_eigenvalues,
     linear_problem,
     second_moment,
-    stability_warnings,
 )
 from llcgeo.numerics.masks import flatten_masks
 
@@ -107,9 +106,11 @@ def test_layernorm_null_direction_is_clipped_to_zero_not_negative():
 
 
 def test_stability_warning_at_the_predicted_limit():
-    values = np.array([0.5, 2.0])
-    nbeta, gamma = 100.0, 1.0
-    limit = 4.0 / (nbeta * 2.0 + gamma)
-    assert stability_warnings(values, SGLDConfig(eps=0.99 * limit, gamma=gamma), nbeta) == ()
-    (text,) = stability_warnings(values, SGLDConfig(eps=limit, gamma=gamma), nbeta)
+    from llcgeo.numerics.diagnostics import stability_warning
+
+    nbeta, gamma, h_max = 100.0, 1.0, 2.0
+    limit = 4.0 / (nbeta * h_max + gamma)
+    assert "unstable" not in stability_warning(0.99 * limit, nbeta, gamma, h_max)
+    text = stability_warning(limit, nbeta, gamma, h_max)
     assert "unstable" in text and f"{limit:.3g}" in text
+    assert stability_warning(0.24 * limit, nbeta, gamma, h_max) is None
