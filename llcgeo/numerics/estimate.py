@@ -147,7 +147,7 @@ def _stacked_path(model: torch.nn.Sequential, x, y, config: SGLDConfig, mask, fn
     if x.shape[1] != d:
         raise EstimationError(f"the network takes inputs of shape (n, {d}); got {tuple(x.shape)}")
     if isinstance(fn, CrossEntropy):
-        check_targets("cross_entropy", torch.empty(1, k), y)
+        check_targets("cross_entropy", (k,), y)
     elif y.shape != (x.shape[0], k):
         raise EstimationError(
             f"the network's outputs have shape (n, {k}) but the targets have shape {tuple(y.shape)}"
@@ -162,7 +162,7 @@ def _softmax_path(model: torch.nn.Linear, x, y, config: SGLDConfig, mask, fn) ->
             f"(n, {model.in_features}) and integer labels (n,); got {tuple(x.shape)} and "
             f"{tuple(y.shape)} ({y.dtype})"
         )
-    check_targets("cross_entropy", torch.empty(1, model.out_features), y)
+    check_targets("cross_entropy", (model.out_features,), y)
     weight, bias = (None if p is None else p.detach().to(x) for p in (model.weight, model.bias))
     return softmax_problem(x, y, weight, bias, config, mask, fn.label_smoothing)
 

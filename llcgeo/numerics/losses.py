@@ -87,28 +87,29 @@ def check_gaussian_targets(targets: torch.Tensor) -> None:
         )
 
 
-def check_targets(loss, outputs: torch.Tensor, targets: torch.Tensor) -> None:
+def check_targets(loss, per_sample: tuple[int, ...], targets: torch.Tensor) -> None:
     """Refuse targets the named loss would misread: integer targets under the Gaussian loss
     (class labels taken as numbers), labels outside the model's ``K`` classes, shapes that do
-    not pair. ``outputs`` are the model's outputs on the first samples."""
+    not pair. ``per_sample`` is the shape of the model's output for one sample (its last entry
+    ``K`` under the cross-entropy)."""
     if loss == "gaussian":
         check_gaussian_targets(targets)
     if loss != "cross_entropy":
         return
-    integer = not targets.is_floating_point()
-    classes = outputs.shape[-1]
-    if not integer:
-        if targets.shape[1:] != outputs.shape[1:]:
+    per_sample = tuple(per_sample)
+    if targets.is_floating_point():
+        if targets.shape[1:] != per_sample:
             raise EstimationError(
                 f"float targets for cross_entropy are class probabilities of the outputs' shape "
-                f"{tuple(outputs.shape[1:])} per sample, got {tuple(targets.shape[1:])}"
+                f"{per_sample} per sample, got {tuple(targets.shape[1:])}"
             )
         return
-    if targets.shape[1:] != outputs.shape[1:-1]:
+    if targets.shape[1:] != per_sample[:-1]:
         raise EstimationError(
-            f"the model's outputs {tuple(outputs.shape[1:])} per sample need labels of shape "
-            f"{tuple(outputs.shape[1:-1])}, got {tuple(targets.shape[1:])}"
+            f"the model's outputs {per_sample} per sample need labels of shape "
+            f"{per_sample[:-1]}, got {tuple(targets.shape[1:])}"
         )
+    classes = per_sample[-1]
     low, high = int(targets.min()), int(targets.max())
     if low < 0 or high >= classes:
         raise EstimationError(

@@ -35,7 +35,7 @@ def probe(model: torch.nn.Module, x: Data, y, loss, named) -> None:
     messages (``named`` is the loss's name, or ``None`` for a callable)."""
     first = take(x, slice(0, 2))
     outputs = _applied(lambda: _forward(model, first), x, y)
-    check_targets(named, outputs, y)
+    check_targets(named, outputs.shape[1:], y)
     values = _applied(lambda: loss(outputs, y[:2]), x, y)
     if not isinstance(values, torch.Tensor) or values.shape != (sample_count(first),):
         shape = getattr(values, "shape", type(values).__name__)

@@ -14,7 +14,6 @@ import torch
 from torch import nn
 
 from llcgeo.config import SGLDConfig
-from llcgeo.numerics.losses import CrossEntropy, gaussian_loss
 from llcgeo.numerics.problem import Problem
 
 # parameter-free modules that act entry by entry, so they apply to stacked tensors unchanged
@@ -44,11 +43,10 @@ def _layers(model: nn.Sequential):
 
 def stacked_problem(model: nn.Sequential, x, y, config: SGLDConfig, mask, loss) -> Problem:
     """The :class:`Problem` of ``model`` at its parameters on ``(n, d)`` inputs ``x`` (on the
-    device, in the run's dtype) with the Gaussian or cross-entropy ``loss``."""
+    device, in the run's dtype) with the per-sample ``loss`` (the Gaussian loss or a
+    :class:`~llcgeo.numerics.losses.CrossEntropy`: losses that take ``(rows, K)`` outputs)."""
     plan = list(_layers(model))
     centre = torch.cat([p.detach().reshape(-1) for p in model.parameters()]).to(x)
-    per_sample = gaussian_loss if not isinstance(loss, CrossEntropy) else loss
-
     sizes = [p.numel() for p in model.parameters()]
 
     def forward(w: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
@@ -69,9 +67,7 @@ def stacked_problem(model: nn.Sequential, x, y, config: SGLDConfig, mask, loss) 
     def batch_loss(w: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         chains, rows = xb.shape[0], xb.shape[1]
         outputs = forward(w, xb)
-        values = per_sample(
-            outputs.reshape(chains * rows, -1), yb.reshape(chains * rows, *yb.shape[2:])
-        )
+        values = loss(outputs.reshape(chains * rows, -1), yb.reshape(chains * rows, *yb.shape[2:]))
         return values.view(chains, rows).mean(dim=1)
 
     with torch.no_grad():
