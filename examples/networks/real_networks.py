@@ -21,6 +21,7 @@ from llcgeo.numerics.networks import (
     SMOOTHING,
     MLPClassifier,
     TinyTransformer,
+    head_module,
     sequence_task,
     trained_head,
 )
@@ -39,14 +40,7 @@ def classifier(config: SGLDConfig) -> None:
     loss = cross_entropy(SMOOTHING)
     whole = estimate_llc(model, loader, None, loss=loss, config=config)
     print(f"digits MLP, all parameters: {whole.mean:.2f} +- {whole.se:.2f}; {whole.warnings}")
-    head = torch.nn.Linear(6, 10, dtype=torch.float64)
-    with torch.no_grad():
-        head.weight.copy_(trained.weight)
-        head.bias.copy_(trained.bias)
-    masks = {
-        "weight": torch.ones(10, 6, dtype=torch.bool),
-        "bias": torch.zeros(10, dtype=torch.bool),
-    }
+    head, masks = head_module(trained, moving_bias=False)  # the weight moves, the bias not
     # settings from the head's own Hessian spectrum (eps, gamma, chain length, with reasons)
     cal = calibrate(head, trained.features, trained.labels, loss=loss, param_masks=masks,
                     config=config)  # fmt: skip

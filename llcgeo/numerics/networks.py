@@ -136,8 +136,7 @@ def head_hessian(z: torch.Tensor, weight: torch.Tensor, bias, *, moving_bias: bo
     over samples of ``A(p) (x) z~ z~^T`` with ``A(p) = diag p - p p^T``. Label smoothing
     does not enter it."""
     z = z.to(F64)
-    logits = z @ weight.to(F64).T + (0 if bias is None else bias.to(F64))
-    p = torch.softmax(logits, dim=1)
+    p = torch.softmax(_logits(z, weight.to(F64), None if bias is None else bias.to(F64)), dim=1)
     a = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
     zt = _augmented(z, moving_bias)
     k, width = p.shape[1], zt.shape[1]
@@ -151,9 +150,12 @@ def head_hessian(z: torch.Tensor, weight: torch.Tensor, bias, *, moving_bias: bo
     return full[index][:, index]
 
 
+def _logits(z, weight, bias):
+    return z @ weight.T + (0 if bias is None else bias)
+
+
 def _head_loss(z, labels, weight, bias):
-    logits = z @ weight.T + (0 if bias is None else bias)
-    return cross_entropy(SMOOTHING)(logits, labels).mean()
+    return cross_entropy(SMOOTHING)(_logits(z, weight, bias), labels).mean()
 
 
 def fit_head(z, labels, weight, bias, *, moving_bias: bool, iterations: int = 200):
@@ -239,10 +241,22 @@ def trained_head(build, inputs, labels, *, steps, lr, batch, seed, moving_bias):
         z, flat = z.reshape(-1, z.shape[-1]), labels.reshape(-1)
         head = model.head
         weight, bias, grad_norm = fit_head(z, flat, head.weight, head.bias, moving_bias=moving_bias)
-    accuracy = float(
-        ((z @ weight.T + (0 if bias is None else bias)).argmax(1) == flat).double().mean()
-    )
+    accuracy = float((_logits(z, weight, bias).argmax(1) == flat).double().mean())
     return TrainedHead(model, z, flat, weight, bias, loss, accuracy, grad_norm)
+
+
+def head_module(trained: TrainedHead, *, moving_bias: bool):
+    """``(nn.Linear at the fitted head, param_masks)``: the weight moves, the bias (where there
+    is one) only where ``moving_bias``; for ``estimate_llc`` or ``calibrate`` on the features."""
+    classes, width = trained.weight.shape
+    head = nn.Linear(width, classes, bias=trained.bias is not None, dtype=F64)
+    masks = {"weight": torch.ones(classes, width, dtype=torch.bool)}
+    with torch.no_grad():
+        head.weight.copy_(trained.weight)
+        if trained.bias is not None:
+            head.bias.copy_(trained.bias)
+            masks["bias"] = torch.full((classes,), moving_bias, dtype=torch.bool)
+    return head, masks
 
 
 class HeadMeasurement(NamedTuple):
@@ -259,14 +273,7 @@ def measure_head(trained: TrainedHead, hessian, config: SGLDConfig, *, moving_bi
     (and the bias where ``moving_bias``), under the smoothed cross-entropy."""
     from llcgeo.numerics.estimate import estimate_problem, model_problem
 
-    classes, width = trained.weight.shape
-    head = nn.Linear(width, classes, bias=trained.bias is not None, dtype=F64)
-    masks = {"weight": torch.ones(classes, width, dtype=torch.bool)}
-    with torch.no_grad():
-        head.weight.copy_(trained.weight)
-        if trained.bias is not None:
-            head.bias.copy_(trained.bias)
-            masks["bias"] = torch.full((classes,), moving_bias, dtype=torch.bool)
+    head, masks = head_module(trained, moving_bias=moving_bias)
     loss, target = cross_entropy(SMOOTHING), resolve_device(device)
     parameters = config.chains * hessian.shape[0]
     with thread_policy(parameters, target):

@@ -131,21 +131,20 @@ def test_calibrate_a_trained_digits_head_under_the_cross_entropy():
     from sklearn.datasets import load_digits
 
     from llcgeo.numerics.losses import cross_entropy
-    from llcgeo.numerics.networks import SMOOTHING, MLPClassifier, head_hessian, trained_head
+    from llcgeo.numerics.networks import (
+        SMOOTHING,
+        MLPClassifier,
+        head_hessian,
+        head_module,
+        trained_head,
+    )
     from llcgeo.reconcile.calibration import calibrate
 
     digits = load_digits()
     x, y = torch.tensor(digits.data / 16.0), torch.tensor(digits.target)
     trained = trained_head(lambda: MLPClassifier(64, 6, 10, "layernorm"), x, y, steps=100,
                            lr=1e-2, batch=None, seed=0, moving_bias=False)  # fmt: skip
-    head = torch.nn.Linear(6, 10, dtype=torch.float64)
-    with torch.no_grad():
-        head.weight.copy_(trained.weight)
-        head.bias.copy_(trained.bias)
-    masks = {
-        "weight": torch.ones(10, 6, dtype=torch.bool),
-        "bias": torch.zeros(10, dtype=torch.bool),
-    }
+    head, masks = head_module(trained, moving_bias=False)
     cal = calibrate(head, trained.features, trained.labels, loss=cross_entropy(SMOOTHING),
                     param_masks=masks, lanczos_steps=60)  # fmt: skip
     h = torch.linalg.eigvalsh(
