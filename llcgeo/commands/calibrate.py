@@ -77,14 +77,11 @@ def run(args) -> int:
 
 def _evidence(args, manifold, layer, refine, calibration) -> list[dict]:
     """Run the grid, write its figure to ``args.figure``; the points as plain records."""
-    from pathlib import Path
-
     from llcgeo.reconcile.calibration import evidence, evidence_figure
-    from llcgeo.report.figures import draw
-    from llcgeo.report.files import write_atomic
+    from llcgeo.report.figures import save
 
     model, inputs, targets, masks = case_data(args, manifold, layer, refine)
     points = evidence(model, inputs, targets, calibration, param_masks=masks, seed=args.seed,
                       device=args.device)  # fmt: skip
-    write_atomic(Path(args.figure), draw(evidence_figure(points, calibration)))
+    save(evidence_figure(points, calibration), args.figure)
     return [p._asdict() for p in points]

@@ -105,13 +105,10 @@ def _rows(estimate, manifold, layer, refine) -> list[tuple[str, object]]:
 
 
 def _draw_trace(estimate, path: str) -> None:
-    from pathlib import Path
-
-    from llcgeo.report.figures import draw
-    from llcgeo.report.files import write_atomic
+    from llcgeo.report.figures import save
     from llcgeo.report.traces import trace_figure
 
-    write_atomic(Path(path), draw(trace_figure(estimate)))
+    save(trace_figure(estimate), path)
 
 
 def _progress_bar(stream):

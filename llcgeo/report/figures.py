@@ -43,6 +43,15 @@ def draw(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
+def save(figure: Figure, path) -> None:
+    """Draw ``figure`` and write the PNG to ``path`` atomically (a command's ``--figure``)."""
+    from pathlib import Path
+
+    from llcgeo.report.files import write_atomic
+
+    write_atomic(Path(path), draw(figure))
+
+
 def _draw_panel(axes, panel: Panel) -> None:
     colours: dict[str, str] = {}
     for series in panel.series:
