@@ -166,7 +166,7 @@ def assert_llc_matches_theory(
 
 
 def _verdict(manifold, layer, refine, result: CaseResult) -> tuple[str, str]:
-    from llcgeo.reconcile.judging import alternative_llc
+    from llcgeo.hypotheses.judging import alternative_llc
     from llcgeo.reconcile.stats import singles_out
     from llcgeo.theory import predicted_llc
 

@@ -191,7 +191,7 @@ def test_a_fifo_is_refused_without_opening_it(tmp_path, capsys):
 
 
 def test_a_byte_order_mark_is_accepted(tmp_path):
-    from llcgeo.reconcile.hypotheses import load_hypothesis
+    from llcgeo.hypotheses.schema import load_hypothesis
 
     path = tmp_path / "bom.toml"
     path.write_bytes(b"\xef\xbb\xbf[manifold]\nfamily = 'gaussian'\nd = 2\n[layer]\nm = 1\n"

@@ -1,6 +1,7 @@
 """The layers keep to themselves: theory never loads torch, numerics never loads sympy, and no
 module hands text to eval or sympify."""
 
+import ast
 import pathlib
 import re
 import subprocess
@@ -35,8 +36,9 @@ def test_no_eval_or_sympify_on_text():
 @pytest.mark.parametrize(
     "module",
     [
-        "llcgeo.reconcile.hypotheses",
-        "llcgeo.reconcile.judging",
+        "llcgeo.hypotheses.schema",
+        "llcgeo.hypotheses.judging",
+        "llcgeo.suites",
         "llcgeo.reconcile.design",
         "llcgeo.reconcile.model",
         "llcgeo.config",
@@ -60,3 +62,34 @@ def test_an_invalid_hypothesis_file_is_refused_before_torch_loads(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "2 False" and "layer" in out.stderr
+
+
+# each room of the package and how high it stands; a module may import only from its own height
+# or below (the top-level modules: manifolds, config, limits, ... stand at 0)
+HEIGHTS = {
+    "theory": 1, "numerics": 1, "reconcile": 2, "suites": 3, "hypotheses": 3, "scan": 3,
+    "testing": 3, "report": 4, "commands": 5, "cli": 5,
+}  # fmt: skip
+
+
+def _height(module: str) -> int:
+    parts = module.split(".")
+    return HEIGHTS.get(parts[1], 0) if len(parts) > 1 else 0
+
+
+def _imports(path: pathlib.Path):
+    for node in ast.walk(ast.parse(path.read_text())):  # imports inside functions count too
+        if isinstance(node, ast.Import):
+            yield from ((alias.name, node.lineno) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module, node.lineno
+
+
+def test_no_import_runs_upward():
+    upward = []
+    for path in PACKAGE.rglob("*.py"):
+        module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        for name, line in _imports(path):
+            if name.startswith("llcgeo.") and _height(name) > _height(module):
+                upward.append(f"{module}:{line} imports {name}")
+    assert upward == []

@@ -36,8 +36,8 @@ def register(subparsers) -> None:
 
 
 def handle(args) -> int:
-    from llcgeo.reconcile.hypotheses import load_hypotheses
-    from llcgeo.reconcile.judging import hypothesis_experiment
+    from llcgeo.hypotheses.judging import hypothesis_experiment
+    from llcgeo.hypotheses.schema import load_hypotheses
 
     hypotheses = load_hypotheses(args.files)  # every file checked before torch or the report load
     from llcgeo.commands.report import ProgressPrinter

@@ -46,9 +46,9 @@ def register(subparsers) -> None:
 
 
 def handle(args) -> int:
-    from llcgeo.reconcile.suites import select, suite
     from llcgeo.reconcile.verdict import THRESHOLDS_MARKDOWN
     from llcgeo.report import run_experiments
+    from llcgeo.suites import select, suite
 
     experiments = select(suite(args.suite), args.experiment)
     printer = None if args.quiet else ProgressPrinter(sys.stderr)

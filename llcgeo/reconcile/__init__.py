@@ -1,4 +1,5 @@
-"""Theory and measurement side by side: cases, verdicts, experiments and suites.
+"""Theory and measurement side by side: cases, verdicts, statistics and calibration (the judging
+core that the suites, hypothesis files and scans build on).
 
 Each name loads its module on first use, so importing one module of this package (the data
 model, say, to validate a hypothesis file) loads no torch.
@@ -17,9 +18,6 @@ _EXPORTS = {
     "Figure": "llcgeo.reconcile.model",
     "Panel": "llcgeo.reconcile.model",
     "Series": "llcgeo.reconcile.model",
-    "SUITES": "llcgeo.reconcile.suites",
-    "select": "llcgeo.reconcile.suites",
-    "suite": "llcgeo.reconcile.suites",
     "ESS_MIN": "llcgeo.reconcile.verdict",
     "RHAT_MAX": "llcgeo.reconcile.verdict",
     "THRESHOLDS_MARKDOWN": "llcgeo.reconcile.verdict",

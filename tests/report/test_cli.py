@@ -6,9 +6,8 @@ import io
 
 import pytest
 
-from llcgeo import cli
+from llcgeo import cli, suites
 from llcgeo.commands.report import ProgressPrinter
-from llcgeo.reconcile import suites
 from llcgeo.report.runner import ProgressEvent
 
 

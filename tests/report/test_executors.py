@@ -11,9 +11,9 @@ import json
 import pytest
 
 from llcgeo.errors import SpecError
-from llcgeo.reconcile.suites import select, suite
 from llcgeo.report import run_experiments
 from llcgeo.report.executors import DaskExecutor, InProcess, LocalProcesses, make_executor
+from llcgeo.suites import select, suite
 
 
 def _records(out, executor) -> dict:

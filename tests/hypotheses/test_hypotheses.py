@@ -13,8 +13,8 @@ from llcgeo import cli
 from llcgeo import manifolds as mf
 from llcgeo.config import SGLDConfig
 from llcgeo.errors import ExpressionError, LLCGeoError, SpecError
-from llcgeo.reconcile.hypotheses import load_hypotheses, load_hypothesis, parse_hypothesis
-from llcgeo.reconcile.judging import hypothesis_experiment, judge_claim, summarize_hypothesis
+from llcgeo.hypotheses.judging import hypothesis_experiment, judge_claim, summarize_hypothesis
+from llcgeo.hypotheses.schema import load_hypotheses, load_hypothesis, parse_hypothesis
 from llcgeo.reconcile.model import CaseResult
 from llcgeo.serialize import to_jsonable
 

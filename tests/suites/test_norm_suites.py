@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 
 from llcgeo.errors import SpecError
-from llcgeo.reconcile import geometry, isometry, lipschitz
 from llcgeo.reconcile.model import VERDICTS, ExperimentResult
-from llcgeo.reconcile.suites import suite
 from llcgeo.report.figures import draw
+from llcgeo.suites import geometry, isometry, lipschitz, suite
 
 MODULES = {"geometry": geometry, "isometry": isometry, "lipschitz": lipschitz}
 

@@ -15,9 +15,9 @@ from fractions import Fraction
 from functools import partial
 from typing import Any
 
+from llcgeo.hypotheses.schema import ClaimSpec, Hypothesis
 from llcgeo.reconcile.design import case_experiment
 from llcgeo.reconcile.experiment import Experiment
-from llcgeo.reconcile.hypotheses import ClaimSpec, Hypothesis
 from llcgeo.reconcile.model import CaseResult, Claim, ExperimentResult, Figure, Panel, Series
 from llcgeo.reconcile.stats import combined, reference_text, singles_out, statistic_text
 

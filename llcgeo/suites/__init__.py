@@ -11,12 +11,12 @@ from llcgeo.errors import SpecError
 from llcgeo.reconcile.experiment import Experiment
 
 _MODULES = {
-    "paper": "llcgeo.reconcile.paper",
-    "geometry": "llcgeo.reconcile.geometry",
-    "isometry": "llcgeo.reconcile.isometry",
-    "lipschitz": "llcgeo.reconcile.lipschitz",
-    "singular": "llcgeo.reconcile.singular",
-    "network": "llcgeo.reconcile.network",
+    "paper": "llcgeo.suites.paper",
+    "geometry": "llcgeo.suites.geometry",
+    "isometry": "llcgeo.suites.isometry",
+    "lipschitz": "llcgeo.suites.lipschitz",
+    "singular": "llcgeo.suites.singular",
+    "network": "llcgeo.suites.network",
 }
 SUITES = (*_MODULES, "all")
 

@@ -9,10 +9,10 @@ its alternative (:func:`llcgeo.reconcile.stats.singles_out`).
 
 from __future__ import annotations
 
-from llcgeo.reconcile.comparisons import smuggled_bias_experiment, weight_refinement_experiment
 from llcgeo.reconcile.experiment import Experiment
-from llcgeo.reconcile.scaling import scaling_experiment
-from llcgeo.reconcile.threshold import crossover_experiment, threshold_experiment
+from llcgeo.suites.comparisons import smuggled_bias_experiment, weight_refinement_experiment
+from llcgeo.suites.scaling import scaling_experiment
+from llcgeo.suites.threshold import crossover_experiment, threshold_experiment
 
 
 def experiments() -> tuple[Experiment, ...]:

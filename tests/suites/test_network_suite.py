@@ -5,8 +5,8 @@ from dataclasses import replace
 
 import pytest
 
-from llcgeo.reconcile.network import SHIFT_LIMIT, _load, experiments, jobs, run, summarize
 from llcgeo.serialize import dumps_exact, loads_exact, to_jsonable
+from llcgeo.suites.network import SHIFT_LIMIT, _load, experiments, jobs, run, summarize
 
 
 @pytest.fixture(scope="module")

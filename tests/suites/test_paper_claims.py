@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from llcgeo.numerics import sample
-from llcgeo.reconcile import suite
 from llcgeo.reconcile.model import CaseResult
+from llcgeo.suites import suite
 from llcgeo.theory import expected_sgld_estimate, predicted_llc
 
 

@@ -5,8 +5,8 @@ from dataclasses import replace
 
 import pytest
 
-from llcgeo.reconcile.singular import _load, experiments, jobs, run, summarize
 from llcgeo.serialize import dumps_exact, loads_exact, to_jsonable
+from llcgeo.suites.singular import _load, experiments, jobs, run, summarize
 
 
 def test_a_record_round_trips_through_the_store():
