@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from llcgeo.errors import SpecError
-from llcgeo.validate import integer, non_negative, positive
+from llcgeo.validate import between, integer, non_negative, positive
 
 DTYPES = ("float64", "float32")
 # "epochs": a fresh permutation each epoch, cut into batches (torch's DataLoader, as devinterp);
@@ -105,8 +105,7 @@ class SGLDConfig:
     def _check_sampler(self) -> None:
         if self.sampler not in SAMPLERS:
             raise SpecError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
-        if not 0 <= self.rmsprop_decay < 1:
-            raise SpecError(f"rmsprop_decay must lie in [0, 1), got {self.rmsprop_decay!r}")
+        between(self.rmsprop_decay, "rmsprop_decay", 0, 1, open_high=True)
         positive(self.rmsprop_floor, "rmsprop_floor")
         if not isinstance(self.acceptance, bool):
             raise SpecError(f"acceptance must be True or False, got {self.acceptance!r}")

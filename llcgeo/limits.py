@@ -14,6 +14,11 @@ variables of an equation   64         sympy's factoring recurses per variable; a
 total degree               64         the parser's exponent cap, applied to the expanded whole
 terms after expansion      20 000     a degree-4 polynomial in 12 variables has at most 1 820
 coefficient size           4 096 bits the largest coefficient after expansion, bounded
+samples of a data set      2^26       67 million rows; memory and time are planned besides
+dimension of a manifold    65 536     a width beyond any layer the toolkit measures
+depth of a network         10 000     the isometry and Lipschitz suites' deepest networks
+a hypothesis file          4 MiB      a TOML file of that size is not a hypothesis
+a stored record            64 MiB     the largest record (a Lipschitz case) is about 1 MB
 derivation time            60 s       configurable with ``--time-limit SECONDS`` or the environment
                                       variable ``LLCGEO_TIME_LIMIT``; named families take ms; a
                                       forked child does the work and is killed at the deadline
@@ -46,6 +51,11 @@ from llcgeo.errors import DerivationError, SpecError
 from llcgeo.expr import Call, Const, Expr, Neg, Num, Var, variables
 
 MAX_DIGITS = 100
+MAX_SAMPLES = 1 << 26
+MAX_DIMENSION = 1 << 16
+MAX_DEPTH = 10_000
+MAX_FILE_BYTES = 4 << 20
+MAX_RECORD_BYTES = 64 << 20
 MAX_VARIABLES = 64
 MAX_DEGREE = 64
 MAX_TERMS = 20_000

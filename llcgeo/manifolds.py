@@ -39,10 +39,15 @@ from typing import Any
 
 from llcgeo.errors import LLCGeoError, SpecError
 from llcgeo.expr import EXPR_TYPES, Expr, is_polynomial, to_text, variables
-from llcgeo.limits import check_expression, check_number, check_variables
-from llcgeo.validate import entries, integer
+from llcgeo.limits import (
+    MAX_DIMENSION,
+    MAX_SAMPLES,
+    check_expression,
+    check_number,
+    check_variables,
+)
+from llcgeo.validate import between, entries, integer, non_negative, positive
 
-MAX_DIMENSION = 1 << 16
 # The data of an implicit hypersurface are its regular zeros: F(x) = 0 and grad F(x) != 0. In
 # floating point a zero counts as regular when the first-order distance to where the gradient
 # vanishes, |grad F(x)| h / |grad F(x + h u) - grad F(x)| (h = REGULAR_PROBE * scale, u the
@@ -179,8 +184,7 @@ class LayerNormImage(_Spec):
         _set(self, "gain", exact_vector(self.gain, "gain", self.d))
         _set(self, "bias", exact_vector(self.bias, "bias", self.d))
         _set(self, "eps", exact(self.eps, "eps"))
-        if self.eps < 0:
-            raise SpecError(f"eps must be non-negative, got {self.eps}")
+        non_negative(self.eps, "eps")
 
 
 @dataclass(frozen=True, repr=False)
@@ -195,8 +199,7 @@ class RMSNormImage(_Spec):
         dimension(self.d)
         _set(self, "gain", exact_vector(self.gain, "gain", self.d))
         _set(self, "eps", exact(self.eps, "eps"))
-        if self.eps < 0:
-            raise SpecError(f"eps must be non-negative, got {self.eps}")
+        non_negative(self.eps, "eps")
 
 
 @dataclass(frozen=True, repr=False)
@@ -209,8 +212,7 @@ class Sphere(_Spec):
     def __post_init__(self):
         dimension(self.d)
         _set(self, "radius", exact(self.radius, "radius"))
-        if self.radius <= 0:
-            raise SpecError(f"radius must be positive, got {self.radius}")
+        positive(self.radius, "radius")
 
 
 @dataclass(frozen=True, repr=False)
@@ -234,8 +236,7 @@ class Ellipsoid(_Spec):
         dimension(self.d)
         axes = exact_vector(self.axes or (1,) * self.d, "axes", self.d)
         for i, a in enumerate(axes):
-            if a <= 0:
-                raise SpecError(f"axes[{i}] must be positive, got {a}")
+            positive(a, f"axes[{i}]")
         _set(self, "axes", axes)
 
 
@@ -280,8 +281,7 @@ class ImplicitHypersurface(_Spec):
             )
         _set(self, "F", expr)
         _set(self, "scale", exact(self.scale, "scale"))
-        if self.scale <= 0:
-            raise SpecError(f"scale must be positive, got {self.scale}")
+        positive(self.scale, "scale")
         dimension(len(names), "number of variables")
 
     @property
@@ -337,8 +337,7 @@ class BumpedHyperplane(_Spec):
         dimension(self.d, minimum=2)
         _set(self, "kappa", exact(self.kappa, "kappa"))
         _set(self, "fraction", exact(self.fraction, "fraction"))
-        if not 0 <= self.fraction <= 1:
-            raise SpecError(f"fraction must lie in [0, 1], got {self.fraction}")
+        between(self.fraction, "fraction", 0, 1)
 
     @property
     def half_width(self) -> float:
@@ -467,12 +466,9 @@ HEAD_TYPES = (LinearLayer, SoftmaxHead)
 
 
 def check_samples(n: Any, what: str = "n") -> int:
-    """A validated number of samples: an integer of at least 2 (a fit and a spread need two)."""
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise SpecError(f"{what} (the number of samples) must be an integer, got {n!r}")
-    if n < 2:
-        raise SpecError(f"{what} (the number of samples) must be at least 2, got {n}")
-    return n
+    """A validated number of samples: an integer of at least 2 (a fit and a spread need two)
+    and at most ``MAX_SAMPLES``."""
+    return integer(n, f"{what} (the number of samples)", 2, MAX_SAMPLES)
 
 
 REFINES = ("all", "weight", "bias")

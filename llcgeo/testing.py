@@ -216,7 +216,7 @@ def reconciliation_table(case: Case, result: CaseResult, verdict: str, why: str)
         ("predicted LLC (exact)", result.predicted_llc_exact),
         ("LLC on Gaussian data", _short(result.llc_unconstrained)),
         ("expected estimate", expected),
-        ("measured estimate", f"{result.llc_mean:.4g} ± {result.llc_se:.2g}"),
+        ("measured estimate", f"{result.llc_mean:.4g} ± {result.se:.2g}"),
         ("per chain", ", ".join(f"{v:.4g}" for v in result.per_chain)),
         ("z", f"{result.z:.3g}"),
         ("R-hat, ESS", f"{result.rhat:.3g}, {result.ess:.3g}"),

@@ -147,8 +147,8 @@ HOSTILE_FILES = {
     ),
     "full-width-declared-only": (
         "[manifold]\nequation = 'x**2 + y**2 - 1'\nvariables = ['\uff58', 'y']\n"
-        "[layer]\nm = 1\n[sampler]\nn = 10000001\n[claims]\nllc = '1'\n",
-        "sampler.n: must lie between 2 and 10000000",  # the names matched: the next check speaks
+        "[layer]\nm = 1\n[sampler]\nn = 67108865\n[claims]\nllc = '1'\n",
+        "sampler.n: n (the number of samples) must be at most 67108864",  # the names matched
     ),
 }
 

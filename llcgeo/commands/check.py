@@ -70,16 +70,11 @@ def handle(args) -> int:
     return 0 if outcome["verdict"] == "agree" else 1
 
 
-def file_verdict(verdicts) -> str:
-    """``agree`` when every claim agrees; else ``disagree`` if any does; else inconclusive."""
-    verdicts = list(verdicts)
-    if all(v == "agree" for v in verdicts):
-        return "agree"
-    return "disagree" if "disagree" in verdicts else "inconclusive"
-
-
 def check_outcome(hypotheses, report) -> dict:
-    """The verdict of every file and claim, and where the report is, as plain values."""
+    """The verdict of every file and claim, and where the report is, as plain values; a file's
+    verdict and the whole check's are :func:`llcgeo.reconcile.stats.combined` of their parts."""
+    from llcgeo.reconcile.stats import combined
+
     results = {r.name: r for r in report.results}
     files = []
     for h in hypotheses:
@@ -88,11 +83,11 @@ def check_outcome(hypotheses, report) -> dict:
              "verdict": c.verdict, "note": c.note}
             for c in results[h.name].claims
         ]  # fmt: skip
-        verdict = file_verdict(c["verdict"] for c in claims)
+        verdict = combined(c["verdict"] for c in claims)
         files.append({"file": h.source, "name": h.name, "verdict": verdict, "claims": claims})
     paths = report.paths
     return {
-        "verdict": file_verdict(f["verdict"] for f in files),
+        "verdict": combined(f["verdict"] for f in files),
         "files": files,
         "report": {"markdown": str(paths.markdown), "html": str(paths.html),
                    "results_json": str(paths.results_json),

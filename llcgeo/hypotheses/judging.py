@@ -19,7 +19,7 @@ from llcgeo.hypotheses.schema import ClaimSpec, Hypothesis
 from llcgeo.reconcile.design import case_experiment
 from llcgeo.reconcile.experiment import Experiment
 from llcgeo.reconcile.model import CaseResult, Claim, ExperimentResult, Figure, Panel, Series
-from llcgeo.reconcile.stats import combined, reference_text, singles_out, statistic_text
+from llcgeo.reconcile.stats import cases_verdict, reference_text, singles_out, statistic_text
 
 
 def hypothesis_experiment(hypothesis: Hypothesis) -> Experiment:
@@ -68,7 +68,7 @@ def judge_claim(hypothesis: Hypothesis, spec: ClaimSpec, results: Mapping) -> Cl
     exact = hypothesis.prediction.flat if spec.key == "flat" else measured.exact
     shown = _exact_text(exact)
     measurement = _measurement_text(measured)
-    case_verdict = combined(r.verdict for r in measured.cases)
+    case_verdict = cases_verdict([r for r in measured.cases if r is not None])[0]
     tested = _tested(measured)
     if spec.value != exact:
         note = f"The exact derivation gives {shown}, not the claimed {_exact_text(spec.value)}."
@@ -201,7 +201,7 @@ def _row(role: str, r: CaseResult) -> dict[str, Any]:
         "predicted LLC": r.predicted_llc_exact,
         "expected estimate": r.expected_estimate,
         "measured": r.llc_mean,
-        "se": r.llc_se,
+        "se": r.se,
         "z": r.z,
         "R-hat": r.rhat,
         "ESS": r.ess,
@@ -222,7 +222,7 @@ def _figure(name: str, results: Mapping) -> Figure:
     series = (
         Series("asymptotic LLC", at(-0.1), values("predicted_llc"), style="markers"),
         Series("expected estimate", at(0.0), values("expected_estimate"), style="markers"),
-        Series("measured (± SE)", at(0.1), values("llc_mean"), yerr=values("llc_se")),
+        Series("measured (± SE)", at(0.1), values("llc_mean"), yerr=values("se")),
     )
     panel = Panel("LLC: predicted and measured", "case", "LLC", series, xticks=tuple(roles))
     caption = (

@@ -67,19 +67,18 @@ from llcgeo import manifolds as mf
 from llcgeo.config import SGLDConfig
 from llcgeo.errors import LLCGeoError, SpecError
 from llcgeo.expr import Binary, Expr, Num, fold, is_polynomial, substitute
-from llcgeo.limits import check_number
+from llcgeo.limits import MAX_FILE_BYTES, check_number
 from llcgeo.parse import BOM, parse_expression, parse_number
 from llcgeo.reconcile.model import Case
+from llcgeo.validate import integer, non_negative
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-MAX_FILE_BYTES = 4 << 20
 # the rule llcgeo.report applies to experiment names (they name files): checked here up front
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-MAX_SAMPLES = 10_000_000  # a typo of a few zeros should not exhaust the memory
 TOP_KEYS = ("title", "description", "manifold", "layer", "sampler", "claims")
 LAYER_KEYS = ("m", "bias", "refine")
 SAMPLER_KEYS = ("n", "eps", "gamma", "nbeta", "chains", "steps", "burnin", "seed", "sigma")
@@ -456,15 +455,10 @@ def _layer(table: Any, where: _File) -> tuple[mf.LinearLayer, str]:
 
 def _sampler(table: Any, where: _File) -> tuple[int, SGLDConfig, int, float]:
     where.table(table, "sampler", SAMPLER_KEYS)
-    n = where.integer(table.get("n", 20_000), "sampler.n")
-    if not 2 <= n <= MAX_SAMPLES:
-        raise where.error("sampler.n", f"must lie between 2 and {MAX_SAMPLES}, got {n}")
-    seed = where.integer(table.get("seed", 0), "sampler.seed")
-    if seed < 0:
-        raise where.error("sampler.seed", f"must be non-negative, got {seed}")
+    n = _wrapped(where, "sampler.n", lambda: mf.check_samples(table.get("n", 20_000)))
+    seed = _wrapped(where, "sampler.seed", lambda: integer(table.get("seed", 0), "seed", 0))
     sigma = where.number(table.get("sigma", 0.5), "sampler.sigma")
-    if sigma <= 0:
-        raise where.error("sampler.sigma", f"must be positive, got {sigma}")
+    _wrapped(where, "sampler.sigma", lambda: non_negative(sigma, "sigma"))
     settings = {k: v for k, v in table.items() if k not in ("n", "seed", "sigma")}
     config = _wrapped(where, "sampler", lambda: SGLDConfig(**settings))
     return n, config, seed, float(sigma)

@@ -17,8 +17,6 @@ import torch
 
 from llcgeo.numerics.sgld import drift_vector, potential
 
-LOW_ACCEPTANCE = 0.5  # below it the estimate's warnings name the step size
-
 
 class AcceptanceWatch:
     """Wraps a drift function; after a run, :attr:`rate` is the mean acceptance probability
@@ -55,12 +53,3 @@ class AcceptanceWatch:
     @property
     def rate(self) -> float | None:
         return float(self._total) / self._count if self._count else None
-
-
-def low_acceptance_warning(rate: float | None) -> tuple[str, ...]:
-    if rate is None or rate >= LOW_ACCEPTANCE:
-        return ()
-    return (
-        f"a Metropolis test would accept only {rate:.0%} of the SGLD steps (below "
-        f"{LOW_ACCEPTANCE:.0%}): eps is large for this posterior; a smaller eps, or eps auto",
-    )

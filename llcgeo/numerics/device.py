@@ -19,6 +19,7 @@ import torch
 
 from llcgeo.config import check_device
 from llcgeo.errors import SpecError
+from llcgeo.validate import integer
 
 SMALL_PROBLEM = 1 << 16  # chains x parameters below which a CPU run uses one thread
 SMALL_OPERATION = 1 << 22  # entries of the largest tensor a batched matmul step touches
@@ -47,9 +48,7 @@ def resolve_dtype(name: str) -> torch.dtype:
 
 def check_seed(seed) -> int:
     """A validated non-negative integer seed."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise SpecError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
+    return integer(seed, "seed", 0)
 
 
 def split_seed(seed: int, streams: int) -> list[np.random.SeedSequence]:

@@ -18,6 +18,14 @@ import math
 
 import numpy as np
 
+from llcgeo.thresholds import (
+    LOW_ACCEPTANCE,
+    STABILITY_BOUND,
+    STABILITY_SHARE,
+    ess_problem,
+    rhat_problem,
+)
+
 DIVERGENCE_FACTOR = 100.0
 
 
@@ -150,32 +158,20 @@ def mean_and_se(per_chain, keep) -> tuple[float, float]:
     return float(kept.mean()), se
 
 
-RHAT_LIMIT = 1.1  # above it, the chains disagree about the loss's distribution
-ESS_PER_CHAIN = 100  # Vehtari et al. 2021: a bulk ESS of at least 100 per chain
-STABILITY_BOUND = 4.0  # eps (nbeta h + gamma) at which a direction's SGLD chain is unstable
-# a step with eps (nbeta h + gamma) above this share of the stability bound 4 inflates that
-# direction's share of the estimate by 1 / (1 - share) or more (a third at 0.25)
-STABILITY_SHARE = 0.25
-
-
 def quality_warnings(rhat_value: float, ess_value: float, chains: int) -> tuple[str, ...]:
-    """What the R-hat and bulk ESS of the kept chains say deserves a look.
+    """What the R-hat and bulk ESS of the kept chains say deserves a look (the sentences of
+    :mod:`llcgeo.thresholds`, which the verdicts use too, with what to do).
 
-    >>> quality_warnings(1.34, 12.0, 4)[0][:30]
-    'R-hat is 1.34 (above 1.1): the'
+    >>> quality_warnings(1.34, 12.0, 4)[0][:32]
+    'R-hat is 1.34, above 1.1: the ch'
     """
     found = []
-    if rhat_value > RHAT_LIMIT:
-        found.append(
-            f"R-hat is {rhat_value:.3g} (above {RHAT_LIMIT}): the chains disagree; run longer, "
-            "with more burn-in, or a smaller eps"
-        )
-    if ess_value < ESS_PER_CHAIN * chains:
-        found.append(
-            f"the bulk ESS is {ess_value:.3g} (below {ESS_PER_CHAIN} per chain, "
-            f"{ESS_PER_CHAIN * chains} for {chains}): the standard "
-            "error rests on few independent draws; run longer or raise eps"
-        )
+    rhat_text = rhat_problem(rhat_value)
+    if rhat_text:
+        found.append(f"{rhat_text}; run longer, with more burn-in, or a smaller eps")
+    ess_text = ess_problem(ess_value, chains)
+    if ess_text:
+        found.append(f"{ess_text}; run longer or raise eps")
     return tuple(found)
 
 
@@ -202,4 +198,28 @@ def stability_warning(eps: float, nbeta: float, gamma: float, h_max: float, *, l
         f"{product / STABILITY_BOUND:.0%} of the stability bound {STABILITY_BOUND:g}: the "
         "stiffest direction's share of the estimate is inflated by "
         f"{at_least}{1 / (1 - product / STABILITY_BOUND):.3g}x; use a smaller eps, or eps auto"
+    )
+
+
+def divergence_warnings(bad: np.ndarray, threshold: float) -> tuple[str, ...]:
+    """The sentence naming diverged chains (left out of the mean), if any."""
+    if not bad.any():
+        return ()
+    names = ", ".join(str(i) for i in np.flatnonzero(bad))
+    text = (
+        f"{int(bad.sum())} of {bad.size} chains diverged (chain {names}: NaN/Inf, or a loss more "
+        f"than {threshold:.3g} above its start); they are left out of the mean"
+    )
+    if bad.all():
+        text += "; every chain diverged, so the estimate is NaN (try a smaller eps)"
+    return (text,)
+
+
+def acceptance_warnings(rate: float | None) -> tuple[str, ...]:
+    """The sentence for a mean Metropolis acceptance of SGLD's steps below ``LOW_ACCEPTANCE``."""
+    if rate is None or rate >= LOW_ACCEPTANCE:
+        return ()
+    return (
+        f"a Metropolis test would accept only {rate:.0%} of the SGLD steps (below "
+        f"{LOW_ACCEPTANCE:.0%}): eps is large for this posterior; a smaller eps, or eps auto",
     )

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from llcgeo.errors import SpecError
+from llcgeo.limits import MAX_DEPTH
 from llcgeo.numerics.device import (
     SMALL_OPERATION,
     check_seed,
@@ -38,7 +39,7 @@ from llcgeo.numerics.device import (
     split_seed,
     thread_policy,
 )
-from llcgeo.validate import integer, positive
+from llcgeo.validate import between, integer, positive
 
 ORDERS = ("norm_after_act", "norm_before_act", "no_norm")
 ACTIVATIONS = {
@@ -48,7 +49,6 @@ ACTIVATIONS = {
     "gelu": torch.nn.functional.gelu,
     "linear": lambda x: x,
 }
-MAX_DEPTH = 10_000
 
 
 def activation(name: str):
@@ -82,10 +82,8 @@ class IsometrySpec:
         integer(self.batch, "batch", 2)
         integer(self.depth, "depth", 1, MAX_DEPTH)
         integer(self.networks, "networks", 1)
-        if not -1 / (self.batch - 1) < self.rho0 < 1:
-            raise SpecError(
-                f"rho0 must lie in (-1/(batch-1), 1) for a full-rank batch, got {self.rho0}"
-            )
+        between(self.rho0, "rho0 (full-rank batch)", -1 / (self.batch - 1), 1, open_low=True,
+                open_high=True)
         positive(self.weight_variance, "weight_variance")
         check_seed(self.seed)
         resolve_dtype(self.dtype)

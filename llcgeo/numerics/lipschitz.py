@@ -37,6 +37,7 @@ import torch
 from torch.func import jvp, vjp
 
 from llcgeo.errors import SpecError
+from llcgeo.limits import MAX_DEPTH
 from llcgeo.numerics.device import (
     SMALL_OPERATION,
     check_seed,
@@ -50,7 +51,6 @@ from llcgeo.numerics.isometry import activation
 from llcgeo.validate import integer, non_negative, positive
 
 NORMALIZATIONS = ("none", "layernorm", "rmsnorm")
-MAX_DEPTH = 1000
 
 
 @dataclass(frozen=True)

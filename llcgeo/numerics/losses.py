@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from llcgeo.errors import EstimationError
+from llcgeo.validate import between
 
 PerSampleLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 LOSSES = ("gaussian", "cross_entropy")
@@ -43,9 +44,7 @@ class CrossEntropy:
     a closure, so that a model path can recognize it: a linear head takes a fast path.)"""
 
     def __init__(self, label_smoothing: float = 0.0):
-        if not 0.0 <= label_smoothing < 1.0:
-            raise EstimationError(f"label_smoothing must lie in [0, 1), got {label_smoothing}")
-        self.label_smoothing = float(label_smoothing)
+        self.label_smoothing = between(label_smoothing, "label_smoothing", 0, 1, open_high=True)
 
     def __call__(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         classes = outputs.shape[-1]

@@ -13,7 +13,6 @@ changing, say, ``sigma`` leaves the points ``x`` and the SGLD noise as they were
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +33,7 @@ from llcgeo.numerics.linear import (
 from llcgeo.numerics.masks import flatten_masks, refine_masks
 from llcgeo.numerics.result import LLCEstimate
 from llcgeo.numerics.samplers import sample
+from llcgeo.validate import non_negative
 
 CPU = torch.device("cpu")
 
@@ -76,10 +76,7 @@ def least_squares(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def teacher_student(manifold, layer: LinearLayer, n: int, *, seed: int, sigma: float = 0.5):
     """Draw ``x`` from ``manifold``, a teacher, noisy targets, and fit the student."""
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not sigma >= 0:
-        raise SpecError(f"sigma must be a non-negative number, got {sigma!r}")
-    if not math.isfinite(sigma):
-        raise SpecError(f"sigma must be finite, got {sigma!r}")
+    non_negative(sigma, "sigma")
     x = sample(manifold, n, generator=make_generator(stream(seed, "data"), CPU))
     z = design_matrix(x, layer.bias)
     teacher = torch.randn(

@@ -16,7 +16,7 @@ import torch
 from llcgeo.config import SGLDConfig
 from llcgeo.limits import check_memory, sampling_bytes
 from llcgeo.numerics import diagnostics
-from llcgeo.numerics.acceptance import AcceptanceWatch, low_acceptance_warning
+from llcgeo.numerics.acceptance import AcceptanceWatch
 from llcgeo.numerics.mala import MALAState, build_mala_kernel, init_mala
 from llcgeo.numerics.result import LLCEstimate
 from llcgeo.numerics.rmsprop import build_rmsprop_kernel, init_rmsprop
@@ -140,9 +140,9 @@ def summarize(problem: Problem, run: ChainRun, config: SGLDConfig, *, seed: int,
         device=str(problem.start.device),
         seconds=seconds,
         warnings=problem.warnings
-        + _divergence_warnings(bad, threshold)
+        + diagnostics.divergence_warnings(bad, threshold)
         + quality
-        + low_acceptance_warning(run.acceptance),
+        + diagnostics.acceptance_warnings(run.acceptance),
         acceptance_rate=_acceptance(run.final) if run.acceptance is None else run.acceptance,
     )
 
@@ -152,19 +152,6 @@ def _acceptance(final) -> float | None:
     if not isinstance(final, MALAState) or final.step == 0:
         return None
     return float(final.accepted.sum()) / (final.step * final.accepted.numel())
-
-
-def _divergence_warnings(bad: np.ndarray, threshold: float) -> tuple[str, ...]:
-    if not bad.any():
-        return ()
-    names = ", ".join(str(i) for i in np.flatnonzero(bad))
-    text = (
-        f"{int(bad.sum())} of {bad.size} chains diverged (chain {names}: NaN/Inf, or a loss more "
-        f"than {threshold:.3g} above its start); they are left out of the mean"
-    )
-    if bad.all():
-        text += "; every chain diverged, so the estimate is NaN (try a smaller eps)"
-    return (text,)
 
 
 def quadratic_problem(hessian: torch.Tensor, like: Problem) -> Problem:

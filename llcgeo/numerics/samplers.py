@@ -19,6 +19,7 @@ import torch
 
 from llcgeo.errors import EstimationError, SpecError
 from llcgeo.expr import fold
+from llcgeo.limits import MAX_SAMPLES
 from llcgeo.manifolds import (
     REGULAR_FLOOR,
     REGULAR_PROBE,
@@ -34,6 +35,7 @@ from llcgeo.manifolds import (
     Sphere,
     regular_probe,
 )
+from llcgeo.validate import integer
 
 TORCH_FUNCTIONS = {"sin": torch.sin, "cos": torch.cos, "exp": torch.exp, "sqrt": torch.sqrt}
 TORCH_CONSTANTS = {"pi": math.pi}
@@ -41,7 +43,6 @@ NEWTON_CHUNK = 1 << 16
 NEWTON_STEPS = 60
 NEWTON_TOLERANCE = 1e-10
 NEWTON_ROUNDS = 8
-MAX_SAMPLES = 1 << 26
 
 
 def sample(spec, n: int, *, generator: torch.Generator, device="cpu", dtype=torch.float64):
@@ -52,8 +53,7 @@ def sample(spec, n: int, *, generator: torch.Generator, device="cpu", dtype=torc
     >>> bool(torch.allclose(x.norm(dim=1), torch.full((5,), 2.0, dtype=torch.float64)))
     True
     """
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SAMPLES:
-        raise SpecError(f"n must be an integer between 1 and {MAX_SAMPLES}, got {n!r}")
+    integer(n, "n (the number of samples)", 1, MAX_SAMPLES)
     draw = _SAMPLERS.get(type(spec))
     if draw is None:
         raise SpecError(f"no sampler for {type(spec).__name__}; expected a llcgeo.manifolds spec")

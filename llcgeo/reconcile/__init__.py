@@ -18,11 +18,11 @@ _EXPORTS = {
     "Figure": "llcgeo.reconcile.model",
     "Panel": "llcgeo.reconcile.model",
     "Series": "llcgeo.reconcile.model",
-    "ESS_MIN": "llcgeo.reconcile.verdict",
     "RHAT_MAX": "llcgeo.reconcile.verdict",
     "THRESHOLDS_MARKDOWN": "llcgeo.reconcile.verdict",
     "Z_AGREE": "llcgeo.reconcile.verdict",
     "decide": "llcgeo.reconcile.verdict",
+    "limit": "llcgeo.reconcile.verdict",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from llcgeo.reconcile.model import CaseResult
-from llcgeo.reconcile.verdict import Z_AGREE, family_threshold, t_limit, within
+from llcgeo.reconcile.verdict import Z_AGREE, limit, within
 
 
 @dataclass(frozen=True)
@@ -52,26 +52,24 @@ def combined(verdicts: Iterable[str]) -> str:
 def cases_verdict(records: Sequence[CaseResult]) -> tuple[str, str]:
     """The verdict of the cases behind one claim, judged together at a family-wise level:
     ``inconclusive`` if any case is, ``disagree`` if some ``|z|`` exceeds
-    :func:`family_threshold`, else ``agree``; and a note naming the cases that decide it."""
+    :func:`case_limit`, else ``agree``; and a note naming the cases that decide it."""
     unsure = [r for r in records if r.verdict == "inconclusive"]
     if unsure:
         return "inconclusive", "; ".join("; ".join(r.reasons) for r in unsure)
-    limit, name = case_limit(records)
+    bound, name = case_limit(records)
     worst = max(records, key=lambda r: abs(r.z))
-    note = (
-        f"largest |{name}| {abs(worst.z):.2f} of {len(records)} cases "
-        f"(family-wise limit {limit:.2f})"
-    )
-    return within(worst.z, limit), note
+    note = f"largest |{name}| {abs(worst.z):.2f} over {len(records)} cases (limit {bound:.2f})"
+    return within(worst.z, bound), note
 
 
 def case_limit(records: Sequence[CaseResult]) -> tuple[float, str]:
-    """The family-wise limit for the cases' statistics and its name: normal ``z`` where every
-    standard error is exact, Student ``t`` with the fewest degrees of freedom otherwise."""
+    """The limit the cases' statistics are held against together (:func:`limit` over
+    ``len(records)`` tests) and its name: normal ``z`` where every standard error is exact,
+    Student ``t`` with the fewest degrees of freedom otherwise."""
     dofs = [r.dof for r in records if r.dof is not None]
     if not dofs:
-        return family_threshold(len(records)), "z"
-    return t_limit(len(records), max(min(dofs), 1)), "t"
+        return limit(len(records)), "z"
+    return limit(len(records), min(dofs)), "t"
 
 
 _REFERENCE_NAMES = {"full": "exact expectation", "mini": "minibatch expectation"}
@@ -92,11 +90,11 @@ def reference_text(records: Sequence[CaseResult]) -> str:
 
 def statistic_text(records: Sequence[CaseResult]) -> str:
     """The cases' test statistic against the limit that decided them."""
-    limit, name = case_limit(records)
+    bound, name = case_limit(records)
     if len(records) == 1:
-        return f"{name} = {records[0].z:.2f} (limit {limit:.2f})"
+        return f"{name} = {records[0].z:.2f} (limit {bound:.2f})"
     worst = max(abs(r.z) for r in records)
-    return f"max |{name}| = {worst:.2f} of {len(records)} (limit {limit:.2f})"
+    return f"largest |{name}| = {worst:.2f} over {len(records)} cases (limit {bound:.2f})"
 
 
 def singles_out(

@@ -1,4 +1,5 @@
-"""How a measurement is judged against a prediction: the thresholds, stated once.
+"""How a measurement is judged against a prediction: one significance level, one limit
+function, and the rules of :mod:`llcgeo.thresholds`.
 
 >>> decide(z=1.2, diverged=0, chains=4, rhat=1.01, ess=800.0)
 ('agree', ())
@@ -14,11 +15,16 @@ import math
 
 from scipy import stats
 
-Z_AGREE = 3.0
-RHAT_MAX = 1.1
-ESS_MIN = 100.0
-FAMILY_ALPHA = 0.01  # family-wise error rate of the geometry and isometry claims' many tests
-Z_ALPHA = math.erfc(Z_AGREE / math.sqrt(2))  # the two-sided error rate of |z| <= Z_AGREE
+from llcgeo.thresholds import (
+    ALPHA,
+    ESS_PER_CHAIN,
+    RHAT_LIMIT,
+    Z_AGREE,
+    ess_problem,
+    rhat_problem,
+)
+
+RHAT_MAX = RHAT_LIMIT  # the names the verdicts have always exported
 
 
 def decide(
@@ -31,34 +37,44 @@ def decide(
     problems: tuple[str, ...] = (),
     dof: int | None = None,
 ) -> tuple[str, tuple[str, ...]]:
-    """The verdict and its reasons for one case (thresholds: ``Z_AGREE``, ``RHAT_MAX``,
-    ``ESS_MIN``); ``problems`` found before the measurement (an unstable step size, say) make
-    it inconclusive whatever the statistics say. With ``dof`` (a standard error estimated from
-    ``dof + 1`` chains) ``z`` is a Student-t statistic, held against :func:`t_agree`."""
+    """The verdict and its reasons for one case: ``inconclusive`` when a chain diverged, R-hat
+    or the bulk ESS of the kept chains fails its rule (:mod:`llcgeo.thresholds`), or a
+    ``problem`` found before the measurement (an unstable step size, say); else ``agree`` when
+    ``|z| <= limit(1, dof)``. With ``dof`` (a standard error estimated from ``dof + 1`` chains)
+    ``z`` is a Student-t statistic."""
     reasons = list(problems)
     if diverged:
         reasons.append(f"{diverged} of {chains} chains diverged")
-    if not math.isfinite(rhat) or rhat > RHAT_MAX:
-        reasons.append(f"R-hat {rhat:.3g} > {RHAT_MAX:g}")
-    if not math.isfinite(ess) or ess < ESS_MIN:
-        reasons.append(f"ESS {ess:.3g} < {ESS_MIN:g}")
+    kept = chains - diverged
+    reasons += [text for text in (rhat_problem(rhat), ess_problem(ess, kept)) if text]
     if not math.isfinite(z):
         reasons.append("z is not finite")
     if reasons:
         return "inconclusive", tuple(reasons)
     if dof is not None and dof < 1:
         return "inconclusive", ("one chain left: no standard error to test against",)
-    limit, name = (Z_AGREE, "z") if dof is None else (t_agree(dof), f"t ({dof} dof)")
-    if abs(z) <= limit:
+    bound, name = limit(1, dof), "z" if dof is None else f"t ({dof} dof)"
+    if abs(z) <= bound:
         return "agree", ()
-    return "disagree", (f"|{name}| = {abs(z):.2f} > {limit:.3g}",)
+    return "disagree", (f"|{name}| = {abs(z):.2f} > {bound:.3g}",)
+
+
+def limit(tests: int = 1, dof: int | None = None) -> float:
+    """The one limit every statistic is held against: the two-sided quantile that keeps
+    ``tests`` tests together at the error rate ``ALPHA`` of a single ``|z| <= 3`` (Bonferroni),
+    of the normal law (``dof=None``: the standard error is exact) or of Student's t with
+    ``dof`` degrees of freedom (the standard error was estimated from ``dof + 1`` chains).
+    3.0 for one normal test, about 3.64 for ten; 9.2 for one test over four chains."""
+    tail = ALPHA / (2 * max(tests, 1))
+    if dof is None:
+        return Z_AGREE if tests <= 1 else float(stats.norm.isf(tail))
+    return float(stats.t.isf(tail, max(dof, 1)))
 
 
 def t_agree(dof: int) -> float:
-    """The Student-t quantile with the two-sided error rate of ``|z| <= Z_AGREE`` (0.27%):
-    the limit when the standard error itself was estimated from ``dof + 1`` chains (9.2 for
-    4 chains, where the normal 3 would raise about 6% false alarms)."""
-    return t_limit(1, dof, Z_ALPHA)
+    """``limit(1, dof)``: one Student-t statistic over ``dof + 1`` chains (9.2 for four chains,
+    where the normal 3 would raise about 6% false alarms)."""
+    return limit(1, dof)
 
 
 def passed(ok: bool) -> str:
@@ -66,26 +82,9 @@ def passed(ok: bool) -> str:
     return "agree" if ok else "disagree"
 
 
-def within(statistic: float, limit: float = Z_AGREE) -> str:
-    """``agree`` when ``|statistic| <= limit``."""
-    return passed(abs(statistic) <= limit)
-
-
-def family_threshold(cases: int) -> float:
-    """The |z| a claim resting on ``cases`` cases tolerates at the family-wise level of a single
-    ``Z_AGREE``-sigma test (Bonferroni): 3.0 for one case, about 3.64 for ten."""
-    return max(Z_AGREE, normal_limit(cases, Z_ALPHA))
-
-
-def normal_limit(tests: int, alpha: float = FAMILY_ALPHA) -> float:
-    """The two-sided normal quantile that keeps ``tests`` z-tests at family-wise level
-    ``alpha`` (Bonferroni)."""
-    return float(stats.norm.isf(alpha / (2 * max(tests, 1))))
-
-
-def t_limit(tests: int, dof: int, alpha: float = FAMILY_ALPHA) -> float:
-    """The same for Student-t statistics with ``dof`` degrees of freedom."""
-    return float(stats.t.isf(alpha / (2 * max(tests, 1)), dof))
+def within(statistic: float, bound: float = Z_AGREE) -> str:
+    """``agree`` when ``|statistic| <= bound``."""
+    return passed(abs(statistic) <= bound)
 
 
 THRESHOLDS_MARKDOWN = f"""\
@@ -102,12 +101,16 @@ the t quantile of the same two-sided error rate (0.27%: {t_agree(3):.3g} for fou
 {t_agree(7):.3g} for eight) instead of {Z_AGREE:g}.
 A case is **agree** when |z| <= {Z_AGREE:g}, **disagree** when |z| > {Z_AGREE:g}, and
 **inconclusive** (whatever z is) when any chain diverged, when R-hat of the loss trace exceeds
-{RHAT_MAX:g}, or when the effective sample size of the loss trace is below {ESS_MIN:g}.
-A claim judges its k cases together at the family-wise level of one such test (Bonferroni): it
-fails on them only when some |z| exceeds the normal quantile of 1 - 0.0027/(2k) (3.0 for one
-case, 3.64 for ten), so a claim resting on many cases is no likelier to fail by chance than one
-resting on a single case. It agrees when its cases pass together and the asymptotic prediction it
-tests is the one the measurements single out (see each claim's note). The LayerNorm-geometry,
+{RHAT_MAX:g}, or when the bulk effective sample size of the loss trace is below {ESS_PER_CHAIN:g}
+a chain kept (the same rules the estimate's warnings use).
+A claim judges its k cases together at the error rate of one such test (Bonferroni): it fails
+on them only when some |z| exceeds the quantile of 1 - 0.0027/(2k), normal where the standard
+errors are exact (3.0 for one case, 3.64 for ten) and Student-t where they were measured over
+the chains, so a claim resting on many cases is no likelier to fail by chance than one resting
+on a single case, and a claim resting on one case applies exactly that case's limit. Every limit
+printed beside a statistic is the one applied to it. A claim agrees when its cases pass
+together and the asymptotic prediction it tests is the one the measurements single out (see each
+claim's note). The LayerNorm-geometry,
 isometry and Lipschitz suites measure other quantities: each of their claims states its own
 tolerance, and where it comes from, in its note.
 

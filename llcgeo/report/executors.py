@@ -26,6 +26,7 @@ from typing import Any
 
 from llcgeo.errors import SpecError
 from llcgeo.serialize import to_jsonable
+from llcgeo.validate import integer
 
 SCHEDULERS = ("inprocess", "processes", "dask")  # and a Dask scheduler's address
 
@@ -146,9 +147,7 @@ def _connect(client_type, address: str):
 
 
 def _check_workers(workers: int) -> int:
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise SpecError(f"workers must be a positive integer, got {workers!r}")
-    return workers
+    return integer(workers, "workers", 1)
 
 
 def make_executor(scheduler: str = "inprocess", workers: int | None = None):

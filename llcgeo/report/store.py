@@ -34,11 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from llcgeo.errors import SpecError
+from llcgeo.limits import MAX_RECORD_BYTES
 from llcgeo.report.files import TEMPORARY_SUFFIX, write_atomic
 from llcgeo.serialize import dumps_exact, loads_exact, to_jsonable
 
 FIELDS = ("key", "experiment", "version", "job", "record", "checksum")
-MAX_RECORD_BYTES = 64 << 20  # the largest record (a Lipschitz case) is about 1 MB
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import numpy as np
 from llcgeo.numerics.isometry import IsometrySpec, simulate_isometry
 from llcgeo.reconcile.experiment import Experiment, check_scale, load_record
 from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series
-from llcgeo.reconcile.verdict import FAMILY_ALPHA, Z_AGREE, t_limit, within
+from llcgeo.reconcile.verdict import Z_AGREE, limit, within
 from llcgeo.serialize import to_jsonable
 from llcgeo.theory.hermite import (
     activation_second_moment,
@@ -107,13 +107,13 @@ def run(job: IsometrySpec, device: str) -> dict[str, Any]:
 
 def layer_test(record: IsometryRecord) -> dict[str, Any]:
     """``t_l = (mean cosine - prediction) / SE`` per layer, SE over the independent networks;
-    agree when every ``|t_l| <= t_crit``, the Student-t quantile at family-wise level
-    ``FAMILY_ALPHA`` (Bonferroni over the layers)."""
+    agree when every ``|t_l| <= t_crit``, :func:`~llcgeo.reconcile.verdict.limit` over the
+    layers (Student t, Bonferroni)."""
     cos = np.asarray(record.mean_cosine, float)
     networks, layers = cos.shape
     se = cos.std(axis=0, ddof=1) / math.sqrt(networks)
     t = (cos.mean(axis=0) - np.asarray(record.predicted_cosine, float)) / se
-    t_crit = t_limit(layers, networks - 1)
+    t_crit = limit(layers, networks - 1)
     worst = int(np.argmax(np.abs(t)))
     verdict = (
         "inconclusive" if networks < 3 or not np.all(np.isfinite(t)) else within(t[worst], t_crit)
@@ -222,8 +222,8 @@ def _claims(records) -> tuple[Claim, ...]:
                 f"(limit {layers['t_crit']:.2f}, {len(record.mean_cosine) - 1} dof)",
                 note=f"t_l = (measured - predicted)/SE_l, SE over {len(record.mean_cosine)} "
                 f"independent networks; agree when every |t_l| <= {layers['t_crit']:.2f} "
-                f"(Student t, Bonferroni over {len(pred)} layers, "
-                f"family-wise alpha = {FAMILY_ALPHA})",
+                f"(Student t, Bonferroni over {len(pred)} layers at the error rate of one "
+                "three-sigma test)",
             )
         )
         if job.order == "norm_after_act" and record.beta0 < 1:

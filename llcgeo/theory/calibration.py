@@ -36,7 +36,8 @@ import numpy as np
 from llcgeo.config import TARGETS
 from llcgeo.errors import SpecError
 from llcgeo.theory.sgld import expected_sgld_estimate
-from llcgeo.validate import integer, positive
+from llcgeo.thresholds import STABILITY_BOUND
+from llcgeo.validate import between, integer, positive
 
 FLAT = 1e-8  # eigenvalues below this fraction of the largest are flat: they do not move the loss
 BURNIN_TIMES = 5.0  # relaxation times of the slowest direction spent before recording
@@ -103,15 +104,14 @@ def recommend(
     within it, and the localization deficit is what that gamma gives (stated in the reasons)."""
     positive(nbeta, "nbeta")
     for value, name in ((bias, "bias"), (localization, "localization"), (se, "se")):
-        if not 0 < value < 1:
-            raise SpecError(f"{name} must be a fraction between 0 and 1, got {value!r}")
+        between(value, f"{name} (a fraction of the LLC)", 0, 1, open_low=True, open_high=True)
     integer(chains, "chains", 1)
     h, h_min = _curvatures(eigenvalues, noise)
     gamma = localization * nbeta * h_min / (1 - localization)
-    eps = 4 * bias / ((1 + bias) * (nbeta * float(h.max()) + gamma))
+    eps = step_for_bias(bias, nbeta * float(h.max()) + gamma)
     for _ in range(0 if max_burnin is None else 3):  # converges: gamma << nbeta h_max
         gamma = max(gamma, BURNIN_TIMES / (eps * max_burnin) - nbeta * h_min)
-        eps = 4 * bias / ((1 + bias) * (nbeta * float(h.max()) + gamma))
+        eps = step_for_bias(bias, nbeta * float(h.max()) + gamma)
     a_max, a_min = nbeta * float(h.max()) + gamma, nbeta * h_min + gamma
     burnin = max(100, math.ceil(BURNIN_TIMES / (eps * a_min)))
     if max_burnin is not None:
@@ -146,6 +146,12 @@ def recommend(
         eps, gamma, burnin, steps, chains, moments.mean, moments.standard_error(chains), llc,
         reasons,
     )  # fmt: skip
+
+
+def step_for_bias(bias: float, a_max: float) -> float:
+    """The eps whose step-size bias ``1 / (1 - eps a_max / B) - 1`` is ``bias`` (``B`` the
+    stability bound): ``eps = B bias / ((1 + bias) a_max)``."""
+    return STABILITY_BOUND * bias / ((1 + bias) * a_max)
 
 
 def _singular_warning(h: np.ndarray) -> tuple[str, ...]:

@@ -37,6 +37,8 @@ import sympy as sp
 from scipy import integrate, special
 
 from llcgeo.errors import SpecError
+from llcgeo.limits import MAX_DEPTH
+from llcgeo.validate import between, integer
 
 ACTIVATIONS = ("relu", "tanh", "sin", "gelu", "linear")
 EXACT_ACTIVATIONS = ("relu", "linear")
@@ -84,8 +86,7 @@ def relu_hermite_coefficient(k: int) -> sp.Expr:
     >>> [relu_hermite_coefficient(k) for k in (1, 3, 5)]
     [1/2, 0, 0]
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-        raise SpecError(f"a Hermite index must be a non-negative integer, got {k!r}")
+    integer(k, "a Hermite index", 0)
     if k == 1:
         return sp.Rational(1, 2)
     if k % 2:
@@ -139,8 +140,7 @@ def hermite_coefficients(activation: str, count: int = 8) -> tuple:
     0.606530659713
     """
     check_activation(activation)
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise SpecError(f"count must be a positive integer, got {count!r}")
+    integer(count, "count", 1)
     if activation == "relu":
         return tuple(relu_hermite_coefficient(k) for k in range(count))
     if activation == "linear":
@@ -196,8 +196,7 @@ def correlation_map(activation: str, rho: float, centred: bool) -> float:
     0.426422
     """
     check_activation(activation)
-    if not -1 <= rho <= 1:
-        raise SpecError(f"a correlation must lie in [-1, 1], got {rho}")
+    between(rho, "a correlation", -1, 1)
     if activation == "linear":
         return float(rho)
     total = float(activation_second_moment(activation))
@@ -218,8 +217,7 @@ def mean_field_correlations(
     >>> [round(r, 4) for r in mean_field_correlations("relu", 0.5, 2, centred=True)]
     [0.5, 0.4264, 0.3559]
     """
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-        raise SpecError(f"depth must be an integer of at least 1, got {depth!r}")
+    integer(depth, "depth", 1, MAX_DEPTH)
     out = [float(rho0)]
     for _ in range(depth):
         out.append(correlation_map(activation, out[-1], centred))
@@ -233,8 +231,7 @@ def equicorrelated_isometry_gap(rho: float, n: int) -> float:
     >>> round(equicorrelated_isometry_gap(0.5, 2), 6)  # -log(sqrt(0.5 * 1.5))
     0.143841
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-        raise SpecError(f"a batch needs at least 2 inputs, got {n!r}")
+    integer(n, "the batch size", 2)
     if not -1 / (n - 1) < rho < 1:
         return math.inf
     return -((n - 1) * math.log1p(-rho) + math.log1p((n - 1) * rho)) / n

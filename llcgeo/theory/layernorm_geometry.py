@@ -36,7 +36,7 @@ from scipy import integrate
 
 from llcgeo.errors import DerivationError, SpecError
 from llcgeo.manifolds import dimension, exact
-from llcgeo.validate import entries
+from llcgeo.validate import entries, non_negative, positive
 
 
 @dataclass(frozen=True)
@@ -233,10 +233,8 @@ def squared_radius_moments(dimension_n: int, eps, input_variance=1) -> tuple[flo
 
 def _ratio(eps, input_variance) -> float:
     eps, variance = exact(eps, "eps"), exact(input_variance, "input_variance")
-    if eps < 0:
-        raise SpecError(f"eps must be non-negative, got {eps}")
-    if variance <= 0:
-        raise SpecError(f"input_variance must be positive, got {variance}")
+    non_negative(eps, "eps")
+    positive(variance, "input_variance")
     return float(Fraction(eps) / Fraction(variance))
 
 

@@ -38,7 +38,9 @@ import numpy as np
 from scipy import special
 
 from llcgeo.errors import SpecError
+from llcgeo.limits import MAX_DEPTH
 from llcgeo.theory.hermite import activation_function, check_activation, gaussian_expectation
+from llcgeo.validate import integer, positive
 
 NORMALIZATIONS = ("none", "layernorm", "rmsnorm")
 
@@ -120,10 +122,9 @@ def mean_field_log_growth(
     """
     check_activation(activation)
     _check_normalization(normalization)
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-        raise SpecError(f"depth must be an integer of at least 1, got {depth!r}")
-    if not (weight_scale > 0 and input_variance > 0):
-        raise SpecError("weight_scale and input_variance must be positive")
+    integer(depth, "depth", 1, MAX_DEPTH)
+    positive(weight_scale, "weight_scale")
+    positive(input_variance, "input_variance")
     out, q, m = [], weight_scale**2 * input_variance, input_variance
     for _ in range(depth):
         if normalization == "none":

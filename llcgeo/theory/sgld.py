@@ -24,6 +24,7 @@ import numpy as np
 
 from llcgeo.config import SGLDConfig
 from llcgeo.errors import SpecError
+from llcgeo.thresholds import STABILITY_BOUND
 from llcgeo.validate import integer, non_negative, positive
 
 
@@ -124,13 +125,13 @@ def expected_sgld_estimate(
     curvature = nbeta * values + gamma
     with np.errstate(divide="ignore", invalid="ignore"):
         posterior = np.where(curvature > 0, nbeta * values / curvature, 0.0)
-        chain = posterior / (1.0 - eps * curvature / 4.0)
+        chain = posterior / (1.0 - eps * curvature / STABILITY_BOUND)
     return SGLDExpectation(
         mean=mean,
         variance=variance,
         infinite_chain=float(np.sum(counts * noise_level**2 * chain / 2.0)),
         exact_posterior=float(np.sum(counts * noise_level**2 * posterior / 2.0)),
-        stable=bool(np.all(eps * curvature < 4.0)),
+        stable=bool(np.all(eps * curvature < STABILITY_BOUND)),
     )
 
 

@@ -253,7 +253,7 @@ def test_claims_must_be_exact_expressions_in_m_and_d(claims, key, fragment):
         (SPHERE + "[layer]\nm = 0\n" + CLAIMS, "layer: m must be at least 1"),
         (SPHERE + "[layer]\nm = 2\nbias = 1\n" + CLAIMS, "layer.bias: must be true or false"),
         (SPHERE + '[layer]\nm = 2\nrefine = "bias"\n' + CLAIMS, "layer.refine: refine='bias'"),
-        (SPHERE + LAYER + "[sampler]\nn = 1\n" + CLAIMS, "sampler.n: must lie between 2"),
+        (SPHERE + LAYER + "[sampler]\nn = 1\n" + CLAIMS, "sampler.n: n (the number of samples)"),
         (SPHERE + LAYER + "[sampler]\neps = -1\n" + CLAIMS, "sampler: eps must be positive"),
         (SPHERE + LAYER + "[sampler]\nburnin = 5\nsteps = 5\n" + CLAIMS, "sampler: burnin (5)"),
         (SPHERE + LAYER + "[sampler]\nsigma = inf\n" + CLAIMS, "sampler.sigma: expected a finite"),
@@ -316,7 +316,8 @@ def record(role, llc_mean, se=0.05, verdict="agree", predicted=3.0):
         key=role, case={"config": CONFIG}, tags={"hypothesis": "h", "role": role},
         predicted_llc=predicted, predicted_llc_exact=str(predicted), llc_unconstrained=4.5,
         expected_estimate=llc_mean, expected_se=se, llc_mean=llc_mean, llc_se=se,
-        per_chain=(llc_mean,), diverged_chains=(), rhat=1.0, ess=500.0, z=0.0,
+        per_chain=(llc_mean,), diverged_chains=(), rhat=1.0, ess=500.0,
+        z=10.0 if verdict == "disagree" else 0.0,
         verdict=verdict, reasons=() if verdict == "agree" else ("a reason",), mode="full batch",
         seconds=0.1, device="cpu", version="test",
     )  # fmt: skip

@@ -101,7 +101,7 @@ def test_layer_norm_after_the_activation_decorrelates_and_before_it_does_not():
         ({"activation": "relu", "width": 0}, "width must be at least 1"),
         ({"activation": "relu", "batch": 1}, "batch must be at least 2"),
         ({"activation": "relu", "order": "post"}, "order must be one of"),
-        ({"activation": "relu", "rho0": 1.0}, "rho0 must lie in"),
+        ({"activation": "relu", "rho0": 1.0}, "rho0 \\(full-rank batch\\) must lie in"),
         ({"activation": "relu", "weight_variance": 0.0}, "weight_variance"),
         ({"activation": "relu", "networks": 0}, "networks must be at least 1"),
         ({"activation": "relu", "dtype": "float16"}, "dtype"),

@@ -14,7 +14,7 @@ import torch
 from llcgeo.errors import SpecError
 from llcgeo.numerics import SGLDConfig, estimate_llc
 from llcgeo.numerics.linear import design_matrix, second_moment
-from llcgeo.reconcile.verdict import t_limit
+from llcgeo.reconcile.verdict import limit as verdict_limit
 from llcgeo.theory import expected_sgld_estimate
 
 F64 = torch.float64
@@ -26,7 +26,7 @@ CHAINS = 32
 def test_mala_samples_the_exact_posterior_where_sgld_is_biased(fitted_linear):
     layer, x, y = fitted_linear(2000)
     h = np.repeat(np.linalg.eigvalsh(second_moment(design_matrix(x, True)).numpy()), 2)
-    limit = t_limit(len(EPS), CHAINS - 1)
+    limit = verdict_limit(len(EPS), CHAINS - 1)
     for eps in EPS:
         mala, sgld = (
             estimate_llc(layer, x, y, device="cpu", config=SGLDConfig(

@@ -13,7 +13,7 @@ import pytest
 from llcgeo import manifolds as mf
 from llcgeo.config import SGLDConfig
 from llcgeo.numerics import measure_linear
-from llcgeo.reconcile.verdict import t_limit
+from llcgeo.reconcile.verdict import limit as verdict_limit
 from llcgeo.theory import expectation_at, minibatch_expectation
 
 SEEDS, CHAINS = 3, 48
@@ -38,7 +38,7 @@ def _t_values(batch_size: int):
 
 @pytest.mark.slow
 def test_independent_batches_average_to_the_exact_minibatch_expectation():
-    limit = t_limit(SEEDS, CHAINS - 1)
+    limit = verdict_limit(SEEDS, CHAINS - 1)
     t_values = _t_values(batch_size=20)
     assert all(abs(t_mini) <= limit for t_mini, _ in t_values), t_values
     assert all(t_full > limit for _, t_full in t_values), t_values

@@ -143,7 +143,7 @@ def test_same_seed_same_points_in_every_dtype():
 
 
 def test_bad_requests_are_clear_errors():
-    with pytest.raises(SpecError, match="n must be"):
+    with pytest.raises(SpecError, match="n \\(the number of samples\\) must be"):
         sample(Gaussian(2), 0, generator=gen())
     with pytest.raises(SpecError, match="no sampler"):
         sample("sphere", 3, generator=gen())

@@ -6,7 +6,7 @@ import torch
 from llcgeo.config import SGLDConfig
 from llcgeo.numerics.estimate import model_problem
 from llcgeo.numerics.sweep import sweep
-from llcgeo.reconcile.verdict import family_threshold
+from llcgeo.reconcile.verdict import limit as verdict_limit
 from llcgeo.theory import expected_sgld_estimate
 
 F64 = torch.float64
@@ -21,7 +21,7 @@ def test_every_grid_point_lands_on_its_exact_expectation(fitted_linear):
     problem = _problem(fitted_linear, 3000)
     eps_grid, gamma_grid = (1e-4, 4e-4, 1.6e-3), (1.0, 30.0)
     points = sweep(problem, eps_grid, gamma_grid, chains=8, steps=2000, burnin=300, seed=3)
-    limit = family_threshold(len(points))
+    limit = verdict_limit(len(points))
     assert [(p.eps, p.gamma) for p in points] == [(e, g) for g in gamma_grid for e in eps_grid]
     for p in points:
         exact = expected_sgld_estimate(

@@ -61,7 +61,7 @@ def test_a_model_that_is_not_at_a_minimum_is_refused(fitted_linear):
         (lambda: recommend([1.0, -0.5], nbeta=100.0), "negative eigenvalue"),
         (lambda: recommend([0.0, 0.0], nbeta=100.0), "no positive eigenvalue"),
         (lambda: recommend([1.0, 1e-6], nbeta=100.0, max_steps=500), "allow more steps"),
-        (lambda: recommend([1.0], nbeta=100.0, bias=1.5), "fraction between 0 and 1"),
+        (lambda: recommend([1.0], nbeta=100.0, bias=1.5), r"LLC\) must lie in \(0, 1\)"),
     ],
 )
 def test_targets_that_cannot_be_met_are_refused_with_what_to_do(call, message):

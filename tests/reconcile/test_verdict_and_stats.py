@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from llcgeo.reconcile.stats import combined, singles_out, weighted_line_fit
-from llcgeo.reconcile.verdict import ESS_MIN, RHAT_MAX, Z_AGREE, decide
+from llcgeo.reconcile.verdict import RHAT_MAX, Z_AGREE, decide, limit
+from llcgeo.thresholds import ESS_PER_CHAIN
 
-GOOD = {"diverged": 0, "chains": 4, "rhat": 1.0, "ess": 10 * ESS_MIN}
+GOOD = {"diverged": 0, "chains": 4, "rhat": 1.0, "ess": 10 * ESS_PER_CHAIN}
 
 
 @pytest.mark.parametrize(
@@ -23,7 +24,8 @@ GOOD = {"diverged": 0, "chains": 4, "rhat": 1.0, "ess": 10 * ESS_MIN}
         (10.0, {"diverged": 1}, "inconclusive"),
         (0.0, {"rhat": RHAT_MAX + 0.01}, "inconclusive"),
         (0.0, {"rhat": math.nan}, "inconclusive"),
-        (0.0, {"ess": ESS_MIN - 1}, "inconclusive"),
+        (0.0, {"ess": 4 * ESS_PER_CHAIN - 1}, "inconclusive"),
+        (0.0, {"ess": 3 * ESS_PER_CHAIN, "diverged": 1}, "inconclusive"),
         (math.nan, {}, "inconclusive"),
     ],
 )
@@ -66,16 +68,26 @@ def test_combined():
     assert combined([]) == "inconclusive"
 
 
-def test_family_threshold_is_bonferroni_at_three_sigma():
-    from scipy.stats import norm
+def test_the_limit_is_bonferroni_at_three_sigma():
+    from scipy.stats import norm, t
 
-    from llcgeo.reconcile.verdict import family_threshold
-
-    assert family_threshold(1) == Z_AGREE
+    assert limit(1) == Z_AGREE
     for k in (2, 10, 100):
         # k independent null cases all pass with the probability of one 3-sigma test
-        miss = 2 * norm.sf(family_threshold(k)) * k
-        assert miss == pytest.approx(2 * norm.sf(Z_AGREE), rel=1e-9)
+        assert 2 * norm.sf(limit(k)) * k == pytest.approx(2 * norm.sf(Z_AGREE), rel=1e-9)
+        assert 2 * t.sf(limit(k, 7), 7) * k == pytest.approx(2 * norm.sf(Z_AGREE), rel=1e-9)
+
+
+def test_a_claim_on_one_case_applies_and_prints_that_cases_own_limit():
+    from llcgeo.reconcile.stats import cases_verdict, statistic_text
+
+    one = limit(1, 7)  # 4.53 for eight chains
+    for z in (0.99 * one, 1.01 * one):
+        case = decide(z=z, dof=7, **(GOOD | {"chains": 8, "ess": 8000}))[0]
+        record = _record(z, case, dof=7)
+        assert cases_verdict([record])[0] == case
+        assert f"(limit {one:.2f})" in statistic_text([record])
+        assert f"(limit {one:.2f})" in cases_verdict([record])[1]
 
 
 def _record(z, verdict="agree", dof=None):

@@ -47,5 +47,5 @@ def test_a_dask_local_cluster_gives_the_in_process_numbers(tmp_path, in_process)
 def test_scheduler_names_are_checked():
     with pytest.raises(SpecError, match="scheduler must be one of"):
         make_executor("threads")
-    with pytest.raises(SpecError, match="workers must be a positive integer"):
+    with pytest.raises(SpecError, match="workers must be at least 1"):
         make_executor("processes", 0)
