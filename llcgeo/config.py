@@ -14,9 +14,29 @@ DTYPES = ("float64", "float32")
 # "epochs": a fresh permutation each epoch, cut into batches (torch's DataLoader, as devinterp);
 # "independent": each step draws its batch anew, with replacement (the exact minibatch reference)
 BATCH_DRAWS = ("epochs", "independent")
+
+
+class SamplerTraits(NamedTuple):
+    """What a sampler is, for validation and verdicts (its kernel: ``numerics.kernels``).
+
+    ``metropolis``: an exact accept/reject, so no step-size bias (and the full batch, an exact
+    noise level and no box, which its target needs); ``reference``: the exact expectation of
+    its estimate is known (:mod:`llcgeo.theory.sgld`); ``stable_below_bound``: its steps are
+    stable while ``eps (nbeta h_max + gamma)`` is below ``thresholds.STABILITY_BOUND``."""
+
+    metropolis: bool = False
+    reference: bool = True
+    stable_below_bound: bool = True
+
+
 # "sgld": Langevin steps, biased by eps; "mala": the same proposal with an exact Metropolis test;
 # "rmsprop": SGLD with a per-coordinate RMSProp step size (llcgeo.numerics.rmsprop)
-SAMPLERS = ("sgld", "mala", "rmsprop")
+SAMPLER_TRAITS = {
+    "sgld": SamplerTraits(),
+    "mala": SamplerTraits(metropolis=True),
+    "rmsprop": SamplerTraits(reference=False, stable_below_bound=False),
+}
+SAMPLERS = tuple(SAMPLER_TRAITS)
 
 
 class Targets(NamedTuple):
@@ -109,11 +129,13 @@ class SGLDConfig:
         positive(self.rmsprop_floor, "rmsprop_floor")
         if not isinstance(self.acceptance, bool):
             raise SpecError(f"acceptance must be True or False, got {self.acceptance!r}")
-        if self.acceptance and (self.sampler != "sgld" or self.bounding_box is not None):
+        traits = self.traits
+        plain = traits.reference and not traits.metropolis
+        if self.acceptance and (not plain or self.bounding_box is not None):
             raise SpecError("acceptance is watched for plain SGLD steps without a bounding box")
-        if self.sampler == "rmsprop" and self.bounding_box is not None:
-            raise SpecError("the rmsprop sampler takes no bounding box")
-        if self.sampler != "mala":
+        if not traits.reference and self.bounding_box is not None:
+            raise SpecError(f"the {self.sampler} sampler takes no bounding box")
+        if not traits.metropolis:
             return
         if self.batch_size is not None:
             raise SpecError("MALA needs the full batch: its accept test uses the exact loss")
@@ -122,6 +144,10 @@ class SGLDConfig:
                 "MALA samples exp(-U) exactly: a bounding box or a noise level other than 1 "
                 "would change its target"
             )
+
+    @property
+    def traits(self) -> SamplerTraits:
+        return SAMPLER_TRAITS[self.sampler]
 
     @property
     def draws(self) -> int:

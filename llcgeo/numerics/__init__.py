@@ -8,6 +8,7 @@ from llcgeo.config import SGLDConfig
 from llcgeo.numerics.diagnostics import ess, rhat
 from llcgeo.numerics.estimate import estimate_llc
 from llcgeo.numerics.isometry import IsometrySpec, IsometryTrace, simulate_isometry
+from llcgeo.numerics.kernels import KERNELS
 from llcgeo.numerics.layernorm_geometry import LayerNormSampling, measure_layernorm_geometry
 from llcgeo.numerics.lipschitz import LipschitzSpec, measure_lipschitz
 from llcgeo.numerics.masks import refine_masks
@@ -30,6 +31,7 @@ from llcgeo.numerics.sgld import (
 )
 
 __all__ = [
+    "KERNELS",
     "IsometrySpec",
     "IsometryTrace",
     "LLCEstimate",

@@ -23,7 +23,8 @@ from llcgeo.validate import integer
 
 SMALL_PROBLEM = 1 << 16  # chains x parameters below which a CPU run uses one thread
 SMALL_OPERATION = 1 << 22  # entries of the largest tensor a batched matmul step touches
-STREAMS = ("data", "teacher", "noise", "sgld")
+# appended, never reordered: a stream's seed is its index among the spawned children
+STREAMS = ("data", "teacher", "noise", "sgld", "batches")
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 

@@ -32,10 +32,8 @@ from llcgeo.errors import EstimationError
 from llcgeo.numerics.curvature import top_eigenvalue
 from llcgeo.numerics.data import checked_data, is_matrix, to_device
 from llcgeo.numerics.device import (
-    make_generator,
     resolve_device,
     resolve_dtype,
-    stream,
     thread_policy,
 )
 from llcgeo.numerics.diagnostics import stability_warning
@@ -178,21 +176,20 @@ def _product_path(model: torch.nn.Sequential, x, y, config: SGLDConfig, mask) ->
 
 
 def estimate_problem(problem: Problem, config: SGLDConfig, *, seed, progress, started: float):
-    """Sample ``problem`` with the SGLD stream of ``seed`` and summarize it."""
-    generator = make_generator(stream(seed, "sgld"), problem.start.device)
+    """Sample ``problem`` with the random streams of ``seed`` and summarize it."""
     if config.batch_size is not None and config.batch_size > problem.n:
         raise EstimationError(
             f"batch_size ({config.batch_size}) exceeds the n = {problem.n} samples"
         )
     problem = problem._replace(warnings=problem.warnings + _stability(problem, config, seed))
-    run = run_problem(problem, config, generator, progress)
+    run = run_problem(problem, config, seed=seed, progress=progress)
     return summarize(problem, run, config, seed=seed, seconds=time.perf_counter() - started)
 
 
 def _stability(problem: Problem, config: SGLDConfig, seed: int) -> tuple[str, ...]:
     """A warning when the step is near the stability bound (plain SGLD: MALA's test and the
     RMSProp preconditioner change the bound)."""
-    if config.sampler != "sgld":
+    if not config.traits.stable_below_bound or config.traits.metropolis:
         return ()
     h_max, exact = top_eigenvalue(problem, minibatched=config.batch_size is not None, seed=seed)
     text = stability_warning(config.eps, problem.nbeta, config.gamma, h_max, lower=not exact)

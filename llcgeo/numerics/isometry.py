@@ -39,6 +39,7 @@ from llcgeo.numerics.device import (
     split_seed,
     thread_policy,
 )
+from llcgeo.numerics.norms import layer_norm
 from llcgeo.validate import between, integer, positive
 
 ORDERS = ("norm_after_act", "norm_before_act", "no_norm")
@@ -98,12 +99,6 @@ class IsometryTrace:
     mean_cosine: tuple[tuple[float, ...], ...]
     max_cosine: tuple[tuple[float, ...], ...]
     device: str
-
-
-def layer_norm(a: torch.Tensor) -> torch.Tensor:
-    """``(a - mean(a)) / sqrt(var(a))`` over the last axis (population variance, no eps)."""
-    centred = a - a.mean(-1, keepdim=True)
-    return centred / centred.pow(2).mean(-1, keepdim=True).sqrt()
 
 
 def isometry_gap(gram: torch.Tensor) -> torch.Tensor:

@@ -33,6 +33,7 @@ from llcgeo.numerics.device import (
     split_seed,
     thread_policy,
 )
+from llcgeo.numerics.norms import layer_norm
 from llcgeo.validate import finite, integer, non_negative, positive
 
 KEEP = 400  # samples returned as they are, for a scatter plot
@@ -89,17 +90,6 @@ class GeometryMeasurement:
     axis_square_sd: tuple[float, ...]
     projected: tuple[tuple[float, ...], ...]
     device: str
-
-
-def layer_norm(a: torch.Tensor, gain: torch.Tensor, bias: torch.Tensor, eps: float):
-    """``g * (a - mean(a)) / sqrt(var(a) + eps) + b`` over the last axis (population variance).
-
-    >>> y = layer_norm(torch.tensor([[1.0, 3.0]]), torch.ones(2), torch.zeros(2), 0.0)
-    >>> y.tolist()
-    [[-1.0, 1.0]]
-    """
-    centred = a - a.mean(-1, keepdim=True)
-    return gain * centred / (centred.pow(2).mean(-1, keepdim=True) + eps).sqrt() + bias
 
 
 def sample_layernorm(spec: LayerNormSampling, device: str = "auto") -> torch.Tensor:

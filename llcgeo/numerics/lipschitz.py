@@ -48,9 +48,10 @@ from llcgeo.numerics.device import (
     thread_policy,
 )
 from llcgeo.numerics.isometry import activation
+from llcgeo.numerics.norms import KINDS, normalize
 from llcgeo.validate import integer, non_negative, positive
 
-NORMALIZATIONS = ("none", "layernorm", "rmsnorm")
+NORMALIZATIONS = KINDS
 
 
 @dataclass(frozen=True)
@@ -110,16 +111,6 @@ class LipschitzMeasurement:
     device: str
 
 
-def _normalize(a: torch.Tensor, kind: str, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(N(a), local Lipschitz factor of N at a)`` over the last axis."""
-    if kind == "none":
-        return a, torch.ones(a.shape[:-1], dtype=a.dtype, device=a.device)
-    if kind == "layernorm":
-        a = a - a.mean(-1, keepdim=True)
-    scale = (a.pow(2).mean(-1, keepdim=True) + eps).rsqrt()
-    return a * scale, scale.squeeze(-1)
-
-
 def forward(weights, x: torch.Tensor, spec: LipschitzSpec, shifts=None) -> torch.Tensor:
     """``x_L`` for ``x`` of shape ``(networks, points, width)`` and weights stacked per network
     ``(networks, width, width)``; ``shifts[l]``, if given, is added to ``a_l``."""
@@ -128,7 +119,7 @@ def forward(weights, x: torch.Tensor, spec: LipschitzSpec, shifts=None) -> torch
         pre = x @ w.transpose(-1, -2)
         if shifts is not None:
             pre = pre + shifts[layer]
-        x = act(_normalize(pre, spec.normalization, spec.eps)[0])
+        x = act(normalize(pre, spec.normalization, spec.eps)[0])
     return x
 
 
@@ -138,7 +129,7 @@ def _trace(weights, x: torch.Tensor, spec: LipschitzSpec):
     act = activation(spec.activation)
     for w in weights:
         norms.append(x.norm(dim=-1))
-        normed, factor = _normalize(x @ w.transpose(-1, -2), spec.normalization, spec.eps)
+        normed, factor = normalize(x @ w.transpose(-1, -2), spec.normalization, spec.eps)
         factors.append(factor)
         x = act(normed)
     return torch.stack(factors, -1), torch.stack(norms, -1)

@@ -16,16 +16,13 @@ import torch
 from llcgeo.config import SGLDConfig
 from llcgeo.limits import check_memory, sampling_bytes
 from llcgeo.numerics import diagnostics
-from llcgeo.numerics.acceptance import AcceptanceWatch
-from llcgeo.numerics.mala import MALAState, build_mala_kernel, init_mala
+from llcgeo.numerics.device import make_generator, stream, thread_policy
+from llcgeo.numerics.kernels import KERNELS
 from llcgeo.numerics.result import LLCEstimate
-from llcgeo.numerics.rmsprop import build_rmsprop_kernel, init_rmsprop
 from llcgeo.numerics.sgld import (
     ChainRun,
     LossAndGrad,
     bounding_box,
-    build_kernel,
-    init,
     localized_gradient,
     minibatches,
     run_chains,
@@ -58,49 +55,80 @@ class Problem(NamedTuple):
         return int(self.start.numel() if self.mask is None else self.mask.sum())
 
 
-def run_problem(problem: Problem, config: SGLDConfig, generator, progress=None) -> ChainRun:
-    """All ``config.chains`` chains from ``problem.start`` for ``config.steps`` steps."""
+def run_problem(problem: Problem, config: SGLDConfig, *, seed: int, progress=None,
+                eps=None, gamma=None) -> ChainRun:  # fmt: skip
+    """All ``config.chains`` chains of ``config.sampler`` from ``problem.start`` for
+    ``config.steps`` steps, the Langevin noise from ``seed``'s ``sgld`` stream and minibatch
+    indices from its own ``batches`` stream (so a change of batch size leaves the noise as it
+    was). ``eps`` and ``gamma``, when given, are ``(chains, 1)`` tensors that give each chain its
+    own (a grid run as one batch); else ``config``'s."""
     chains, size = config.chains, problem.start.numel()
     check_memory(
         sampling_bytes(chains=chains, steps=config.steps, parameters=size),
         f"sampling {chains} chains x {config.steps} steps of {size} parameters",
     )
-    drift = localized_gradient(
-        problem.loss_and_grad, nbeta=problem.nbeta, gamma=config.gamma, centre=problem.centre
-    )
-    start = problem.start.expand(config.chains, -1).clone()
-    if config.sampler == "mala":
-        step, state = build_mala_kernel(drift, mask=problem.mask), init_mala(start)
-        return run_chains(step, state, None, config, generator, progress)
-    batches = _batches(problem, config, generator)
-    if config.sampler == "rmsprop":
-        step = build_rmsprop_kernel(
-            drift,
-            decay=config.rmsprop_decay,
-            floor=config.rmsprop_floor,
-            noise_level=config.noise_level,
-            mask=problem.mask,
-        )
-        return run_chains(step, init_rmsprop(start), batches, config, generator, progress)
+    device = problem.start.device
+    drift = localized_gradient(problem.loss_and_grad, nbeta=problem.nbeta,
+                               gamma=config.gamma if gamma is None else gamma,
+                               centre=problem.centre)  # fmt: skip
     box = config.bounding_box
-    watch = AcceptanceWatch(drift, eps=config.eps, mask=problem.mask) if config.acceptance else None
-    step = build_kernel(
-        drift if watch is None else watch,
-        noise_level=config.noise_level,
-        mask=problem.mask,
-        project=None if box is None else bounding_box(problem.centre, box),
-    )
-    run = run_chains(step, init(start), batches, config, generator, progress)
-    return run if watch is None else run._replace(acceptance=watch.rate)
+    project = None if box is None else bounding_box(problem.centre, box)
+    sampler = KERNELS[config.sampler]
+    step = sampler.build(drift, config, problem.mask, project)
+    state = sampler.init(problem.start.expand(chains, -1).clone())
+    with thread_policy(chains * size, device):
+        return run_chains(
+            step, state, _batches(problem, config, seed), eps=config.eps if eps is None else eps,
+            steps=config.steps, burnin=config.burnin,
+            generator=make_generator(stream(seed, "sgld"), device), progress=progress,
+        )  # fmt: skip
 
 
-def _batches(problem: Problem, config: SGLDConfig, generator):
+def _batches(problem: Problem, config: SGLDConfig, seed: int):
     if config.batch_size is None:
         return None
     device = problem.start.device
+    generator = make_generator(stream(seed, "batches"), device)
     return minibatches(
         problem.n, config.batch_size, generator, device, config.batches, config.chains
     )
+
+
+class ChainSummary(NamedTuple):
+    """What a run's chains say, diverged chains left out: the estimate of each chain, its mean
+    and standard error over the kept chains, which diverged (and above what excess), and the
+    R-hat, bulk and tail ESS of the kept loss traces."""
+
+    per_chain: np.ndarray
+    mean: float
+    se: float
+    diverged: np.ndarray
+    threshold: float
+    rhat: float
+    ess: float
+    ess_tail: float
+
+
+def chain_summary(problem: Problem, excess: np.ndarray, peak: np.ndarray, finite: np.ndarray):
+    """:class:`ChainSummary` of the recorded excess losses ``(chains, draws)``, each chain's
+    largest excess over all steps and whether its final position is finite."""
+    threshold = diagnostics.divergence_threshold(
+        problem.init_loss, problem.free_parameters, problem.nbeta
+    )
+    bad = diagnostics.diverged(peak, finite, threshold)
+    per_chain = problem.nbeta * excess.mean(axis=1)
+    mean, se = diagnostics.mean_and_se(per_chain, ~bad)
+    kept = excess[~bad]
+    if not len(kept):
+        return ChainSummary(per_chain, mean, se, bad, threshold, *(float("nan"),) * 3)
+    return ChainSummary(
+        per_chain, mean, se, bad, threshold, diagnostics.rank_rhat(kept),
+        diagnostics.ess_bulk(kept), diagnostics.ess_tail(kept),
+    )  # fmt: skip
+
+
+def numpy_of(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().to("cpu", torch.float64).numpy()
 
 
 def summarize(problem: Problem, run: ChainRun, config: SGLDConfig, *, seed: int, seconds: float):
@@ -109,49 +137,21 @@ def summarize(problem: Problem, run: ChainRun, config: SGLDConfig, *, seed: int,
     Diverged chains (see :func:`llcgeo.numerics.diagnostics.diverged`) are left out of the mean,
     its standard error and the R-hat/ESS of the loss trace, and are named in ``warnings``.
     """
-    excess = run.trace.detach().to("cpu", torch.float64).numpy()
-    threshold = diagnostics.divergence_threshold(
-        problem.init_loss, problem.free_parameters, problem.nbeta
-    )
+    excess = numpy_of(run.trace)
     finite = torch.isfinite(run.final.position).all(dim=1).cpu().numpy()
-    bad = diagnostics.diverged(
-        run.peak.detach().to("cpu", torch.float64).numpy(), finite, threshold
-    )
-    per_chain = problem.nbeta * excess.mean(axis=1)
-    mean, se = diagnostics.mean_and_se(per_chain, ~bad)
-    kept = excess[~bad]
-    rhat = diagnostics.rank_rhat(kept) if len(kept) else float("nan")
-    ess = diagnostics.ess_bulk(kept) if len(kept) else float("nan")
-    quality = diagnostics.quality_warnings(rhat, ess, len(kept)) if len(kept) else ()
+    c = chain_summary(problem, excess, numpy_of(run.peak), finite)
+    kept = int((~c.diverged).sum())
+    quality = diagnostics.quality_warnings(c.rhat, c.ess, kept) if kept else ()
+    acceptance = None if run.acceptance is None else numpy_of(run.acceptance)[~c.diverged]
+    rate = float(acceptance.mean()) if acceptance is not None and acceptance.size else None
     return LLCEstimate(
-        mean=mean,
-        se=se,
-        per_chain=per_chain,
-        loss_trace=problem.init_loss + excess,
-        init_loss=problem.init_loss,
-        diverged_chains=tuple(int(i) for i in np.flatnonzero(bad)),
-        rhat=rhat,
-        ess=ess,
-        ess_tail=diagnostics.ess_tail(kept) if len(kept) else float("nan"),
-        nbeta=problem.nbeta,
-        n=problem.n,
-        seed=seed,
-        config=config,
-        device=str(problem.start.device),
-        seconds=seconds,
-        warnings=problem.warnings
-        + diagnostics.divergence_warnings(bad, threshold)
-        + quality
-        + diagnostics.acceptance_warnings(run.acceptance),
-        acceptance_rate=_acceptance(run.final) if run.acceptance is None else run.acceptance,
-    )
-
-
-def _acceptance(final) -> float | None:
-    """MALA's share of accepted proposals over all chains and steps (None for SGLD)."""
-    if not isinstance(final, MALAState) or final.step == 0:
-        return None
-    return float(final.accepted.sum()) / (final.step * final.accepted.numel())
+        mean=c.mean, se=c.se, per_chain=c.per_chain, loss_trace=problem.init_loss + excess,
+        init_loss=problem.init_loss, diverged_chains=tuple(int(i) for i in np.flatnonzero(
+            c.diverged)), rhat=c.rhat, ess=c.ess, ess_tail=c.ess_tail, nbeta=problem.nbeta,
+        n=problem.n, seed=seed, config=config, device=str(problem.start.device), seconds=seconds,
+        warnings=problem.warnings + diagnostics.divergence_warnings(c.diverged, c.threshold)
+        + quality + diagnostics.acceptance_warnings(rate), acceptance_rate=rate,
+    )  # fmt: skip
 
 
 def quadratic_problem(hessian: torch.Tensor, like: Problem) -> Problem:

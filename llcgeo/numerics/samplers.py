@@ -35,6 +35,7 @@ from llcgeo.manifolds import (
     Sphere,
     regular_probe,
 )
+from llcgeo.numerics.norms import layer_norm, rms_norm
 from llcgeo.validate import integer
 
 TORCH_FUNCTIONS = {"sin": torch.sin, "cos": torch.cos, "exp": torch.exp, "sqrt": torch.sqrt}
@@ -82,16 +83,13 @@ def _gaussian(spec: Gaussian, n, generator):
 
 def _layernorm(spec: LayerNormImage, n, generator):
     a = _gaussian_draws(n, spec.d, generator)
-    centred = a - a.mean(dim=1, keepdim=True)
-    var = centred.square().mean(dim=1, keepdim=True)  # the biased (1/d) variance LayerNorm uses
-    x = centred / torch.sqrt(var + float(spec.eps))
-    return _vector(spec.gain, spec.d, 1.0, a) * x + _vector(spec.bias, spec.d, 0.0, a)
+    gain, bias = _vector(spec.gain, spec.d, 1.0, a), _vector(spec.bias, spec.d, 0.0, a)
+    return layer_norm(a, gain, bias, float(spec.eps))
 
 
 def _rmsnorm(spec: RMSNormImage, n, generator):
     a = _gaussian_draws(n, spec.d, generator)
-    rms = torch.sqrt(a.square().mean(dim=1, keepdim=True) + float(spec.eps))
-    return _vector(spec.gain, spec.d, 1.0, a) * a / rms
+    return rms_norm(a, _vector(spec.gain, spec.d, 1.0, a), float(spec.eps))
 
 
 def _sphere(spec: Sphere, n, generator):

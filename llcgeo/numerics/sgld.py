@@ -13,6 +13,11 @@ is ``False`` never move (devinterp's ``param_masks``); an optional projection (e
 :func:`bounding_box`) is applied after the step. The drift function also returns the loss at the
 position the step *starts* from, so a trace of ``info.loss`` over steps ``k`` holds ``L(w_k)``.
 
+With ``watch=True`` each step also reports, in its info, the Metropolis acceptance probability
+(:mod:`llcgeo.numerics.acceptance`) of the step that ended where it starts: the state carries
+the previous start's potential and gradient, so no extra gradient is spent and any eps schedule
+is honoured.
+
 What is pure: ``init``, ``localized_gradient`` and ``bounding_box`` build functions that neither
 keep nor change state; ``step`` returns a new state and never writes to the old one, but it
 draws its noise from the ``torch.Generator`` it is given, which it advances.
@@ -34,23 +39,28 @@ from typing import NamedTuple
 
 import torch
 
-from llcgeo.config import SGLDConfig
 from llcgeo.errors import EstimationError
+from llcgeo.numerics.acceptance import Evaluation, acceptance_probability
 
 LossAndGrad = Callable[[torch.Tensor, "torch.Tensor | None"], tuple[torch.Tensor, torch.Tensor]]
 
 
 class SGLDState(NamedTuple):
-    """Where the chains are: ``position`` of shape ``(chains, P)`` and the steps taken."""
+    """Where the chains are: ``position`` of shape ``(chains, P)`` and the steps taken;
+    ``previous`` (when acceptance is watched) the last step's start, with its eps."""
 
     position: torch.Tensor
     step: int
+    previous: tuple[Evaluation, float | torch.Tensor] | None = None
 
 
 class SGLDInfo(NamedTuple):
-    """What one step saw: ``loss`` (per chain) at the position the step started from."""
+    """What one step saw: ``loss`` (per chain) at the position the step started from, and, where
+    a Metropolis test is watched or applied, ``acceptance`` (per chain): its probability for
+    the step that ended there (SGLD), or whether this step's proposal was accepted (MALA)."""
 
     loss: torch.Tensor
+    acceptance: torch.Tensor | None = None
 
 
 def init(position: torch.Tensor) -> SGLDState:
@@ -81,6 +91,16 @@ def potential(w: torch.Tensor, loss: torch.Tensor, d: Drift) -> torch.Tensor:
     """``U(w) = scale * loss + pull/2 |w - centre|^2`` per chain (``loss`` the excess loss)."""
     away = w if d.centre is None else w - d.centre
     return d.scale * loss + 0.5 * d.pull * away.square().sum(dim=1)
+
+
+def masked(v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """``v`` with the entries ``mask`` freezes set to 0."""
+    return v if mask is None else torch.where(mask, v, torch.zeros_like(v))
+
+
+def evaluation(w: torch.Tensor, loss: torch.Tensor, d: Drift, mask) -> Evaluation:
+    """The potential and masked gradient at ``w`` for a Metropolis test."""
+    return Evaluation(w, potential(w, loss, d), masked(drift_vector(w, d), mask))
 
 
 DriftFn = Callable[[torch.Tensor, "torch.Tensor | None"], tuple[torch.Tensor, Drift]]
@@ -124,37 +144,51 @@ def build_kernel(
     noise_level: float = 1.0,
     mask: torch.Tensor | None = None,
     project: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    watch: bool = False,
 ) -> Kernel:
     """``step(state, batch, eps, generator) -> (state, info)``: one Langevin step
     ``w - (eps/2) drift(w) + sqrt(eps) noise_level xi`` for every chain.
 
     ``eps`` is a number, or a tensor of shape ``(chains, 1)`` giving each chain its own step
     size (and then the drift's ``pull``, gamma, may be one too: a calibration grid runs as one
-    batch); ``mask`` (bool, ``(P,)``) marks the entries that move.
+    batch); ``mask`` (bool, ``(P,)``) marks the entries that move; ``watch`` reports the
+    Metropolis acceptance probability of each step in the next step's info.
     """
 
     def step(state: SGLDState, batch, eps, generator: torch.Generator):
         w = state.position
         loss, d = drift(w, batch)
-        new = torch.randn(w.shape, generator=generator, dtype=w.dtype, device=w.device)
-        if isinstance(eps, torch.Tensor):
-            new.mul_(eps.sqrt() * noise_level).addcmul_(d.grad, eps, value=-0.5 * d.scale)
-            new.addcmul_(w, 1.0 - 0.5 * d.pull * eps)
-            if d.centre is not None:
-                new.add_(d.centre * (0.5 * d.pull * eps))
-        else:
-            rate = 0.5 * eps
-            new.mul_(math.sqrt(eps) * noise_level).add_(d.grad, alpha=-(rate * d.scale))
-            new.add_(w, alpha=1.0 - rate * d.pull)
-            if d.centre is not None:
-                new.add_(d.centre, alpha=rate * d.pull)
+        new = _langevin(w, d, eps, noise_level, generator)
         if mask is not None:
             new = torch.where(mask, new, w)
         if project is not None:
             new = project(new)
-        return SGLDState(new, state.step + 1), SGLDInfo(loss)
+        if not watch:
+            return SGLDState(new, state.step + 1), SGLDInfo(loss)
+        here = evaluation(w, loss, d, mask)
+        before = state.previous
+        accepted = None if before is None else acceptance_probability(before[0], here, before[1])
+        return SGLDState(new, state.step + 1, (here, eps)), SGLDInfo(loss, accepted)
 
     return step
+
+
+def _langevin(w: torch.Tensor, d: Drift, eps, noise_level: float, generator) -> torch.Tensor:
+    """``w - (eps/2)(scale grad + pull (w - centre)) + sqrt(eps) noise_level xi``, fused into a
+    few in-place passes over one new tensor (small runs pay per operation, not per entry)."""
+    new = torch.randn(w.shape, generator=generator, dtype=w.dtype, device=w.device)
+    if isinstance(eps, torch.Tensor):
+        new.mul_(eps.sqrt() * noise_level).addcmul_(d.grad, eps, value=-0.5 * d.scale)
+        new.addcmul_(w, 1.0 - 0.5 * d.pull * eps)
+        if d.centre is not None:
+            new.add_(d.centre * (0.5 * d.pull * eps))
+        return new
+    rate = 0.5 * eps
+    new.mul_(math.sqrt(eps) * noise_level).add_(d.grad, alpha=-(rate * d.scale))
+    new.add_(w, alpha=1.0 - rate * d.pull)
+    if d.centre is not None:
+        new.add_(d.centre, alpha=rate * d.pull)
+    return new
 
 
 def minibatches(
@@ -190,32 +224,36 @@ def minibatches(
 
 
 class ChainRun(NamedTuple):
-    """The raw output of :func:`run_chains`: the recorded losses and each chain's worst loss
-    (and, where it was watched, the steps' mean Metropolis acceptance probability)."""
+    """The raw output of :func:`run_chains`: the recorded losses, each chain's worst loss over
+    all steps, the final state, and (where a Metropolis test was watched or applied) each
+    chain's mean acceptance over its steps."""
 
     trace: torch.Tensor
     peak: torch.Tensor
-    final: SGLDState
-    acceptance: float | None = None
+    final: NamedTuple
+    acceptance: torch.Tensor | None = None
 
 
-def run_chains(step, state: SGLDState, batches, config: SGLDConfig, generator, progress=None):
-    """Run ``config.steps`` steps of size ``config.eps``; record ``info.loss`` for steps
-    ``burnin..steps-1``.
+def run_chains(step, state, batches, *, eps, steps: int, burnin: int, generator, progress=None):
+    """Run ``steps`` steps of size ``eps`` (a number, or ``(chains, 1)``: one per chain);
+    record ``info.loss`` for steps ``burnin..steps-1``.
 
     ``batches`` is an iterator of index batches, or ``None`` for full batch. ``peak`` is the
     largest loss of each chain over *all* steps (NaN if any was NaN), for divergence checks.
     ``progress(done, total)``, when given, is called about a hundred times.
     """
     position = state.position
-    losses = torch.empty(
-        position.shape[0], config.steps, dtype=position.dtype, device=position.device
-    )
-    every = max(1, config.steps // 100)
-    for k in range(config.steps):
+    losses = torch.empty(position.shape[0], steps, dtype=position.dtype, device=position.device)
+    accepted, seen = torch.zeros_like(losses[:, 0]), 0  # a tensor sum: no device sync a step
+    every = max(1, steps // 100)
+    for k in range(steps):
         batch = None if batches is None else next(batches)
-        state, info = step(state, batch, config.eps, generator)
+        state, info = step(state, batch, eps, generator)
         losses[:, k] = info.loss
-        if progress is not None and ((k + 1) % every == 0 or k + 1 == config.steps):
-            progress(k + 1, config.steps)
-    return ChainRun(losses[:, config.burnin :], losses.amax(dim=1), state)
+        if info.acceptance is not None:
+            accepted += info.acceptance
+            seen += 1
+        if progress is not None and ((k + 1) % every == 0 or k + 1 == steps):
+            progress(k + 1, steps)
+    rate = accepted / seen if seen else None
+    return ChainRun(losses[:, burnin:], losses.amax(dim=1), state, rate)

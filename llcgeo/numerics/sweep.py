@@ -6,14 +6,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
 import torch
 
-from llcgeo.errors import EstimationError
-from llcgeo.numerics import diagnostics
-from llcgeo.numerics.device import make_generator, stream
-from llcgeo.numerics.problem import Problem
-from llcgeo.numerics.sgld import build_kernel, init, localized_gradient
+from llcgeo.config import SGLDConfig
+from llcgeo.numerics.problem import Problem, chain_summary, numpy_of, run_problem
 
 
 class GridPoint(NamedTuple):
@@ -40,35 +36,28 @@ def sweep(
     burnin: int,
     seed: int = 0,
 ) -> list[GridPoint]:
-    """Every (eps, gamma) of the grid with ``chains`` chains each, all in one batch."""
-    if not 0 <= burnin < steps:
-        raise EstimationError(f"burnin ({burnin}) must be below steps ({steps})")
+    """Every (eps, gamma) of the grid with ``chains`` chains each, all in one batch of
+    :func:`~llcgeo.numerics.problem.run_problem` (its memory check, thread policy and random
+    streams), each point summarized as any estimate is (:func:`chain_summary`)."""
     points = [(float(e), float(g)) for g in gamma_grid for e in eps_grid]
+    config = SGLDConfig(eps=points[0][0], gamma=points[0][1], chains=chains * len(points),
+                        steps=steps, burnin=burnin)  # validates the run's sizes  # fmt: skip
     device, dtype = problem.start.device, problem.start.dtype
-    eps = torch.tensor([e for e, _ in points for _ in range(chains)], dtype=dtype, device=device)
-    gamma = torch.tensor([g for _, g in points for _ in range(chains)], dtype=dtype, device=device)
-    drift = localized_gradient(
-        problem.loss_and_grad, nbeta=problem.nbeta, gamma=gamma[:, None], centre=problem.centre
-    )
-    step = build_kernel(drift, mask=problem.mask)
-    state = init(problem.start.expand(len(eps), -1).clone())
-    generator = make_generator(stream(seed, "sgld"), device)
-    losses = torch.empty(len(eps), steps, dtype=dtype, device=device)
-    for k in range(steps):
-        state, info = step(state, None, eps[:, None], generator)
-        losses[:, k] = info.loss
-    trace = losses.detach().to("cpu", torch.float64).numpy()
-    return [_point(points[i], trace[i * chains : (i + 1) * chains], burnin, problem) for i in
-            range(len(points))]  # fmt: skip
+
+    def per_chain(values) -> torch.Tensor:
+        column = [v for v in values for _ in range(chains)]
+        return torch.tensor(column, dtype=dtype, device=device)[:, None]
+
+    run = run_problem(problem, config, seed=seed, eps=per_chain(e for e, _ in points),
+                      gamma=per_chain(g for _, g in points))  # fmt: skip
+    trace, peak = numpy_of(run.trace), numpy_of(run.peak)
+    finite = torch.isfinite(run.final.position).all(dim=1).cpu().numpy()
+    return [
+        _point(points[i], chain_summary(problem, trace[rows], peak[rows], finite[rows]))
+        for i in range(len(points))
+        for rows in [slice(i * chains, (i + 1) * chains)]
+    ]
 
 
-def _point(setting, trace: np.ndarray, burnin: int, problem: Problem) -> GridPoint:
-    threshold = diagnostics.divergence_threshold(
-        problem.init_loss, problem.free_parameters, problem.nbeta
-    )
-    bad = diagnostics.diverged(trace.max(axis=1), np.isfinite(trace[:, -1]), threshold)
-    kept = trace[~bad, burnin:]
-    mean, se = diagnostics.mean_and_se(problem.nbeta * trace[:, burnin:].mean(axis=1), ~bad)
-    rhat = diagnostics.rank_rhat(kept) if len(kept) > 1 else float("nan")
-    ess = diagnostics.ess_bulk(kept) if len(kept) > 1 else float("nan")
-    return GridPoint(setting[0], setting[1], mean, se, rhat, ess, int(bad.sum()))
+def _point(setting: tuple[float, float], c) -> GridPoint:
+    return GridPoint(setting[0], setting[1], c.mean, c.se, c.rhat, c.ess, int(c.diverged.sum()))

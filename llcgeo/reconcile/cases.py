@@ -102,7 +102,7 @@ def reference_for(case: Case, measurement, llc: float) -> Reference:
     if not is_full_batch(case):
         return _minibatch_reference(case, measurement, llc)
     expectation = _expectation(case, measurement)
-    if case.config.sampler == "mala":  # exact for any eps: only the chains' length biases it
+    if case.config.traits.metropolis:  # exact for any eps: only the chains' length biases it
         posterior = expectation.exact_posterior
         note = _asymptotic_note(posterior, llc)
         return Reference(posterior, est.se, MALA, posterior, None, (), note, est.chains_kept - 1)

@@ -42,10 +42,10 @@ class Case:
             raise SpecError(
                 f"a case measures a LinearLayer under the Gaussian loss, got {self.layer!r}"
             )
-        if self.config.sampler == "rmsprop":
+        if not self.config.traits.reference:
             raise SpecError(
-                "a case is held against the exact SGLD or MALA expectation; the rmsprop sampler "
-                "has none (use llcgeo estimate for it)"
+                "a case is held against the exact SGLD or MALA expectation; the "
+                f"{self.config.sampler} sampler has none (use llcgeo estimate for it)"
             )
         check_samples(self.n)
         check_linear_run(

@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from llcgeo import SGLDConfig, estimate_llc
+from llcgeo.config import SAMPLERS
 from llcgeo.errors import SpecError
-from llcgeo.numerics.acceptance import AcceptanceWatch
+from llcgeo.numerics.kernels import KERNELS
+from llcgeo.numerics.mala import build_mala_kernel, init_mala
 from llcgeo.numerics.sgld import build_kernel, init, localized_gradient
 
 CURVATURE = torch.tensor([1.0, 9.0], dtype=torch.float64)
@@ -17,14 +19,22 @@ def _quadratic(w, batch):
     return 0.5 * (CURVATURE * w.square()).sum(1), CURVATURE * w
 
 
+def _steps(kernel, state, eps, count):
+    infos, generator = [], torch.Generator().manual_seed(1)
+    for _ in range(count):
+        state, info = kernel(state, None, eps, generator)
+        infos.append(info)
+    return state, infos
+
+
 def test_the_watched_probability_is_malas_for_one_step():
     eps, nbeta, gamma = 0.05, 2.0, 0.5
     drift = localized_gradient(_quadratic, nbeta=nbeta, gamma=gamma, centre=torch.zeros(2))
-    watch = AcceptanceWatch(drift, eps=eps, mask=None)
-    step = build_kernel(watch)
+    step = build_kernel(drift, watch=True)
     w0 = torch.tensor([[0.4, -0.3]], dtype=torch.float64)
-    state, _ = step(init(w0), None, eps, torch.Generator().manual_seed(1))
-    watch(state.position, None)  # the next step's evaluation closes the first step's test
+    state, first = step(init(w0), None, eps, torch.Generator().manual_seed(1))
+    assert first.acceptance is None  # no step has ended yet
+    _, second = step(state, None, eps, torch.Generator())  # it closes the first step's test
     a = nbeta * CURVATURE + gamma
 
     def u(w):
@@ -34,7 +44,32 @@ def test_the_watched_probability_is_malas_for_one_step():
     forward = (w1 - w0 + 0.5 * eps * a * w0).square().sum()
     backward = (w0 - w1 + 0.5 * eps * a * w1).square().sum()
     expected = min(1.0, math.exp(u(w0) - u(w1) + (forward - backward) / (2 * eps)))
-    assert watch.rate == pytest.approx(expected, rel=1e-12)
+    assert float(second.acceptance) == pytest.approx(expected, rel=1e-12)
+
+
+def test_mala_evaluates_once_a_step_and_moves_as_an_uncached_chain_would():
+    calls = []
+
+    def counted(w, batch):
+        calls.append(1)
+        return _quadratic(w, batch)
+
+    drift = localized_gradient(counted, nbeta=3.0, gamma=1.0, centre=torch.zeros(2))
+    start = torch.full((4, 2), 0.5, dtype=torch.float64)
+    final, infos = _steps(build_mala_kernel(drift), init_mala(start), 0.2, 20)
+    assert len(calls) == 21  # one evaluation a step, and one at the start
+    fresh, state = [], init_mala(start)
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(20):  # the cache dropped each step: the same chain, twice the evaluations
+        state, info = build_mala_kernel(drift)(init_mala(state.position), None, 0.2, generator)
+        fresh.append(info)
+    assert torch.equal(state.position, final.position)
+    assert all(torch.equal(a.acceptance, b.acceptance) for a, b in zip(infos, fresh))
+    assert 0 < float(torch.stack([i.acceptance for i in infos]).mean()) < 1
+
+
+def test_every_sampler_name_has_a_kernel():
+    assert tuple(KERNELS) == SAMPLERS
 
 
 def test_acceptance_falls_as_eps_grows(fitted_linear):

@@ -12,9 +12,9 @@ from llcgeo.numerics.isometry import (
     _layer,
     cosines,
     isometry_gap,
-    layer_norm,
     simulate_isometry,
 )
+from llcgeo.numerics.norms import layer_norm
 
 
 def test_isometry_gap_is_zero_for_multiples_of_the_identity():

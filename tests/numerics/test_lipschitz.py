@@ -9,12 +9,12 @@ from torch.func import jacrev
 from llcgeo.errors import SpecError
 from llcgeo.numerics.lipschitz import (
     LipschitzSpec,
-    _normalize,
     forward,
     input_lipschitz,
     measure_lipschitz,
     parameter_lipschitz,
 )
+from llcgeo.numerics.norms import normalize
 
 
 def _setup(normalization: str, activation: str = "relu", width: int = 8, depth: int = 3):
@@ -71,7 +71,7 @@ def test_parameter_estimate_matches_the_exact_jacobian_norm(normalization):
     # layer inputs |x_{l-1}| as measure_lipschitz records them
     h = x
     for layer, w in enumerate(weights[:-1]):
-        h = torch.relu(_normalize(h @ w.transpose(-1, -2), normalization, spec.eps)[0])
+        h = torch.relu(normalize(h @ w.transpose(-1, -2), normalization, spec.eps)[0])
         norms[..., layer + 1] = h.norm(dim=-1)
     estimate = parameter_lipschitz(weights, x, spec, gen, norms)
     for r in range(2):
@@ -87,11 +87,11 @@ def test_parameter_estimate_matches_the_exact_jacobian_norm(normalization):
 
 def test_normalization_factors_are_the_local_lipschitz_constants():
     a = torch.tensor([[1.0, 2.0, 6.0]], dtype=torch.float64)
-    _, factor = _normalize(a, "layernorm", 0.0)
+    _, factor = normalize(a, "layernorm", 0.0)
     assert float(factor) == pytest.approx(1 / math.sqrt(((a - a.mean()) ** 2).mean()))
-    _, factor = _normalize(a, "rmsnorm", 1e-5)
+    _, factor = normalize(a, "rmsnorm", 1e-5)
     assert float(factor) == pytest.approx(1 / math.sqrt((a**2).mean() + 1e-5))
-    out, factor = _normalize(a, "none", 1e-5)
+    out, factor = normalize(a, "none", 1e-5)
     assert torch.equal(out, a) and float(factor) == 1.0
 
 

@@ -30,6 +30,11 @@ def kernel(loss_and_grad, config, *, nbeta, centre, mask=None):
     return build_kernel(drift, noise_level=config.noise_level, mask=mask, project=project)
 
 
+def _run(step, state, config, progress=None):
+    return run_chains(step, state, None, eps=config.eps, steps=config.steps, burnin=config.burnin,
+                      generator=torch.Generator().manual_seed(0), progress=progress)  # fmt: skip
+
+
 def test_one_step_is_the_devinterp_update_exactly():
     config = SGLDConfig(eps=0.01, gamma=2.0, noise_level=0.5, chains=3, steps=2, burnin=0)
     h = torch.tensor([1.0, 3.0], dtype=F64)
@@ -72,7 +77,7 @@ def test_masked_entries_never_move_and_free_ones_do():
         mask=mask,
     )
     start = torch.full((4, 4), 0.3, dtype=F64)
-    run = run_chains(step, init(start), None, config, torch.Generator().manual_seed(0))
+    run = _run(step, init(start), config)
     final = run.final.position
     assert torch.equal(final[:, ~mask], start[:, ~mask])
     assert bool((final[:, mask] != start[:, mask]).all())
@@ -82,9 +87,7 @@ def test_bounding_box_clamps_the_offset_from_the_centre():
     config = SGLDConfig(eps=1.0, gamma=0.0, chains=8, steps=20, burnin=0, bounding_box=0.1)
     centre = torch.tensor([1.0, -2.0], dtype=F64)
     step = kernel(quadratic(torch.zeros(2, dtype=F64)), config, nbeta=1.0, centre=centre)
-    run = run_chains(
-        step, init(centre.expand(8, 2).clone()), None, config, torch.Generator().manual_seed(0)
-    )
+    run = _run(step, init(centre.expand(8, 2).clone()), config)
     offset = run.final.position - centre
     assert float(offset.abs().max()) <= 0.1 + 1e-15
 
@@ -94,7 +97,7 @@ def test_trace_holds_the_loss_at_the_start_of_each_recorded_step():
     h = torch.ones(1, dtype=F64)
     step = kernel(quadratic(h), config, nbeta=3.0, centre=torch.zeros(1, dtype=F64))
     start = torch.tensor([[1.0], [-1.0]], dtype=F64)
-    run = run_chains(step, init(start), None, config, torch.Generator().manual_seed(0))
+    run = _run(step, init(start), config)
     state, g, losses = init(start), torch.Generator().manual_seed(0), []
     for _ in range(6):
         losses.append(0.5 * state.position[:, 0].square())
@@ -107,14 +110,7 @@ def test_progress_is_reported_up_to_the_last_step():
     seen = []
     config = SGLDConfig(eps=0.01, chains=1, steps=250, burnin=0)
     step = kernel(quadratic(torch.ones(1)), config, nbeta=1.0, centre=torch.zeros(1))
-    run_chains(
-        step,
-        init(torch.zeros(1, 1)),
-        None,
-        config,
-        torch.Generator(),
-        progress=lambda done, total: seen.append((done, total)),
-    )
+    _run(step, init(torch.zeros(1, 1)), config, progress=lambda *done: seen.append(done))
     assert seen[-1] == (250, 250) and all(
         a < b for (a, _), (b, _) in zip(seen, seen[1:], strict=False)
     )
