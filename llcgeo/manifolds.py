@@ -58,6 +58,19 @@ from llcgeo.validate import between, entries, integer, non_negative, positive
 # factors that appear once and change sign.
 REGULAR_FLOOR = 1e-6
 REGULAR_PROBE = 1e-3
+# a Newton point has converged when the Newton step |F| / |grad F| is below this (relative to
+# 1 + max |x|): |F| alone is tiny near any zero of high order
+NEWTON_TOLERANCE = 1e-10
+
+
+def regular_zeros(value, slope, change, size, scale: float):
+    """Which points are regular zeros, for arrays of either library (numpy or torch): the
+    Newton step ``|F| / slope`` within ``NEWTON_TOLERANCE * size`` (``slope = |grad F(x)|``,
+    ``size = 1 + max |x|``), and the first-order distance ``slope h / change`` to where the
+    gradient vanishes at least ``REGULAR_FLOOR * scale`` (``change = |grad F(x + h u) -
+    grad F(x)|``, ``h = REGULAR_PROBE * scale``, ``u`` of :func:`regular_probe`)."""
+    converged = abs(value) <= NEWTON_TOLERANCE * size * slope
+    return converged & (slope * (REGULAR_PROBE * scale) >= REGULAR_FLOOR * scale * change)
 
 
 def regular_probe(d: int) -> list[float]:

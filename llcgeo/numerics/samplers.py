@@ -21,7 +21,6 @@ from llcgeo.errors import EstimationError, SpecError
 from llcgeo.expr import fold
 from llcgeo.limits import MAX_SAMPLES
 from llcgeo.manifolds import (
-    REGULAR_FLOOR,
     REGULAR_PROBE,
     BumpedHyperplane,
     Ellipsoid,
@@ -34,6 +33,7 @@ from llcgeo.manifolds import (
     Simplex,
     Sphere,
     regular_probe,
+    regular_zeros,
 )
 from llcgeo.numerics.norms import layer_norm, rms_norm
 from llcgeo.validate import integer
@@ -42,7 +42,6 @@ TORCH_FUNCTIONS = {"sin": torch.sin, "cos": torch.cos, "exp": torch.exp, "sqrt":
 TORCH_CONSTANTS = {"pi": math.pi}
 NEWTON_CHUNK = 1 << 16
 NEWTON_STEPS = 60
-NEWTON_TOLERANCE = 1e-10
 NEWTON_ROUNDS = 8
 
 
@@ -173,20 +172,16 @@ def _value_and_gradient(spec: ImplicitHypersurface, x: torch.Tensor):
 
 
 def _regular_zeros(spec: ImplicitHypersurface, x: torch.Tensor) -> torch.Tensor:
-    """Which rows are zeros of F, to first order (``|F| / |grad F|``, the Newton step, within
-    ``NEWTON_TOLERANCE``; ``|F|`` alone is tiny near any zero of high order), and at least
-    ``REGULAR_FLOOR * scale`` from where grad F vanishes: see :mod:`llcgeo.manifolds`."""
+    """Which rows are regular zeros of F (:func:`llcgeo.manifolds.regular_zeros`)."""
     value, grad = _value_and_gradient(spec, x)
     h = REGULAR_PROBE * float(spec.scale)
     u = torch.tensor(regular_probe(spec.d), dtype=x.dtype, device=x.device)
     _, moved = _value_and_gradient(spec, x + h * u)
     with torch.no_grad():
-        scale = 1.0 + x.abs().amax(dim=1)
         finite = torch.isfinite(x).all(dim=1) & torch.isfinite(value)
-        slope = grad.norm(dim=1)
-        converged = finite & (value.abs() <= NEWTON_TOLERANCE * scale * slope)
+        size, slope = 1.0 + x.abs().amax(dim=1), grad.norm(dim=1)
         change = (moved - grad).norm(dim=1)
-        return converged & (slope * h >= REGULAR_FLOOR * float(spec.scale) * change)
+        return finite & regular_zeros(value, slope, change, size, float(spec.scale))
 
 
 def _implicit(spec: ImplicitHypersurface, n, generator):

@@ -21,6 +21,7 @@ import numpy as np
 from llcgeo.config import TARGETS, SGLDConfig
 from llcgeo.errors import SpecError
 from llcgeo.theory.calibration import Recommendation, recommend
+from llcgeo.thresholds import Z_AGREE
 
 GRADIENT_NOISE = 10.0  # times the sampling noise of a mean gradient at a true parameter
 # a singular model's gamma sweep (singular="sweep"): the quadratic choice and this many decades
@@ -169,7 +170,7 @@ def sweep_grid(
     ]  # fmt: skip
 
 
-def plateau(points: list, gamma: float, z: float = 3.0) -> float | None:
+def plateau(points: list, gamma: float, z: float = Z_AGREE) -> float | None:
     """The largest eps below which the estimates at ``gamma`` all agree (within ``z`` combined
     standard errors) with the one at the smallest eps: where the estimate stops depending on
     eps. None when even the two smallest disagree."""
@@ -177,7 +178,7 @@ def plateau(points: list, gamma: float, z: float = 3.0) -> float | None:
     return _plateau(sorted(row, key=lambda p: p.eps), "eps", z)
 
 
-def gamma_plateau(points: list, eps: float, z: float = 3.0) -> float | None:
+def gamma_plateau(points: list, eps: float, z: float = Z_AGREE) -> float | None:
     """The largest gamma below which the estimates at ``eps`` all agree with the one at the
     smallest gamma: where localization stops holding the estimate down."""
     row = [p for p in points if p.eps == eps and not p.diverged]

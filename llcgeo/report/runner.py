@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import llcgeo
-from llcgeo.config import check_device
 from llcgeo.errors import SpecError
+from llcgeo.numerics.device import resolve_device
 from llcgeo.reconcile.experiment import Experiment, check_scale
 from llcgeo.reconcile.model import ExperimentResult
 from llcgeo.report.executors import InProcess, Task
@@ -88,7 +88,7 @@ def run_experiments(
     this process) and write the report to ``out``."""
     start = time.perf_counter()
     folder = prepare_folder(out)
-    scale, device = check_scale(scale), resolve_device(device)
+    scale, device = check_scale(scale), str(resolve_device(device))
     _check_experiments(experiments)
     notify = progress or (lambda event: None)
     with exclusive(folder):
@@ -109,16 +109,6 @@ def run_experiments(
         )
         paths = write_report(results, cases, folder, meta)
     return Report(paths, results, computed, meta.reused, meta.problems, meta.wall_seconds)
-
-
-def resolve_device(device: str) -> str:
-    """The name of :func:`llcgeo.numerics.device.resolve_device`'s choice (torch loads only
-    when the answer is not plainly ``"cpu"``)."""
-    if check_device(device) == "cpu":
-        return "cpu"
-    from llcgeo.numerics.device import resolve_device as resolve
-
-    return str(resolve(device))
 
 
 def _check_experiments(experiments: Sequence[Experiment]) -> None:

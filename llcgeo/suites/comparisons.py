@@ -32,12 +32,13 @@ class Row:
     """One case and the claim about it: ``claimed`` against ``alternative``."""
 
     label: str
-    manifold: str
+    family: str  # a name of the manifolds registry
     bias: bool
     refine: str
     claimed: Formula
     alternative: Formula
     h_max: float = 1.5  # above the top eigenvalue of the moving Hessian block, for the step size
+    shifted: bool = False  # a LayerNorm bias e_1 (alpha . beta = 1): a plane off the origin
 
 
 @dataclass(frozen=True)
@@ -55,14 +56,9 @@ SCALES = {
 }
 
 
-def _manifold(name: str, d: int):
-    beta = [1] + [0] * (d - 1)  # alpha . beta = 1 != 0: an affine hyperplane off the origin
-    return {
-        "softmax": mf.Simplex(d),
-        "layernorm": mf.LayerNormImage(d),
-        "biased layernorm": mf.LayerNormImage(d, bias=beta),
-        "gaussian": mf.Gaussian(d),
-    }[name]
+def _manifold(row: Row, d: int):
+    extra = {"bias": [1] + [0] * (d - 1)} if row.shifted else {}
+    return mf.build(row.family, d=d, **extra)
 
 
 def _jobs(rows: tuple[Row, ...]):
@@ -70,7 +66,7 @@ def _jobs(rows: tuple[Row, ...]):
         s = SCALES[check_scale(scale)]
         return [
             make_case(
-                _manifold(r.manifold, s.d),
+                _manifold(r, s.d),
                 s.m,
                 tuned(s.config, s.n, r.h_max),
                 s.n,
@@ -142,45 +138,26 @@ def _summary(name: str, title: str, description: str, rows: tuple[Row, ...]):
 
 
 SMUGGLED_BIAS = (
-    Row("softmax, no bias: no drop", "softmax", False, "all", FULL, FLAT),
-    Row(
-        "softmax + bias: the simplex smuggles a bias (drop m/2)",
-        "softmax",
-        True,
-        "all",
-        FULL,
-        WITH_BIAS,
-    ),
-    Row("softmax + bias, W alone", "softmax", True, "weight", FULL, FLAT),
-    Row("softmax + bias, b alone", "softmax", True, "bias", BIAS_ONLY, NOTHING),
-    Row("biased LayerNorm, no bias: no drop", "biased layernorm", False, "all", FULL, FLAT, 3.0),
-    Row(
-        "biased LayerNorm + bias: drop m/2, like the simplex",
-        "biased layernorm",
-        True,
-        "all",
-        FULL,
-        WITH_BIAS,
-        3.0,
-    ),
-    Row("biased LayerNorm + bias, W alone", "biased layernorm", True, "weight", FULL, FLAT, 3.0),
-)
+    Row("softmax, no bias: no drop", "simplex", False, "all", FULL, FLAT),
+    Row("softmax + bias: the simplex smuggles a bias (drop m/2)", "simplex", True, "all", FULL,
+        WITH_BIAS),
+    Row("softmax + bias, W alone", "simplex", True, "weight", FULL, FLAT),
+    Row("softmax + bias, b alone", "simplex", True, "bias", BIAS_ONLY, NOTHING),
+    Row("biased LayerNorm, no bias: no drop", "layernorm", False, "all", FULL, FLAT, 3.0, True),
+    Row("biased LayerNorm + bias: drop m/2, like the simplex", "layernorm", True, "all", FULL,
+        WITH_BIAS, 3.0, True),
+    Row("biased LayerNorm + bias, W alone", "layernorm", True, "weight", FULL, FLAT, 3.0, True),
+)  # fmt: skip
 WEIGHT_REFINEMENT = (
     Row("LayerNorm + bias: full LLC", "layernorm", True, "all", FULL, WITH_BIAS),
     Row("LayerNorm + bias: wrLLC of W differs (m(d-1)/2)", "layernorm", True, "weight", FLAT, FULL),
-    Row("biased LayerNorm + bias: full LLC", "biased layernorm", True, "all", FULL, WITH_BIAS, 3.0),
-    Row(
-        "biased LayerNorm + bias: wrLLC of W coincides (md/2)",
-        "biased layernorm",
-        True,
-        "weight",
-        FULL,
-        FLAT,
-        3.0,
-    ),
+    Row("biased LayerNorm + bias: full LLC", "layernorm", True, "all", FULL, WITH_BIAS, 3.0,
+        True),
+    Row("biased LayerNorm + bias: wrLLC of W coincides (md/2)", "layernorm", True, "weight",
+        FULL, FLAT, 3.0, True),
     Row("Gaussian + bias: full LLC", "gaussian", True, "all", WITH_BIAS, FULL),
     Row("Gaussian + bias: wrLLC of W differs (md/2)", "gaussian", True, "weight", FULL, WITH_BIAS),
-)
+)  # fmt: skip
 
 
 def smuggled_bias_experiment() -> Experiment:

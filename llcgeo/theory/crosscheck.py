@@ -28,18 +28,17 @@ from llcgeo.errors import DerivationError
 from llcgeo.expr import fold
 from llcgeo.limits import MAX_DIGITS
 from llcgeo.manifolds import (
-    REGULAR_FLOOR,
     REGULAR_PROBE,
     ImplicitHypersurface,
     ParametricManifold,
     regular_probe,
+    regular_zeros,
 )
 
 _SEED = 20261128
 ZERO, NONZERO = 1e-9, 1e-5  # float64 singular values, relative: Newton stops at 1e-10
 DIGITS = 3 * MAX_DIGITS + 30  # coefficients of 100 digits, products of three of them
 _NEWTON_STEPS, _POLISH_STEPS = 60, 12
-_TOLERANCE = 1e-10
 _FEW, _MANY = 4, 64  # points per dimension: first pass, and again before a lower rank counts
 
 
@@ -141,8 +140,8 @@ def _regular_of(spec: ImplicitHypersurface, start: np.ndarray) -> np.ndarray:
         slope = np.linalg.norm(at.grad, axis=1)
         change = np.linalg.norm(moved.grad - at.grad, axis=1)
         size = 1.0 + np.abs(x).max(axis=1)
-        ok = np.isfinite(x).all(axis=1) & (np.abs(at.value) <= _TOLERANCE * size * slope)
-        ok &= slope * h >= REGULAR_FLOOR * float(spec.scale) * change
+        ok = np.isfinite(x).all(axis=1)
+        ok &= regular_zeros(at.value, slope, change, size, float(spec.scale))
     return x[ok]
 
 

@@ -7,7 +7,6 @@ import pytest
 import llcgeo
 from llcgeo.errors import SpecError
 from llcgeo.report import files, run_experiments
-from llcgeo.report.runner import resolve_device
 
 
 def _run(experiments, out, **options):
@@ -144,14 +143,14 @@ def test_bad_scale_device_and_names_are_rejected(tmp_path, toy, monkeypatch):
         run_experiments([], out=tmp_path, scale="small", device="cpu")
 
 
-def test_cuda_without_gpu_is_a_clear_error(monkeypatch):
+def test_cuda_without_gpu_is_a_clear_error(monkeypatch, tmp_path, toy):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(SpecError, match="no CUDA GPU"):
-        resolve_device("cuda")
-    assert resolve_device("auto") == "cpu"
-    assert resolve_device("cpu") == "cpu"
+        _run([toy("a")], tmp_path, device="cuda")
+    report = _run([toy("a")], tmp_path, device="auto")
+    assert "device cpu" in report.paths.markdown.read_text()
 
 
 # --- store faults: each reported, set aside where needed, and recomputed -----------------------
