@@ -140,7 +140,7 @@ def _eps(text: str):
 
 def config_from_args(args):
     """The SGLD settings of the flags (with ``--eps auto``, the placeholder eps that
-    :func:`settled_config` replaces)."""
+    :func:`settled` replaces)."""
     from llcgeo.config import SGLDConfig
 
     return SGLDConfig(
@@ -184,37 +184,34 @@ def executor_from_args(args):
     return make_executor(args.scheduler, args.workers)
 
 
-def case_data(args, manifold, layer, refine):
-    """``(fitted layer, inputs, targets, param_masks)`` of the case's own teacher-student data
-    (the same seed, so the same sample the measurement will draw)."""
-    from llcgeo.numerics.masks import refine_masks
-    from llcgeo.numerics.measure import teacher_student
+def case_problem(args, manifold, layer, refine, config):
+    """The case's problem (its teacher-student data drawn from ``--seed``, the layer fitted),
+    built once for the calibration and the measurement that follows it."""
+    from llcgeo.numerics.measure import case_problem as build
 
-    data = teacher_student(manifold, layer, args.n, seed=args.seed, sigma=args.sigma)
-    masks = refine_masks(layer, refine, manifold.d)
-    return data.as_linear(), data.inputs, data.targets, masks
+    return build(manifold, layer, refine, args.n, config, seed=args.seed, sigma=args.sigma,
+                 device=args.device)  # fmt: skip
 
 
-def calibrated(args, manifold, layer, refine, config):
-    """:func:`llcgeo.calibrate` on the case's own teacher-student data."""
-    from llcgeo.reconcile.calibration import calibrate
+def calibrated(args, problem, config):
+    """:func:`llcgeo.reconcile.calibration.calibrate_problem` with the command's targets."""
+    from llcgeo.reconcile.calibration import calibrate_problem
 
-    model, inputs, outputs, masks = case_data(args, manifold, layer, refine)
     targets = {  # only `llcgeo calibrate` has flags for them; --eps auto takes the defaults
         name: getattr(args, f"{name}_target")
         for name in ("bias", "localization", "se")
         if hasattr(args, f"{name}_target")
     }
-    return calibrate(
-        model, inputs, outputs, config=config, param_masks=masks, **targets
-    )  # fmt: skip
+    return calibrate_problem(problem, config, seed=args.seed, **targets)
 
 
-def settled_config(args, manifold, layer, refine, config):
-    """``config``, calibrated when ``--eps auto`` asked for it (its reasons go to stderr)."""
+def settled(args, manifold, layer, refine, config):
+    """``(config, problem)``: the case's problem, and ``config`` calibrated on it when
+    ``--eps auto`` asked for it (its reasons go to stderr)."""
+    problem = case_problem(args, manifold, layer, refine, config)
     if args.eps != "auto":
-        return config
-    calibration = calibrated(args, manifold, layer, refine, config)
+        return config, problem
+    calibration = calibrated(args, problem, config)
     for reason in calibration.recommendation.reasons:
         print(f"llcgeo: --eps auto: {reason}", file=sys.stderr)
-    return calibration.config
+    return calibration.config, problem

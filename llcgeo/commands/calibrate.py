@@ -6,7 +6,7 @@ from llcgeo.commands._common import (
     add_manifold_arguments,
     add_sgld_arguments,
     calibrated,
-    case_data,
+    case_problem,
     config_from_args,
     layer_from_args,
     manifold_from_args,
@@ -46,7 +46,9 @@ def register(sub) -> None:
 def run(args) -> int:
     manifold = manifold_from_args(args)
     layer, refine = layer_from_args(args)
-    calibration = calibrated(args, manifold, layer, refine, config_from_args(args))
+    config = config_from_args(args)
+    problem = case_problem(args, manifold, layer, refine, config)
+    calibration = calibrated(args, problem, config)
     r, c = calibration.recommendation, calibration.config
     record = {
         "eps": c.eps,
@@ -62,7 +64,7 @@ def run(args) -> int:
         "reasons": list(r.reasons),
     }
     if args.figure:
-        record["grid"] = _evidence(args, manifold, layer, refine, calibration)
+        record["grid"] = _evidence(args, problem, calibration)
     if args.json:
         print_json(record)
         return 0
@@ -75,13 +77,12 @@ def run(args) -> int:
     return 0
 
 
-def _evidence(args, manifold, layer, refine, calibration) -> list[dict]:
-    """Run the grid, write its figure to ``args.figure``; the points as plain records."""
+def _evidence(args, problem, calibration) -> list[dict]:
+    """Run the grid on the case's problem, write its figure to ``args.figure``; the points as
+    plain records."""
     from llcgeo.reconcile.calibration import evidence, evidence_figure
     from llcgeo.report.figures import save
 
-    model, inputs, targets, masks = case_data(args, manifold, layer, refine)
-    points = evidence(model, inputs, targets, calibration, param_masks=masks, seed=args.seed,
-                      device=args.device)  # fmt: skip
+    points = evidence(problem, calibration, seed=args.seed)
     save(evidence_figure(points, calibration), args.figure)
     return [p._asdict() for p in points]

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from llcgeo.commands._common import add_executor_arguments, executor_from_args
+from llcgeo.commands._common import add_executor_arguments
 
 VERDICTS = ("agree", "disagree", "inconclusive")
 DESCRIPTION = """\
@@ -40,26 +39,10 @@ def handle(args) -> int:
     from llcgeo.hypotheses.schema import load_hypotheses
 
     hypotheses = load_hypotheses(args.files)  # every file checked before torch or the report load
-    from llcgeo.commands.report import ProgressPrinter
-    from llcgeo.reconcile.verdict import THRESHOLDS_MARKDOWN
-    from llcgeo.report import run_experiments
+    from llcgeo.commands.report import run_sweep
 
-    printer = None if args.quiet else ProgressPrinter(sys.stderr)
-    try:
-        with executor_from_args(args) as executor:
-            report = run_experiments(
-                [hypothesis_experiment(h) for h in hypotheses],
-                out=args.out,
-                scale="small",
-                device=args.device,
-                title="Hypothesis check",
-                preamble=THRESHOLDS_MARKDOWN,
-                progress=printer,
-                executor=executor,
-            )
-    finally:
-        if printer is not None:
-            printer.close()
+    experiments = [hypothesis_experiment(h) for h in hypotheses]
+    report = run_sweep(args, experiments, scale="small", title="Hypothesis check")
     outcome = check_outcome(hypotheses, report)
     if args.json:
         from llcgeo.commands._common import print_json

@@ -14,7 +14,7 @@ from llcgeo.commands._common import (
     manifold_from_args,
     print_json,
     print_table,
-    settled_config,
+    settled,
 )
 
 BAR_WIDTH = 30
@@ -42,25 +42,15 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llcgeo.numerics import measure_linear
+    from llcgeo.numerics.measure import measure_problem
     from llcgeo.serialize import to_jsonable
 
     manifold = manifold_from_args(args)
     layer, refine = layer_from_args(args)
     config = replace(config_from_args(args), dtype=args.dtype)
-    config = settled_config(args, manifold, layer, refine, config)
+    config, problem = settled(args, manifold, layer, refine, config)
     progress = _progress_bar(sys.stderr) if sys.stderr.isatty() else None
-    result = measure_linear(
-        manifold,
-        layer,
-        refine,
-        args.n,
-        config,
-        seed=args.seed,
-        sigma=args.sigma,
-        device=args.device,
-        progress=progress,
-    )
+    result = measure_problem(problem, config, seed=args.seed, progress=progress)
     estimate = result.estimate
     for warning in estimate.warnings:
         print(f"llcgeo estimate: warning: {warning}", file=sys.stderr)

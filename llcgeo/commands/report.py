@@ -46,28 +46,28 @@ def register(subparsers) -> None:
 
 
 def handle(args) -> int:
-    from llcgeo.reconcile.verdict import THRESHOLDS_MARKDOWN
-    from llcgeo.report import run_experiments
     from llcgeo.suites import select, suite
 
     experiments = select(suite(args.suite), args.experiment)
+    print_outcome(run_sweep(args, experiments, scale=args.scale))
+    return 0
+
+
+def run_sweep(args, experiments, **options):
+    """``run_experiments`` on the executor the flags name, with the progress display unless
+    ``--quiet``, the verdict rules as the report's preamble."""
+    from llcgeo.reconcile.verdict import THRESHOLDS_MARKDOWN
+    from llcgeo.report import run_experiments
+
     printer = None if args.quiet else ProgressPrinter(sys.stderr)
+    options.setdefault("preamble", THRESHOLDS_MARKDOWN)
     try:
         with executor_from_args(args) as executor:
-            report = run_experiments(
-                experiments,
-                out=args.out,
-                scale=args.scale,
-                device=args.device,
-                preamble=THRESHOLDS_MARKDOWN,
-                progress=printer,
-                executor=executor,
-            )
+            return run_experiments(experiments, out=args.out, device=args.device,
+                                   progress=printer, executor=executor, **options)  # fmt: skip
     finally:
         if printer is not None:
             printer.close()
-    print_outcome(report)
-    return 0
 
 
 class ProgressPrinter:

@@ -10,7 +10,7 @@ from llcgeo.commands._common import (
     manifold_from_args,
     print_json,
     print_table,
-    settled_config,
+    settled,
 )
 
 
@@ -28,9 +28,9 @@ def run(args) -> int:
 
     manifold = manifold_from_args(args)
     layer, refine = layer_from_args(args)
-    config = settled_config(args, manifold, layer, refine, config_from_args(args))
+    config, problem = settled(args, manifold, layer, refine, config_from_args(args))
     case = Case(manifold, layer, refine, args.n, config, seed=args.seed, sigma=args.sigma)
-    result = reconcile_case(case, device=args.device)
+    result = reconcile_case(case, device=args.device, problem=problem)
     record = {
         "verdict": result.verdict,
         "predicted_llc": result.predicted_llc,

@@ -158,18 +158,18 @@ def mean_and_se(per_chain, keep) -> tuple[float, float]:
     return float(kept.mean()), se
 
 
-def quality_warnings(rhat_value: float, ess_value: float, chains: int) -> tuple[str, ...]:
+def quality_warnings(rhat_value: float, ess_value: float) -> tuple[str, ...]:
     """What the R-hat and bulk ESS of the kept chains say deserves a look (the sentences of
     :mod:`llcgeo.thresholds`, which the verdicts use too, with what to do).
 
-    >>> quality_warnings(1.34, 12.0, 4)[0][:32]
+    >>> quality_warnings(1.34, 12.0)[0][:32]
     'R-hat is 1.34, above 1.1: the ch'
     """
     found = []
     rhat_text = rhat_problem(rhat_value)
     if rhat_text:
         found.append(f"{rhat_text}; run longer, with more burn-in, or a smaller eps")
-    ess_text = ess_problem(ess_value, chains)
+    ess_text = ess_problem(ess_value)
     if ess_text:
         found.append(f"{ess_text}; run longer or raise eps")
     return tuple(found)

@@ -31,6 +31,7 @@ from llcgeo.numerics.linear import (
     linear_problem,
 )
 from llcgeo.numerics.masks import flatten_masks, refine_masks
+from llcgeo.numerics.problem import Problem
 from llcgeo.numerics.result import LLCEstimate
 from llcgeo.numerics.samplers import sample
 from llcgeo.validate import non_negative
@@ -129,6 +130,17 @@ def measure_linear(
     """The SGLD estimate of the (weight-refined) LLC of ``layer`` fitted to teacher-student
     data on ``manifold``, centred at the least-squares fit."""
     started = time.perf_counter()
+    problem = case_problem(manifold, layer, refine, n, config, seed=seed, sigma=sigma,
+                           device=device)  # fmt: skip
+    return measure_problem(problem, config, seed=seed, progress=progress, started=started)
+
+
+def case_problem(manifold, layer: LinearLayer, refine: str, n: int, config: SGLDConfig, *,
+                 seed: int, sigma: float = 0.5, device="auto") -> Problem:  # fmt: skip
+    """The fast-path :class:`~llcgeo.numerics.problem.Problem` of a case: its teacher-student
+    data drawn from ``seed``, the layer fitted, the block of the Hessian ``refine`` moves. It
+    depends on ``config`` only through nbeta, the dtype and the batch size, so a calibration
+    on it holds for the measurement that follows (:func:`measure_problem`)."""
     check_refine(refine, layer)
     check_samples(n)
     sizes = dict(n=n, d=manifold.d, m=layer.m, bias=layer.bias)
@@ -136,10 +148,16 @@ def measure_linear(
     target = resolve_device(device)
     with thread_policy(config.chains * layer.m * (manifold.d + layer.bias), target):
         data = teacher_student(manifold, layer, n, seed=seed, sigma=sigma)
-        problem = _problem(data, layer, refine, config, target)
-        estimate = estimate_problem(problem, config, seed=seed, progress=progress, started=started)
+        return _problem(data, layer, refine, config, target)
+
+
+def measure_problem(problem: Problem, config: SGLDConfig, *, seed: int, progress=None,
+                    started: float | None = None) -> LinearMeasurement:  # fmt: skip
+    """The :class:`LinearMeasurement` of a case's problem at these settings."""
+    started = time.perf_counter() if started is None else started
+    estimate = estimate_problem(problem, config, seed=seed, progress=progress, started=started)
     return LinearMeasurement(
-        estimate, problem.hessian_eigenvalues, problem.nbeta, n, problem.data_moments
+        estimate, problem.hessian_eigenvalues, problem.nbeta, problem.n, problem.data_moments
     )
 
 

@@ -141,7 +141,7 @@ def summarize(problem: Problem, run: ChainRun, config: SGLDConfig, *, seed: int,
     finite = torch.isfinite(run.final.position).all(dim=1).cpu().numpy()
     c = chain_summary(problem, excess, numpy_of(run.peak), finite)
     kept = int((~c.diverged).sum())
-    quality = diagnostics.quality_warnings(c.rhat, c.ess, kept) if kept else ()
+    quality = diagnostics.quality_warnings(c.rhat, c.ess) if kept else ()
     acceptance = None if run.acceptance is None else numpy_of(run.acceptance)[~c.diverged]
     rate = float(acceptance.mean()) if acceptance is not None and acceptance.size else None
     return LLCEstimate(

@@ -18,6 +18,7 @@ _EXPORTS = {
     "Figure": "llcgeo.reconcile.model",
     "Panel": "llcgeo.reconcile.model",
     "Series": "llcgeo.reconcile.model",
+    "ESS_MIN": "llcgeo.reconcile.verdict",
     "RHAT_MAX": "llcgeo.reconcile.verdict",
     "THRESHOLDS_MARKDOWN": "llcgeo.reconcile.verdict",
     "Z_AGREE": "llcgeo.reconcile.verdict",

@@ -68,18 +68,33 @@ def calibrate(
     ``"sweep"`` runs gamma from that choice down ``GAMMA_DECADES`` decades in one batch
     (``SINGULAR_STEPS`` steps a point, at the chosen eps) and takes the largest gamma below
     which the estimate no longer rises (:func:`gamma_plateau`)."""
-    import torch
-
-    from llcgeo.numerics.curvature import hessian_spectrum
     from llcgeo.numerics.device import resolve_device
     from llcgeo.numerics.estimate import model_problem
 
     config = config or SGLDConfig()
-    target = resolve_device(device)
-    problem = model_problem(model, inputs, targets, config, param_masks, loss, target)
-    spectrum = hessian_spectrum(problem, steps=lanczos_steps)
-    centre = problem.centre.expand(1, -1).clone()
-    _, gradient = problem.loss_and_grad(centre, None)
+    problem = model_problem(model, inputs, targets, config, param_masks, loss,
+                            resolve_device(device))  # fmt: skip
+    return calibrate_problem(problem, config, bias=bias, localization=localization, se=se,
+                             lanczos_steps=lanczos_steps, singular=singular, seed=seed)  # fmt: skip
+
+
+def calibrate_problem(problem, config: SGLDConfig, *, bias: float = TARGETS.bias,
+                      localization: float = TARGETS.localization, se: float = TARGETS.se,
+                      lanczos_steps: int = 100, singular: str = "warn",
+                      seed: int = 0) -> Calibration:  # fmt: skip
+    """:func:`calibrate` on a :class:`~llcgeo.numerics.problem.Problem` already built (a case
+    whose data a measurement will reuse)."""
+    import torch
+
+    from llcgeo.numerics.curvature import hessian_spectrum
+    from llcgeo.numerics.device import thread_policy
+
+    if singular not in SINGULAR_MODES:
+        raise SpecError(f"singular must be one of {SINGULAR_MODES}, got {singular!r}")
+    with thread_policy(config.chains * problem.start.numel(), problem.start.device):
+        spectrum = hessian_spectrum(problem, steps=lanczos_steps)
+        centre = problem.centre.expand(1, -1).clone()
+        _, gradient = problem.loss_and_grad(centre, None)
     moving = gradient[0] if problem.mask is None else gradient[0][problem.mask]
     noise = math.sqrt(2 * problem.init_loss * float(np.abs(spectrum).sum()) / problem.n)
     _check_minimum(float(torch.linalg.vector_norm(moving)), noise)
@@ -91,8 +106,6 @@ def calibrate(
         chains=config.chains, noise=curvature_noise,
         quadratic=problem.hessian_eigenvalues is not None,  # the linear path: exactly quadratic
     )  # fmt: skip
-    if singular not in SINGULAR_MODES:
-        raise SpecError(f"singular must be one of {SINGULAR_MODES}, got {singular!r}")
     if singular == "sweep" and 2 * r.llc < problem.free_parameters:
         r = _singular_gamma(problem, r, seed)
     tuned = replace(
@@ -151,13 +164,19 @@ def sweep_grid(
     exact expectation where the loss is exactly quadratic (the linear path)."""
     from llcgeo.numerics.device import resolve_device
     from llcgeo.numerics.estimate import model_problem
-    from llcgeo.numerics.sweep import sweep
-    from llcgeo.theory import expected_sgld_estimate
 
     config = config or SGLDConfig()
     problem = model_problem(
         model, inputs, targets, config, param_masks, loss, resolve_device(device)
     )
+    return grid_points(problem, eps_grid, gamma_grid, config, seed=seed)
+
+
+def grid_points(problem, eps_grid, gamma_grid, config: SGLDConfig, *, seed: int = 0) -> list:
+    """:func:`sweep_grid` on a :class:`~llcgeo.numerics.problem.Problem` already built."""
+    from llcgeo.numerics.sweep import sweep
+    from llcgeo.theory import expected_sgld_estimate
+
     points = sweep(problem, eps_grid, gamma_grid, chains=config.chains, steps=config.steps,
                    burnin=config.burnin, seed=seed)  # fmt: skip
     exact = problem.hessian_eigenvalues
@@ -200,17 +219,13 @@ EPS_FACTORS = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0)  # the evidence grid around the 
 GAMMA_FACTORS = (0.1, 1.0, 10.0)  # ... and the chosen gamma
 
 
-def evidence(model, inputs, targets, calibration: Calibration, *, param_masks=None,
-             loss="gaussian", device="cpu", seed: int = 0) -> list:  # fmt: skip
+def evidence(problem, calibration: Calibration, *, seed: int = 0) -> list:
     """The estimate on a grid around the chosen settings (``EPS_FACTORS`` x
     ``GAMMA_FACTORS``), all in one batch at the chosen chain length: what the figure of
     ``llcgeo calibrate`` shows."""
     c = calibration.config
-    return sweep_grid(
-        model, inputs, targets, [f * c.eps for f in EPS_FACTORS],
-        [f * c.gamma for f in GAMMA_FACTORS], config=c, loss=loss, param_masks=param_masks,
-        device=device, seed=seed,
-    )  # fmt: skip
+    return grid_points(problem, [f * c.eps for f in EPS_FACTORS],
+                       [f * c.gamma for f in GAMMA_FACTORS], c, seed=seed)  # fmt: skip
 
 
 def evidence_figure(points: list, calibration: Calibration):

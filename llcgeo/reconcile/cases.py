@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 
 import llcgeo
-from llcgeo.numerics import measure_linear
+from llcgeo.numerics.measure import case_problem, measure_problem
 from llcgeo.reconcile.model import Case, CaseResult
 from llcgeo.reconcile.verdict import decide
 from llcgeo.theory import (
@@ -119,20 +119,21 @@ def reference_for(case: Case, measurement, llc: float) -> Reference:
     )
 
 
-def reconcile_case(case: Case, *, device: str = "auto", progress=None) -> CaseResult:
-    """Predict, measure and judge one case (see :mod:`llcgeo.reconcile.verdict`)."""
+def _beyond(reasons: tuple[str, ...], warnings) -> tuple[str, ...]:
+    """The estimate's warnings that say more than the verdict's reasons (a rule the verdict
+    names is not repeated: its warning only adds what to do)."""
+    return tuple(w for w in warnings if not any(w.startswith(r) for r in reasons))
+
+
+def reconcile_case(case: Case, *, device: str = "auto", progress=None, problem=None) -> CaseResult:
+    """Predict, measure and judge one case (see :mod:`llcgeo.reconcile.verdict`); ``problem``,
+    when given, is the case's own (:func:`llcgeo.numerics.measure.case_problem`), built once
+    for a calibration before the measurement."""
     prediction = predicted_llc(case.manifold, case.layer, case.refine)
-    measurement = measure_linear(
-        case.manifold,
-        case.layer,
-        case.refine,
-        case.n,
-        case.config,
-        seed=case.seed,
-        sigma=case.sigma,
-        device=device,
-        progress=progress,
-    )
+    if problem is None:
+        problem = case_problem(case.manifold, case.layer, case.refine, case.n, case.config,
+                               seed=case.seed, sigma=case.sigma, device=device)  # fmt: skip
+    measurement = measure_problem(problem, case.config, seed=case.seed, progress=progress)
     est = measurement.estimate
     ref = reference_for(case, measurement, float(prediction.llc))
     z = _z(est.mean, ref.value, ref.se)
@@ -162,7 +163,7 @@ def reconcile_case(case: Case, *, device: str = "auto", progress=None) -> CaseRe
         ess=float(est.ess),
         z=float(z),
         verdict=verdict,
-        reasons=why + tuple(est.warnings) + ref.notes,
+        reasons=why + _beyond(why, est.warnings) + ref.notes,
         mode=ref.mode,
         seconds=float(est.seconds),
         device=est.device,

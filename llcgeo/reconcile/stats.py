@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from llcgeo.reconcile.model import CaseResult
+from llcgeo.reconcile.model import CaseResult, Claim
 from llcgeo.reconcile.verdict import Z_AGREE, limit, within
 
 
@@ -115,3 +115,32 @@ def singles_out(
     if z_alt < z_claim and z_claim > Z_AGREE:
         return "disagree", note
     return "inconclusive", note + ": the two cannot be told apart at this precision"
+
+
+def judged_claim(
+    claim: str,
+    prediction: str,
+    measurement: str,
+    records: Sequence[CaseResult],
+    singled: Sequence[tuple[str, str]],
+    *,
+    reference: str = "",
+    statistic: str = "",
+) -> Claim:
+    """A claim about asymptotic values: its cases judged together (:func:`cases_verdict`)
+    and the ``(verdict, note)`` of each measurement that must single the claim out
+    (:func:`singles_out`); it agrees only when all of them do. ``reference`` names what the
+    measurements were told apart from; ``statistic`` replaces the default (every note, then
+    the cases' statistic)."""
+    case_verdict, case_note = cases_verdict(records)
+    notes = [note for _, note in singled]
+    against = reference_text(records)
+    return Claim(
+        claim=claim,
+        prediction=prediction,
+        measurement=measurement,
+        verdict=combined([case_verdict, *(verdict for verdict, _ in singled)]),
+        note="; ".join([*notes, case_note]),
+        reference=f"{reference}; each case: {against}" if reference else against,
+        statistic=statistic or "; ".join([*notes, f"cases {statistic_text(records)}"]),
+    )

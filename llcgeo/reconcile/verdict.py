@@ -17,7 +17,7 @@ from scipy import stats
 
 from llcgeo.thresholds import (
     ALPHA,
-    ESS_PER_CHAIN,
+    ESS_MIN,
     RHAT_LIMIT,
     Z_AGREE,
     ess_problem,
@@ -45,8 +45,7 @@ def decide(
     reasons = list(problems)
     if diverged:
         reasons.append(f"{diverged} of {chains} chains diverged")
-    kept = chains - diverged
-    reasons += [text for text in (rhat_problem(rhat), ess_problem(ess, kept)) if text]
+    reasons += [text for text in (rhat_problem(rhat), ess_problem(ess)) if text]
     if not math.isfinite(z):
         reasons.append("z is not finite")
     if reasons:
@@ -101,8 +100,8 @@ the t quantile of the same two-sided error rate (0.27%: {t_agree(3):.3g} for fou
 {t_agree(7):.3g} for eight) instead of {Z_AGREE:g}.
 A case is **agree** when |z| <= {Z_AGREE:g}, **disagree** when |z| > {Z_AGREE:g}, and
 **inconclusive** (whatever z is) when any chain diverged, when R-hat of the loss trace exceeds
-{RHAT_MAX:g}, or when the bulk effective sample size of the loss trace is below {ESS_PER_CHAIN:g}
-a chain kept (the same rules the estimate's warnings use).
+{RHAT_MAX:g}, or when the bulk effective sample size of the kept chains' loss traces is below
+{ESS_MIN} (the same rules the estimate's warnings use).
 A claim judges its k cases together at the error rate of one such test (Bonferroni): it fails
 on them only when some |z| exceeds the quantile of 1 - 0.0027/(2k), normal where the standard
 errors are exact (3.0 for one case, 3.64 for ten) and Student-t where they were measured over

@@ -12,9 +12,7 @@ from llcgeo.reconcile.design import case_experiment, case_row, make_case, tuned
 from llcgeo.reconcile.experiment import Experiment, check_scale
 from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series
 from llcgeo.reconcile.stats import (
-    cases_verdict,
-    combined,
-    reference_text,
+    judged_claim,
     singles_out,
     statistic_text,
 )
@@ -51,7 +49,7 @@ class Scale:
 
 SCALES = {
     # softmax outputs are ill-conditioned (eigenvalues 0.05 against 1.25 at d = 4): long chains
-    "small": Scale(4, 3, 50_000, SGLDConfig(chains=8, steps=12_000, burnin=2000)),
+    "small": Scale(4, 3, 50_000, SGLDConfig(chains=32, steps=14_000, burnin=2000)),
     "full": Scale(8, 4, 200_000, SGLDConfig(chains=16, steps=40_000, burnin=8000)),
 }
 
@@ -83,23 +81,16 @@ def _jobs(rows: tuple[Row, ...]):
 def _claim(row: Row, record) -> Claim:
     m, d = record.m, record.d
     claimed, alternative = row.claimed[1](m, d), row.alternative[1](m, d)
-    verdict, note = singles_out(
-        record.llc_mean, record.se, claimed=claimed, alternative=alternative
-    )
+    singled = singles_out(record.llc_mean, record.se, claimed=claimed, alternative=alternative)
     if record.predicted_llc != claimed:
-        verdict, note = (
-            "disagree",
-            f"theory predicts {record.predicted_llc_exact}, not {claimed:g}",
-        )
-    mean, se = record.llc_mean, record.se
-    return Claim(
-        claim=row.label,
-        prediction=f"{row.claimed[0]} = {claimed:g} (not {row.alternative[0]} = {alternative:g})",
-        measurement=f"{mean:.3f} +/- {se:.3f}",
-        verdict=combined([verdict, cases_verdict([record])[0]]),
-        note=note + ("" if record.verdict == "agree" else "; " + "; ".join(record.reasons)),
-        reference=reference_text([record]),
-        statistic=f"{statistic_text([record])}; {note}",
+        singled = ("disagree", f"theory predicts {record.predicted_llc_exact}, not {claimed:g}")
+    return judged_claim(
+        row.label,
+        f"{row.claimed[0]} = {claimed:g} (not {row.alternative[0]} = {alternative:g})",
+        f"{record.llc_mean:.3f} +/- {record.se:.3f}",
+        [record],
+        [singled],
+        statistic=f"{statistic_text([record])}; {singled[1]}",
     )
 
 

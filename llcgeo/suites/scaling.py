@@ -18,11 +18,8 @@ from llcgeo.reconcile.design import (
 from llcgeo.reconcile.experiment import Experiment, check_scale
 from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series
 from llcgeo.reconcile.stats import (
-    cases_verdict,
-    combined,
-    reference_text,
+    judged_claim,
     singles_out,
-    statistic_text,
     weighted_line_fit,
 )
 
@@ -39,7 +36,7 @@ class ScalingGrid:
 
 GRIDS = {
     "small": ScalingGrid(
-        9, (1, 2, 3, 4), 3, (4, 9, 16), 20_000, SGLDConfig(chains=8, steps=3000, burnin=500)
+        9, (1, 2, 3, 4), 3, (4, 9, 16), 20_000, SGLDConfig(chains=24, steps=4000, burnin=500)
     ),
     "full": ScalingGrid(
         16,
@@ -109,17 +106,15 @@ def _slope_claim(records, family: str, d: int) -> Claim:
     fit = weighted_line_fit(x, means, ses)
     flat = family == "layernorm"
     claimed, alternative = ((d - 1) / 2, d / 2) if flat else (d / 2, (d - 1) / 2)
-    verdict, note = singles_out(fit.slope, fit.slope_se, claimed=claimed, alternative=alternative)
-    cases = cases_verdict(rows)
+    singled = singles_out(fit.slope, fit.slope_se, claimed=claimed, alternative=alternative)
     lo, hi = fit.slope_interval()
-    return Claim(
-        claim=f"{family}: LLC = m{'(d-1)' if flat else 'd'}/2 (slope in m at d = {d})",
-        prediction=f"slope {claimed:g}",
-        measurement=f"slope {fit.slope:.3f} (95% CI {lo:.3f} to {hi:.3f})",
-        verdict=combined([verdict, cases[0]]),
-        note=f"{note}; {cases[1]}",
-        reference=f"slope {claimed:g} against {alternative:g}; each case: {reference_text(rows)}",
-        statistic=f"{note}; cases {statistic_text(rows)}",
+    return judged_claim(
+        f"{family}: LLC = m{'(d-1)' if flat else 'd'}/2 (slope in m at d = {d})",
+        f"slope {claimed:g}",
+        f"slope {fit.slope:.3f} (95% CI {lo:.3f} to {hi:.3f})",
+        rows,
+        [singled],
+        reference=f"slope {claimed:g} against {alternative:g}",
     )
 
 
@@ -136,15 +131,13 @@ def _drop_claim(records, axis: str, m_fixed: int) -> Claim:
         value = sum(w * v for w, v in zip(weights, diffs)) / sum(weights)
         se, claimed, text = sum(weights) ** -0.5, m_fixed / 2, f"mean drop over d at m = {m_fixed}"
     verdict, note = singles_out(value, se, claimed=claimed, alternative=0.0)
-    cases = cases_verdict(flat + full)
-    return Claim(
-        claim=f"RMSNorm minus LayerNorm LLC = m/2 ({text})",
-        prediction=f"{claimed:g}",
-        measurement=f"{value:.3f} +/- {se:.3f}",
-        verdict=combined([verdict, cases[0]]),
-        note=f"{note} (predicted drops {sorted(set(drops))}); {cases[1]}",
-        reference=f"{claimed:g} against 0; each case: {reference_text(flat + full)}",
-        statistic=f"{note}; cases {statistic_text(flat + full)}",
+    return judged_claim(
+        f"RMSNorm minus LayerNorm LLC = m/2 ({text})",
+        f"{claimed:g}",
+        f"{value:.3f} +/- {se:.3f}",
+        flat + full,
+        [(verdict, f"{note} (predicted drops {sorted(set(drops))})")],
+        reference=f"{claimed:g} against 0",
     )
 
 

@@ -25,6 +25,7 @@ from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Serie
 from llcgeo.reconcile.stats import (
     cases_verdict,
     combined,
+    judged_claim,
     reference_text,
     singles_out,
     statistic_text,
@@ -48,7 +49,7 @@ THRESHOLD = {
         2,
         ("-1", "-1/2", "-1/4", "0", "1/4", "1/2", "1"),
         200_000,
-        SGLDConfig(chains=8, steps=4000, burnin=1000),
+        SGLDConfig(chains=32, steps=5000, burnin=1000),
     ),
     "full": ThresholdGrid(
         8,
@@ -84,24 +85,18 @@ def _threshold_claim(records, curved: bool) -> Claim:
     m, d = (chosen[0].m, chosen[0].d)
     full, flat = m * d / 2, m * (d - 1) / 2
     claimed, alternative = (full, flat) if curved else (flat, full)
-    case_verdict, case_note = cases_verdict(chosen)
-    verdicts, notes = [case_verdict], []
+    singled = []
     for r in chosen:
-        v, note = singles_out(r.llc_mean, r.se, claimed=claimed, alternative=alternative)
-        verdicts.append(v)
-        notes.append(f"kappa {r.tags['kappa']}: {note}")
+        verdict, note = singles_out(r.llc_mean, r.se, claimed=claimed, alternative=alternative)
+        singled.append((verdict, f"kappa {r.tags['kappa']}: {note}"))
     text = "every kappa != 0 keeps the full LLC" if curved else "kappa = 0 drops m/2"
     values = ", ".join(f"{r.llc_mean:.2f}" for r in chosen)
     nearest = min(abs(r.llc_mean - alternative) / r.se for r in chosen)
-    return Claim(
-        text,
-        f"{claimed:g}",
-        values,
-        combined(verdicts),
-        "; ".join([*notes, case_note]),
-        reference=f"{claimed:g} against {alternative:g}; each case: {reference_text(chosen)}",
+    return judged_claim(
+        text, f"{claimed:g}", values, chosen, singled,
+        reference=f"{claimed:g} against {alternative:g}",
         statistic=f"{statistic_text(chosen)}; nearest the alternative: {nearest:.1f} SE",
-    )
+    )  # fmt: skip
 
 
 def _threshold_summary(records) -> ExperimentResult:
@@ -163,7 +158,7 @@ CROSSOVER = {
         ("1", "1/2", "1/5"),
         (10_000, 40_000),
         (-3, -2, -1, 0, 1, 2, 3),
-        SGLDConfig(gamma=100.0, chains=8, steps=5000, burnin=1000),
+        SGLDConfig(gamma=100.0, chains=16, steps=5000, burnin=1000),
     ),
     "full": CrossoverGrid(
         3,

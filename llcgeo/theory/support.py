@@ -16,6 +16,7 @@ from their structure; implicit and parametric manifolds derive it in their own m
 
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 from functools import singledispatch
 
@@ -23,7 +24,7 @@ import sympy as sp
 
 from llcgeo import manifolds as mf
 from llcgeo.errors import DerivationError, LLCGeoError
-from llcgeo.limits import run_bounded
+from llcgeo.limits import derivation_seconds, run_bounded
 from llcgeo.theory.affine import AffineSupport, Vector
 from llcgeo.theory.crosscheck import cross_check
 from llcgeo.theory.hypersurface import hypersurface_support
@@ -46,10 +47,18 @@ def affine_support(manifold, *, seconds: float | None = None) -> AffineSupport:
     bound) or refused with ``DerivationError``."""
     if not isinstance(manifold, mf.MANIFOLD_TYPES):
         raise TypeError(f"no affine hull is known for {type(manifold).__name__}")
-    what = f"the exact derivation for {type(manifold).__name__}"
     if isinstance(manifold, (mf.ImplicitHypersurface, mf.ParametricManifold)):
-        return run_bounded(_support, manifold, seconds=seconds, what=what)
+        return _derived(manifold, derivation_seconds(seconds))
     return _support(manifold)  # closed forms, O(d)
+
+
+@functools.lru_cache(maxsize=64)
+def _derived(manifold, seconds: float) -> AffineSupport:
+    """A derivation from expressions, within ``seconds``. Its answer is exact, so a process
+    derives each manifold once (a hypothesis file's cases, its judging and a calibration all
+    ask); a refusal is not kept, so a longer limit may try again."""
+    what = f"the exact derivation for {type(manifold).__name__}"
+    return run_bounded(_support, manifold, seconds=seconds, what=what)
 
 
 @singledispatch

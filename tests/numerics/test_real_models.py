@@ -131,9 +131,9 @@ def test_bad_data_forms_are_named(inputs, targets, message):
 def test_quality_warnings_name_a_poor_rhat_and_ess():
     from llcgeo.numerics.diagnostics import quality_warnings
 
-    found = quality_warnings(1.34, 12.0, 4)
+    found = quality_warnings(1.34, 12.0)
     assert "R-hat is 1.34" in found[0] and "bulk ESS is 12" in found[1]
-    assert quality_warnings(1.01, 400.0, 4) == ()
+    assert quality_warnings(1.01, 400.0) == ()
 
 
 def test_a_step_near_the_stability_bound_is_named(fitted_linear):

@@ -8,9 +8,9 @@ import pytest
 
 from llcgeo.reconcile.stats import combined, singles_out, weighted_line_fit
 from llcgeo.reconcile.verdict import RHAT_MAX, Z_AGREE, decide, limit
-from llcgeo.thresholds import ESS_PER_CHAIN
+from llcgeo.thresholds import ESS_MIN
 
-GOOD = {"diverged": 0, "chains": 4, "rhat": 1.0, "ess": 10 * ESS_PER_CHAIN}
+GOOD = {"diverged": 0, "chains": 4, "rhat": 1.0, "ess": 10 * ESS_MIN}
 
 
 @pytest.mark.parametrize(
@@ -24,8 +24,8 @@ GOOD = {"diverged": 0, "chains": 4, "rhat": 1.0, "ess": 10 * ESS_PER_CHAIN}
         (10.0, {"diverged": 1}, "inconclusive"),
         (0.0, {"rhat": RHAT_MAX + 0.01}, "inconclusive"),
         (0.0, {"rhat": math.nan}, "inconclusive"),
-        (0.0, {"ess": 4 * ESS_PER_CHAIN - 1}, "inconclusive"),
-        (0.0, {"ess": 3 * ESS_PER_CHAIN, "diverged": 1}, "inconclusive"),
+        (0.0, {"ess": ESS_MIN - 1}, "inconclusive"),
+        (0.0, {"ess": ESS_MIN}, "agree"),
         (math.nan, {}, "inconclusive"),
     ],
 )

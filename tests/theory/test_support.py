@@ -75,3 +75,24 @@ def test_large_named_family_is_fast():
     start = time.perf_counter()
     assert span_dimension(mf.LayerNormImage(1024))[0] == 1023
     assert time.perf_counter() - start < 1.0
+
+
+def test_an_expression_manifold_is_derived_once_per_process(monkeypatch):
+    from llcgeo import ImplicitHypersurface
+    from llcgeo.manifolds import LinearLayer
+    from llcgeo.theory import predicted_llc, support
+
+    derivations = []
+    original = support.run_bounded
+
+    def counted(*args, **kwargs):
+        derivations.append(args[1])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(support, "run_bounded", counted)
+    support._derived.cache_clear()  # another test may have derived this cone already
+    cone = ImplicitHypersurface("x**2 + y**2 - z**2", ["x", "y", "z"])
+    first = predicted_llc(cone, LinearLayer(2))
+    second = predicted_llc(cone, LinearLayer(3, bias=True), "weight")
+    assert derivations == [cone]  # the second layer reuses the exact support
+    assert (first.llc, second.llc) == (3, sp.Rational(9, 2)) and first.flat is False
