@@ -31,11 +31,12 @@ Fraction(1, 2)
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import MISSING, dataclass, field, fields
 from fractions import Fraction
 from statistics import NormalDist
-from typing import Any
+from typing import Any, ClassVar
 
 from llcgeo.errors import LLCGeoError, SpecError
 from llcgeo.expr import EXPR_TYPES, Expr, is_polynomial, to_text, variables
@@ -122,8 +123,12 @@ def _shown(value: Any) -> str:
     return repr(value)
 
 
-class _Spec:
-    """Readable reprs: exact numbers as ``1/3``, expressions as text, defaults left out."""
+class Spec:
+    """Readable reprs: exact numbers as ``1/3``, expressions as text, defaults left out.
+    ``free_dimension``: the family exists in every dimension, so closed forms keep ``d``
+    symbolic."""
+
+    free_dimension: ClassVar[bool] = False
 
     def __repr__(self) -> str:
         shown = [
@@ -174,8 +179,10 @@ def _names(values: Iterable[Any], what: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True, repr=False)
-class Gaussian(_Spec):
+class Gaussian(Spec):
     """Unconstrained data: ``x ~ N(0, I_d)``."""
+
+    free_dimension: ClassVar[bool] = True
 
     d: int
 
@@ -184,8 +191,10 @@ class Gaussian(_Spec):
 
 
 @dataclass(frozen=True, repr=False)
-class LayerNormImage(_Spec):
+class LayerNormImage(Spec):
     """The image of LayerNorm on Gaussian pre-activations; ``gain``/``bias`` default to 1/0."""
+
+    free_dimension: ClassVar[bool] = True
 
     d: int
     gain: tuple[Fraction, ...] | None = None
@@ -201,8 +210,10 @@ class LayerNormImage(_Spec):
 
 
 @dataclass(frozen=True, repr=False)
-class RMSNormImage(_Spec):
+class RMSNormImage(Spec):
     """The image of RMSNorm on Gaussian pre-activations."""
+
+    free_dimension: ClassVar[bool] = True
 
     d: int
     gain: tuple[Fraction, ...] | None = None
@@ -216,8 +227,10 @@ class RMSNormImage(_Spec):
 
 
 @dataclass(frozen=True, repr=False)
-class Sphere(_Spec):
+class Sphere(Spec):
     """The sphere ``|x| = radius``, uniform."""
+
+    free_dimension: ClassVar[bool] = True
 
     d: int
     radius: Fraction = Fraction(1)
@@ -229,8 +242,10 @@ class Sphere(_Spec):
 
 
 @dataclass(frozen=True, repr=False)
-class Simplex(_Spec):
+class Simplex(Spec):
     """Softmax outputs: the open simplex ``x_i > 0, sum x = 1``."""
+
+    free_dimension: ClassVar[bool] = True
 
     d: int
 
@@ -239,8 +254,10 @@ class Simplex(_Spec):
 
 
 @dataclass(frozen=True, repr=False)
-class Ellipsoid(_Spec):
+class Ellipsoid(Spec):
     """The surface ``sum (x_i / axes_i)**2 = 1``."""
+
+    free_dimension: ClassVar[bool] = True
 
     d: int
     axes: tuple[Fraction, ...] = field(default=())
@@ -254,7 +271,7 @@ class Ellipsoid(_Spec):
 
 
 @dataclass(frozen=True, repr=False)
-class Hyperplane(_Spec):
+class Hyperplane(Spec):
     """The affine hyperplane ``normal . x = offset``."""
 
     normal: tuple[Fraction, ...]
@@ -276,7 +293,7 @@ class Hyperplane(_Spec):
 
 
 @dataclass(frozen=True, repr=False)
-class ImplicitHypersurface(_Spec):
+class ImplicitHypersurface(Spec):
     """The real zero set of a polynomial ``F`` in the named ``variables`` (one per axis)."""
 
     F: Any
@@ -303,7 +320,7 @@ class ImplicitHypersurface(_Spec):
 
 
 @dataclass(frozen=True, repr=False)
-class ParametricManifold(_Spec):
+class ParametricManifold(Spec):
     """The image of ``t -> phi(t)``, one expression per ambient axis, ``t`` uniform on a box."""
 
     phi: tuple[Any, ...]
@@ -338,9 +355,11 @@ class ParametricManifold(_Spec):
 
 
 @dataclass(frozen=True, repr=False)
-class BumpedHyperplane(_Spec):
+class BumpedHyperplane(Spec):
     """The hyperplane ``x_d = 0`` with a curved strip: ``x_d = kappa/2 * x_1**2`` where
     ``|x_1| < c`` (``c`` chosen so that the strip carries ``fraction`` of the data mass)."""
+
+    free_dimension: ClassVar[bool] = True
 
     d: int
     kappa: Fraction = Fraction(0)
@@ -379,10 +398,10 @@ ManifoldSpec = (
     | BumpedHyperplane
 )
 
-MANIFOLD_TYPES = ManifoldSpec.__args__
-
 # The one registry of manifold names: the CLI, hypothesis files and experiments all build specs
-# through it. Each spec's keywords are its dataclass fields.
+# through it. Each spec's keywords are its dataclass fields. A new family is one file that
+# defines its spec and registers its behaviour with each layer, plus one line here or a call of
+# register_family.
 FAMILIES: dict[str, type] = {
     "gaussian": Gaussian,
     "layernorm": LayerNormImage,
@@ -396,6 +415,37 @@ FAMILIES: dict[str, type] = {
     "parametric": ParametricManifold,
 }
 EXPRESSION_FAMILIES = ("implicit", "parametric")  # specs given by user expressions
+
+
+FAMILY_NAME = re.compile(r"[a-z][a-z0-9-]*")
+
+
+def register_family(name: str, spec: type) -> type:
+    """Add a manifold family to the registry (the CLI, hypothesis files and experiments then
+    build it by ``name``). ``spec`` is a frozen dataclass derived from :class:`Spec` with an
+    integer field ``d`` (set ``free_dimension`` where the family exists in every d); its data
+    and theory are
+    registered with the layers it needs, in the same file:
+    ``llcgeo.numerics.samplers.register_sampler`` (its data),
+    ``llcgeo.theory.support.register_support`` (its exact affine hull), and where they exist
+    ``llcgeo.theory.moments.second_moment.register`` and
+    ``llcgeo.theory.hypersurface.local_equation.register``."""
+    if not isinstance(name, str) or not FAMILY_NAME.fullmatch(name):
+        raise SpecError(f"a family name is lower-case letters, digits and '-', got {name!r}")
+    if FAMILIES.get(name, spec) is not spec:
+        raise SpecError(f"the family name {name!r} is taken by {FAMILIES[name].__name__}")
+    params = getattr(spec, "__dataclass_params__", None)
+    if not (isinstance(spec, type) and issubclass(spec, Spec) and params and params.frozen):
+        raise SpecError(f"{spec!r} is not a frozen dataclass derived from llcgeo.manifolds.Spec")
+    if "d" not in {f.name for f in fields(spec)}:
+        raise SpecError(f"{spec.__name__} has no field d (the ambient dimension)")
+    FAMILIES[name] = spec
+    return spec
+
+
+def is_manifold(value: Any) -> bool:
+    """Whether ``value`` is a spec of a registered family."""
+    return isinstance(value, tuple(FAMILIES.values()))
 
 
 def family_keys(name: str) -> tuple[str, ...]:
@@ -435,7 +485,7 @@ def _family(name: str) -> type:
 
 
 @dataclass(frozen=True, repr=False)
-class LinearLayer(_Spec):
+class LinearLayer(Spec):
     """``y = W x (+ b)`` with ``W`` of shape ``m x d``, under the Gaussian loss."""
 
     m: int
@@ -452,7 +502,7 @@ class LinearLayer(_Spec):
 
 
 @dataclass(frozen=True, repr=False)
-class SoftmaxHead(_Spec):
+class SoftmaxHead(Spec):
     """``p(y | z) = softmax(W z (+ b))`` over ``classes`` classes, ``W`` of shape
     ``classes x d``, under the cross-entropy loss (:mod:`llcgeo.theory.softmax`)."""
 

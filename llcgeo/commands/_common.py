@@ -9,7 +9,6 @@ from llcgeo import manifolds as mf
 from llcgeo.config import BATCH_DRAWS, SAMPLERS
 from llcgeo.errors import SpecError
 
-MANIFOLDS = tuple(mf.FAMILIES)
 # the spec keywords these flags give (a spec's other keywords, e.g. LayerNorm's eps, keep
 # their defaults here: --eps is SGLD's step size)
 _SAME_NAME = ("d", "gain", "radius", "axes", "normal", "offset", "kappa", "fraction")
@@ -24,7 +23,7 @@ def _numbers(text: str | None):
 
 def add_manifold_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("manifold and layer")
-    g.add_argument("--manifold", required=True, choices=MANIFOLDS)
+    g.add_argument("--manifold", required=True, choices=tuple(mf.FAMILIES))
     g.add_argument("--d", type=int, help="ambient dimension (derived for hyperplane/implicit/...)")
     g.add_argument("--m", type=int, help="output dimension of the layer (required)")
     g.add_argument("--bias", action="store_true", help="the layer has a bias b")

@@ -17,7 +17,7 @@ and every error names the file and the key. Schema::
     #     parameters = ["u", "v"]
     #     ranges = { u = [-3, 3], v = ["-1/2", "1/2"] }  (default [-1, 1] each)
     #     sampling = "uniform"            # optional; t uniform on the box of ranges
-    # or: family = "layernorm" with its own keys (see FAMILY_KEYS): d, gain, beta, eps, ...
+    # or: family = "layernorm" with its own keys (see family_keys): d, gain, beta, eps, ...
 
     [manifold.constants]                  # optional named numbers the expressions may use
     a = "1/2"                             # int, float or exact text; substituted exactly
@@ -87,13 +87,17 @@ CLAIM_KEYS = (*NUMBER_CLAIMS, "flat")
 IMPLICIT_KEYS = ("equation", "variables", "scale", "sampling", "constants")
 PARAMETRIC_KEYS = ("parametrization", "parameters", "ranges", "sampling", "constants")
 _FILE_KEY = {"bias": "beta"}  # a spec keyword -> its key in a file, where the two differ
-FAMILY_KEYS = {
-    name: tuple(_FILE_KEY.get(k, k) for k in mf.family_keys(name))
-    for name in mf.FAMILIES
-    if name not in mf.EXPRESSION_FAMILIES
-}
 VECTOR_KEYS = ("gain", "beta", "axes", "normal")
-_FAMILY_ONLY_KEYS = tuple(dict.fromkeys(k for keys in FAMILY_KEYS.values() for k in keys))
+
+
+def family_keys() -> dict[str, tuple[str, ...]]:
+    """Each named family's keys in a file (read from the registry when asked, so a family
+    registered after import is known too)."""
+    return {
+        name: tuple(_FILE_KEY.get(k, k) for k in mf.family_keys(name))
+        for name in mf.FAMILIES
+        if name not in mf.EXPRESSION_FAMILIES
+    }
 CLAIM_NAMES = ("m", "d")
 
 
@@ -323,7 +327,8 @@ def _predict(manifold, layer, refine, time_limit):
 
 
 def _manifold(table: Any, where: _File) -> mf.ManifoldSpec:
-    all_keys = (*IMPLICIT_KEYS, *PARAMETRIC_KEYS, "family", *_FAMILY_ONLY_KEYS)
+    named = (k for keys in family_keys().values() for k in keys)
+    all_keys = (*IMPLICIT_KEYS, *PARAMETRIC_KEYS, "family", *named)
     where.table(table, "manifold", tuple(dict.fromkeys(all_keys)))
     kinds = [k for k in ("equation", "parametrization", "family") if k in table]
     if len(kinds) != 1:
@@ -413,12 +418,12 @@ def _ranges(table: Mapping, where: _File, parameters) -> tuple:
 
 
 def _family(table: Mapping, where: _File) -> mf.ManifoldSpec:
-    family = where.text(table["family"], "manifold.family")
-    if family not in FAMILY_KEYS:
+    family, known = where.text(table["family"], "manifold.family"), family_keys()
+    if family not in known:
         raise where.error(
-            "manifold.family", f"unknown family {family!r}; known: {', '.join(FAMILY_KEYS)}"
+            "manifold.family", f"unknown family {family!r}; known: {', '.join(known)}"
         )
-    table = where.table(table, "manifold", ("family", *FAMILY_KEYS[family]))
+    table = where.table(table, "manifold", ("family", *known[family]))
     args = {k: _family_value(k, v, where) for k, v in table.items() if k != "family"}
     for key in VECTOR_KEYS:
         if key in args and "d" in args and len(args[key]) != args["d"]:

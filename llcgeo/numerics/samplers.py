@@ -66,7 +66,9 @@ def sample(spec, n: int, *, generator: torch.Generator, device="cpu", dtype=torc
     return x.to(device=device, dtype=dtype)
 
 
-def _gaussian_draws(n: int, d: int, generator: torch.Generator) -> torch.Tensor:
+def gaussian_draws(n: int, d: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` draws of ``N(0, I_d)`` in float64 on the generator's device (every family's
+    ``a``)."""
     return torch.randn(n, d, generator=generator, dtype=torch.float64, device=generator.device)
 
 
@@ -77,37 +79,37 @@ def _vector(values, d: int, default: float, like: torch.Tensor) -> torch.Tensor:
 
 
 def _gaussian(spec: Gaussian, n, generator):
-    return _gaussian_draws(n, spec.d, generator)
+    return gaussian_draws(n, spec.d, generator)
 
 
 def _layernorm(spec: LayerNormImage, n, generator):
-    a = _gaussian_draws(n, spec.d, generator)
+    a = gaussian_draws(n, spec.d, generator)
     gain, bias = _vector(spec.gain, spec.d, 1.0, a), _vector(spec.bias, spec.d, 0.0, a)
     return layer_norm(a, gain, bias, float(spec.eps))
 
 
 def _rmsnorm(spec: RMSNormImage, n, generator):
-    a = _gaussian_draws(n, spec.d, generator)
+    a = gaussian_draws(n, spec.d, generator)
     return rms_norm(a, _vector(spec.gain, spec.d, 1.0, a), float(spec.eps))
 
 
 def _sphere(spec: Sphere, n, generator):
-    a = _gaussian_draws(n, spec.d, generator)
+    a = gaussian_draws(n, spec.d, generator)
     return float(spec.radius) * a / a.norm(dim=1, keepdim=True)
 
 
 def _simplex(spec: Simplex, n, generator):
-    return torch.softmax(_gaussian_draws(n, spec.d, generator), dim=1)
+    return torch.softmax(gaussian_draws(n, spec.d, generator), dim=1)
 
 
 def _ellipsoid(spec: Ellipsoid, n, generator):
-    a = _gaussian_draws(n, spec.d, generator)
+    a = gaussian_draws(n, spec.d, generator)
     return _vector(spec.axes, spec.d, 1.0, a) * a / a.norm(dim=1, keepdim=True)
 
 
 def _hyperplane(spec: Hyperplane, n, generator):
     """Orthogonal projection ``a - (normal . a - offset) normal / |normal|^2``."""
-    a = _gaussian_draws(n, spec.d, generator)
+    a = gaussian_draws(n, spec.d, generator)
     normal = _vector(spec.normal, spec.d, 0.0, a)
     residual = a @ normal - float(spec.offset)
     return a - residual[:, None] * normal / normal.dot(normal)
@@ -115,7 +117,7 @@ def _hyperplane(spec: Hyperplane, n, generator):
 
 def _bumped_hyperplane(spec: BumpedHyperplane, n, generator):
     """``x = (u, h(u_1))``, ``h = kappa/2 u_1^2`` on the strip ``|u_1| < half_width``, else 0."""
-    u = _gaussian_draws(n, spec.d - 1, generator)
+    u = gaussian_draws(n, spec.d - 1, generator)
     u1 = u[:, 0]
     inside = u1.abs() < spec.half_width
     height = torch.where(inside, 0.5 * float(spec.kappa) * u1.square(), torch.zeros_like(u1))
@@ -191,7 +193,7 @@ def _implicit(spec: ImplicitHypersurface, n, generator):
     for _ in range(NEWTON_ROUNDS):
         rate = max(have / drawn, 1 / 64) if drawn else 1.0
         count = min(max(math.ceil(1.5 * (n - have) / rate), 16), 64 * n + 16)
-        start = float(spec.scale) * _gaussian_draws(count, spec.d, generator)
+        start = float(spec.scale) * gaussian_draws(count, spec.d, generator)
         x, ok = _newton_project(spec, start)
         kept.append(x[ok])
         have, drawn = have + int(ok.sum()), drawn + count
@@ -227,3 +229,15 @@ _SAMPLERS: dict[type, Callable[..., torch.Tensor]] = {
     ParametricManifold: _parametric,
     ImplicitHypersurface: _implicit,
 }
+
+
+def register_sampler(spec: type):
+    """Decorator: ``draw(spec, n, generator) -> (n, spec.d)`` float64 tensor on the
+    generator's device becomes how :func:`sample` draws a registered family's data (see
+    :func:`llcgeo.manifolds.register_family`)."""
+
+    def register(draw: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        _SAMPLERS[spec] = draw
+        return draw
+
+    return register

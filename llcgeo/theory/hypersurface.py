@@ -36,6 +36,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from fractions import Fraction
+from functools import singledispatch
 
 import numpy as np
 import sympy as sp
@@ -427,28 +428,56 @@ def _square(e):
     return Binary("**", e, _num(2))
 
 
-def _local_equation(manifold, point) -> Expr:
-    d = manifold.d
-    xs = [Var(n) for n in _axis_names(d)]
-    if isinstance(manifold, mf.Sphere):
-        return _sum([_square(x) for x in xs] + [_num(-(manifold.radius**2))])
-    if isinstance(manifold, mf.Ellipsoid):
-        return _sum(
-            [_square(Binary("/", x, _num(a))) for x, a in zip(xs, manifold.axes)] + [_num(-1)]
-        )
-    if isinstance(manifold, mf.RMSNormImage) and manifold.eps == 0:
-        gain = manifold.gain or (Fraction(1),) * d
-        if all(g != 0 for g in gain):
-            return _sum([_square(Binary("/", x, _num(g))) for x, g in zip(xs, gain)] + [_num(-d)])
-    if isinstance(manifold, (mf.Hyperplane, mf.Simplex)):
-        normal = manifold.normal if isinstance(manifold, mf.Hyperplane) else (1,) * d
-        offset = manifold.offset if isinstance(manifold, mf.Hyperplane) else 1
-        return _sum([Binary("*", _num(a), x) for a, x in zip(normal, xs)] + [_num(-offset)])
-    if isinstance(manifold, mf.BumpedHyperplane):
-        inside = abs(float(point[0])) < manifold.half_width
-        bump = Binary("*", _num(manifold.kappa / 2 if inside else 0), _square(xs[0]))
-        return Binary("-", bump, xs[-1])  # normal -e_d at the centre, so the form is +kappa
+@singledispatch
+def local_equation(manifold, point) -> Expr:
+    """``F`` in the variables ``x1..xd`` with the manifold ``{F = 0}`` near ``point`` (a
+    registered family adds its own with ``local_equation.register``)."""
     raise SpecError(f"{type(manifold).__name__} is not a hypersurface with a known equation")
+
+
+@local_equation.register(mf.Sphere)
+def _sphere(manifold, point) -> Expr:
+    xs = _axes(manifold.d)
+    return _sum([_square(x) for x in xs] + [_num(-(manifold.radius**2))])
+
+
+@local_equation.register(mf.Ellipsoid)
+def _ellipsoid(manifold, point) -> Expr:
+    xs = _axes(manifold.d)
+    return _sum([_square(Binary("/", x, _num(a))) for x, a in zip(xs, manifold.axes)] + [_num(-1)])
+
+
+@local_equation.register(mf.RMSNormImage)
+def _rmsnorm(manifold, point) -> Expr:
+    gain = manifold.gain or (Fraction(1),) * manifold.d
+    if manifold.eps != 0 or any(g == 0 for g in gain):
+        raise SpecError("RMSNorm's image is a hypersurface only for eps = 0 and non-zero gains")
+    xs = _axes(manifold.d)
+    squares = [_square(Binary("/", x, _num(g))) for x, g in zip(xs, gain)]
+    return _sum(squares + [_num(-manifold.d)])
+
+
+@local_equation.register(mf.Hyperplane)
+@local_equation.register(mf.Simplex)
+def _plane(manifold, point) -> Expr:
+    d = manifold.d
+    normal = manifold.normal if isinstance(manifold, mf.Hyperplane) else (1,) * d
+    offset = manifold.offset if isinstance(manifold, mf.Hyperplane) else 1
+    return _sum([Binary("*", _num(a), x) for a, x in zip(normal, _axes(d))] + [_num(-offset)])
+
+
+@local_equation.register(mf.BumpedHyperplane)
+def _bumped(manifold, point) -> Expr:
+    if point is None:
+        raise SpecError("the bumped hyperplane is piecewise: give the point to take it near")
+    xs = _axes(manifold.d)
+    inside = abs(float(point[0])) < manifold.half_width
+    bump = Binary("*", _num(manifold.kappa / 2 if inside else 0), _square(xs[0]))
+    return Binary("-", bump, xs[-1])  # normal -e_d at the centre, so the form is +kappa
+
+
+def _axes(d: int) -> list[Var]:
+    return [Var(name) for name in _axis_names(d)]
 
 
 def as_hypersurface(manifold, point=None) -> ImplicitHypersurface:
@@ -456,6 +485,4 @@ def as_hypersurface(manifold, point=None) -> ImplicitHypersurface:
     piecewise :class:`~llcgeo.manifolds.BumpedHyperplane`)."""
     if isinstance(manifold, ImplicitHypersurface):
         return manifold
-    if isinstance(manifold, mf.BumpedHyperplane) and point is None:
-        raise SpecError("the bumped hyperplane is piecewise: give the point to take it near")
-    return ImplicitHypersurface(_local_equation(manifold, point), _axis_names(manifold.d))
+    return ImplicitHypersurface(local_equation(manifold, point), _axis_names(manifold.d))

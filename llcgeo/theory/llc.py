@@ -29,18 +29,6 @@ M_SYMBOL, D_SYMBOL = (
     sp.Symbol("m", positive=True, integer=True),
     sp.Symbol("d", positive=True, integer=True),
 )
-# families whose dimension is a free parameter: their closed forms keep d symbolic
-NAMED_FAMILIES = (
-    mf.Gaussian,
-    mf.LayerNormImage,
-    mf.RMSNormImage,
-    mf.Sphere,
-    mf.Simplex,
-    mf.Ellipsoid,
-    mf.BumpedHyperplane,
-)
-
-
 @dataclass(frozen=True)
 class PopulationHessian:
     """``I_m (x) B``, ``B`` the moving sub-block of ``E[z z^T]``, kept in factored form; for a
@@ -121,7 +109,7 @@ def unconstrained_rank(d, layer: Head, refine: str):
 def _closed_form(manifold, layer: Head, refine: str, block_rank: int) -> sp.Expr:
     d = manifold.d
     deficit = unconstrained_rank(d, layer, refine) - block_rank
-    d_expr = D_SYMBOL if isinstance(manifold, NAMED_FAMILIES) else sp.Integer(d)
+    d_expr = D_SYMBOL if manifold.free_dimension else sp.Integer(d)
     multiplicity = M_SYMBOL if isinstance(layer, LinearLayer) else K_SYMBOL - 1
     return multiplicity * (unconstrained_rank(d_expr, layer, refine) - deficit) / 2
 

@@ -44,7 +44,7 @@ from fractions import Fraction
 from typing import NamedTuple
 
 from llcgeo.errors import SpecError
-from llcgeo.manifolds import MANIFOLD_TYPES, dimension
+from llcgeo.manifolds import dimension, is_manifold
 from llcgeo.validate import integer
 
 
@@ -156,7 +156,7 @@ def singular_llc(
     """
     from llcgeo.theory.support import affine_support
 
-    if not isinstance(manifold, MANIFOLD_TYPES):
+    if not is_manifold(manifold):
         raise SpecError(f"no data geometry is known for {type(manifold).__name__}")
     support = affine_support(manifold)
     effective = support.affine_dimension + 1 if bias else support.span_dimension

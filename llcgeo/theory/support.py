@@ -45,7 +45,7 @@ def affine_support(manifold, *, seconds: float | None = None) -> AffineSupport:
     """The exact affine hull of the support of ``manifold``'s data distribution, derived within
     ``seconds`` (``None``: the configured default of :mod:`llcgeo.limits`; ``math.inf``: no
     bound) or refused with ``DerivationError``."""
-    if not isinstance(manifold, mf.MANIFOLD_TYPES):
+    if not mf.is_manifold(manifold):
         raise TypeError(f"no affine hull is known for {type(manifold).__name__}")
     if isinstance(manifold, (mf.ImplicitHypersurface, mf.ParametricManifold)):
         return _derived(manifold, derivation_seconds(seconds))
@@ -64,6 +64,10 @@ def _derived(manifold, seconds: float) -> AffineSupport:
 @singledispatch
 def _support(manifold) -> AffineSupport:
     raise TypeError(f"no affine hull is known for {type(manifold).__name__}")
+
+
+# decorator: ``support(spec) -> AffineSupport``, the exact affine hull of a registered family
+register_support = _support.register
 
 
 @_support.register(mf.Gaussian)
