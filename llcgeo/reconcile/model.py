@@ -7,6 +7,7 @@ render and reload it without knowing how it was computed.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,6 +183,40 @@ class Claim:
     def __post_init__(self):
         if self.verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+
+@dataclass(frozen=True)
+class EstimateSummary:
+    """What a record keeps of an LLC estimate: the mean and standard error over the kept
+    chains, R-hat and bulk ESS of their loss traces, how many chains diverged, the compute
+    time, and (MALA, or SGLD with its acceptance watched) the mean acceptance."""
+
+    mean: float
+    se: float
+    rhat: float
+    ess: float
+    diverged: int
+    seconds: float
+    acceptance: float | None = None
+
+    @classmethod
+    def of(cls, estimate) -> EstimateSummary:
+        """The summary of an :class:`~llcgeo.numerics.result.LLCEstimate`."""
+        return cls(float(estimate.mean), float(estimate.se), float(estimate.rhat),
+                   float(estimate.ess), len(estimate.diverged_chains), float(estimate.seconds),
+                   estimate.acceptance_rate)  # fmt: skip
+
+    @property
+    def sane(self) -> bool:
+        """No chain diverged and there is a finite standard error to test against."""
+        return not self.diverged and math.isfinite(self.se)
+
+    def problems(self) -> tuple[str, ...]:
+        """The rules of :mod:`llcgeo.thresholds` this estimate breaks, as sentences."""
+        from llcgeo.thresholds import ess_problem, rhat_problem
+
+        found = [] if self.sane else [f"{self.diverged} chains diverged or no standard error"]
+        return tuple(found + [t for t in (rhat_problem(self.rhat), ess_problem(self.ess)) if t])
 
 
 # the order a reader meets a claim's fields in (tables, CSV): every field of Claim, once

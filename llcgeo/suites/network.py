@@ -37,13 +37,13 @@ harder to pass.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
 from llcgeo.config import SGLDConfig
 from llcgeo.reconcile.experiment import Experiment, check_scale, load_record
-from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series
+from llcgeo.reconcile.model import Claim, EstimateSummary, ExperimentResult, Figure, Panel, Series
 from llcgeo.reconcile.stats import combined, singles_out
 from llcgeo.reconcile.verdict import passed, t_agree
 
@@ -117,18 +117,13 @@ class NetworkRecord:
     burnin: int
     nbeta: float
     n: int
-    mean: float
-    se: float
-    rhat: float
-    ess: float
-    diverged: int
+    estimate: EstimateSummary
     quadratic_mean: float
     shift: float  # mean over chains of (real - quadratic) estimate
     shift_se: float
     expected: float  # the exact expectation on the quadratic model at these settings
     expected_se: float
     warnings: tuple[str, ...]
-    seconds: float
     running: tuple[tuple[float, ...], ...] = ()  # each chain's running mean, TRACE_POINTS long
 
     @property
@@ -223,11 +218,11 @@ def run(job: NetworkJob, device: str) -> NetworkRecord:
     return NetworkRecord(
         job, str(prediction.llc), str(prediction.llc_unconstrained), prediction.hessian_rank,
         rank, gap, trained.train_loss, trained.accuracy, trained.grad_norm, r.eps, r.gamma,
-        r.burnin, nbeta, n, float(e.mean), float(e.se), float(e.rhat), float(e.ess),
-        len(e.diverged_chains), float(q.mean), float(shifts.mean()),
-        float(shifts.std(ddof=1) / math.sqrt(len(shifts))), float(expected.mean),
-        float(expected.standard_error(job.chains)), tuple(e.warnings),
-        time.perf_counter() - started, _running_means(e),
+        r.burnin, nbeta, n,
+        replace(EstimateSummary.of(e), seconds=time.perf_counter() - started), float(q.mean),
+        float(shifts.mean()), float(shifts.std(ddof=1) / math.sqrt(len(shifts))),
+        float(expected.mean), float(expected.standard_error(job.chains)), tuple(e.warnings),
+        _running_means(e),
     )  # fmt: skip
 
 
@@ -255,7 +250,7 @@ def _load(data: dict[str, Any]) -> NetworkRecord:
     values = dict(data)
     values["warnings"] = tuple(values["warnings"])
     values["running"] = tuple(tuple(row) for row in values.get("running", ()))
-    return load_record(NetworkRecord, values, job=NetworkJob)
+    return load_record(NetworkRecord, values, job=NetworkJob, estimate=EstimateSummary)
 
 
 def _pick(records, model: str, norm: str) -> NetworkRecord:
@@ -269,7 +264,7 @@ def _of(records, model: str) -> list[NetworkRecord]:
 def _sane(record: NetworkRecord) -> str:
     """``inconclusive`` for a diverged chain, no standard error, or a higher-order shift too
     large for the quadratic expectation to describe the loss (``SHIFT_LIMIT``)."""
-    if record.diverged or not math.isfinite(record.se):
+    if not record.estimate.sane:
         return "inconclusive"
     return "agree" if abs(record.shift) <= SHIFT_LIMIT * record.exact else "inconclusive"
 
@@ -293,17 +288,17 @@ def _rank_claim(records, model: str) -> Claim:
 
 def _allowed(r: NetworkRecord) -> float:
     limit = t_agree(r.job.chains - 1)  # the SE comes from the chains themselves
-    return limit * r.se + abs(r.shift) + limit * r.shift_se
+    return limit * r.estimate.se + abs(r.shift) + limit * r.shift_se
 
 
 def _level_claim(records, model: str) -> Claim:
     chosen = _of(records, model)
-    ratios = [abs(r.mean - r.expected) / _allowed(r) for r in chosen]
+    ratios = [abs(r.estimate.mean - r.expected) / _allowed(r) for r in chosen]
     return Claim(
         claim=f"{model}: each head's wrLLC estimate is the estimator's exact expectation on its "
         "Hessian, whose rank gives the predicted LLC",
         prediction=", ".join(f"{r.job.norm} {r.expected:.2f} (LLC {r.llc})" for r in chosen),
-        measurement=", ".join(f"{r.mean:.2f} +/- {r.se:.2f}" for r in chosen),
+        measurement=", ".join(f"{r.estimate.mean:.2f} +/- {r.estimate.se:.2f}" for r in chosen),
         verdict=combined([passed(max(ratios) <= 1), *(_sane(r) for r in chosen)]),
         note="allowed: the t limit times the SE, plus the measured shift of the terms beyond "
         "the quadratic (" + ", ".join(f"{r.shift:+.3f}" for r in chosen) + ") and the t "
@@ -316,14 +311,14 @@ def _level_claim(records, model: str) -> Claim:
 
 def _corrected(r: NetworkRecord) -> float:
     """The estimate less its exact settings bias (expectation minus LLC)."""
-    return r.mean - (r.expected - r.exact)
+    return r.estimate.mean - (r.expected - r.exact)
 
 
 def _drop_claim(records, model: str) -> Claim:
     ln, rms = _pick(records, model, "layernorm"), _pick(records, model, "rmsnorm")
     k = ln.job.classes
     drop = _corrected(rms) - _corrected(ln)
-    se = math.sqrt(ln.se**2 + rms.se**2 + (rms.shift - ln.shift) ** 2)
+    se = math.sqrt(ln.estimate.se**2 + rms.estimate.se**2 + (rms.shift - ln.shift) ** 2)
     verdict, note = singles_out(drop, se, claimed=(k - 1) / 2, alternative=k / 2)
     return Claim(
         claim=f"{model}: the LayerNorm head's wrLLC is lower than the RMSNorm head's by "
@@ -351,7 +346,8 @@ def _panel(records, model: str) -> Panel:
     chosen = _of(records, model)
     xs = tuple(float(i) for i in range(len(chosen)))
     series = (
-        Series("SGLD (± SE)", xs, tuple(r.mean for r in chosen), tuple(r.se for r in chosen)),
+        Series("SGLD (± SE)", xs, tuple(r.estimate.mean for r in chosen),
+               tuple(r.estimate.se for r in chosen)),
         Series("exact expectation", tuple(x + 0.15 for x in xs),
                tuple(r.expected for r in chosen), style="markers"),
         Series("predicted LLC", tuple(x - 0.15 for x in xs),
@@ -407,10 +403,10 @@ def _row(r: NetworkRecord) -> dict[str, Any]:
     return {
         "model": j.model, "norm": j.norm, "refine": j.refine, "K": j.classes, "h": j.width,
         "predicted LLC": r.llc, "rank": r.rank, "predicted rank": r.predicted_rank,
-        "estimate": r.mean, "se": r.se, "expected": r.expected, "shift": r.shift,
+        "estimate": r.estimate.mean, "se": r.estimate.se, "expected": r.expected, "shift": r.shift,
         "accuracy": r.accuracy, "eps": r.eps, "gamma": r.gamma, "nbeta": r.nbeta,
-        "draws": j.draws, "chains": j.chains, "R-hat": r.rhat, "ESS": r.ess,
-        "seconds": r.seconds,
+        "draws": j.draws, "chains": j.chains, "R-hat": r.estimate.rhat, "ESS": r.estimate.ess,
+        "seconds": r.estimate.seconds,
     }  # fmt: skip
 
 
