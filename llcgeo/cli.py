@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from importlib import import_module
 
 from llcgeo.errors import LLCGeoError
-from llcgeo.limits import MEMORY_ENV, TIME_ENV, derivation_seconds, memory_limit
+from llcgeo.limits import MEMORY_ENV, TIME_ENV, derivation_seconds, memory_limit, run_seconds
 
 COMMANDS = ("predict", "estimate", "verify", "calibrate", "report", "check")
 DEBUG_ENV = "LLCGEO_DEBUG"
@@ -40,12 +40,14 @@ def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--time-limit",
         metavar="SECONDS",
-        help=f"bound on each exact derivation (default 60; also {TIME_ENV}; 'inf': none)",
+        help="bound on each exact derivation (default 60) and on the planned time of each "
+        f"sampling run (default 600); also {TIME_ENV}; 'inf': none",
     )
     g.add_argument(
         "--max-memory",
         metavar="GB",
-        help=f"memory a run may plan to use (default half the RAM; also {MEMORY_ENV})",
+        help=f"memory a run may plan to use (default 2, or half the RAM if less; also "
+        f"{MEMORY_ENV}; 'inf': none)",
     )
 
 
@@ -57,7 +59,7 @@ def limits_of(args) -> Iterator[None]:
     before = {name: os.environ.get(name) for name in given}
     try:
         os.environ.update({name: value for name, value in given.items() if value is not None})
-        derivation_seconds(), memory_limit()  # a bad value is reported now, not mid-run
+        derivation_seconds(), run_seconds(), memory_limit()  # a bad value fails now, not mid-run
         yield
     finally:
         for name, value in before.items():

@@ -19,11 +19,14 @@ dimension of a manifold    65 536     a width beyond any layer the toolkit measu
 depth of a network         10 000     the isometry and Lipschitz suites' deepest networks
 a hypothesis file          4 MiB      a TOML file of that size is not a hypothesis
 a stored record            64 MiB     the largest record (a Lipschitz case) is about 1 MB
-derivation time            60 s       configurable with ``--time-limit SECONDS`` or the environment
+derivation time            60 s       raised with ``--time-limit SECONDS`` or the environment
                                       variable ``LLCGEO_TIME_LIMIT``; named families take ms; a
                                       forked child does the work and is killed at the deadline
-memory of a run            half of    configurable with ``--max-memory GB`` or the environment
-                           the RAM    variable ``LLCGEO_MAX_MEMORY_GB``
+time of a sampling run      10 min     planned before the first step from the measured cost of
+                                      a few steps; raised with the same ``--time-limit``
+memory of a run            2 GB       (or half the RAM, if less) planned before the first
+                                      step; raised with ``--max-memory GB`` or the environment
+                                      variable ``LLCGEO_MAX_MEMORY_GB``
 =========================  =========  ==========================================================
 
 >>> from llcgeo.parse import parse_expression
@@ -64,6 +67,8 @@ DERIVATION_SECONDS = 60.0
 MEMORY_ENV = "LLCGEO_MAX_MEMORY_GB"
 TIME_ENV = "LLCGEO_TIME_LIMIT"
 MEMORY_FRACTION = 0.5
+MEMORY_GB = 2.0
+RUN_SECONDS = 600.0
 _DIGITS_PER_BIT = math.log10(2)
 _SATURATED = 10**15  # sizes are clamped here, so that bounding a huge input stays cheap
 
@@ -198,14 +203,15 @@ def physical_memory() -> int | None:
 
 
 def memory_limit() -> int | None:
-    """The most bytes one run may plan to use: ``LLCGEO_MAX_MEMORY_GB`` when set, else half of
-    this machine's memory (``None``: no limit known)."""
+    """The most bytes one run may plan to use: ``LLCGEO_MAX_MEMORY_GB`` when set (``inf``: no
+    limit), else ``MEMORY_GB``, or half of this machine's memory where that is less."""
     given = os.environ.get(MEMORY_ENV, "").strip()
     if given:
         gigabytes = _positive_setting(given, f"--max-memory ({MEMORY_ENV})")
         return None if math.isinf(gigabytes) else int(gigabytes * 2**30)
     total = physical_memory()
-    return None if total is None else int(total * MEMORY_FRACTION)
+    default = int(MEMORY_GB * 2**30)
+    return default if total is None else min(default, int(total * MEMORY_FRACTION))
 
 
 def check_memory(nbytes: float, what: str) -> None:
@@ -217,6 +223,35 @@ def check_memory(nbytes: float, what: str) -> None:
             f"{limit / 2**30:.3g} GB; use smaller sizes, or raise the limit with --max-memory GB "
             f"(or {MEMORY_ENV}) if you mean it"
         )
+
+
+def check_budget(nbytes: float, seconds: float | None, what: str) -> None:
+    """``SpecError`` in one line naming the figures when ``what`` would need more memory than
+    :func:`memory_limit` or more time than :func:`run_seconds` (``seconds=None``: not yet
+    planned), and the flags that raise them."""
+    memory, time_limit = memory_limit(), run_seconds()
+    over_memory = memory is not None and nbytes > memory
+    if not over_memory and (seconds is None or seconds <= time_limit):
+        return
+    needs = f"{nbytes / 2**30:.3g} GB" + ("" if seconds is None else f" and {_duration(seconds)}")
+    raise SpecError(
+        f"{what} would need about {needs}, more than the budget of {_gigabytes(memory)} and "
+        f"{_duration(time_limit)}; raise it with --max-memory GB and --time-limit SECONDS (or "
+        f"{MEMORY_ENV} and {TIME_ENV}) if you mean it"
+    )
+
+
+def _gigabytes(nbytes: int | None) -> str:
+    return "unlimited memory" if nbytes is None else f"{nbytes / 2**30:.3g} GB"
+
+
+def _duration(seconds: float) -> str:
+    """``41 s``, ``12 min``, ``3.2 h``: a planned duration, to two figures."""
+    if math.isinf(seconds):
+        return "no time limit"
+    if seconds < 90:
+        return f"{seconds:.2g} s"
+    return f"{seconds / 60:.2g} min" if seconds < 5400 else f"{seconds / 3600:.2g} h"
 
 
 def sampling_bytes(*, chains: int, steps: int, parameters: int) -> int:
@@ -263,6 +298,13 @@ def _positive_setting(text: str, what: str) -> float:
     if not value > 0:  # also rejects NaN
         raise SpecError(f"{what} must be positive, got {text!r}")
     return value
+
+
+def run_seconds() -> float:
+    """The time one sampling run may plan to take: ``LLCGEO_TIME_LIMIT`` when set (``inf``: no
+    bound), else ``RUN_SECONDS``."""
+    given = os.environ.get(TIME_ENV, "").strip()
+    return _positive_setting(given, f"--time-limit ({TIME_ENV})") if given else RUN_SECONDS
 
 
 def derivation_seconds(seconds: float | None = None) -> float:

@@ -46,12 +46,14 @@ from llcgeo.numerics.losses import (
     per_sample_loss,
 )
 from llcgeo.numerics.masks import flatten_masks
-from llcgeo.numerics.module import module_problem, parameter_shapes
+from llcgeo.numerics.module import module_problem, parameter_shapes, precision_note
+from llcgeo.numerics.plan import check_run
 from llcgeo.numerics.problem import Problem, run_problem, summarize
 from llcgeo.numerics.product import is_linear_product, product_problem
 from llcgeo.numerics.result import LLCEstimate
 from llcgeo.numerics.softmax import softmax_problem
 from llcgeo.numerics.stacked import is_stacked_mlp, stacked_problem
+from llcgeo.thresholds import Z_AGREE
 
 DEFAULT_CONFIG = SGLDConfig()
 
@@ -67,6 +69,7 @@ def estimate_llc(
     device="auto",
     seed: int = 0,
     progress=None,
+    output_fn=None,
 ) -> LLCEstimate:
     """``nbeta * (mean_k L(w_k) - L(w*))`` averaged over chains, ``w*`` the model's parameters.
 
@@ -79,6 +82,14 @@ def estimate_llc(
     samples. The model is sampled in evaluation mode (dropout off, batch norm on its running
     statistics; the result's warnings say so where it matters). ``param_masks`` restricts the
     entries that move (devinterp's semantics); ``progress(done, total)`` is called as it runs.
+    ``output_fn`` maps what ``forward`` returns to the tensor the loss reads, for a model whose
+    output is a tuple or a dict (``lambda out: out[0]``; canonical-interp's ``unpack_fn``).
+
+    The run is planned before its first step (:mod:`llcgeo.numerics.plan`): one that would
+    need more memory or time than the budget (2 GB and 10 minutes; ``LLCGEO_MAX_MEMORY_GB``
+    and ``LLCGEO_TIME_LIMIT`` raise them) is refused with the figures. An estimate below zero
+    by more than three standard errors is refused too: the loss then falls below its value at
+    the parameters, which are not a minimum, and no LLC describes them.
     On a minibatch, the loss recorded at ``w_k`` is the minibatch loss (as devinterp does);
     ``L(w*)`` is always the exact full-batch loss.
     """
@@ -86,7 +97,8 @@ def estimate_llc(
     target = resolve_device(device)
     shapes = parameter_shapes(_checked_model(model, config))
     with thread_policy(config.chains * sum(s.numel() for s in shapes.values()), target):
-        problem = model_problem(model, inputs, targets, config, param_masks, loss, target)
+        problem = model_problem(model, inputs, targets, config, param_masks, loss, target,
+                                output_fn)  # fmt: skip
         return estimate_problem(problem, config, seed=seed, progress=progress, started=started)
 
 
@@ -98,30 +110,39 @@ def _checked_model(model, config) -> torch.nn.Module:
     return model
 
 
-def model_problem(model, inputs, targets, config, param_masks, loss, target) -> Problem:
+def model_problem(model, inputs, targets, config, param_masks, loss, target,
+                  output_fn=None) -> Problem:  # fmt: skip
     """The :class:`Problem` of ``model`` at its parameters on this data, on the fastest path
-    that gives the general path's numbers (see the module's note)."""
+    that gives the general path's numbers (see the module's note; a model whose output goes
+    through ``output_fn`` takes the general path)."""
     shapes = parameter_shapes(_checked_model(model, config))
     x, y = checked_data(inputs, targets)
-    mask = flatten_masks(shapes, param_masks)
+    problem = _fastest_problem(model, x, y, config, flatten_masks(shapes, param_masks), loss,
+                               target, output_fn)  # fmt: skip
+    notes = precision_note(model, resolve_dtype(config.dtype))
+    return problem._replace(warnings=problem.warnings + notes)
+
+
+def _fastest_problem(model, x, y, config, mask, loss, target, output_fn) -> Problem:
     fn = per_sample_loss(loss)
     named = loss if isinstance(loss, str) and loss in LOSSES else None
     if named == "gaussian":
         check_gaussian_targets(y)
-    gaussian = named == "gaussian" and is_matrix(x)
+    gaussian = named == "gaussian" and is_matrix(x) and output_fn is None
     if type(model) is torch.nn.Linear and gaussian:
         return _linear(model, x.to(target), y.to(target), config, mask)
     if is_linear_product(model) and gaussian and config.batch_size is None:
         return _product_path(model, x.to(target), y.to(target), config, mask)
     dtype = resolve_dtype(config.dtype)
-    entropy = isinstance(fn, CrossEntropy) and is_matrix(x)
+    entropy = isinstance(fn, CrossEntropy) and is_matrix(x) and output_fn is None
     if type(model) is torch.nn.Linear and entropy:
         return _softmax_path(model, x.to(target, dtype), y.to(target), config, mask, fn)
     x, y = to_device(x, target, dtype), to_device(y, target, dtype)
     if is_stacked_mlp(model) and (gaussian or entropy):
         problem, used = _stacked_path(model, x, y, config, mask, fn), "the stacked-MLP path"
     else:
-        problem, used = module_problem(model, x, y, config, mask, fn, named), "the general path"
+        problem = module_problem(model, x, y, config, mask, fn, named, output_fn)
+        used = "the general path"
     return problem._replace(warnings=problem.warnings + _why_not(model, gaussian, config, used))
 
 
@@ -182,8 +203,23 @@ def estimate_problem(problem: Problem, config: SGLDConfig, *, seed, progress, st
             f"batch_size ({config.batch_size}) exceeds the n = {problem.n} samples"
         )
     problem = problem._replace(warnings=problem.warnings + _stability(problem, config, seed))
+    check_run(problem, config, seed=seed)
     run = run_problem(problem, config, seed=seed, progress=progress)
-    return summarize(problem, run, config, seed=seed, seconds=time.perf_counter() - started)
+    estimate = summarize(problem, run, config, seed=seed, seconds=time.perf_counter() - started)
+    return _not_below_zero(estimate)
+
+
+def _not_below_zero(estimate: LLCEstimate) -> LLCEstimate:
+    """``estimate``, unless it lies below zero by more than ``Z_AGREE`` standard errors: then
+    the loss fell below its value at the centre, and no LLC describes the centre."""
+    if not (estimate.mean + Z_AGREE * estimate.se < 0):
+        return estimate
+    raise EstimationError(
+        f"the estimate is {estimate.mean:.3g} +- {estimate.se:.2g}, below zero: the chains found "
+        "lower loss near the model's parameters than at them, so they are not a minimum of "
+        "this loss (an untrained model, or one trained to another loss or precision); train "
+        "or fit to a minimum first, or localize harder (a larger gamma)"
+    )
 
 
 def _stability(problem: Problem, config: SGLDConfig, seed: int) -> tuple[str, ...]:

@@ -218,4 +218,13 @@ def linear_problem(x, y, theta, config: SGLDConfig, mask=None) -> Problem:
     moments = None
     if config.batch_size is not None:
         moments = data_moments(z, residual, moving_columns(mask, layout))
-    return Problem(fn, start, start, mask, init_loss, n, nbeta, (), eigenvalues, moments)
+    work = _work_per_chain(layout, config.batch_size, start.element_size())
+    return Problem(fn, start, start, mask, init_loss, n, nbeta, (), eigenvalues, moments, work)
+
+
+def _work_per_chain(layout: Layout, batch: int | None, itemsize: int) -> int:
+    """A step's temporaries per chain: ``theta``, its gradient and the noise; on a minibatch
+    also the gathered rows of ``Z`` and ``R`` and the batch's ``S_B``, ``G_B``."""
+    m, p = layout.m, layout.p
+    rows = 0 if batch is None else 2 * batch * (p + m) + 2 * p * p
+    return itemsize * (6 * m * p + rows)

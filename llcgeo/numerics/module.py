@@ -10,6 +10,7 @@ them (dropout draws a new mask per call; batch norm in training mode couples the
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import torch
@@ -30,16 +31,52 @@ TRAINING_DEPENDENT = (
 )
 
 
-def probe(model: torch.nn.Module, x: Data, y, loss, named) -> None:
+def probe(model: torch.nn.Module, x: Data, y, loss, named, output_fn=None) -> int:
     """Apply model and loss to two samples, turning shape and argument errors into clear
-    messages (``named`` is the loss's name, or ``None`` for a callable)."""
+    messages (``named`` is the loss's name, or ``None`` for a callable); the elements of
+    activation each sample makes (the outputs of the model's leaf modules), for the plan."""
     first = take(x, slice(0, 2))
-    outputs = _applied(lambda: _forward(model, first), x, y)
+    with _activations(model) as counted:
+        raw = _applied(lambda: _forward(model, first), x, y)
+    outputs = _outputs_of(raw, output_fn, x, y)
     check_targets(named, outputs.shape[1:], y)
     values = _applied(lambda: loss(outputs, y[:2]), x, y)
     if not isinstance(values, torch.Tensor) or values.shape != (sample_count(first),):
         shape = getattr(values, "shape", type(values).__name__)
         raise EstimationError(f"loss must return one value per sample, got shape {shape}")
+    return max(1, sum(counted) // sample_count(first))
+
+
+def _outputs_of(raw, output_fn, x: Data, y) -> torch.Tensor:
+    """The tensor the loss reads: the model's output, through ``output_fn`` when given."""
+    outputs = raw if output_fn is None else _applied(lambda: output_fn(raw), x, y)
+    if isinstance(outputs, torch.Tensor):
+        return outputs
+    if output_fn is None:
+        raise EstimationError(
+            f"the model returns a {type(raw).__name__}, not a tensor; pass output_fn, a "
+            "function from its output to the tensor the loss reads (output_fn=lambda out: "
+            "out[0] for a tuple, lambda out: out['logits'] for a dict), or wrap the model"
+        )
+    raise EstimationError(f"output_fn must return a tensor, got {type(outputs).__name__}")
+
+
+@contextlib.contextmanager
+def _activations(model: torch.nn.Module):
+    """Forward hooks that count the elements each leaf module outputs while the block runs."""
+    counted: list[int] = []
+
+    def count(module, inputs, output):
+        parts = output if isinstance(output, (tuple, list)) else (output,)
+        counted.append(sum(p.numel() for p in parts if isinstance(p, torch.Tensor)))
+
+    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
+    handles = [m.register_forward_hook(count) for m in leaves]
+    try:
+        yield counted
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _applied(call, x: Data, y):
@@ -80,21 +117,24 @@ def evaluation_mode_note(model: torch.nn.Module) -> tuple[str, ...]:
 
 
 def module_problem(
-    model: torch.nn.Module, x: Data, y, config: SGLDConfig, mask, loss, named=None
-) -> Problem:
+    model: torch.nn.Module, x: Data, y, config: SGLDConfig, mask, loss, named=None,
+    output_fn=None,
+) -> Problem:  # fmt: skip
     """The :class:`Problem` of ``model`` around its current parameters on data ``x``, ``y``
-    (already on the device, floats in ``config.dtype``), in evaluation mode."""
+    (already on the device, floats in ``config.dtype``), in evaluation mode; ``output_fn``
+    maps the model's output to the tensor the loss reads."""
     device, dtype = y.device, resolve_dtype(config.dtype)
     notes = evaluation_mode_note(model)
     model = copy.deepcopy(model).to(device=device, dtype=dtype).eval()
-    probe(model, x, y, loss, named)
+    activations = probe(model, x, y, loss, named, output_fn)
     shapes = {name: p.shape for name, p in model.named_parameters()}
     centre = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
     buffers = dict(model.named_buffers())
 
     def batch_loss(flat: torch.Tensor, xb: Data, yb: torch.Tensor) -> torch.Tensor:
         params = dict(zip(shapes, _unflatten(flat, shapes), strict=True))
-        return loss(_forward(model, xb, {**params, **buffers}), yb).mean()
+        outputs = _forward(model, xb, {**params, **buffers})
+        return loss(outputs if output_fn is None else output_fn(outputs), yb).mean()
 
     shared = vmap(grad_and_value(batch_loss), in_dims=(0, None, None))
     own = vmap(grad_and_value(batch_loss), in_dims=(0, 0, 0))  # each chain its own batch
@@ -110,14 +150,34 @@ def module_problem(
 
     mask = None if mask is None else mask.to(device)
     n = y.shape[0]
-    return Problem(
-        loss_and_grad, centre, centre, mask, init_loss, n, config.resolved_nbeta(n), notes
-    )
+    rows = n if config.batch_size is None else config.batch_size
+    work = centre.element_size() * (3 * rows * activations + 3 * centre.numel())
+    return Problem(loss_and_grad, centre, centre, mask, init_loss, n, config.resolved_nbeta(n),
+                   notes, work_per_chain=work)  # fmt: skip
 
 
 def _unflatten(flat: torch.Tensor, shapes) -> list[torch.Tensor]:
     parts = flat.split([shape.numel() for shape in shapes.values()])
     return [part.view(shape) for part, shape in zip(parts, shapes.values(), strict=True)]
+
+
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def precision_note(model: torch.nn.Module, dtype: torch.dtype) -> tuple[str, ...]:
+    """What sampling in ``dtype`` does for a model held in half precision: its parameters are
+    read exactly (every half-precision number is a float32 and float64 number), and the loss
+    differences SGLD records, far below half precision's resolution, are computed in
+    ``dtype``."""
+    kinds = sorted({str(p.dtype).removeprefix("torch.") for p in model.parameters()
+                    if p.dtype in LOW_PRECISION})  # fmt: skip
+    if not kinds:
+        return ()
+    return (
+        f"the model's parameters are {', '.join(kinds)}; it was sampled in "
+        f"{str(dtype).removeprefix('torch.')} (half precision cannot resolve the excess loss "
+        "SGLD records), and its parameters are a minimum only to their own precision",
+    )
 
 
 def parameter_shapes(model: torch.nn.Module) -> dict[str, torch.Size]:

@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 from llcgeo.config import SGLDConfig
-from llcgeo.limits import check_memory, sampling_bytes
 from llcgeo.numerics import diagnostics
 from llcgeo.numerics.device import make_generator, stream, thread_policy
 from llcgeo.numerics.kernels import KERNELS
@@ -36,7 +35,8 @@ class Problem(NamedTuple):
     ``start`` is the chains' common starting position (``w*`` in the path's coordinates),
     ``centre`` the localization centre, ``init_loss`` the exact full-batch ``L(w*)``;
     ``hessian_eigenvalues`` (float64, ascending) those of the block the mask moves, where the
-    path knows them exactly (the linear fast path), else ``None``.
+    path knows them exactly (the linear fast path), else ``None``. ``work_per_chain`` is what
+    a step's temporaries (activations, logits, gathered rows) take per chain, for the plan.
     """
 
     loss_and_grad: LossAndGrad
@@ -49,6 +49,7 @@ class Problem(NamedTuple):
     warnings: tuple[str, ...] = ()
     hessian_eigenvalues: np.ndarray | None = None
     data_moments: Any = None  # linear.DataMoments on a minibatch run of the linear path
+    work_per_chain: int = 0  # bytes of a step's temporaries per chain (numerics.plan)
 
     @property
     def free_parameters(self) -> int:
@@ -63,10 +64,6 @@ def run_problem(problem: Problem, config: SGLDConfig, *, seed: int, progress=Non
     was). ``eps`` and ``gamma``, when given, are ``(chains, 1)`` tensors that give each chain its
     own (a grid run as one batch); else ``config``'s."""
     chains, size = config.chains, problem.start.numel()
-    check_memory(
-        sampling_bytes(chains=chains, steps=config.steps, parameters=size),
-        f"sampling {chains} chains x {config.steps} steps of {size} parameters",
-    )
     device = problem.start.device
     drift = localized_gradient(problem.loss_and_grad, nbeta=problem.nbeta,
                                gamma=config.gamma if gamma is None else gamma,
@@ -172,4 +169,6 @@ def quadratic_problem(hessian: torch.Tensor, like: Problem) -> Problem:
         grad[:, moving] = pulled
         return 0.5 * (pulled * delta).sum(dim=1), grad
 
-    return like._replace(loss_and_grad=loss_and_grad, init_loss=0.0, warnings=())
+    work = 3 * int(moving.sum()) * h.element_size()
+    return like._replace(loss_and_grad=loss_and_grad, init_loss=0.0, warnings=(),
+                         work_per_chain=work)  # fmt: skip

@@ -49,7 +49,8 @@ def product_problem(model: torch.nn.Sequential, x, y, config: SGLDConfig, mask=N
     )
     mask = None if mask is None else mask.to(x.device)
     nbeta = config.resolved_nbeta(n)
-    return Problem(loss_and_grad, start, start, mask, init_loss, n, nbeta)
+    work = start.element_size() * (3 * start.numel() + 4 * centre_product.numel())
+    return Problem(loss_and_grad, start, start, mask, init_loss, n, nbeta, work_per_chain=work)
 
 
 def _product(matrices: list[torch.Tensor]) -> torch.Tensor:

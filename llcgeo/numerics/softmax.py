@@ -71,4 +71,8 @@ def softmax_problem(x, labels, weight, bias, config: SGLDConfig, mask, smoothing
 
     mask = None if mask is None else mask.to(x.device)
     n = x.shape[0]
-    return Problem(excess, centre, centre, mask, init_loss, n, config.resolved_nbeta(n))
+    rows = n if config.batch_size is None else config.batch_size
+    gathered = 0 if config.batch_size is None else rows * (d + classes)
+    work = x.element_size() * (3 * rows * classes + gathered + 4 * classes * (d + 1))
+    return Problem(excess, centre, centre, mask, init_loss, n, config.resolved_nbeta(n),
+                   work_per_chain=work)  # fmt: skip

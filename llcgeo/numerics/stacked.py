@@ -87,4 +87,8 @@ def stacked_problem(model: nn.Sequential, x, y, config: SGLDConfig, mask, loss) 
 
     mask = None if mask is None else mask.to(x.device)
     n = x.shape[0]
-    return Problem(loss_and_grad, centre, centre, mask, init_loss, n, config.resolved_nbeta(n))
+    rows = n if config.batch_size is None else config.batch_size
+    widths = x.shape[1] + sum(step[1] for step in plan if step[0] == "linear")
+    work = x.element_size() * (3 * rows * widths + 3 * centre.numel())
+    return Problem(loss_and_grad, centre, centre, mask, init_loss, n, config.resolved_nbeta(n),
+                   work_per_chain=work)  # fmt: skip

@@ -9,6 +9,7 @@ from typing import NamedTuple
 import torch
 
 from llcgeo.config import SGLDConfig
+from llcgeo.numerics.plan import check_run
 from llcgeo.numerics.problem import Problem, chain_summary, numpy_of, run_problem
 
 
@@ -48,6 +49,7 @@ def sweep(
         column = [v for v in values for _ in range(chains)]
         return torch.tensor(column, dtype=dtype, device=device)[:, None]
 
+    check_run(problem, config, seed=seed)
     run = run_problem(problem, config, seed=seed, eps=per_chain(e for e, _ in points),
                       gamma=per_chain(g for _, g in points))  # fmt: skip
     trace, peak = numpy_of(run.trace), numpy_of(run.peak)

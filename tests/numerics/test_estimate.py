@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from llcgeo.errors import EstimationError
 from llcgeo.numerics import LLCEstimate, SGLDConfig, estimate_llc
 from llcgeo.numerics.problem import Problem, summarize
 from llcgeo.numerics.sgld import ChainRun, SGLDState
@@ -93,12 +94,20 @@ def test_seed_makes_runs_reproducible_and_distinct():
 
 def test_the_model_is_left_untouched_and_float32_works():
     layer, x, y = regression()
-    model = torch.nn.Sequential(torch.nn.Linear(3, 3, dtype=F64), torch.nn.Tanh(), layer)
+    model = torch.nn.Sequential(layer, torch.nn.Identity())  # at the least-squares minimum
     before = [p.detach().clone() for p in model.parameters()]
     config = SGLDConfig(eps=1e-4, chains=2, steps=100, burnin=20, dtype="float32")
     e = estimate_llc(model, x, y, config=config, device="cpu")
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before, strict=True))
     assert math.isfinite(e.mean) and e.loss_trace.dtype == np.float64
+
+
+def test_an_estimate_far_below_zero_is_refused_as_no_minimum():
+    layer, x, y = regression()
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3, dtype=F64), torch.nn.Tanh(), layer)
+    config = SGLDConfig(eps=1e-4, chains=4, steps=200, burnin=50)
+    with pytest.raises(EstimationError, match="below zero.*not a minimum"):
+        estimate_llc(model, x, y, config=config, device="cpu")
 
 
 def test_unstable_step_warns_and_every_diverged_chain_leaves_a_nan_mean():

@@ -9,6 +9,7 @@ import torch
 
 from llcgeo import SGLDConfig, estimate_llc
 from llcgeo.errors import EstimationError, SpecError
+from llcgeo.numerics.losses import cross_entropy
 from llcgeo.numerics.rmsprop import build_rmsprop_kernel, init_rmsprop
 from llcgeo.numerics.sgld import localized_gradient
 
@@ -30,6 +31,21 @@ class Tokens(torch.nn.Module):
 def tokens():
     g = torch.Generator().manual_seed(0)
     return torch.randint(0, 7, (64, 6), generator=g), torch.randint(0, 7, (64, 6), generator=g)
+
+
+def _fitted(net: torch.nn.Module, x, y) -> torch.nn.Module:
+    """``net`` trained to a minimum of its evaluation-mode cross-entropy (the loss sampled)."""
+    net.eval()
+    optimizer = torch.optim.LBFGS(net.parameters(), max_iter=500, tolerance_grad=1e-9)
+
+    def closure():
+        optimizer.zero_grad()
+        value = torch.nn.functional.cross_entropy(net(x), y, label_smoothing=0.1)
+        value.backward()
+        return value
+
+    optimizer.step(closure)
+    return net.train()
 
 
 def _run(model, inputs, targets, **kw):
@@ -64,18 +80,18 @@ def test_cross_entropy_is_mean_over_positions_of_torchs_cross_entropy(tokens):
 def test_a_classifier_with_dropout_and_batch_norm_is_sampled_in_eval_mode():
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(80, 4, generator=g), torch.randint(0, 3, (80,), generator=g)
-    net = torch.nn.Sequential(
+    torch.manual_seed(0)
+    net = _fitted(torch.nn.Sequential(
         torch.nn.Linear(4, 6), torch.nn.BatchNorm1d(6), torch.nn.Dropout(0.5),
         torch.nn.ReLU(), torch.nn.Linear(6, 3),
-    )  # fmt: skip
-    first = _run(net, x, y, loss="cross_entropy")
-    second = _run(net, x, y, loss="cross_entropy")
+    ), x, y)  # fmt: skip
+    smoothed = cross_entropy(0.1)
+    first = _run(net, x, y, loss=smoothed)
+    second = _run(net, x, y, loss=smoothed)
     assert first.mean == second.mean  # no dropout mask drawn: the same seed, the same numbers
     assert any("evaluation mode" in w for w in first.warnings)
     assert net.training  # the user's model is left as it was
-    assert not any(
-        "evaluation mode" in w for w in _run(net.eval(), x, y, loss="cross_entropy").warnings
-    )
+    assert not any("evaluation mode" in w for w in _run(net.eval(), x, y, loss=smoothed).warnings)
 
 
 @pytest.mark.parametrize(
