@@ -216,13 +216,7 @@ def memory_limit() -> int | None:
 
 def check_memory(nbytes: float, what: str) -> None:
     """``SpecError`` when ``what`` would need more than :func:`memory_limit` bytes."""
-    limit = memory_limit()
-    if limit is not None and nbytes > limit:
-        raise SpecError(
-            f"{what} would need about {nbytes / 2**30:.3g} GB of memory, more than the limit of "
-            f"{limit / 2**30:.3g} GB; use smaller sizes, or raise the limit with --max-memory GB "
-            f"(or {MEMORY_ENV}) if you mean it"
-        )
+    check_budget(nbytes, None, what)
 
 
 def check_budget(nbytes: float, seconds: float | None, what: str) -> None:

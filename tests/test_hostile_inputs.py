@@ -87,15 +87,15 @@ FINDINGS = {
     ),  # fmt: skip
     "gaussian d = 65536": (
         ["verify", "--manifold", "gaussian", "--d", "65536", "--m", "1"],
-        "GB of memory, more than the limit",
+        "more than the budget of 2 GB",
     ),
     "ten million chains": (
         ["estimate", "--manifold", "gaussian", "--d", "3", "--m", "1", "--chains", "10000000"],
-        "GB of memory, more than the limit",
+        "more than the budget of 2 GB",
     ),
     "a trillion steps": (
         ["estimate", "--manifold", "gaussian", "--d", "3", "--m", "1", "--steps", str(10**12)],
-        "GB of memory, more than the limit",
+        "more than the budget of 2 GB",
     ),  # fmt: skip
     "look-alike names": (
         implicit("x**2 + \uff58**2 - y", "x,\uff58,y"),
@@ -126,6 +126,11 @@ FINDINGS = {
         "must be at least 2, got 1",
     ),  # fmt: skip
     "bad time limit": (implicit("x - y", "x,y") + ["--time-limit", "soon"], "must be a number"),
+    "a run planned past the time budget": (
+        ["estimate", "--manifold", "gaussian", "--d", "3", "--m", "1", "--n", "200",
+         "--chains", "1", "--steps", "40000000", "--burnin", "10"],
+        "would need about 0.894 GB and",  # under the memory budget: refused for its time
+    ),  # fmt: skip
 }
 
 HOSTILE_FILES = {
@@ -137,7 +142,17 @@ HOSTILE_FILES = {
     "a-million-chains": (
         "[manifold]\nfamily = 'gaussian'\nd = 3\n[layer]\nm = 1\n[sampler]\nchains = 1000000\n"
         "[claims]\nllc = '3/2'\n",
-        "GB of memory, more than the limit",
+        "more than the budget of 2 GB",
+    ),
+    "ten-million-points-on-a-cone": (
+        "[manifold]\nequation = 'x**2 + y**2 - z**2'\nvariables = ['x', 'y', 'z']\n"
+        "[layer]\nm = 1\n[sampler]\nn = 10000000\n[claims]\nllc = '3/2'\n",
+        "more than the budget of 2 GB",
+    ),
+    "fifty-million-steps": (
+        "[manifold]\nfamily = 'gaussian'\nd = 3\n[layer]\nm = 1\n[sampler]\nn = 200\n"
+        "chains = 1\nsteps = 50000000\nburnin = 10\n[claims]\nllc = '3/2'\n",
+        "raise it with --max-memory GB and --time-limit SECONDS",
     ),
     "claim-of-150-factors": (
         "[manifold]\nfamily = 'gaussian'\nd = 10\n[layer]\nm = 1\n[claims]\nllc = '"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
+import time
 
 from llcgeo import manifolds as mf
 from llcgeo.config import BATCH_DRAWS, SAMPLERS
@@ -88,10 +90,32 @@ def print_json(obj) -> None:
     sys.stdout.write(dumps_output(obj, indent=2, digits=JSON_DIGITS) + "\n")
 
 
-def print_table(rows: list[tuple[str, object]]) -> None:
+COLUMNS = 100  # everything printed for a person fits a terminal this wide
+
+
+def print_table(rows: list[tuple[str, object]], stream=None) -> None:
+    """``key  value`` lines, keys aligned, a long value wrapped under itself; a float shown to
+    six significant figures."""
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
-        print(f"{key:<{width}}  {value}")
+        shown = f"{value:.6g}" if isinstance(value, float) else str(value)
+        lines = textwrap.wrap(shown, COLUMNS - width - 2) or [""]
+        print(f"{key:<{width}}  {lines[0]}", file=stream)
+        for line in lines[1:]:
+            print(" " * (width + 2) + line, file=stream)
+
+
+def print_note(text: str, *, first: str = "", rest: str = "    ", stream=None) -> None:
+    """``text`` wrapped at ``COLUMNS``, the first line led by ``first``, the rest by ``rest``."""
+    print(textwrap.fill(text, COLUMNS, initial_indent=first, subsequent_indent=rest,
+                        break_on_hyphens=False), file=stream)  # fmt: skip
+
+
+def print_columns(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A table of right-aligned text columns under their headers."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    for line in (headers, *rows):
+        print("  ".join(cell.rjust(w) for cell, w in zip(line, widths)).rstrip())
 
 
 def add_sgld_arguments(parser: argparse.ArgumentParser, *, n_default: int = 20_000) -> None:
@@ -201,7 +225,8 @@ def calibrated(args, problem, config):
         for name in ("bias", "localization", "se")
         if hasattr(args, f"{name}_target")
     }
-    return calibrate_problem(problem, config, seed=args.seed, **targets)
+    return calibrate_problem(problem, config, seed=args.seed,
+                             progress=step_progress(sys.stderr, "calibrating"), **targets)
 
 
 def settled(args, manifold, layer, refine, config):
@@ -212,5 +237,34 @@ def settled(args, manifold, layer, refine, config):
         return config, problem
     calibration = calibrated(args, problem, config)
     for reason in calibration.recommendation.reasons:
-        print(f"llcgeo: --eps auto: {reason}", file=sys.stderr)
+        print_note(reason, first="llcgeo: --eps auto: ", stream=sys.stderr)
     return calibration.config, problem
+
+
+BAR_WIDTH = 30
+QUIET_SECONDS = 2.0  # off a terminal, a run shorter than this prints no progress at all
+
+
+def step_progress(stream, label: str = "sampling"):
+    """A ``progress(done, total)`` callback with the time left, from the pace so far: one
+    updating bar on a terminal; in a log, a line at each tenth once the run has taken
+    ``QUIET_SECONDS`` (so a quick run stays silent)."""
+    from llcgeo.report.formatting import format_seconds
+
+    began, shown = time.perf_counter(), [0]
+    terminal = stream.isatty()
+
+    def progress(done: int, total: int) -> None:
+        elapsed = time.perf_counter() - began
+        left = format_seconds(elapsed * (total - done) / max(done, 1))
+        if terminal:
+            filled = BAR_WIDTH * done // total
+            bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+            stream.write(f"\r{label} [{bar}] {done}/{total} steps, about {left} left")
+            stream.write("\n" if done == total else "")
+        elif elapsed >= QUIET_SECONDS and 10 * done // total > shown[0]:
+            shown[0] = 10 * done // total
+            stream.write(f"{label}: {done} of {total} steps, about {left} left\n")
+        stream.flush()
+
+    return progress

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from llcgeo.commands._common import (
     add_manifold_arguments,
     add_sgld_arguments,
@@ -10,8 +12,11 @@ from llcgeo.commands._common import (
     config_from_args,
     layer_from_args,
     manifold_from_args,
+    print_columns,
     print_json,
+    print_note,
     print_table,
+    step_progress,
 )
 from llcgeo.config import TARGETS
 
@@ -68,13 +73,28 @@ def run(args) -> int:
     if args.json:
         print_json(record)
         return 0
-    shown = {k: v for k, v in record.items() if k not in ("hessian_eigenvalues", "reasons")}
-    print_table(list(shown.items()))
+    shown = ("hessian_eigenvalues", "reasons", "grid")
+    print_table([(k, v) for k, v in record.items() if k not in shown])
+    print("why:")
     for reason in r.reasons:
-        print(f"  - {reason}")
+        print_note(reason, first="  - ")
     if args.figure:
-        print(f"figure: {args.figure} ({len(record['grid'])} grid points, one batch)")
+        print(f"the grid around the choice, one batch (figure: {args.figure}):")
+        print_columns(GRID_HEADERS, [_grid_row(p) for p in record["grid"]])
     return 0
+
+
+GRID_HEADERS = ("eps", "gamma", "estimate", "expected", "R-hat", "ESS", "diverged")
+
+
+def _grid_row(point: dict) -> tuple[str, ...]:
+    expected = point["expected"]
+    return (
+        f"{point['eps']:.3g}", f"{point['gamma']:.3g}",
+        f"{point['mean']:.3f} +- {point['se']:.3f}",
+        "-" if expected is None else f"{expected:.3f}",
+        f"{point['rhat']:.3f}", f"{point['ess']:.0f}", str(point["diverged"]),
+    )  # fmt: skip
 
 
 def _evidence(args, problem, calibration) -> list[dict]:
@@ -83,6 +103,7 @@ def _evidence(args, problem, calibration) -> list[dict]:
     from llcgeo.reconcile.calibration import evidence, evidence_figure
     from llcgeo.report.figures import save
 
-    points = evidence(problem, calibration, seed=args.seed)
+    points = evidence(problem, calibration, seed=args.seed,
+                      progress=step_progress(sys.stderr, "the grid"))
     save(evidence_figure(points, calibration), args.figure)
     return [p._asdict() for p in points]

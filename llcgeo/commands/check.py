@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from llcgeo.commands._common import add_executor_arguments
+from llcgeo.commands._common import add_executor_arguments, print_note
 
 VERDICTS = ("agree", "disagree", "inconclusive")
 DESCRIPTION = """\
@@ -85,10 +85,10 @@ def print_outcome(outcome: dict) -> None:
     for f in outcome["files"]:
         print(f"{f['verdict']:<12}  {f['file']}")
         for c in f["claims"]:
-            print(f"  {c['verdict']:<12}  {c['claim']}: predicted {c['prediction']}, "
-                  f"measured {c['measurement']}")  # fmt: skip
+            line = f"{c['claim']}: predicted {c['prediction']}, measured {c['measurement']}"
+            print_note(line, first=f"  {c['verdict']:<12}  ", rest=" " * 16)
             if c["verdict"] != "agree" and c["note"]:
-                print(f"                {c['note']}")
+                print_note(c["note"], first=" " * 16, rest=" " * 16)
     counts = {v: sum(f["verdict"] == v for f in outcome["files"]) for v in VERDICTS}
     total = len(outcome["files"])
     print(

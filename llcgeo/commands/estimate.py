@@ -13,11 +13,11 @@ from llcgeo.commands._common import (
     layer_from_args,
     manifold_from_args,
     print_json,
+    print_note,
     print_table,
     settled,
+    step_progress,
 )
-
-BAR_WIDTH = 30
 
 
 def register(subparsers) -> None:
@@ -49,11 +49,11 @@ def run(args: argparse.Namespace) -> int:
     layer, refine = layer_from_args(args)
     config = replace(config_from_args(args), dtype=args.dtype)
     config, problem = settled(args, manifold, layer, refine, config)
-    progress = _progress_bar(sys.stderr) if sys.stderr.isatty() else None
+    progress = step_progress(sys.stderr)
     result = measure_problem(problem, config, seed=args.seed, progress=progress)
     estimate = result.estimate
     for warning in estimate.warnings:
-        print(f"llcgeo estimate: warning: {warning}", file=sys.stderr)
+        print_note(warning, first="llcgeo estimate: warning: ", stream=sys.stderr)
     if args.trace:
         _draw_trace(estimate, args.trace)
     if args.json:
@@ -99,17 +99,3 @@ def _draw_trace(estimate, path: str) -> None:
     from llcgeo.report.traces import trace_figure
 
     save(trace_figure(estimate), path)
-
-
-def _progress_bar(stream):
-    """A ``progress(done, total)`` callback drawing a one-line bar on ``stream``."""
-
-    def progress(done: int, total: int) -> None:
-        filled = BAR_WIDTH * done // total
-        bar = "#" * filled + "-" * (BAR_WIDTH - filled)
-        stream.write(f"\rsampling [{bar}] {done}/{total} steps")
-        if done == total:
-            stream.write("\n")
-        stream.flush()
-
-    return progress

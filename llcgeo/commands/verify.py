@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from llcgeo.commands._common import (
     add_manifold_arguments,
     add_sgld_arguments,
@@ -11,6 +13,7 @@ from llcgeo.commands._common import (
     print_json,
     print_table,
     settled,
+    step_progress,
 )
 
 
@@ -30,7 +33,8 @@ def run(args) -> int:
     layer, refine = layer_from_args(args)
     config, problem = settled(args, manifold, layer, refine, config_from_args(args))
     case = Case(manifold, layer, refine, args.n, config, seed=args.seed, sigma=args.sigma)
-    result = reconcile_case(case, device=args.device, problem=problem)
+    result = reconcile_case(case, device=args.device, problem=problem,
+                            progress=step_progress(sys.stderr))
     record = {
         "verdict": result.verdict,
         "predicted_llc": result.predicted_llc,

@@ -96,6 +96,11 @@ def check_targets(loss, per_sample: tuple[int, ...], targets: torch.Tensor) -> N
     if loss != "cross_entropy":
         return
     per_sample = tuple(per_sample)
+    if not per_sample:
+        raise EstimationError(
+            "cross_entropy reads K logits a sample, but the model's output is one number a "
+            "sample; give it outputs of shape (n, K), or use another loss"
+        )
     if targets.is_floating_point():
         if targets.shape[1:] != per_sample:
             raise EstimationError(

@@ -39,6 +39,12 @@ def probe(model: torch.nn.Module, x: Data, y, loss, named, output_fn=None) -> in
     with _activations(model) as counted:
         raw = _applied(lambda: _forward(model, first), x, y)
     outputs = _outputs_of(raw, output_fn, x, y)
+    count = sample_count(first)
+    if outputs.dim() == 0 or outputs.shape[0] != count:
+        raise EstimationError(
+            f"the model's outputs for {count} samples have shape {tuple(outputs.shape)}: their "
+            "first axis must be the samples (check output_fn, or the model's forward)"
+        )
     check_targets(named, outputs.shape[1:], y)
     values = _applied(lambda: loss(outputs, y[:2]), x, y)
     if not isinstance(values, torch.Tensor) or values.shape != (sample_count(first),):
@@ -83,7 +89,7 @@ def _applied(call, x: Data, y):
     try:
         with torch.no_grad():
             return call()
-    except (RuntimeError, TypeError, IndexError, ValueError) as err:
+    except (RuntimeError, TypeError, IndexError, KeyError, AttributeError, ValueError) as err:
         raise EstimationError(
             f"the model and loss cannot be applied to inputs {_described(x)} with targets of "
             f"shape {tuple(y.shape)} ({y.dtype}): {err}"

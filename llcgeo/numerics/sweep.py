@@ -36,6 +36,7 @@ def sweep(
     steps: int,
     burnin: int,
     seed: int = 0,
+    progress=None,
 ) -> list[GridPoint]:
     """Every (eps, gamma) of the grid with ``chains`` chains each, all in one batch of
     :func:`~llcgeo.numerics.problem.run_problem` (its memory check, thread policy and random
@@ -51,7 +52,7 @@ def sweep(
 
     check_run(problem, config, seed=seed)
     run = run_problem(problem, config, seed=seed, eps=per_chain(e for e, _ in points),
-                      gamma=per_chain(g for _, g in points))  # fmt: skip
+                      gamma=per_chain(g for _, g in points), progress=progress)  # fmt: skip
     trace, peak = numpy_of(run.trace), numpy_of(run.peak)
     finite = torch.isfinite(run.final.position).all(dim=1).cpu().numpy()
     return [

@@ -81,9 +81,9 @@ def calibrate(
 def calibrate_problem(problem, config: SGLDConfig, *, bias: float = TARGETS.bias,
                       localization: float = TARGETS.localization, se: float = TARGETS.se,
                       lanczos_steps: int = 100, singular: str = "warn",
-                      seed: int = 0) -> Calibration:  # fmt: skip
+                      seed: int = 0, progress=None) -> Calibration:  # fmt: skip
     """:func:`calibrate` on a :class:`~llcgeo.numerics.problem.Problem` already built (a case
-    whose data a measurement will reuse)."""
+    whose data a measurement will reuse); ``progress(done, total)`` follows a sweep's steps."""
     import torch
 
     from llcgeo.numerics.curvature import hessian_spectrum
@@ -107,21 +107,21 @@ def calibrate_problem(problem, config: SGLDConfig, *, bias: float = TARGETS.bias
         quadratic=problem.hessian_eigenvalues is not None,  # the linear path: exactly quadratic
     )  # fmt: skip
     if singular == "sweep" and 2 * r.llc < problem.free_parameters:
-        r = _singular_gamma(problem, r, seed)
+        r = _singular_gamma(problem, r, seed, progress)
     tuned = replace(
         config, eps=r.eps, gamma=r.gamma, steps=r.steps, burnin=r.burnin, chains=r.chains
     )
     return Calibration(tuned, r, spectrum, problem.nbeta)
 
 
-def _singular_gamma(problem, r: Recommendation, seed: int) -> Recommendation:
+def _singular_gamma(problem, r: Recommendation, seed: int, progress=None) -> Recommendation:
     """``r`` with gamma, the chain length and the expectation from a gamma sweep."""
     from llcgeo.numerics.sweep import sweep
 
     grid = [r.gamma / 10**k for k in range(GAMMA_DECADES + 1)]
     burnin = SINGULAR_STEPS // 5
     points = sweep(problem, [r.eps], grid, chains=r.chains, steps=SINGULAR_STEPS,
-                   burnin=burnin, seed=seed)  # fmt: skip
+                   burnin=burnin, seed=seed, progress=progress)  # fmt: skip
     gamma = gamma_plateau(points, r.eps)
     shown = ", ".join(f"{p.gamma:.3g}: {p.mean:.3g} +- {p.se:.2g}" for p in points)
     if gamma is None:
@@ -172,13 +172,14 @@ def sweep_grid(
     return grid_points(problem, eps_grid, gamma_grid, config, seed=seed)
 
 
-def grid_points(problem, eps_grid, gamma_grid, config: SGLDConfig, *, seed: int = 0) -> list:
+def grid_points(problem, eps_grid, gamma_grid, config: SGLDConfig, *, seed: int = 0,
+                progress=None) -> list:  # fmt: skip
     """:func:`sweep_grid` on a :class:`~llcgeo.numerics.problem.Problem` already built."""
     from llcgeo.numerics.sweep import sweep
     from llcgeo.theory import expected_sgld_estimate
 
     points = sweep(problem, eps_grid, gamma_grid, chains=config.chains, steps=config.steps,
-                   burnin=config.burnin, seed=seed)  # fmt: skip
+                   burnin=config.burnin, seed=seed, progress=progress)  # fmt: skip
     exact = problem.hessian_eigenvalues
     if exact is None:
         return points
@@ -219,13 +220,14 @@ EPS_FACTORS = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0)  # the evidence grid around the 
 GAMMA_FACTORS = (0.1, 1.0, 10.0)  # ... and the chosen gamma
 
 
-def evidence(problem, calibration: Calibration, *, seed: int = 0) -> list:
+def evidence(problem, calibration: Calibration, *, seed: int = 0, progress=None) -> list:
     """The estimate on a grid around the chosen settings (``EPS_FACTORS`` x
     ``GAMMA_FACTORS``), all in one batch at the chosen chain length: what the figure of
     ``llcgeo calibrate`` shows."""
     c = calibration.config
     return grid_points(problem, [f * c.eps for f in EPS_FACTORS],
-                       [f * c.gamma for f in GAMMA_FACTORS], c, seed=seed)  # fmt: skip
+                       [f * c.gamma for f in GAMMA_FACTORS], c, seed=seed,
+                       progress=progress)  # fmt: skip
 
 
 def evidence_figure(points: list, calibration: Calibration):

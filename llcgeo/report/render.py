@@ -317,9 +317,23 @@ def claims_csv(results: Sequence[ExperimentResult]) -> str:
 
 
 def cases_csv(cases: Sequence[StoredCase]) -> str:
-    """One line a case (of one experiment): key, then ``job.*`` and ``record.*`` columns."""
-    rows = [flatten({"key": c.key, "job": c.job, "record": c.record}) for c in cases]
-    return _csv(rows, ["key"])
+    """One line a case (of one experiment): key, then ``job.*`` and ``record.*`` columns, one
+    column a field: a record's copies of its job and key, the job's tags where the record lists
+    them as columns, and the type tags of the job, its settings and the record (the same in
+    every row) are left out; a manifold's type is kept."""
+    return _csv([_case_columns(c) for c in cases], ["key"])
+
+
+_CONSTANT_TYPES = ("job.type", "record.type", "job.config.type", "job.layer.type")
+
+
+def _case_columns(case: StoredCase) -> dict:
+    job = dict(case.job)
+    record = {k: v for k, v in case.record.items() if v != case.job and v != case.key}
+    if "tags" in job and record.get("tags") == dict(map(tuple, job["tags"])):
+        job.pop("tags")
+    flat = flatten({"key": case.key, "job": job, "record": record})
+    return {name: value for name, value in flat.items() if name not in _CONSTANT_TYPES}
 
 
 def _csv(rows: list[dict], empty: list[str]) -> str:

@@ -184,3 +184,23 @@ def test_grouped_series_share_a_colour_and_markers_are_never_joined():
     assert axes.containers[1].lines[0].get_color() != measured_a
     assert lines["a exact"].get_linestyle() == "None"
     assert [t.get_text() for t in axes.get_xticklabels()] == ["first", "second"]
+
+
+def test_a_case_csv_has_one_column_a_field():
+    from types import SimpleNamespace
+
+    from llcgeo import manifolds as mf
+    from llcgeo.config import SGLDConfig
+    from llcgeo.reconcile.model import Case
+    from llcgeo.report.render import cases_csv
+    from llcgeo.serialize import to_jsonable
+
+    case = Case(mf.LayerNormImage(3), mf.LinearLayer(2), config=SGLDConfig(), tags=(("k", 1),))
+    job = to_jsonable(case)
+    record = {"type": "CaseResult", "key": "abc", "case": job, "tags": {"k": 1}, "z": 0.5}
+    stored = SimpleNamespace(experiment="e", key="abc", job=job, record=record)
+    header = cases_csv([stored]).splitlines()[0].split(",")
+    assert len(header) == len(set(header))
+    assert not [h for h in header if h.startswith(("record.case.", "record.key", "job.tags"))]
+    assert {"job.manifold.type", "job.config.eps", "record.tags.k", "record.z"} <= set(header)
+    assert "job.config.type" not in header and "record.type" not in header
