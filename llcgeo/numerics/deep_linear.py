@@ -11,17 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from llcgeo.config import SGLDConfig
 from llcgeo.numerics.device import make_generator, stream
 from llcgeo.numerics.estimate import estimate_llc
+from llcgeo.numerics.product import Statistics, grid_problem
 from llcgeo.numerics.result import LLCEstimate
 from llcgeo.numerics.samplers import sample
 
 CPU = torch.device("cpu")
 F64 = torch.float64
 LAYER_SCALE = 1.5
+CHUNK = 1 << 18  # rows drawn at a time for a data set's statistics: memory bounded at any n
 
 
 def deep_linear_teacher(widths: Sequence[int], rank: int, generator) -> torch.nn.Sequential:
@@ -66,3 +69,32 @@ def measure_deep_linear(
     with torch.no_grad():
         y = teacher(x) + sigma * noise
     return estimate_llc(teacher, x, y, config=config, device=device, seed=seed)
+
+
+def product_statistics(manifold, teacher: torch.nn.Sequential, n: int, *, seed: int,
+                       sigma: float = 0.5) -> Statistics:  # fmt: skip
+    """The :class:`~llcgeo.numerics.product.Statistics` of ``n`` teacher-student points
+    (``y = teacher(x) + sigma N(0, I)``, ``x`` from ``manifold``): ``S = X^T X / n`` and the
+    gradient at the teacher ``C = -sigma X^T E / n``, accumulated ``CHUNK`` rows at a time
+    from the ``data`` and ``noise`` streams of ``seed``, so memory stays bounded at any ``n``."""
+    data, noise = (make_generator(stream(seed, name), CPU) for name in ("data", "noise"))
+    d, m = manifold.d, teacher[-1].out_features
+    second, cross = torch.zeros(d, d, dtype=F64), torch.zeros(d, m, dtype=F64)
+    for start in range(0, n, CHUNK):
+        rows = min(CHUNK, n - start)
+        x = sample(manifold, rows, generator=data)
+        second += x.T @ x
+        cross += x.T @ torch.randn(rows, m, generator=noise, dtype=F64)
+    return Statistics(second / n, -sigma * cross / n)
+
+
+def curvatures_at_truth(teacher: torch.nn.Sequential, statistics: Statistics) -> np.ndarray:
+    """The Hessian's eigenvalues (ascending) of one data set's loss at the teacher, in the
+    weights of every layer: the curved directions, and those flat to second order."""
+    problem = grid_problem(teacher, [(statistics, 1.0)], 1)
+
+    def loss(w: torch.Tensor) -> torch.Tensor:
+        return problem.loss_and_grad(w[None], None)[0][0]
+
+    hessian = torch.autograd.functional.hessian(loss, problem.centre)
+    return np.linalg.eigvalsh(hessian.numpy())

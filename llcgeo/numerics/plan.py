@@ -54,6 +54,9 @@ def plan_run(problem, config: SGLDConfig, *, seed: int) -> Plan:
         run_problem(problem, replace(probe, steps=PROBE_STEPS), seed=seed)
         return (time.perf_counter() - began) / PROBE_STEPS
 
+    if problem.chains is not None:  # data per chain: only the run's own chains fit it
+        per_step = step_cost(problem.chains)
+        return Plan(nbytes, per_step * config.steps, per_step)
     few = min(config.chains, PROBE_CHAINS)
     at_few = step_cost(few)
     per_step = at_few

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from llcgeo.config import SGLDConfig
+from llcgeo.errors import EstimationError
 from llcgeo.numerics import diagnostics
 from llcgeo.numerics.device import make_generator, stream, thread_policy
 from llcgeo.numerics.kernels import KERNELS
@@ -50,6 +51,8 @@ class Problem(NamedTuple):
     hessian_eigenvalues: np.ndarray | None = None
     data_moments: Any = None  # linear.DataMoments on a minibatch run of the linear path
     work_per_chain: int = 0  # bytes of a step's temporaries per chain (numerics.plan)
+    chains: int | None = None  # the chains it is built for, where its data are per chain
+    certified_flat: int = 0  # directions the path knows the loss to be exactly flat along
 
     @property
     def free_parameters(self) -> int:
@@ -64,6 +67,10 @@ def run_problem(problem: Problem, config: SGLDConfig, *, seed: int, progress=Non
     was). ``eps`` and ``gamma``, when given, are ``(chains, 1)`` tensors that give each chain its
     own (a grid run as one batch); else ``config``'s."""
     chains, size = config.chains, problem.start.numel()
+    if problem.chains is not None and chains != problem.chains:
+        raise EstimationError(
+            f"this problem carries data for {problem.chains} chains, not {chains}"
+        )
     device = problem.start.device
     drift = localized_gradient(problem.loss_and_grad, nbeta=problem.nbeta,
                                gamma=config.gamma if gamma is None else gamma,

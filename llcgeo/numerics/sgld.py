@@ -90,7 +90,8 @@ def drift_vector(w: torch.Tensor, d: Drift) -> torch.Tensor:
 def potential(w: torch.Tensor, loss: torch.Tensor, d: Drift) -> torch.Tensor:
     """``U(w) = scale * loss + pull/2 |w - centre|^2`` per chain (``loss`` the excess loss)."""
     away = w if d.centre is None else w - d.centre
-    return d.scale * loss + 0.5 * d.pull * away.square().sum(dim=1)
+    pull = d.pull.reshape(-1) if isinstance(d.pull, torch.Tensor) else d.pull  # one per chain
+    return d.scale * loss + 0.5 * pull * away.square().sum(dim=1)
 
 
 def masked(v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

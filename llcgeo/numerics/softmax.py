@@ -75,4 +75,43 @@ def softmax_problem(x, labels, weight, bias, config: SGLDConfig, mask, smoothing
     gathered = 0 if config.batch_size is None else rows * (d + classes)
     work = x.element_size() * (3 * rows * classes + gathered + 4 * classes * (d + 1))
     return Problem(excess, centre, centre, mask, init_loss, n, config.resolved_nbeta(n),
-                   work_per_chain=work)  # fmt: skip
+                   work_per_chain=work,
+                   certified_flat=_certified_flat(x, classes, bias, mask))  # fmt: skip
+
+
+ROUNDING = 1e-10  # a singular value of the features this far below the largest is zero
+
+
+def _certified_flat(x: torch.Tensor, classes: int, bias, mask) -> int:
+    """Directions the loss is exactly flat along, within the coordinates that move: the shift
+    symmetry (one vector added to every row of ``W``, one number to every entry of ``b``:
+    no probability changes) and a row of ``W`` on the features' null space (no logit changes;
+    null to rounding)."""
+    d = x.shape[1]
+    values, vectors = torch.linalg.eigh(x.T.double() @ x.double())
+    null = vectors[:, values <= ROUNDING * values.max()].T  # (k, d)
+    size = classes * d + (classes if bias is not None else 0)
+    directions = []
+    for j in range(d):  # the shift of every row by e_j
+        directions.append(_flat_direction(size, classes, d, rows=range(classes), column=j))
+    if bias is not None:
+        shift = torch.zeros(size, dtype=torch.float64)
+        shift[classes * d :] = 1.0
+        directions.append(shift)
+    for u in null:
+        for c in range(classes):
+            directions.append(_flat_direction(size, classes, d, rows=[c], vector=u))
+    basis = torch.stack(directions)
+    if mask is not None:
+        basis = basis[(basis[:, ~mask.to("cpu")] == 0).all(dim=1)]
+    return int(torch.linalg.matrix_rank(basis)) if len(basis) else 0
+
+
+def _flat_direction(size, classes, d, *, rows, column=None, vector=None) -> torch.Tensor:
+    out = torch.zeros(size, dtype=torch.float64)
+    for c in rows:
+        if vector is None:
+            out[c * d + column] = 1.0
+        else:
+            out[c * d : (c + 1) * d] = vector
+    return out

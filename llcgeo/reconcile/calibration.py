@@ -28,7 +28,7 @@ GRADIENT_NOISE = 10.0  # times the sampling noise of a mean gradient at a true p
 # below it, each point run this long (the flat valleys mix slowly)
 GAMMA_DECADES = 4
 SINGULAR_STEPS = 16_000
-SINGULAR_MODES = ("warn", "sweep")
+SINGULAR_MODES = ("auto", "warn", "sweep")
 HESSIAN_NOISE = 3.0  # times sqrt(2 L(w*) h_max / n), the noise of a Hessian eigenvalue
 
 
@@ -56,7 +56,7 @@ def calibrate(
     localization: float = TARGETS.localization,
     se: float = TARGETS.se,
     lanczos_steps: int = 100,
-    singular: str = "warn",
+    singular: str = "auto",
     seed: int = 0,
 ) -> Calibration:
     """Settings whose exact step-size bias, localization bias and relative standard error stay
@@ -64,10 +64,13 @@ def calibrate(
 
     Where directions are flat at ``w*`` (a singular model) the quadratic theory cannot set
     gamma: the loss rises along them at higher order, and a gamma chosen for the curved
-    directions holds them down. ``singular="warn"`` keeps the quadratic choice and says so;
-    ``"sweep"`` runs gamma from that choice down ``GAMMA_DECADES`` decades in one batch
-    (``SINGULAR_STEPS`` steps a point, at the chosen eps) and takes the largest gamma below
-    which the estimate no longer rises (:func:`gamma_plateau`)."""
+    directions holds them down. ``singular="auto"`` (the default) notices: when more
+    directions are flat than the model's path certifies (every flat direction of an exactly
+    quadratic loss, a softmax head's shift symmetry), it runs the singular procedure by
+    itself, ``"sweep"`` always runs it: gamma from the quadratic choice down ``GAMMA_DECADES``
+    decades in one batch (``SINGULAR_STEPS`` steps a point, at the chosen eps), the largest
+    gamma below which the estimate no longer rises (:func:`gamma_plateau`). ``"warn"`` keeps
+    the quadratic choice and says so."""
     from llcgeo.numerics.device import resolve_device
     from llcgeo.numerics.estimate import model_problem
 
@@ -80,7 +83,7 @@ def calibrate(
 
 def calibrate_problem(problem, config: SGLDConfig, *, bias: float = TARGETS.bias,
                       localization: float = TARGETS.localization, se: float = TARGETS.se,
-                      lanczos_steps: int = 100, singular: str = "warn",
+                      lanczos_steps: int = 100, singular: str = "auto",
                       seed: int = 0, progress=None) -> Calibration:  # fmt: skip
     """:func:`calibrate` on a :class:`~llcgeo.numerics.problem.Problem` already built (a case
     whose data a measurement will reuse); ``progress(done, total)`` follows a sweep's steps."""
@@ -105,13 +108,23 @@ def calibrate_problem(problem, config: SGLDConfig, *, bias: float = TARGETS.bias
         spectrum, nbeta=problem.nbeta, bias=bias, localization=localization, se=se,
         chains=config.chains, noise=curvature_noise,
         quadratic=problem.hessian_eigenvalues is not None,  # the linear path: exactly quadratic
+        certified=problem.certified_flat,
     )  # fmt: skip
-    if singular == "sweep" and 2 * r.llc < problem.free_parameters:
+    if singular == "sweep" or (singular == "auto" and _unexplained_flat(problem, r) > 0):
         r = _singular_gamma(problem, r, seed, progress)
     tuned = replace(
         config, eps=r.eps, gamma=r.gamma, steps=r.steps, burnin=r.burnin, chains=r.chains
     )
     return Calibration(tuned, r, spectrum, problem.nbeta)
+
+
+def _unexplained_flat(problem, r: Recommendation) -> int:
+    """Directions flat at ``w*`` that the path does not certify as exactly flat: on an
+    exactly quadratic loss (the linear path) none; elsewhere those beyond the path's known
+    symmetries (``Problem.certified_flat``)."""
+    if problem.hessian_eigenvalues is not None:
+        return 0
+    return round(problem.free_parameters - 2 * r.llc) - problem.certified_flat
 
 
 def _singular_gamma(problem, r: Recommendation, seed: int, progress=None) -> Recommendation:
@@ -130,8 +143,12 @@ def _singular_gamma(problem, r: Recommendation, seed: int, progress=None) -> Rec
             "plateau within four decades; allow longer chains, or choose gamma by hand"
         )
     chosen = next(p for p in points if p.gamma == gamma)
+    flat = round(problem.free_parameters - 2 * r.llc)
     reasons = (
         r.reasons[0],
+        f"{flat} of {problem.free_parameters} directions are flat at w* ("
+        f"{problem.certified_flat} of them certified exactly flat by a symmetry): a singular "
+        "model, whose flat directions rise at higher order, so gamma comes from a sweep",
         f"gamma = {gamma:.3g} (the quadratic theory's {r.gamma:.3g} holds the flat directions "
         f"down): a sweep at eps {r.eps:.3g} (gamma: estimate {shown}); below {gamma:.3g} the "
         "estimate no longer rises",

@@ -34,11 +34,43 @@ class LineFit:
 
 def weighted_line_fit(x: Sequence[float], y: Sequence[float], se: Sequence[float]) -> LineFit:
     """Weights ``1/se^2``; the parameter covariance is ``(X^T W X)^-1`` (errors known)."""
-    x, y, w = (np.asarray(v, dtype=float) for v in (x, y, 1.0 / np.square(se)))
-    design = np.stack([x, np.ones_like(x)], axis=1)
-    cov = np.linalg.inv(design.T @ (design * w[:, None]))
-    slope, intercept = cov @ (design.T @ (w * y))
-    return LineFit(float(slope), math.sqrt(cov[0, 0]), float(intercept), math.sqrt(cov[1, 1]))
+    x = np.asarray(x, dtype=float)
+    fit = weighted_fit(np.stack([x, np.ones_like(x)], axis=1), y, se, scaled=False)
+    (slope, intercept), (slope_se, intercept_se) = fit.coefficients, fit.errors
+    return LineFit(slope, slope_se, intercept, intercept_se)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A weighted least-squares fit: coefficients, their standard errors, and its chi-square
+    with the degrees of freedom behind it."""
+
+    coefficients: tuple[float, ...]
+    errors: tuple[float, ...]
+    chi2: float
+    dof: int
+
+    @property
+    def scale(self) -> float:
+        """``sqrt(max(1, chi2 / dof))``: how much the errors were widened because the points
+        scatter about the model more than their own errors say."""
+        return math.sqrt(max(1.0, self.chi2 / self.dof)) if self.dof > 0 else 1.0
+
+
+def weighted_fit(design, y: Sequence[float], se: Sequence[float], *, scaled: bool = True) -> Fit:
+    """``y ~ design @ beta`` with weights ``1/se^2``. The covariance is ``(X^T W X)^-1``; with
+    ``scaled`` it is multiplied by ``max(1, chi2/dof)`` (Birge's ratio), so that scatter beyond
+    the points' own errors (an effect the model leaves out) widens the coefficients' errors
+    instead of hiding in them; it is never narrowed."""
+    x = np.asarray(design, dtype=float)
+    y, w = np.asarray(y, dtype=float), 1.0 / np.square(np.asarray(se, dtype=float))
+    cov = np.linalg.inv(x.T @ (x * w[:, None]))
+    beta = cov @ (x.T @ (w * y))
+    chi2, dof = float(np.sum(w * (y - x @ beta) ** 2)), len(y) - x.shape[1]
+    fit = Fit(tuple(map(float, beta)), tuple(map(float, np.sqrt(np.diag(cov)))), chi2, dof)
+    if not scaled:
+        return fit
+    return Fit(fit.coefficients, tuple(e * fit.scale for e in fit.errors), chi2, dof)
 
 
 def combined(verdicts: Iterable[str]) -> str:

@@ -42,6 +42,9 @@ from llcgeo.validate import between, integer, positive
 FLAT = 1e-8  # eigenvalues below this fraction of the largest are flat: they do not move the loss
 BURNIN_TIMES = 5.0  # relaxation times of the slowest direction spent before recording
 NEGATIVE = 1e-6  # a negative eigenvalue beyond this fraction of the largest: not a minimum
+# a most negative eigenvalue of at least this share of the largest: a spectrum that is noise,
+# symmetric about 0, as at a zero-rank truth (curvature there is a positive-definite block)
+NOISE_LIKE = 0.9
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,13 @@ def _curvatures(eigenvalues: Sequence[float], noise: float) -> tuple[np.ndarray,
             "truth), and no curvature sets eps; choose eps by hand, or sweep it"
         )
     floor = max(noise, FLAT * h.max())
+    if -h.min() >= NOISE_LIKE * h.max():
+        raise SpecError(
+            f"every eigenvalue of the Hessian is of one size in both signs ({h.min():.3g} to "
+            f"{h.max():.3g}): the data's noise, not curvature. w* looks like a singular point "
+            "where no direction is curved (a zero-rank truth, say), and no curvature sets eps; "
+            "choose eps by hand, or sweep it"
+        )
     if h.min() < -max(noise, NEGATIVE * h.max()):
         raise SpecError(
             f"the Hessian has a negative eigenvalue ({h.min():.3g}, against {h.max():.3g}) beyond "
@@ -94,12 +104,15 @@ def recommend(
     noise: float = 0.0,
     quadratic: bool = False,
     max_burnin: int | None = None,
+    certified: int = 0,
 ) -> Recommendation:
     """Settings whose exact step-size bias, localization bias and relative standard error stay
     below ``bias``, ``localization`` and ``se`` (fractions of the LLC), with ``chains`` chains
     and at most ``max_steps`` steps. Eigenvalues within ``noise`` of 0 (the sampling noise of a
     Hessian estimated from data) count as flat directions; ``quadratic`` says the loss is
-    exactly quadratic (a linear layer), so flat directions add nothing and need no warning.
+    exactly quadratic (a linear layer), so flat directions add nothing and need no warning;
+    ``certified`` counts the flat directions a symmetry makes exactly flat (no warning for
+    them either).
     ``max_burnin`` caps the burn-in: gamma is then raised until the slowest direction relaxes
     within it, and the localization deficit is what that gamma gives (stated in the reasons)."""
     positive(nbeta, "nbeta")
@@ -140,7 +153,7 @@ def recommend(
         f"steps = {steps}: {steps - burnin} draws give a standard error of "
         f"{moments.standard_error(chains):.3g} with {chains} chains (target {se:.0%} of the LLC "
         f"{llc:g})",
-        *(() if quadratic else _singular_warning(h)),
+        *(() if quadratic else _singular_warning(h, certified)),
     )
     return Recommendation(
         eps, gamma, burnin, steps, chains, moments.mean, moments.standard_error(chains), llc,
@@ -154,12 +167,13 @@ def step_for_bias(bias: float, a_max: float) -> float:
     return STABILITY_BOUND * bias / ((1 + bias) * a_max)
 
 
-def _singular_warning(h: np.ndarray) -> tuple[str, ...]:
-    flat = int(np.sum(h == 0))
-    if not flat:
+def _singular_warning(h: np.ndarray, certified: int) -> tuple[str, ...]:
+    flat = int(np.sum(h == 0)) - certified
+    if flat <= 0:
         return ()
     return (
-        f"warning: {flat} of {h.size} directions are flat at w*. If the loss rises along them "
+        f"warning: {flat} of {h.size} directions are flat at w* beyond the {certified} a "
+        "symmetry certifies. If the loss rises along them "
         "at higher order (a singular model) they add to the LLC beyond the quadratic count, "
         "and this gamma, set for the curved directions, keeps them from it, so the estimate "
         "falls short; choose gamma (and the chain length) by a sweep then",

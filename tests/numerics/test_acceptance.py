@@ -96,3 +96,17 @@ def test_the_estimate_command_draws_the_traces(tmp_path, capsys):
     assert main(args) == 0
     assert "acceptance" in capsys.readouterr().out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_grid_of_gammas_gives_each_chain_its_own_potential():
+    from llcgeo.numerics.sgld import potential
+
+    gammas = torch.tensor([[1.0], [4.0], [9.0]], dtype=torch.float64)
+    drift = localized_gradient(_quadratic, nbeta=2.0, gamma=gammas, centre=torch.zeros(2))
+    w = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
+    loss, d = drift(w, None)
+    expected = 2.0 * loss + 0.5 * gammas[:, 0] * w.square().sum(1)
+    assert torch.equal(potential(w, loss, d), expected)
+    eps = torch.full((3, 1), 0.01, dtype=torch.float64)
+    state, info = build_mala_kernel(drift)(init_mala(w), None, eps, torch.Generator())
+    assert state.position.shape == (3, 2) and info.acceptance.shape == (3,)
