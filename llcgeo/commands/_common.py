@@ -185,11 +185,11 @@ def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("where the cases run")
     g.add_argument(
         "--scheduler",
-        default="inprocess",
+        default="auto",
         metavar="WHERE",
-        help="inprocess (default), processes (local worker processes), dask (a Dask "
-        "LocalCluster on this machine) or the address of a running Dask scheduler, e.g. "
-        "tcp://10.0.0.5:8786",
+        help="auto (default: one worker process a core where there are several, else this "
+        "process), inprocess, processes (local worker processes), dask (a Dask LocalCluster "
+        "on this machine) or the address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786",
     )
     g.add_argument(
         "--workers",
@@ -202,9 +202,7 @@ def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
 def executor_from_args(args):
     from llcgeo.report.executors import make_executor
 
-    if args.workers is not None and args.scheduler == "inprocess":
-        return make_executor("processes", args.workers)  # --workers N alone means processes
-    return make_executor(args.scheduler, args.workers)
+    return make_executor(args.scheduler, args.workers)  # --workers 1: this process
 
 
 def case_problem(args, manifold, layer, refine, config):

@@ -93,7 +93,9 @@ def _as_tensor(value, name: str) -> torch.Tensor:
         return tensor.to(torch.int64)
     if not tensor.is_floating_point():
         raise EstimationError(f"{name} must hold real numbers or integers, got {tensor.dtype}")
-    if not torch.isfinite(tensor).all():
+    # a sum is finite whenever every entry is; only a non-finite sum (or an overflow of one)
+    # needs the entry-by-entry look
+    if not torch.isfinite(tensor.sum()) and not torch.isfinite(tensor).all():
         raise EstimationError(f"{name} contain NaN or infinite values")
     return tensor.to(torch.float64)
 

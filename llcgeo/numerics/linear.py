@@ -20,12 +20,14 @@ line up entry for entry with the general :mod:`llcgeo.numerics.module` path.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from llcgeo.config import SGLDConfig
+from llcgeo.numerics.affine import MAX_PARAMETERS, Quadratic
 from llcgeo.numerics.device import resolve_dtype
 from llcgeo.numerics.problem import Problem
 
@@ -179,17 +181,19 @@ def _minibatch(z: torch.Tensor, residual: torch.Tensor, init_loss: float, layout
     """Each chain's batch loss ``L_B(theta* + D) - L(theta*)`` from its batch's statistics
     ``S_B = Z_B^T Z_B / |B|``, ``G_B = -R_B^T Z_B / |B|`` (``R = Y - Z theta*^T``):
     ``1/2 <D, D S_B> + <G_B, D> + (1/2 mean_B |r|^2 - L(theta*))``; ``batch`` is
-    ``(chains, |B|)``."""
+    ``(chains, |B|)``. The rows ``[z, r, |r|^2/2]`` are held side by side, so a step gathers
+    once and one batched product gives ``S_B`` and ``G_B`` together."""
     quadratic, flatten = _quadratic(layout, z.device)
+    p, m = layout.p, layout.m
+    joined = torch.cat([z, residual, 0.5 * residual.square().sum(dim=1, keepdim=True)], dim=1)
 
     def loss_and_grad(position: torch.Tensor, batch: torch.Tensor):
-        zb, rb = z[batch], residual[batch]  # (chains, |B|, p), (chains, |B|, m)
-        size = zb.shape[1]
-        s_b = torch.matmul(zb.transpose(1, 2), zb).div_(size)
-        g_b = torch.matmul(rb.transpose(1, 2), zb).div_(-size)
+        chains, size = batch.shape
+        rows = joined.index_select(0, batch.reshape(-1)).view(chains, size, -1)
+        products = torch.bmm(rows[:, :, :p].transpose(1, 2), rows[:, :, : p + m]).div_(size)
+        s_b, g_b = products[:, :, :p], products[:, :, p:].transpose(1, 2).neg()
         value, grad = quadratic(position, s_b, g_b, flatten(g_b))
-        start = rb.square().sum(dim=(1, 2)).div_(2 * size).sub_(init_loss)
-        return value.add_(start), grad
+        return value.add_(rows[:, :, -1].mean(dim=1).sub_(init_loss)), grad
 
     return loss_and_grad
 
@@ -217,9 +221,21 @@ def linear_problem(x, y, theta, config: SGLDConfig, mask=None) -> Problem:
     eigenvalues = hessian_eigenvalues(s, mask, layout)
     moments = None
     if config.batch_size is not None:
-        moments = data_moments(z, residual, moving_columns(mask, layout))
+        moments = functools.partial(data_moments, z, residual, moving_columns(mask, layout))
     work = _work_per_chain(layout, config.batch_size, start.element_size())
-    return Problem(fn, start, start, mask, init_loss, n, nbeta, (), eigenvalues, moments, work)
+    exact = None
+    if config.batch_size is None and layout.m * layout.p <= MAX_PARAMETERS:
+        exact = _flat_quadratic(s, -(residual.T @ z) / n, layout)
+    return Problem(fn, start, start, mask, init_loss, n, nbeta, (), eigenvalues, moments, work,
+                   quadratic=exact)  # fmt: skip
+
+
+def _flat_quadratic(s: torch.Tensor, gradient: torch.Tensor, layout: Layout) -> Quadratic:
+    """The loss as :class:`~llcgeo.numerics.affine.Quadratic` in position order: the Hessian
+    ``I_m (x) S`` and the gradient ``G`` at the fit, permuted from ``theta``'s order."""
+    inverse = torch.argsort(layout.order()).to(s.device)
+    hessian = torch.block_diag(*[s.to(torch.float64)] * layout.m)[inverse][:, inverse]
+    return Quadratic(hessian, gradient.to(torch.float64).reshape(-1)[inverse])
 
 
 def _work_per_chain(layout: Layout, batch: int | None, itemsize: int) -> int:

@@ -13,6 +13,7 @@ changing, say, ``sigma`` leaves the points ``x`` and the SGLD noise as they were
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -97,15 +98,21 @@ def teacher_student(manifold, layer: LinearLayer, n: int, *, seed: int, sigma: f
 class LinearMeasurement:
     """A measured LLC with what theory needs to predict it: the eigenvalues (float64, with
     multiplicity ``m``) of the block of the sample Hessian ``I_m (x) Z^T Z / n`` that moves, the
-    ``nbeta`` used and the sample size ``n``; on a minibatch run, the data's moments for the
-    exact minibatch expectation (:class:`llcgeo.numerics.linear.DataMoments`, or None when the
-    layer is too wide for them)."""
+    ``nbeta`` used and the sample size ``n``; on a minibatch run, ``moments`` computes the
+    data's moments for the exact minibatch expectation when first asked
+    (:attr:`data_moments`)."""
 
     estimate: LLCEstimate
     hessian_eigenvalues: np.ndarray
     nbeta: float
     n: int
-    data_moments: Any = None
+    moments: Any = None  # () -> DataMoments | None, on a minibatch run
+
+    @functools.cached_property
+    def data_moments(self):
+        """:class:`llcgeo.numerics.linear.DataMoments` (None on a full-batch run, or for a
+        layer too wide for its fourth moment), computed once, when a verdict first needs it."""
+        return None if self.moments is None else self.moments()
 
     def __post_init__(self):
         values = np.array(self.hessian_eigenvalues, dtype=np.float64)
@@ -157,7 +164,7 @@ def measure_problem(problem: Problem, config: SGLDConfig, *, seed: int, progress
     started = time.perf_counter() if started is None else started
     estimate = estimate_problem(problem, config, seed=seed, progress=progress, started=started)
     return LinearMeasurement(
-        estimate, problem.hessian_eigenvalues, problem.nbeta, problem.n, problem.data_moments
+        estimate, problem.hessian_eigenvalues, problem.nbeta, problem.n, problem.moments
     )
 
 

@@ -217,9 +217,10 @@ def minibatches(
         while True:
             yield torch.randint(n, (chains, batch_size), generator=generator, device=device)
     per_epoch = n // batch_size
-    while True:
-        keys = torch.rand(chains, n, generator=generator, device=device, dtype=torch.float64)
-        order = keys.argsort(dim=1)
+    while True:  # a linear-time shuffle a chain (an argsort of random keys takes n log n)
+        order = torch.stack(
+            [torch.randperm(n, generator=generator, device=device) for _ in range(chains)]
+        )
         for i in range(per_epoch):
             yield order[:, i * batch_size : (i + 1) * batch_size]
 

@@ -28,7 +28,7 @@ from llcgeo.errors import SpecError
 from llcgeo.serialize import to_jsonable
 from llcgeo.validate import integer
 
-SCHEDULERS = ("inprocess", "processes", "dask")  # and a Dask scheduler's address
+SCHEDULERS = ("auto", "inprocess", "processes", "dask")  # and a Dask scheduler's address
 
 
 @dataclass(frozen=True)
@@ -150,10 +150,14 @@ def _check_workers(workers: int) -> int:
     return integer(workers, "workers", 1)
 
 
-def make_executor(scheduler: str = "inprocess", workers: int | None = None):
-    """The executor a command line names: ``inprocess``, ``processes`` (``workers`` local
-    processes, default the cores), ``dask`` (a ``LocalCluster``), or a Dask scheduler address
-    such as ``tcp://10.0.0.5:8786``."""
+def make_executor(scheduler: str = "auto", workers: int | None = None):
+    """The executor a command line names: ``auto`` (local processes, one a core, where this
+    machine has several cores; else this process), ``inprocess``, ``processes`` (``workers``
+    local processes, default the cores), ``dask`` (a ``LocalCluster``), or a Dask scheduler
+    address such as ``tcp://10.0.0.5:8786``."""
+    if scheduler == "auto":
+        cores = os.cpu_count() or 1 if workers is None else workers
+        return InProcess() if cores <= 1 else LocalProcesses(cores)
     if scheduler == "inprocess":
         return InProcess()
     if scheduler == "processes":

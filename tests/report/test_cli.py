@@ -24,7 +24,11 @@ def llcgeo(monkeypatch, toy):
         return real_suite(name)
 
     monkeypatch.setattr(suites, "suite", toy_suite)
-    return lambda *args: cli.main(["report", *args])
+    def run(*args):  # in this process unless a test names where: cases in the listed order
+        named = {"--scheduler", "--workers"} & set(args)
+        return cli.main(["report", *args, *(() if named else ("--scheduler", "inprocess"))])
+
+    return run
 
 
 def test_report_runs_prints_where_and_verdicts(llcgeo, tmp_path, capsys):

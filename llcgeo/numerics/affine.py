@@ -1,0 +1,98 @@
+"""SGLD on an exactly quadratic loss, as the affine map it is.
+
+For ``L(w) - L(w*) = 1/2 D^T H D + g^T D`` (``D = w - w*``), one SGLD step is
+
+    D <- D A + b + sqrt(eps) noise_level xi,
+    A = I - (eps/2)(nbeta H + gamma I),   b = -(eps/2) nbeta g
+
+(entries a mask freezes keep ``A``'s identity row and no ``b`` or noise). Each step is then one
+matrix product on all chains at once, and the recorded losses ``1/2 D^T H D + g^T D`` are formed
+afterwards, a block of steps at a time. The Gaussian draws are made one step at a time with the
+same shape, order and generator as :func:`llcgeo.numerics.sgld.build_kernel`'s, so the chains
+are the kernel's chains: the same numbers up to rounding (a test holds them to 1e-10). Small
+problems pay per operation, not per entry, so this is several times faster there; where the
+parameters are many, the dense ``A`` (``P x P``) costs more than the path's structured step,
+and :func:`affine_run_fits` says no.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+
+from llcgeo.numerics.sgld import ChainRun, SGLDState
+
+MAX_PARAMETERS = 256  # a dense A beyond this costs more than a structured step
+BLOCK_BYTES = 8 << 20  # the positions held at once to form their losses
+
+
+class Quadratic(NamedTuple):
+    """``L(w) - L(w*) = 1/2 D^T H D + g^T D`` in the problem's own coordinates (``D = w -
+    centre``), ``H`` the full Hessian ``(P, P)``, ``g`` the gradient at the centre ``(P,)``."""
+
+    hessian: torch.Tensor
+    gradient: torch.Tensor
+
+
+def affine_run_fits(problem, config) -> bool:
+    """Whether ``config``'s run of ``problem`` is plain full-batch SGLD on a known quadratic
+    small enough for a dense ``A``."""
+    plain = config.sampler == "sgld" and not config.acceptance and config.bounding_box is None
+    return (
+        plain
+        and config.batch_size is None
+        and problem.quadratic is not None
+        and problem.start.numel() <= MAX_PARAMETERS
+    )
+
+
+def run_affine(problem, config, *, eps: float, gamma: float, steps: int, burnin: int,
+               generator: torch.Generator, progress=None) -> ChainRun:  # fmt: skip
+    """The :class:`~llcgeo.numerics.sgld.ChainRun` of ``steps`` plain SGLD steps of
+    ``problem`` (whose ``quadratic`` is set), the same chains the kernel would run."""
+    start = problem.start.expand(config.chains, -1)
+    a_t, b, scale = _step_map(problem, config, eps, gamma)
+    h, g = (t.to(start) for t in problem.quadratic)
+    offsets, losses = start - problem.centre, torch.empty(config.chains, steps, dtype=start.dtype)
+    block = max(1, BLOCK_BYTES // (8 * start.numel()))
+    every = max(1, steps // 100)
+    for first in range(0, steps, block):
+        count = min(block, steps - first)
+        held = torch.empty(count, *offsets.shape, dtype=start.dtype, device=start.device)
+        for k in range(count):
+            held[k] = offsets  # the loss is recorded where the step starts
+            noise = torch.randn(offsets.shape, generator=generator, dtype=start.dtype,
+                                device=start.device)  # fmt: skip
+            offsets = torch.addmm(noise.mul_(scale).add_(b), offsets, a_t)
+            if progress is not None and ((first + k + 1) % every == 0 or first + k + 1 == steps):
+                progress(first + k + 1, steps)
+        losses[:, first : first + count] = _losses(held, h, g).T.to(losses.device)
+    final = SGLDState(offsets + problem.centre, steps)
+    return ChainRun(losses[:, burnin:], losses.amax(dim=1), final)
+
+
+def _step_map(problem, config, eps: float, gamma: float):
+    """``(A^T, b, noise scale)``: a frozen entry keeps its identity row, no drift and no
+    noise (its column stays: a frozen offset still pulls on the entries that move)."""
+    h, g = problem.quadratic
+    size = h.shape[0]
+    a = torch.eye(size, dtype=h.dtype, device=h.device) * (1 - 0.5 * eps * gamma)
+    a = a - (0.5 * eps * problem.nbeta) * h
+    b = -(0.5 * eps * problem.nbeta) * g
+    scale = torch.full((size,), math.sqrt(eps) * config.noise_level, dtype=h.dtype)
+    if problem.mask is not None:
+        frozen = ~problem.mask.to(h.device)
+        a[frozen, :] = 0.0
+        a[frozen, frozen] = 1.0
+        b, scale = b.masked_fill(frozen, 0.0), scale.masked_fill(frozen.cpu(), 0.0)
+    dtype = problem.start.dtype
+    return a.T.contiguous().to(dtype), b.to(dtype), scale.to(problem.start.device, dtype)
+
+
+def _losses(held: torch.Tensor, h: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``1/2 D^T H D + g^T D`` for every held position ``(steps, chains)``."""
+    flat = held.reshape(-1, held.shape[-1])
+    values = torch.linalg.vecdot(flat, torch.addmm(g, flat, h, alpha=0.5))
+    return values.view(held.shape[:2])
