@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from llcgeo.config import SGLDConfig
+from llcgeo.numerics.losses import CrossEntropy, gaussian_loss
 from llcgeo.numerics.problem import Problem
 
 # parameter-free modules that act entry by entry, so they apply to stacked tensors unchanged
@@ -73,12 +74,17 @@ def stacked_problem(model: nn.Sequential, x, y, config: SGLDConfig, mask, loss) 
     with torch.no_grad():
         init_loss = float(batch_loss(centre[None], x[None], y[None])[0])
 
+    by_hand = _backward_by_hand(plan, sizes, loss)
+
     def loss_and_grad(position: torch.Tensor, batch):
         if batch is None:
             xb = x.expand(position.shape[0], *x.shape)
             yb = y.expand(position.shape[0], *y.shape)
         else:
             xb, yb = x[batch], y[batch]
+        if by_hand is not None:
+            values, grad = by_hand(position, xb, yb)
+            return values - init_loss, grad
         w = position.detach().requires_grad_(True)
         with torch.enable_grad():
             values = batch_loss(w, xb, yb)
@@ -92,3 +98,83 @@ def stacked_problem(model: nn.Sequential, x, y, config: SGLDConfig, mask, loss) 
     work = x.element_size() * (3 * rows * widths + 3 * centre.numel())
     return Problem(loss_and_grad, centre, centre, mask, init_loss, n, config.resolved_nbeta(n),
                    work_per_chain=work)  # fmt: skip
+
+
+def _derivative(module: nn.Module):
+    """``(pre, post) -> d post / d pre`` of an elementwise activation, where it is short to
+    write (``None``: the identity); the other activations go through autograd."""
+    if type(module) is nn.Identity:
+        return None
+    if type(module) is nn.ReLU:
+        return lambda pre, post: (pre > 0).to(pre.dtype)
+    if type(module) is nn.Tanh:
+        return lambda pre, post: 1 - post * post
+    if type(module) is nn.Sigmoid:
+        return lambda pre, post: post * (1 - post)
+    if type(module) is nn.LeakyReLU:
+        slope = module.negative_slope
+        return lambda pre, post: torch.where(pre > 0, 1.0, slope).to(pre.dtype)
+    raise KeyError(type(module).__name__)
+
+
+def _output_gradient(loss, outputs: torch.Tensor, targets: torch.Tensor):
+    """``(per-chain mean loss, its gradient in the outputs)`` for the Gaussian loss or the
+    cross-entropy, by hand; ``None`` for any other loss."""
+    rows = outputs.shape[1]
+    if loss is gaussian_loss:
+        residual = outputs - targets
+        return 0.5 * residual.square().sum(dim=(1, 2)) / rows, residual / rows
+    if not isinstance(loss, CrossEntropy):
+        return None
+    classes, s = outputs.shape[-1], loss.label_smoothing
+    if targets.is_floating_point():
+        wanted = (1 - s) * targets + s / classes
+    else:
+        wanted = torch.nn.functional.one_hot(targets, classes).to(outputs.dtype)
+        wanted = (1 - s) * wanted + s / classes
+    log_p = torch.log_softmax(outputs, dim=-1)
+    values = -(wanted * log_p).sum(dim=(1, 2)) / rows
+    return values, (log_p.exp() - wanted) / rows
+
+
+def _backward_by_hand(plan, sizes, loss):
+    """``(position, xb, yb) -> (per-chain loss, gradient)``: the forward pass keeping each
+    layer's input, then its backward written out (``dW = delta^T h``, ``db = sum delta``,
+    ``delta <- (delta W) act'``): the products a hand-written step makes, nothing more.
+    ``None`` where an activation's derivative or the loss is not one of those written here."""
+    if loss is not gaussian_loss and not isinstance(loss, CrossEntropy):
+        return None
+    try:
+        derivatives = [_derivative(step[0]) if step[0] != "linear" else "linear" for step in plan]
+    except KeyError:
+        return None
+
+    def run(position: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor):
+        parts, h, saved = iter(position.split(sizes, dim=1)), xb, []
+        for step, derivative in zip(plan, derivatives):
+            if derivative == "linear":
+                _, out, inp, has_bias = step
+                weight = next(parts).view(-1, out, inp)
+                bias = next(parts).view(-1, 1, out) if has_bias else None
+                saved.append(("linear", h, weight, has_bias))
+                h = torch.bmm(h, weight.transpose(1, 2)) if bias is None else torch.baddbmm(
+                    bias, h, weight.transpose(1, 2))  # fmt: skip
+            else:
+                post = step[0](h)
+                saved.append(("act", h, post, derivative))
+                h = post
+        values, delta = _output_gradient(loss, h, yb)
+        grads = []
+        for i, record in enumerate(reversed(saved)):
+            if record[0] == "act":
+                delta = delta if record[3] is None else delta * record[3](record[1], record[2])
+                continue
+            _, h_in, weight, has_bias = record
+            if has_bias:
+                grads.append(delta.sum(dim=1))
+            grads.append(torch.bmm(delta.transpose(1, 2), h_in).flatten(1))
+            if i + 1 < len(saved):
+                delta = torch.bmm(delta, weight)
+        return values, torch.cat(grads[::-1], dim=1)
+
+    return run

@@ -9,7 +9,7 @@ import torch
 
 from llcgeo import SGLDConfig, estimate_llc
 from llcgeo.errors import EstimationError, SpecError
-from llcgeo.numerics.losses import cross_entropy
+from llcgeo.numerics.losses import cross_entropy, per_sample_loss
 from llcgeo.numerics.rmsprop import build_rmsprop_kernel, init_rmsprop
 from llcgeo.numerics.sgld import localized_gradient
 
@@ -268,6 +268,30 @@ def test_the_stacked_mlp_path_follows_the_general_path(loss, batch_size):
     fast = estimate_llc(net, x, y, loss=loss, config=config, device="cpu", seed=2)
     general = estimate_llc(_Wrapped(net), x, y, loss=loss, config=config, device="cpu", seed=2)
     assert fast.init_loss == pytest.approx(general.init_loss, rel=1e-12)
+    torch.testing.assert_close(
+        torch.tensor(fast.loss_trace), torch.tensor(general.loss_trace), rtol=1e-9, atol=1e-12
+    )
+
+
+@pytest.mark.parametrize("loss", ["gaussian", "cross_entropy", "smoothed"])
+@pytest.mark.parametrize("batch_size", [None, 16])
+def test_the_backward_written_by_hand_follows_the_general_path(loss, batch_size):
+    from llcgeo.numerics.stacked import _backward_by_hand, _layers
+
+    g = torch.Generator().manual_seed(7)
+    torch.manual_seed(7)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 5, bias=False),
+        torch.nn.Tanh(), torch.nn.Linear(5, 5), torch.nn.LeakyReLU(0.2), torch.nn.Linear(5, 4),
+        torch.nn.Sigmoid(), torch.nn.Identity(), torch.nn.Linear(4, 3),
+    ).double()  # fmt: skip
+    named = {"smoothed": cross_entropy(0.1)}.get(loss, loss)
+    assert _backward_by_hand(list(_layers(net)), [1], per_sample_loss(named)) is not None
+    x = torch.randn(48, 4, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (48,), generator=g) if loss != "gaussian" else net(x).detach()
+    config = SGLDConfig(eps=1e-3, chains=3, steps=30, burnin=5, batch_size=batch_size)
+    fast = estimate_llc(net, x, y, loss=named, config=config, device="cpu", seed=2)
+    general = estimate_llc(_Wrapped(net), x, y, loss=named, config=config, device="cpu", seed=2)
     torch.testing.assert_close(
         torch.tensor(fast.loss_trace), torch.tensor(general.loss_trace), rtol=1e-9, atol=1e-12
     )
