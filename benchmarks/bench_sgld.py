@@ -82,14 +82,18 @@ def run_devinterp(fit, config: SGLDConfig, nbeta: float, args):
     return devinterp_on(model, x, y, config, nbeta, args)
 
 
-def devinterp_on(model, x, y, config: SGLDConfig, nbeta: float, args):
-    """devinterp 2's ``llc`` on ``model`` with the Gaussian loss on ``(x, y)`` at ``config``'s
-    settings: ``(mean, se, best wall time)``."""
+def gaussian_per_sample(outputs, targets):
+    return 0.5 * (outputs - targets).square().sum(dim=1)
+
+
+def devinterp_on(model, x, y, config: SGLDConfig, nbeta: float, args, loss=gaussian_per_sample):
+    """devinterp 2's ``llc`` on ``model`` with the per-sample ``loss`` (the Gaussian loss by
+    default) on ``(x, y)`` at ``config``'s settings: ``(mean, se, best wall time)``."""
     from devinterp.slt.llc import llc
 
     def loss_fn(model, input_ids):  # per-"token" loss of shape (batch, 1)
         rows = input_ids[:, 0]
-        return 0.5 * (model(x[rows]) - y[rows]).square().sum(dim=1, keepdim=True)
+        return loss(model(x[rows]), y[rows]).unsqueeze(1)
 
     def run():
         with warnings.catch_warnings():
@@ -178,13 +182,14 @@ def throughput(args) -> None:
         )
 
 
-def sgld_arguments(parser: argparse.ArgumentParser, *, gamma: float) -> None:
-    """The comparison's data and SGLD settings, shared by the benchmarks against devinterp."""
+def sgld_arguments(parser: argparse.ArgumentParser, *, gamma, batch_size=256) -> None:
+    """The comparison's data and SGLD settings, shared by the benchmarks against devinterp
+    (a default of ``None``: the benchmark fills it in per problem)."""
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--draws", type=int, default=500)
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=batch_size)
     parser.add_argument("--eps", type=float, default=1e-4)
     parser.add_argument("--gamma", type=float, default=gamma)
     parser.add_argument("--seed", type=int, default=0)

@@ -38,6 +38,7 @@ _LAZY = {
     "LLCEstimate": "llcgeo.numerics",
     "reconcile_case": "llcgeo.reconcile",
     "calibrate": "llcgeo.reconcile.calibration",
+    "scan": "llcgeo.report.scan",
 }
 # subpackages are modules, never functions: ``llcgeo.reconcile`` is always the package
 _SUBPACKAGES = ("theory", "numerics", "reconcile", "report", "commands", "testing")

@@ -18,7 +18,7 @@ from importlib import import_module
 from llcgeo.errors import LLCGeoError
 from llcgeo.limits import MEMORY_ENV, TIME_ENV, derivation_seconds, memory_limit, run_seconds
 
-COMMANDS = ("predict", "estimate", "verify", "calibrate", "report", "check")
+COMMANDS = ("predict", "estimate", "verify", "calibrate", "report", "check", "scan")
 DEBUG_ENV = "LLCGEO_DEBUG"
 
 

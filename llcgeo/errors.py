@@ -19,3 +19,8 @@ class DerivationError(LLCGeoError, ValueError):
 
 class EstimationError(LLCGeoError, ValueError):
     """Inputs to an LLC estimate are inconsistent (shapes, masks, devices, data)."""
+
+
+class ScanError(LLCGeoError, ValueError):
+    """A network cannot be scanned: no norm, no linear reader, an op the tracer cannot follow,
+    or a file in an unsafe format (says which)."""

@@ -20,6 +20,13 @@ threshold                  value      why
 ``STABILITY_SHARE``        0.25       past this share of the bound, the stiffest direction's
                                       part of the estimate is inflated by a third or more
 ``LOW_ACCEPTANCE``         0.5        a Metropolis test would reject most SGLD steps below it
+``FLAT``                   1e-9       a Hessian eigenvalue below this share of the largest
+                                      counts as zero (float64 rounding is far below it)
+``RANK_GAP``               1e6        a rank is trusted where the smallest counted eigenvalue
+                                      is this many times the largest uncounted one
+``SHIFT_LIMIT``            0.05       the largest measured shift of an estimate from its
+                                      quadratic model (a share of the LLC) still read as a
+                                      correction
 =========================  =========  =========================================================
 
 >>> ess_problem(114.0)
@@ -39,6 +46,14 @@ ESS_MIN = 400
 STABILITY_BOUND = 4.0
 STABILITY_SHARE = 0.25
 LOW_ACCEPTANCE = 0.5
+# a Hessian's numerical rank: eigenvalues above FLAT of the largest count, and a count is
+# trusted where the smallest counted over the largest uncounted is at least RANK_GAP
+FLAT = 1e-9
+RANK_GAP = 1e6
+# the measured higher-order shift of an estimate from its quadratic model is a credible
+# allowance only while it is a small correction: past this fraction of the LLC the quadratic
+# model does not describe the loss at those settings
+SHIFT_LIMIT = 0.05
 
 
 def rhat_problem(rhat: float) -> str | None:

@@ -223,8 +223,13 @@ def calibrated(args, problem, config):
         for name in ("bias", "localization", "se")
         if hasattr(args, f"{name}_target")
     }
-    return calibrate_problem(problem, config, seed=args.seed,
-                             progress=step_progress(sys.stderr, "calibrating"), **targets)
+    return calibrate_problem(
+        problem,
+        config,
+        seed=args.seed,
+        progress=step_progress(sys.stderr, "calibrating"),
+        **targets,
+    )
 
 
 def settled(args, manifold, layer, refine, config):

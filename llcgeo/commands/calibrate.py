@@ -103,7 +103,8 @@ def _evidence(args, problem, calibration) -> list[dict]:
     from llcgeo.reconcile.calibration import evidence, evidence_figure
     from llcgeo.report.figures import save
 
-    points = evidence(problem, calibration, seed=args.seed,
-                      progress=step_progress(sys.stderr, "the grid"))
+    points = evidence(
+        problem, calibration, seed=args.seed, progress=step_progress(sys.stderr, "the grid")
+    )
     save(evidence_figure(points, calibration), args.figure)
     return [p._asdict() for p in points]

@@ -33,8 +33,9 @@ def run(args) -> int:
     layer, refine = layer_from_args(args)
     config, problem = settled(args, manifold, layer, refine, config_from_args(args))
     case = Case(manifold, layer, refine, args.n, config, seed=args.seed, sigma=args.sigma)
-    result = reconcile_case(case, device=args.device, problem=problem,
-                            progress=step_progress(sys.stderr))
+    result = reconcile_case(
+        case, device=args.device, problem=problem, progress=step_progress(sys.stderr)
+    )
     record = {
         "verdict": result.verdict,
         "predicted_llc": result.predicted_llc,

@@ -98,6 +98,8 @@ def family_keys() -> dict[str, tuple[str, ...]]:
         for name in mf.FAMILIES
         if name not in mf.EXPRESSION_FAMILIES
     }
+
+
 CLAIM_NAMES = ("m", "d")
 
 

@@ -46,19 +46,19 @@ def hessian_spectrum(
 
 
 PROBE_STEPS = 8  # Lanczos steps for the top eigenvalue: the extremes converge first
-PROBE_ROWS = 1024  # samples its Hessian is taken on, on a minibatch run of a larger data set
 
 
-def top_eigenvalue(problem: Problem, *, minibatched: bool, seed: int = 0) -> tuple[float, bool]:
+def top_eigenvalue(problem: Problem, *, batch_size: int | None, seed: int = 0):
     """``(h_max, exact)``: the largest Hessian eigenvalue, exact on the linear path, else the
-    top Ritz value of ``PROBE_STEPS`` Lanczos steps (a lower bound, close for the extremes),
-    on ``PROBE_ROWS`` random samples where a minibatch run has more (the path takes batches)."""
+    top Ritz value of ``PROBE_STEPS`` Lanczos steps (a lower bound, close for the extremes).
+    A minibatch run's is taken on one batch of random rows: the Hessian a step sees (its top
+    eigenvalue is on average at least the full batch's), at the cost of a few steps."""
     if problem.hessian_eigenvalues is not None:
         return float(np.max(problem.hessian_eigenvalues, initial=0.0)), True
     rows = None
-    if minibatched and problem.n > PROBE_ROWS:
+    if batch_size is not None and problem.n > batch_size:
         generator = torch.Generator().manual_seed(seed)
-        rows = torch.randperm(problem.n, generator=generator)[:PROBE_ROWS]
+        rows = torch.randperm(problem.n, generator=generator)[:batch_size]
     spectrum = hessian_spectrum(problem, steps=PROBE_STEPS, seed=seed, rows=rows)
     return float(spectrum[-1]), False
 

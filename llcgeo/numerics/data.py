@@ -111,9 +111,16 @@ def _shapes(x: Data):
     return tree_map(lambda t: tuple(t.shape), x)
 
 
-def take(x: Data, index) -> Data:
+def gather(data: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``data[index]`` for an index tensor of any shape (``index_select``: a third of advanced
+    indexing's time on a step's few hundred rows)."""
+    flat = index.reshape(-1).to(data.device)  # a no-op where the index is already there
+    return data.index_select(0, flat).view(*index.shape, *data.shape[1:])
+
+
+def take(x: Data, index: torch.Tensor) -> Data:
     """The rows ``index`` of every tensor of ``x``."""
-    return tree_map(lambda t: t[index], x)
+    return tree_map(lambda t: gather(t, index), x)
 
 
 def to_device(x: Data, device, dtype: torch.dtype) -> Data:

@@ -227,7 +227,7 @@ def _stability(problem: Problem, config: SGLDConfig, seed: int) -> tuple[str, ..
     RMSProp preconditioner change the bound)."""
     if not config.traits.stable_below_bound or config.traits.metropolis:
         return ()
-    h_max, exact = top_eigenvalue(problem, minibatched=config.batch_size is not None, seed=seed)
+    h_max, exact = top_eigenvalue(problem, batch_size=config.batch_size, seed=seed)
     text = stability_warning(config.eps, problem.nbeta, config.gamma, h_max, lower=not exact)
     return () if text is None else (text,)
 

@@ -83,8 +83,14 @@ class IsometrySpec:
         integer(self.batch, "batch", 2)
         integer(self.depth, "depth", 1, MAX_DEPTH)
         integer(self.networks, "networks", 1)
-        between(self.rho0, "rho0 (full-rank batch)", -1 / (self.batch - 1), 1, open_low=True,
-                open_high=True)
+        between(
+            self.rho0,
+            "rho0 (full-rank batch)",
+            -1 / (self.batch - 1),
+            1,
+            open_low=True,
+            open_high=True,
+        )
         positive(self.weight_variance, "weight_variance")
         check_seed(self.seed)
         resolve_dtype(self.dtype)

@@ -177,23 +177,27 @@ def _full_batch(s: torch.Tensor, centre_grad: torch.Tensor, layout: Layout):
     return lambda position, batch: quadratic(position, s, centre_grad, flat_g)
 
 
-def _minibatch(z: torch.Tensor, residual: torch.Tensor, init_loss: float, layout: Layout):
-    """Each chain's batch loss ``L_B(theta* + D) - L(theta*)`` from its batch's statistics
-    ``S_B = Z_B^T Z_B / |B|``, ``G_B = -R_B^T Z_B / |B|`` (``R = Y - Z theta*^T``):
-    ``1/2 <D, D S_B> + <G_B, D> + (1/2 mean_B |r|^2 - L(theta*))``; ``batch`` is
-    ``(chains, |B|)``. The rows ``[z, r, |r|^2/2]`` are held side by side, so a step gathers
-    once and one batched product gives ``S_B`` and ``G_B`` together."""
-    quadratic, flatten = _quadratic(layout, z.device)
-    p, m = layout.p, layout.m
-    joined = torch.cat([z, residual, 0.5 * residual.square().sum(dim=1, keepdim=True)], dim=1)
+def _minibatch(x: torch.Tensor, residual: torch.Tensor, init_loss: float, layout: Layout):
+    """Each chain's batch loss ``L_B(theta* + D) - L(theta*)``, ``1/2 mean_B |e|^2 - L(theta*)``
+    with errors ``e = D_W x + D_b - r`` (``r = y - theta* z``), and its gradient
+    ``(mean_B e x^T, mean_B e)``; ``batch`` is ``(chains, |B|)``. It works in the position's
+    own order (``W`` flat, then ``b``), so a step gathers the rows ``[x, r]`` once and needs
+    two batched products and no permutation."""
+    m, d = layout.m, layout.d
+    joined = torch.cat([x, residual], dim=1)
 
     def loss_and_grad(position: torch.Tensor, batch: torch.Tensor):
         chains, size = batch.shape
-        rows = joined.index_select(0, batch.reshape(-1)).view(chains, size, -1)
-        products = torch.bmm(rows[:, :, :p].transpose(1, 2), rows[:, :, : p + m]).div_(size)
-        s_b, g_b = products[:, :, :p], products[:, :, p:].transpose(1, 2).neg()
-        value, grad = quadratic(position, s_b, g_b, flatten(g_b))
-        return value.add_(rows[:, :, -1].mean(dim=1).sub_(init_loss)), grad
+        rows = joined.index_select(0, batch.reshape(-1)).view(chains, size, d + m)
+        x_b, r_b = rows[:, :, :d], rows[:, :, d:]
+        shift = position[:, m * d :].unsqueeze(1).sub(r_b) if layout.bias else r_b.neg()
+        weight = position[:, : m * d].view(chains, m, d)
+        errors = torch.baddbmm(shift, x_b, weight.transpose(1, 2))
+        value = torch.linalg.vecdot(errors, errors, dim=-1).mean(dim=1).mul_(0.5).sub_(init_loss)
+        grad = torch.bmm(errors.transpose(1, 2), x_b).view(chains, m * d)
+        if layout.bias:
+            grad = torch.cat([grad, errors.sum(dim=1)], dim=1)
+        return value, grad.div_(size)
 
     return loss_and_grad
 
@@ -215,7 +219,7 @@ def linear_problem(x, y, theta, config: SGLDConfig, mask=None) -> Problem:
     if config.batch_size is None:
         fn = _full_batch(s.to(dtype), (-(residual.T @ z) / n).to(dtype), layout)
     else:
-        fn = _minibatch(z.to(dtype), residual.to(dtype), init_loss, layout)
+        fn = _minibatch(x.to(dtype), residual.to(dtype), init_loss, layout)
     start = torch.zeros(m * z.shape[1], dtype=dtype, device=x.device)
     mask = None if mask is None else mask.to(x.device)
     eigenvalues = hessian_eigenvalues(s, mask, layout)

@@ -18,7 +18,7 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from llcgeo.config import SGLDConfig
 from llcgeo.errors import EstimationError
-from llcgeo.numerics.data import Data, sample_count, take
+from llcgeo.numerics.data import Data, gather, sample_count, take
 from llcgeo.numerics.device import resolve_dtype
 from llcgeo.numerics.losses import check_targets
 from llcgeo.numerics.problem import Problem
@@ -35,7 +35,7 @@ def probe(model: torch.nn.Module, x: Data, y, loss, named, output_fn=None) -> in
     """Apply model and loss to two samples, turning shape and argument errors into clear
     messages (``named`` is the loss's name, or ``None`` for a callable); the elements of
     activation each sample makes (the outputs of the model's leaf modules), for the plan."""
-    first = take(x, slice(0, 2))
+    first = take(x, torch.arange(min(2, sample_count(x))))
     with _activations(model) as counted:
         raw = _applied(lambda: _forward(model, first), x, y)
     outputs = _outputs_of(raw, output_fn, x, y)
@@ -151,7 +151,7 @@ def module_problem(
         if batch is None:
             grad, value = shared(position, x, y)
         else:
-            grad, value = own(position, take(x, batch), y[batch])
+            grad, value = own(position, take(x, batch), gather(y, batch))
         return value - init_loss, grad
 
     mask = None if mask is None else mask.to(device)

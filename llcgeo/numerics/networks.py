@@ -271,13 +271,21 @@ class HeadMeasurement(NamedTuple):
 def measure_head(trained: TrainedHead, hessian, config: SGLDConfig, *, moving_bias, seed, device):
     """Both estimates of :class:`HeadMeasurement` for ``trained``'s head, the weight moving
     (and the bias where ``moving_bias``), under the smoothed cross-entropy."""
+    head, masks = head_module(trained, moving_bias=moving_bias)
+    loss = cross_entropy(SMOOTHING)
+    return measure_with_quadratic(head, trained.features, trained.labels, loss, hessian, config,
+                                  masks=masks, seed=seed, device=device)  # fmt: skip
+
+
+def measure_with_quadratic(model, inputs, targets, loss, hessian, config: SGLDConfig, *,
+                           masks=None, seed, device) -> HeadMeasurement:  # fmt: skip
+    """``model``'s estimate at its parameters and, with the same seed (the same noise), the
+    estimate on its exact quadratic model ``hessian`` (on the entries ``masks`` move)."""
     from llcgeo.numerics.estimate import estimate_problem, model_problem
 
-    head, masks = head_module(trained, moving_bias=moving_bias)
-    loss, target = cross_entropy(SMOOTHING), resolve_device(device)
-    parameters = config.chains * hessian.shape[0]
-    with thread_policy(parameters, target):
-        problem = model_problem(head, trained.features, trained.labels, config, masks, loss, target)
+    target = resolve_device(device)
+    with thread_policy(config.chains * hessian.shape[0], target):
+        problem = model_problem(model, inputs, targets, config, masks, loss, target)
         real = estimate_problem(
             problem, config, seed=seed, progress=None, started=time.perf_counter()
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from llcgeo.config import SGLDConfig
+from llcgeo.numerics.data import gather
 from llcgeo.numerics.problem import Problem
 
 
@@ -37,11 +38,11 @@ def softmax_problem(x, labels, weight, bias, config: SGLDConfig, mask, smoothing
     def loss_and_grad(position: torch.Tensor, batch):
         # classes before rows: every reduction over the K classes runs along whole rows
         w = position[:, :size].view(-1, classes, d)
-        xb = x if batch is None else x[batch]
+        xb = x if batch is None else gather(x, batch)
         if batch is None:
             m, t_mean = moment, mean_targets
         else:
-            tb = targets[batch]
+            tb = gather(targets, batch)
             m = tb.transpose(1, 2) @ xb / xb.shape[1]
             t_mean = tb.mean(dim=1)
         logits = torch.matmul(w, xb.transpose(-1, -2))  # (chains, K, rows)

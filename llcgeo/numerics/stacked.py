@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from llcgeo.config import SGLDConfig
+from llcgeo.numerics.data import gather
 from llcgeo.numerics.losses import CrossEntropy, gaussian_loss
 from llcgeo.numerics.problem import Problem
 
@@ -81,7 +82,7 @@ def stacked_problem(model: nn.Sequential, x, y, config: SGLDConfig, mask, loss) 
             xb = x.expand(position.shape[0], *x.shape)
             yb = y.expand(position.shape[0], *y.shape)
         else:
-            xb, yb = x[batch], y[batch]
+            xb, yb = gather(x, batch), gather(y, batch)
         if by_hand is not None:
             values, grad = by_hand(position, xb, yb)
             return values - init_loss, grad
@@ -100,21 +101,25 @@ def stacked_problem(model: nn.Sequential, x, y, config: SGLDConfig, mask, loss) 
                    work_per_chain=work)  # fmt: skip
 
 
-def _derivative(module: nn.Module):
-    """``(pre, post) -> d post / d pre`` of an elementwise activation, where it is short to
-    write (``None``: the identity); the other activations go through autograd."""
+def _chain_rule(module: nn.Module):
+    """``(delta, pre, post) -> delta * act'(pre)`` of an elementwise activation, in place on
+    ``delta`` where it is short to write (``None``: the identity); the other activations go
+    through autograd."""
     if type(module) is nn.Identity:
         return None
     if type(module) is nn.ReLU:
-        return lambda pre, post: (pre > 0).to(pre.dtype)
+        return lambda delta, pre, post: delta.mul_(post > 0)
     if type(module) is nn.Tanh:
-        return lambda pre, post: 1 - post * post
+        return lambda delta, pre, post: delta.mul_(1 - post * post)
     if type(module) is nn.Sigmoid:
-        return lambda pre, post: post * (1 - post)
+        return lambda delta, pre, post: delta.mul_(post * (1 - post))
     if type(module) is nn.LeakyReLU:
         slope = module.negative_slope
-        return lambda pre, post: torch.where(pre > 0, 1.0, slope).to(pre.dtype)
+        return lambda delta, pre, post: delta.mul_(torch.where(pre > 0, 1.0, slope).to(pre.dtype))
     raise KeyError(type(module).__name__)
+
+
+FUNCTIONAL = {nn.ReLU: torch.relu, nn.Tanh: torch.tanh, nn.Sigmoid: torch.sigmoid}
 
 
 def _output_gradient(loss, outputs: torch.Tensor, targets: torch.Tensor):
@@ -145,7 +150,7 @@ def _backward_by_hand(plan, sizes, loss):
     if loss is not gaussian_loss and not isinstance(loss, CrossEntropy):
         return None
     try:
-        derivatives = [_derivative(step[0]) if step[0] != "linear" else "linear" for step in plan]
+        derivatives = [_chain_rule(step[0]) if step[0] != "linear" else "linear" for step in plan]
     except KeyError:
         return None
 
@@ -160,14 +165,14 @@ def _backward_by_hand(plan, sizes, loss):
                 h = torch.bmm(h, weight.transpose(1, 2)) if bias is None else torch.baddbmm(
                     bias, h, weight.transpose(1, 2))  # fmt: skip
             else:
-                post = step[0](h)
+                post = FUNCTIONAL.get(type(step[0]), step[0])(h)
                 saved.append(("act", h, post, derivative))
                 h = post
         values, delta = _output_gradient(loss, h, yb)
         grads = []
         for i, record in enumerate(reversed(saved)):
             if record[0] == "act":
-                delta = delta if record[3] is None else delta * record[3](record[1], record[2])
+                delta = delta if record[3] is None else record[3](delta, record[1], record[2])
                 continue
             _, h_in, weight, has_bias = record
             if has_bias:

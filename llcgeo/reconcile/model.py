@@ -241,6 +241,17 @@ class Series:
     group: str = ""
 
 
+def measured_series(xs, records) -> tuple[Series, Series]:
+    """Each case's estimate (with its standard error) and the exact expectation of the
+    estimator at its settings: the pair every case figure draws."""
+    return (
+        Series("measured", tuple(xs), tuple(r.llc_mean for r in records),
+               tuple(r.se for r in records)),
+        Series("exact expectation", tuple(xs), tuple(r.reference for r in records),
+               style="markers"),
+    )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Panel:
     """One set of axes. ``xticks`` names the x positions 0, 1, ... of a categorical axis."""

@@ -17,6 +17,7 @@ import numpy as np
 
 from llcgeo.reconcile.model import CaseResult, Claim
 from llcgeo.reconcile.verdict import Z_AGREE, limit, within
+from llcgeo.thresholds import FLAT
 
 
 @dataclass(frozen=True)
@@ -176,3 +177,15 @@ def judged_claim(
         reference=f"{reference}; each case: {against}" if reference else against,
         statistic=statistic or "; ".join([*notes, f"cases {statistic_text(records)}"]),
     )
+
+
+def numerical_rank(spectrum) -> tuple[int, float]:
+    """``(rank, gap)`` of a symmetric matrix's eigenvalues: those above ``FLAT`` of the largest
+    count; the gap is the smallest counted over the largest uncounted (``inf`` where none is
+    left out), to be held to ``RANK_GAP``."""
+    values = np.asarray(spectrum, dtype=np.float64)
+    top = float(values.max(initial=0.0))
+    counted, dropped = values[values > FLAT * top], values[values <= FLAT * top]
+    largest_dropped = float(dropped.max()) if dropped.size else 0.0
+    gap = math.inf if largest_dropped <= 0 else float(counted.min()) / largest_dropped
+    return int(counted.size), gap

@@ -313,7 +313,7 @@ def _experiments(cases: Sequence[StoredCase]) -> tuple[str, ...]:
 
 def claims_csv(results: Sequence[ExperimentResult]) -> str:
     """One line a claim: experiment, then :data:`CLAIM_COLUMNS`."""
-    return _csv(claim_rows(results), ["experiment", *CLAIM_COLUMNS])
+    return csv_text(claim_rows(results), ["experiment", *CLAIM_COLUMNS])
 
 
 def cases_csv(cases: Sequence[StoredCase]) -> str:
@@ -321,7 +321,7 @@ def cases_csv(cases: Sequence[StoredCase]) -> str:
     column a field: a record's copies of its job and key, the job's tags where the record lists
     them as columns, and the type tags of the job, its settings and the record (the same in
     every row) are left out; a manifold's type is kept."""
-    return _csv([_case_columns(c) for c in cases], ["key"])
+    return csv_text([_case_columns(c) for c in cases], ["key"])
 
 
 _CONSTANT_TYPES = ("job.type", "record.type", "job.config.type", "job.layer.type")
@@ -336,7 +336,7 @@ def _case_columns(case: StoredCase) -> dict:
     return {name: value for name, value in flat.items() if name not in _CONSTANT_TYPES}
 
 
-def _csv(rows: list[dict], empty: list[str]) -> str:
+def csv_text(rows: list[dict], empty: list[str]) -> str:
     columns = list(dict.fromkeys(key for row in rows for key in row)) or empty
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")

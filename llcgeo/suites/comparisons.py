@@ -10,7 +10,7 @@ from llcgeo import manifolds as mf
 from llcgeo.config import SGLDConfig
 from llcgeo.reconcile.design import case_experiment, case_row, make_case, tuned
 from llcgeo.reconcile.experiment import Experiment, check_scale
-from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series
+from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series, measured_series
 from llcgeo.reconcile.stats import (
     judged_claim,
     singles_out,
@@ -100,13 +100,7 @@ def _summary(name: str, title: str, description: str, rows: tuple[Row, ...]):
         ordered = [by_label[row.label] for row in rows]
         xs = tuple(range(len(rows)))
         series = (
-            Series(
-                "measured",
-                xs,
-                tuple(r.llc_mean for r in ordered),
-                tuple(r.se for r in ordered),
-            ),
-            Series("exact expectation", xs, tuple(r.reference for r in ordered), style="markers"),
+            *measured_series(xs, ordered),
             Series("asymptotic LLC", xs, tuple(r.predicted_llc for r in ordered), style="markers"),
         )
         ticks = tuple(row.label.split(":")[0] for row in rows)  # the setting, not the claim

@@ -42,19 +42,15 @@ from typing import Any
 from llcgeo.config import SGLDConfig
 from llcgeo.reconcile.experiment import Experiment, check_scale, load_record
 from llcgeo.reconcile.model import Claim, EstimateSummary, ExperimentResult, Figure, Panel, Series
-from llcgeo.reconcile.stats import combined, singles_out
+from llcgeo.reconcile.stats import combined, numerical_rank, singles_out
 from llcgeo.reconcile.verdict import limit, passed, within
+from llcgeo.thresholds import RANK_GAP, SHIFT_LIMIT
 
 NBETA_FACTOR = 50.0  # nbeta = NBETA_FACTOR * n / log n (see the module's note)
 # float32 halves the sampling time; the excess loss (LLC / nbeta, about 1e-3 of the loss) is
 # far above its rounding (1e-7 of the loss); the Hessian and the fit stay in float64
 DTYPE = "float32"
-RANK_GAP = 1e6  # the smallest counted eigenvalue over the largest uncounted, at least
 TRACE_POINTS = 50  # points of each chain's running mean kept in a record (for the figure)
-FLAT = 1e-9  # eigenvalues below this fraction of the largest are counted as zero
-# the measured higher-order shift is a credible allowance only while it is a small correction:
-# past this fraction of the LLC the quadratic model does not describe the loss at these settings
-SHIFT_LIMIT = 0.05
 MODELS = ("digits-mlp", "transformer")
 # (norm, head bias, refine): the MLP's head has a frozen bias; the unembedding has none
 HEADS = {
@@ -201,7 +197,7 @@ def run(job: NetworkJob, device: str) -> NetworkRecord:
     prediction = predicted_llc(_feature_geometry(job, trained.model), head, job.refine)
     hessian = head_hessian(trained.features, trained.weight, trained.bias, moving_bias=moving_bias)
     spectrum = np.clip(np.linalg.eigvalsh(hessian.numpy()), 0.0, None)
-    rank, gap = _rank(spectrum)
+    rank, gap = numerical_rank(spectrum)
     n = len(trained.labels)
     nbeta = NBETA_FACTOR * n / math.log(n)
     r = recommend(spectrum, nbeta=nbeta, chains=job.chains, se=0.5, max_burnin=job.max_burnin,
@@ -233,16 +229,6 @@ def _running_means(estimate) -> tuple[tuple[float, ...], ...]:
     running = np.cumsum(excess, axis=1) / np.arange(1, excess.shape[1] + 1)
     picks = np.linspace(0, excess.shape[1] - 1, min(TRACE_POINTS, excess.shape[1])).astype(int)
     return tuple(tuple(float(v) for v in row[picks]) for row in running)
-
-
-def _rank(spectrum) -> tuple[int, float]:
-    """(eigenvalues above ``FLAT`` of the largest, smallest counted / largest uncounted)."""
-    top = float(spectrum.max())
-    counted = spectrum[spectrum > FLAT * top]
-    dropped = spectrum[spectrum <= FLAT * top]
-    largest_dropped = float(dropped.max()) if dropped.size else 0.0
-    gap = math.inf if largest_dropped <= 0 else float(counted.min()) / largest_dropped
-    return int(counted.size), gap
 
 
 def _load(data: dict[str, Any]) -> NetworkRecord:

@@ -551,15 +551,24 @@ def summarize_bias(records) -> ExperimentResult:
         "the coefficients themselves are judged on MALA alone, in the singular experiment.",
         claims=tuple(_bias_claim(r, row) for r in records for row in r.rows),
         rows=tuple(_bias_row(r, row) for r in records for row in r.rows),
-        figure=Figure("step_bias", tuple(_bias_panel(r) for r in records),
-                      caption="SGLD above MALA by its step-size bias; the marks beside MALA add "
-                      "the curved directions' exact share of it."),  # fmt: skip
+        figure=Figure(
+            "step_bias",
+            tuple(_bias_panel(r) for r in records),
+            caption="SGLD above MALA by its step-size bias; the marks beside MALA add "
+            "the curved directions' exact share of it.",
+        ),  # fmt: skip
     )
 
 
 def experiments() -> tuple[Experiment, ...]:
     return (
         Experiment("singular", "Singular models", grid_jobs, run_grid, summarize_grid, load_grid),
-        Experiment("step_bias", "SGLD's step bias on singular models", bias_jobs, run_bias,
-                   summarize_bias, load_bias),
+        Experiment(
+            "step_bias",
+            "SGLD's step bias on singular models",
+            bias_jobs,
+            run_bias,
+            summarize_bias,
+            load_bias,
+        ),
     )

@@ -21,7 +21,7 @@ from llcgeo import manifolds as mf
 from llcgeo.config import SGLDConfig
 from llcgeo.reconcile.design import case_experiment, case_row, make_case, tuned
 from llcgeo.reconcile.experiment import Experiment, check_scale
-from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series
+from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series, measured_series
 from llcgeo.reconcile.stats import (
     cases_verdict,
     combined,
@@ -104,13 +104,7 @@ def _threshold_summary(records) -> ExperimentResult:
     m, d = records[0].m, records[0].d
     xs = tuple(_kappa(r) for r in records)
     series = (
-        Series(
-            "measured",
-            xs,
-            tuple(r.llc_mean for r in records),
-            tuple(r.se for r in records),
-        ),
-        Series("exact expectation", xs, tuple(r.reference for r in records), style="markers"),
+        *measured_series(xs, records),
         Series("curved: m d / 2", xs, (m * d / 2,) * len(xs), style="line"),
         Series("flat: m (d-1) / 2", xs, (m * (d - 1) / 2,) * len(xs), style="line"),
     )

@@ -29,6 +29,8 @@ M_SYMBOL, D_SYMBOL = (
     sp.Symbol("m", positive=True, integer=True),
     sp.Symbol("d", positive=True, integer=True),
 )
+
+
 @dataclass(frozen=True)
 class PopulationHessian:
     """``I_m (x) B``, ``B`` the moving sub-block of ``E[z z^T]``, kept in factored form; for a

@@ -6,7 +6,8 @@ from dataclasses import replace
 import pytest
 
 from llcgeo.serialize import dumps_exact, loads_exact, to_jsonable
-from llcgeo.suites.network import SHIFT_LIMIT, _load, experiments, jobs, run, summarize
+from llcgeo.suites.network import _load, experiments, jobs, run, summarize
+from llcgeo.thresholds import SHIFT_LIMIT
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,134 @@
+"""``llcgeo scan``: every norm of a trained network and every linear map that reads it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from llcgeo.commands._common import print_note, print_table
+from llcgeo.errors import ScanError
+
+DESCRIPTION = """\
+Scan a trained network: find each normalization (LayerNorm, RMSNorm) and every linear map
+that reads its output, certify the reader's exactly flat directions from the norm's trained
+gain and bias, predict its weight-refined LLC (exact, or a proven interval), measure it with
+SGLD and judge the two. Writes scan.md, scan.html, scan.json, scan.csv and scan.png.
+
+Only safe formats are loaded, never an arbitrary pickled object:
+  MODEL  a torch.export program (.pt2, from torch.export.save), exported with a free batch
+         dimension (torch.export.Dim) so that any number of samples can pass
+  DATA   tensors: a .pt file read with torch.load(weights_only=True) holding a dict
+         {"inputs": ..., "targets": ...} (inputs may be a dict of tensors), or a .npz file
+         with arrays "inputs" and "targets"
+"""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "scan",
+        help="scan a trained network: each norm, each linear reader, predicted and measured",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("model", metavar="MODEL.pt2", help="a torch.export program")
+    parser.add_argument("--data", required=True, metavar="DATA", help=".pt (tensors) or .npz")
+    parser.add_argument("--loss", default="gaussian", choices=("gaussian", "cross_entropy"))
+    parser.add_argument("--label-smoothing", type=float, default=0.0,
+                        help="for the cross-entropy (a trained classifier needs some for its "
+                        "loss to have a minimum)")  # fmt: skip
+    parser.add_argument("--out", required=True, metavar="DIR", help="the report's folder")
+    parser.add_argument("--refine", default="all", choices=("all", "weight"))
+    parser.add_argument("--chains", type=int, default=16)
+    parser.add_argument("--draws", type=int, default=8000)
+    parser.add_argument("--rows", type=int, default=2048, help="samples the loss is taken on")
+    parser.add_argument("--hessian-directions", type=int, default=1024,
+                        help="the largest quotient measured")  # fmt: skip
+    parser.add_argument("--no-measure", action="store_true", help="certificates only")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from llcgeo.numerics.losses import cross_entropy
+    from llcgeo.report.scan import scan
+
+    model = load_program(Path(args.model))
+    inputs, targets = load_data(Path(args.data))
+    loss = cross_entropy(args.label_smoothing) if args.loss == "cross_entropy" else "gaussian"
+
+    def progress(done: int, total: int, row) -> None:
+        print(f"llcgeo scan: {done}/{total} {row.reader}: {row.verdict}", file=sys.stderr)
+
+    result = scan(model, inputs, targets, loss=loss, progress=progress,
+                  measure=not args.no_measure, chains=args.chains, draws=args.draws,
+                  rows=args.rows, hessian_directions=args.hessian_directions,
+                  refine=args.refine, seed=args.seed)  # fmt: skip
+    paths = result.report(args.out)
+    for row in result.table():
+        print_table(list(row.items()))
+        print()
+    print_note(f"report written to {paths.markdown}")
+    return 0
+
+
+def load_program(path: Path):
+    """The module of a ``torch.export`` program; anything else is refused, unread."""
+    import torch
+
+    if path.suffix != ".pt2":
+        raise ScanError(f"{path}: MODEL must be a torch.export program (.pt2); scan never "
+                        "unpickles a model")  # fmt: skip
+    if not path.is_file():
+        raise ScanError(f"{path}: no such file")
+    try:
+        with warnings.catch_warnings():  # torch's own deprecation notices, not the user's
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.export.load(str(path)).module()
+    except Exception as error:  # a damaged or foreign file, in its own words
+        raise ScanError(f"{path}: not a torch.export program ({_first_line(error)})") from None
+
+
+def load_data(path: Path):
+    """``(inputs, targets)`` from a ``.pt`` file of tensors or a ``.npz`` file of arrays."""
+    if not path.is_file():
+        raise ScanError(f"{path}: no such file")
+    if path.suffix == ".npz":
+        return _npz(path)
+    if path.suffix != ".pt":
+        raise ScanError(f"{path}: DATA must be a .pt file of tensors or a .npz file")
+    import pickle
+
+    import torch
+
+    try:
+        data = torch.load(str(path), weights_only=True)
+    except pickle.UnpicklingError:
+        raise ScanError(f"{path}: holds objects other than tensors, refused unread "
+                        "(torch.load with weights_only=True)") from None  # fmt: skip
+    except Exception as error:
+        raise ScanError(f"{path}: cannot be read ({type(error).__name__})") from None
+    if not isinstance(data, dict) or not {"inputs", "targets"} <= set(data):
+        raise ScanError(f"{path}: must hold a dict with 'inputs' and 'targets'")
+    return data["inputs"], data["targets"]
+
+
+def _npz(path: Path):
+    import numpy as np
+    import torch
+
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            if not {"inputs", "targets"} <= set(arrays.files):
+                raise ScanError(f"{path}: must hold arrays 'inputs' and 'targets'")
+            return torch.from_numpy(arrays["inputs"]), torch.from_numpy(arrays["targets"])
+    except ScanError:
+        raise
+    except ValueError as error:
+        raise ScanError(f"{path}: {str(error).splitlines()[0][:160]}") from None
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0][:160]}" if text else type(error).__name__

@@ -1,0 +1,168 @@
+"""``llcgeo.scan``: the normalization claim on any trained network, and its report.
+
+>>> import torch
+>>> from torch import nn
+>>> model = nn.Sequential(nn.Linear(4, 3), nn.LayerNorm(3, bias=False), nn.Linear(3, 2))
+>>> x = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
+>>> s = scan(model, x, model(x).detach(), measure=False)
+>>> [(r.reader, r.certificate.quotient, r.high) for r in s.rows]
+[('2.weight', 6, '3')]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from llcgeo.reconcile.model import Figure, Panel, Series
+from llcgeo.report import document as doc
+from llcgeo.report.figures import draw
+from llcgeo.report.files import prepare_folder, write_all_atomic
+from llcgeo.report.render import csv_text
+from llcgeo.scanner import ScanResult, ScanRow, ScanSettings, run_scan
+from llcgeo.serialize import dumps_output
+
+COLUMNS = ("norm", "reader", "shape", "certified flat", "quotient", "Hessian rank", "gap",
+           "predicted wrLLC", "measured", "expected", "shift", "verdict")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ScanPaths:
+    folder: Path
+    markdown: Path
+    html: Path
+    json: Path
+    csv: Path
+    figure: Path
+
+
+class Scan:
+    """A scan's rows (one per norm and reader), its norms, and ``report(folder)``."""
+
+    def __init__(self, result: ScanResult):
+        self.result = result
+
+    @property
+    def rows(self) -> tuple[ScanRow, ...]:
+        return self.result.rows
+
+    @property
+    def norms(self):
+        return self.result.norms
+
+    def table(self) -> list[dict]:
+        """One readable dict a row, in ``COLUMNS``."""
+        return [_cells(r) for r in self.rows]
+
+    def report(self, out) -> ScanPaths:
+        """Write ``scan.md``, ``scan.html``, ``scan.json``, ``scan.csv`` and ``scan.png`` into
+        ``out`` (all of them or, on a failure, none)."""
+        folder = prepare_folder(out)
+        png = draw(_figure(self.rows)) if self.rows else None
+        blocks = _blocks(self.result, png)
+        paths = ScanPaths(folder, folder / "scan.md", folder / "scan.html", folder / "scan.json",
+                          folder / "scan.csv", folder / "scan.png")  # fmt: skip
+        files = {
+            paths.markdown: doc.to_markdown(blocks),
+            paths.html: doc.to_html(blocks, "llcgeo scan"),
+            paths.json: dumps_output(dataclasses.asdict(self.result)),
+            paths.csv: csv_text(self.table(), list(COLUMNS)),
+        }
+        if png is not None:
+            files[paths.figure] = png
+        write_all_atomic(files)
+        return paths
+
+
+def scan(model, inputs, targets=None, *, loss="gaussian", device="cpu", progress=None,
+         measure: bool = True, **settings) -> Scan:  # fmt: skip
+    """Every normalization of ``model``, every linear map that reads it, each certified,
+    predicted, measured and judged (:mod:`llcgeo.scanner`). ``settings`` are the fields of
+    :class:`~llcgeo.scanner.ScanSettings`; ``measure=False`` stops after the certificates."""
+    chosen = ScanSettings(**settings, measure=measure)
+    return Scan(run_scan(model, inputs, targets, loss=loss, settings=chosen, device=device,
+                         progress=progress))  # fmt: skip
+
+
+def _number(value, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}g}"
+
+
+def _prediction(r: ScanRow) -> str:
+    return r.high if r.exact else f"[{r.low}, {r.high}]"
+
+
+def _cells(r: ScanRow) -> dict:
+    measured = "-" if r.estimate is None else f"{r.estimate.mean:.2f} +- {r.estimate.se:.2f}"
+    return dict(zip(COLUMNS, (
+        r.norm, r.reader + (" (tied)" if r.tied else ""),
+        f"{r.outputs} x {r.inputs}" + (" + bias" if r.bias else ""), str(r.certificate.flat),
+        str(r.certificate.quotient), _number(r.rank), _number(r.gap, 2), _prediction(r), measured,
+        _number(r.expected), _number(r.shift, 2), r.verdict,
+    )))  # fmt: skip
+
+
+def _figure(rows) -> Figure:
+    xs = tuple(float(i) for i in range(len(rows)))
+    lows = [float(Fraction(r.low)) for r in rows]
+    highs = [float(Fraction(r.high)) for r in rows]
+    measured = [(x, r) for x, r in zip(xs, rows) if r.estimate is not None]
+    series = (
+        Series("predicted (exact, or the proven interval)", xs,
+               tuple((a + b) / 2 for a, b in zip(lows, highs)),
+               tuple((b - a) / 2 for a, b in zip(lows, highs)), style="points"),
+        Series("measured (± SE)", tuple(x + 0.2 for x, _ in measured),
+               tuple(r.estimate.mean for _, r in measured),
+               tuple(r.estimate.se for _, r in measured)),
+        Series("exact expectation at the settings", tuple(x + 0.2 for x, _ in measured),
+               tuple(r.expected for _, r in measured), style="markers"),
+    )  # fmt: skip
+    ticks = tuple(r.reader.removesuffix(".weight") for r in rows)
+    panel = Panel("each reader of each norm", "reader", "wrLLC", series, xticks=ticks)
+    return Figure("scan", (panel,), caption="Predicted against measured, reader by reader.")
+
+
+def _blocks(result: ScanResult, png: bytes | None) -> list:
+    counts = {v: sum(r.verdict == v for r in result.rows) for v in ("agree", "disagree")}
+    blocks = [
+        doc.Heading("llcgeo scan", 1),
+        doc.Paragraph(
+            f"{len(result.norms)} norms, {len(result.rows)} readers; {counts['agree']} agree, "
+            f"{counts['disagree']} disagree, the rest inconclusive. Loss {result.loss} on "
+            f"{result.n} samples; {result.seconds:.0f} s."
+        ),
+        doc.Paragraph(_EXPLAINED),
+        doc.Table(COLUMNS, tuple(tuple(_cells(r).values()) for r in result.rows)),
+    ]
+    if png is not None:
+        blocks.append(doc.Image("scan.png", "predicted against measured", png))
+    blocks.append(doc.Heading("Norms"))
+    blocks.append(doc.Bullets(tuple(_norm_line(n) for n in result.norms)))
+    reasons = tuple(f"{r.reader}: {r.reason}" for r in result.rows if r.reason)
+    if reasons:
+        blocks += [doc.Heading("Why each verdict"), doc.Bullets(reasons)]
+    return blocks
+
+
+def _norm_line(n) -> str:
+    readers = ", ".join(n.readers) or "no linear reader"
+    others = f"; also used by {', '.join(n.other_uses)} (not linear maps of it alone)"
+    return (f"{n.name} ({n.kind}, width {n.width}): read by {readers}; certified drop against "
+            f"Gaussian features {n.certified_drop}" + (others if n.other_uses else "")
+            + (f"; {n.note}" if n.note else ""))  # fmt: skip
+
+
+_EXPLAINED = (
+    "Certified flat: the reader's directions that vanish on the norm's exact image (from its "
+    "trained gain and bias), flat whatever the rest of the network is. Quotient: the rest. "
+    "The predicted wrLLC is exact (half the quotient) where the Hessian on the quotient, at the "
+    "reader's refitted minimum with the rest frozen, has full rank; otherwise the interval "
+    "from half its rank to half the quotient. Measured: SGLD at settings chosen from that "
+    "spectrum; the same chains on the exact quadratic model are held to the estimator's exact "
+    "expectation (expected), and the real run's shift from them must stay small."
+)

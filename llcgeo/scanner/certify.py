@@ -1,0 +1,111 @@
+"""What the trained norm proves about each reader, exactly, whatever the rest of the network is.
+
+The norm's gain and bias are read as exact rationals (every float is one), giving the norm's
+image as a manifold spec (:class:`~llcgeo.manifolds.LayerNormImage` or
+:class:`~llcgeo.manifolds.RMSNormImage`); :func:`llcgeo.theory.support.affine_support` gives its
+exact affine hull. A change ``(dW, db)`` of a reader with ``dW z + db = 0`` on that hull changes
+no output on any input, so the loss is exactly flat along it: those directions are *certified
+flat*. The rest form the reader's *quotient*, of dimension ``q r`` with ``r`` the dimension of
+the span of ``(z, 1)`` (a reader with a bias) or of ``z`` (without), and ``q`` the outputs, or
+``K - 1`` for logits read by the cross-entropy (adding one number to every logit changes
+nothing). That dimension is :func:`llcgeo.theory.predicted_llc`'s Hessian rank for a linear
+layer or softmax head on that image, and the LLC lies between half the Hessian's rank on the
+quotient and half the quotient's dimension (:mod:`llcgeo.scanner`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from llcgeo import manifolds as mf
+from llcgeo.scanner.trace import Norm, Reader
+from llcgeo.theory import predicted_llc
+from llcgeo.theory.support import affine_support
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """A reader's exact counts: ``parameters`` in all, ``quotient`` not certified flat."""
+
+    parameters: int
+    quotient: int
+    unconstrained: int  # the quotient's dimension on Gaussian features (no norm)
+    image: str  # the norm's image, in words
+
+    @property
+    def flat(self) -> int:
+        return self.parameters - self.quotient
+
+    @property
+    def drop(self) -> int:
+        """Twice the certified drop of the LLC against Gaussian features."""
+        return self.unconstrained - self.quotient
+
+
+def image_spec(norm: Norm, gain, bias):
+    """The norm's image as a manifold spec, from its gain and bias (float sequences or None)."""
+    if norm.kind == "layernorm":
+        return mf.LayerNormImage(norm.width, gain=gain, bias=bias)
+    return mf.RMSNormImage(norm.width, gain=gain)
+
+
+def head_of(reader: Reader, classes_read: bool):
+    """The theory's head for ``reader``: a softmax head where its output is the logits of the
+    cross-entropy, else a linear layer."""
+    bias = reader.bias is not None
+    if classes_read and reader.logits:
+        return mf.SoftmaxHead(reader.outputs, bias=bias)
+    return mf.LinearLayer(reader.outputs, bias=bias)
+
+
+def moving_bias(reader: Reader, refine: str) -> bool:
+    """Whether the reader's bias moves: it has one, and ``refine`` is ``"all"`` (``"weight"``:
+    the weight alone, the bias frozen)."""
+    return reader.bias is not None and refine == "all"
+
+
+def certify(spec, reader: Reader, classes_read: bool, refine: str = "all") -> Certificate:
+    """The reader's exact counts on the norm image ``spec``, its weight (and, with ``refine``
+    ``"all"``, its bias) moving."""
+    head = head_of(reader, classes_read)
+    prediction = predicted_llc(spec, head, refine if reader.bias is not None else "all")
+    parameters = reader.outputs * (reader.inputs + moving_bias(reader, refine))
+    hull = affine_support(spec)
+    described = f"affine hull {hull.affine_dimension}, span {hull.span_dimension} of {spec.d}"
+    return Certificate(parameters, int(prediction.hessian.rank),
+                       int(2 * prediction.llc_unconstrained), described)  # fmt: skip
+
+
+def quotient_basis(spec, reader: Reader, classes_read: bool, refine: str = "all") -> np.ndarray:
+    """An orthonormal basis (``P x q r``, float64) of the reader's quotient, in the order of its
+    flattened parameters (``W`` row-major, then ``b``): output directions (all of them, or those
+    summing to zero for logits) times the row space the norm's image spans."""
+    support = affine_support(spec)
+    with_bias = moving_bias(reader, refine)
+    if with_bias:
+        forms = [[*map(float, a), -float(c)] for a, c in zip(support.forms, support.values)]
+        width = reader.inputs + 1
+    else:
+        forms = [list(map(float, a)) for a in support.linear_forms()]
+        width = reader.inputs
+    rows = _complement(np.asarray(forms, dtype=np.float64).reshape(-1, width), width)
+    outputs = np.eye(reader.outputs)
+    if isinstance(head_of(reader, classes_read), mf.SoftmaxHead):
+        outputs = _complement(np.ones((1, reader.outputs)), reader.outputs)
+    basis = np.einsum("ia,jb->ijab", outputs, rows)  # (m, d') per (output, row) direction
+    m, d = reader.outputs, reader.inputs
+    flat = basis.reshape(m, width, -1)
+    weight = flat[:, :d, :].reshape(m * d, -1)
+    if not with_bias:
+        return weight
+    return np.concatenate([weight, flat[:, d, :]], axis=0)
+
+
+def _complement(forms: np.ndarray, width: int) -> np.ndarray:
+    """An orthonormal basis (columns) of the vectors every row of ``forms`` annihilates (the
+    rows are independent: an exact support's forms are a basis)."""
+    if forms.shape[0] == 0:
+        return np.eye(width)
+    return np.linalg.svd(forms)[2][forms.shape[0] :].T

@@ -1,0 +1,170 @@
+"""The network as a function of one reader's parameters, the rest frozen; its refit, and its
+Hessian on the reader's quotient.
+
+:func:`reader_model` copies the traced graph, turns every other parameter into a buffer and
+gives the reader node parameters of its own (``reader_weight``, ``reader_bias``): a tied weight
+then moves only where this reader reads it. The copy is an ``nn.Module`` like any other, so
+:func:`llcgeo.numerics.estimate.model_problem` samples it on the general path.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import fx
+from torch.func import functional_call, grad, vmap
+
+from llcgeo.errors import EstimationError
+from llcgeo.numerics.data import take
+from llcgeo.scanner.trace import Reader
+
+WEIGHT, BIAS = "reader_weight", "reader_bias"
+REFIT_ITERATIONS = 500
+# a refit whose gradient on the quotient is above this is not at a minimum (as the network
+# suite's head fit)
+MINIMUM_GRADIENT = 1e-8
+DIRECTIONS_AT_ONCE = 32  # Hessian-vector products batched together
+
+
+def reader_model(gm: fx.GraphModule, reader: Reader, dtype: torch.dtype,
+                 moving_bias: bool) -> fx.GraphModule:  # fmt: skip
+    """A copy of ``gm`` in ``dtype`` whose only parameters are the reader's weight (and its
+    bias where ``moving_bias``)."""
+    out = copy.deepcopy(gm).to(dtype)
+    weight = out.get_parameter(reader.weight).detach().clone()
+    bias = out.get_parameter(reader.bias).detach().clone() if moving_bias else None
+    for name, p in list(out.named_parameters()):
+        owner, _, leaf = name.rpartition(".")
+        module = out.get_submodule(owner) if owner else out
+        delattr(module, leaf)
+        module.register_buffer(leaf, p.detach())
+    out.register_parameter(WEIGHT, torch.nn.Parameter(weight.T if reader.transposed else weight))
+    node = next(n for n in out.graph.nodes if n.name == reader.node)
+    with out.graph.inserting_before(node):
+        w = out.graph.get_attr(WEIGHT)
+        if node.target != torch.ops.aten.linear.default:  # a product z @ W^T
+            w = out.graph.call_function(torch.ops.aten.t.default, (w,))
+        args = list(node.args)
+        args[1] = w
+        if bias is not None:
+            out.register_parameter(BIAS, torch.nn.Parameter(bias))
+            args[2] = out.graph.get_attr(BIAS)
+        node.args = tuple(args)
+    out.graph.eliminate_dead_code()
+    out.recompile()
+    return out
+
+
+def flat_parameters(model: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def _mean_loss(model, x, y, loss):
+    shapes = {name: p.shape for name, p in model.named_parameters()}
+    sizes = [s.numel() for s in shapes.values()]
+    args, kwargs = ((), x) if isinstance(x, dict) else ((x,), {})
+
+    def value(flat: torch.Tensor) -> torch.Tensor:
+        parts = dict(zip(shapes, (p.view(s) for p, s in zip(flat.split(sizes), shapes.values()))))
+        return loss(functional_call(model, parts, args, kwargs), y).mean()
+
+    return value
+
+
+def refit(model, x, y, loss, basis: torch.Tensor) -> tuple[float, float]:
+    """Move ``model``'s reader to the minimum of its loss near where it is (L-BFGS on the
+    quotient, in float64; the certified-flat directions cannot lower it). Returns the loss
+    before and after; refuses a point whose gradient stays above ``MINIMUM_GRADIENT``."""
+    value = _mean_loss(model, x, y, loss)
+    start = flat_parameters(model)
+    before = float(value(start))
+    coords = torch.zeros(basis.shape[1], dtype=start.dtype, requires_grad=True)
+    optimizer = torch.optim.LBFGS([coords], max_iter=REFIT_ITERATIONS, tolerance_grad=1e-14,
+                                  tolerance_change=0.0, line_search_fn="strong_wolfe")  # fmt: skip
+
+    def closure():
+        optimizer.zero_grad()
+        out = value(start + basis @ coords)
+        out.backward()
+        return out
+
+    optimizer.step(closure)
+    moved = (start + basis @ coords.detach()).detach()
+    gradient = float((basis.T @ grad(value)(moved)).norm())
+    if not gradient < MINIMUM_GRADIENT:
+        raise EstimationError(
+            f"the reader's loss has no minimum within reach: its gradient is {gradient:.3g} after "
+            f"{REFIT_ITERATIONS} L-BFGS iterations (a minimum needs below {MINIMUM_GRADIENT:g})"
+        )
+    _assign(model, moved)
+    return before, float(value(moved))
+
+
+def _assign(model, flat: torch.Tensor) -> None:
+    with torch.no_grad():
+        for p, part in zip(model.parameters(), flat.split([p.numel() for p in model.parameters()])):
+            p.copy_(part.view_as(p))
+
+
+def quotient_hessian(model, x, y, loss, basis: torch.Tensor) -> np.ndarray:
+    """``B^T H B``: the Hessian of the mean loss in the reader's parameters at their current
+    values, on the quotient's basis ``B``, by exact Hessian-vector products (reverse over
+    reverse), ``DIRECTIONS_AT_ONCE`` at a time."""
+    value = _mean_loss(model, x, y, loss)
+    centre = flat_parameters(model)
+    gradient = grad(value)
+
+    def product(v: torch.Tensor) -> torch.Tensor:
+        return grad(lambda w: torch.dot(gradient(w), v))(centre)
+
+    columns = []
+    with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH):
+        for chunk in basis.T.split(DIRECTIONS_AT_ONCE):
+            columns.append(vmap(product)(chunk) @ basis)
+    h = torch.cat(columns).numpy()
+    return (h + h.T) / 2
+
+
+def evaluation_rows(x, n: int, rows: int, seed: int):
+    """The samples the scan's loss is taken on: all ``n`` of them, or ``rows`` drawn from ``seed``
+    where there are more."""
+    if n <= rows:
+        return None
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:rows]
+
+
+def subset(x, y, index):
+    return (x, y) if index is None else (take(x, index), y[index])
+
+
+def is_head(reader: Reader, x, classes_read: bool) -> bool:
+    """Whether the reader's output is the logits the cross-entropy reads: then nothing after it
+    but the loss depends on its weight, and it is sampled on its input features alone."""
+    return classes_read and reader.logits and isinstance(x, torch.Tensor)
+
+
+def features(gm: fx.GraphModule, reader: Reader, x: torch.Tensor) -> torch.Tensor:
+    """The reader's input on every sample, one row a feature vector (samples x positions)."""
+    interpreter = fx.Interpreter(gm, garbage_collect_values=False)
+    with torch.no_grad():
+        interpreter.run(x)
+    node = next(n for n in gm.graph.nodes if n.name == reader.node)
+    value = interpreter.env[node.args[0]]
+    return value.reshape(-1, value.shape[-1])
+
+
+def head_model(gm: fx.GraphModule, reader: Reader, moving_bias: bool):
+    """``(nn.Linear at the reader's parameters, param_masks)`` in float64."""
+    weight = gm.get_parameter(reader.weight).detach()
+    weight = weight.T if reader.transposed else weight
+    head = torch.nn.Linear(reader.inputs, reader.outputs, bias=reader.bias is not None,
+                           dtype=torch.float64)  # fmt: skip
+    masks = {"weight": torch.ones(reader.outputs, reader.inputs, dtype=torch.bool)}
+    with torch.no_grad():
+        head.weight.copy_(weight)
+        if reader.bias is not None:
+            head.bias.copy_(gm.get_parameter(reader.bias).detach())
+            masks["bias"] = torch.full((reader.outputs,), moving_bias, dtype=torch.bool)
+    return head, masks
