@@ -186,7 +186,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--skip", choices=("floor", "devinterp", "canonical", "compiled"),
                         action="append", default=[])  # fmt: skip
     parser.add_argument("--also", choices=("compiled",), action="append", default=[],
-                        help="run a comparison this model leaves out by default")
+                        help="run a comparison this model leaves out by default")  # fmt: skip
     args = parser.parse_args()
     args.skip += [k for k in NOT_BY_DEFAULT.get(args.model, ()) if k not in args.also]
     for name, value in SETTINGS[args.model].items():

@@ -32,6 +32,8 @@ def implicit(equation: str, variables: str) -> list[str]:
             "--variables", variables, "--m", "1"]  # fmt: skip
 
 
+PLANNED_PAST_TIME = ["estimate", "--manifold", "gaussian", "--d", "3", "--m", "1", "--n", "200",
+                     "--chains", "1", "--steps", "40000000", "--burnin", "10"]  # fmt: skip
 FINDINGS = {
     "sum of twelve to the 64th": (implicit(f"({SUM12})**64 - 1", VARS12), "number of terms"),
     "120 linear factors": (implicit(FACTORS120, "x1,x2"), "total degree"),
@@ -127,8 +129,7 @@ FINDINGS = {
     ),  # fmt: skip
     "bad time limit": (implicit("x - y", "x,y") + ["--time-limit", "soon"], "must be a number"),
     "a run planned past the time budget": (
-        ["estimate", "--manifold", "gaussian", "--d", "3", "--m", "1", "--n", "200",
-         "--chains", "1", "--steps", "40000000", "--burnin", "10"],
+        PLANNED_PAST_TIME,
         "would need about 0.894 GB and",  # under the memory budget: refused for its time
     ),  # fmt: skip
 }

@@ -46,6 +46,8 @@ def register(subparsers) -> None:
     parser.add_argument("--hessian-directions", type=int, default=1024,
                         help="the largest quotient measured")  # fmt: skip
     parser.add_argument("--no-measure", action="store_true", help="certificates only")
+    parser.add_argument("--only", action="append", default=[], metavar="WEIGHT",
+                        help="measure only this reader (its weight's name)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(handler=run)
 
@@ -64,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     result = scan(model, inputs, targets, loss=loss, progress=progress,
                   measure=not args.no_measure, chains=args.chains, draws=args.draws,
                   rows=args.rows, hessian_directions=args.hessian_directions,
-                  refine=args.refine, seed=args.seed)  # fmt: skip
+                  refine=args.refine, seed=args.seed, only=tuple(args.only))  # fmt: skip
     paths = result.report(args.out)
     for row in result.table():
         print_table(list(row.items()))

@@ -128,13 +128,13 @@ def _figure(rows) -> Figure:
 
 
 def _blocks(result: ScanResult, png: bytes | None) -> list:
-    counts = {v: sum(r.verdict == v for r in result.rows) for v in ("agree", "disagree")}
+    kinds = ("agree", "disagree", "inconclusive", "not measured")
+    counts = ", ".join(f"{sum(r.verdict == v for r in result.rows)} {v}" for v in kinds)
     blocks = [
         doc.Heading("llcgeo scan", 1),
         doc.Paragraph(
-            f"{len(result.norms)} norms, {len(result.rows)} readers; {counts['agree']} agree, "
-            f"{counts['disagree']} disagree, the rest inconclusive. Loss {result.loss} on "
-            f"{result.n} samples; {result.seconds:.0f} s."
+            f"{len(result.norms)} norms, {len(result.rows)} readers: {counts}. Loss "
+            f"{result.loss} on {result.n} samples; {result.seconds:.0f} s."
         ),
         doc.Paragraph(_EXPLAINED),
         doc.Table(COLUMNS, tuple(tuple(_cells(r).values()) for r in result.rows)),

@@ -58,6 +58,8 @@ from llcgeo.theory.calibration import recommend
 from llcgeo.theory.sgld import expected_sgld_estimate
 from llcgeo.thresholds import RANK_GAP, SHIFT_LIMIT
 
+NOT_MEASURED = "not measured"  # a row certified and predicted only: no verdict
+
 __all__ = ["ScanResult", "ScanRow", "ScanSettings", "register_norm", "run_scan"]
 
 
@@ -76,6 +78,7 @@ class ScanSettings:
     nbeta_factor: float = 50.0
     refine: str = "all"  # "weight": each reader's bias stays frozen
     measure: bool = True  # False: the certificates alone
+    only: tuple[str, ...] = ()  # the readers (weight names) to measure; empty: all
     dtype: str = "float32"
     seed: int = 0
 
@@ -195,10 +198,11 @@ def _scan_row(gm, norm: Norm, reader: Reader, x, y, loss, settings, device) -> S
                   moving_bias(reader, settings.refine), reader.tied,
                   reader.logits and classes_read, cert, image=cert.image, low="0",
                   high=str(Fraction(cert.quotient, 2)))  # fmt: skip
-    if not settings.measure:
-        return _replace(row, reason="not measured (certificates only)")
+    if not settings.measure or (settings.only and reader.weight not in settings.only):
+        return _replace(row, verdict=NOT_MEASURED, reason="not measured (certificates only)")
     if cert.quotient > settings.hessian_directions:
-        return _replace(row, reason=f"not measured: the quotient has {cert.quotient} directions, "
+        return _replace(row, verdict=NOT_MEASURED,
+                        reason=f"not measured: the quotient has {cert.quotient} directions, "
                         f"above the Hessian budget of {settings.hessian_directions}")  # fmt: skip
     try:
         return _measured(row, gm, reader, spec, x, y, loss, settings, device, classes_read)

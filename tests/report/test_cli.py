@@ -24,6 +24,7 @@ def llcgeo(monkeypatch, toy):
         return real_suite(name)
 
     monkeypatch.setattr(suites, "suite", toy_suite)
+
     def run(*args):  # in this process unless a test names where: cases in the listed order
         named = {"--scheduler", "--workers"} & set(args)
         return cli.main(["report", *args, *(() if named else ("--scheduler", "inprocess"))])

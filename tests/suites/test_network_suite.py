@@ -47,8 +47,9 @@ def test_a_rank_off_by_one_fails_its_claim(tiny_records):
 
 def test_a_large_higher_order_shift_makes_the_claims_inconclusive(tiny_records):
     ln, rms = tiny_records
-    shifted = replace(ln, shift=2 * SHIFT_LIMIT * ln.exact,
-                      estimate=replace(ln.estimate, mean=ln.expected))
+    shifted = replace(
+        ln, shift=2 * SHIFT_LIMIT * ln.exact, estimate=replace(ln.estimate, mean=ln.expected)
+    )
     claims = summarize([shifted, rms]).claims
     assert [c.verdict for c in claims[1:]] == ["inconclusive", "inconclusive"]
 

@@ -26,8 +26,11 @@ def _synthetic(values, ns=(10**4, 10**5, 10**6), gammas=(1.0, 4.0), datasets=2, 
 def _model(lam, a, b, m):
     def value(geometry, n, gamma, k):
         nbeta = n / math.log(n)
-        return lam[geometry] - (m[geometry] - 1) / math.log(nbeta) + a / math.log(n) + (
-            b * gamma / math.sqrt(nbeta)
+        return (
+            lam[geometry]
+            - (m[geometry] - 1) / math.log(nbeta)
+            + a / math.log(n)
+            + (b * gamma / math.sqrt(nbeta))
         )
 
     return value

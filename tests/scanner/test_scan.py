@@ -1,0 +1,109 @@
+"""A scan end to end: a small classifier measured and judged; the network suite's heads
+reproduced; the command line from a torch.export file, and its refusals."""
+
+import json
+from dataclasses import replace
+from fractions import Fraction
+
+import pytest
+import torch
+from torch import nn
+
+from llcgeo import cli
+from llcgeo.numerics.losses import cross_entropy
+from llcgeo.report.scan import scan
+
+
+def _classifier():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.GELU(), nn.LayerNorm(6, bias=False),
+                          nn.Linear(6, 3)).double()  # fmt: skip
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(256, 4, generator=g, dtype=torch.float64)
+    y = torch.randint(3, (256,), generator=g)
+    optimizer = torch.optim.Adam(model.parameters(), 1e-2)
+    for _ in range(200):
+        optimizer.zero_grad()
+        cross_entropy(0.1)(model(x), y).mean().backward()
+        optimizer.step()
+    return model, x, y
+
+
+def test_a_small_classifier_is_certified_predicted_measured_and_judged(tmp_path):
+    model, x, y = _classifier()
+    s = scan(model, x, y, loss=cross_entropy(0.1), chains=8, draws=4000)
+    (row,) = s.rows
+    # logits of 3 classes read from LayerNorm's plane through the origin, with a bias:
+    # (K - 1) r = 2 * 6 directions, 9 of the 21 certified flat
+    assert (row.certificate.quotient, row.certificate.flat) == (12, 9)
+    assert row.exact and row.high == "6" and row.rank == 12
+    assert row.verdict == "agree", row.reason
+    paths = s.report(tmp_path / "scan")
+    written = json.loads(paths.json.read_text())
+    assert written["rows"][0]["verdict"] == "agree"
+    assert paths.figure.read_bytes()[:4] == b"\x89PNG"
+    assert "| 3.weight" in paths.markdown.read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_name", ["digits-mlp", "transformer"])
+def test_the_network_suites_head_rows_are_reproduced(model_name):
+    from llcgeo.suites import network
+
+    job = next(j for j in network.jobs("small") if j.model == model_name and j.norm == "layernorm")
+    job = replace(job, draws=4000)
+    record = network.run(job, "cpu")
+    trained = _suite_model(job)
+    inputs, labels = network._data(job)
+    s = scan(trained, inputs, labels, loss=cross_entropy(0.1), chains=job.chains,
+             draws=job.draws, max_burnin=job.max_burnin, refine=job.refine,
+             rows=len(labels), only=("head.weight",))  # fmt: skip
+    row = next(r for r in s.rows if r.logits)
+    assert Fraction(row.high) == Fraction(record.llc) and row.rank == record.rank
+    assert row.verdict == "agree", row.reason
+    se = (row.estimate.se**2 + record.estimate.se**2) ** 0.5
+    assert abs(row.estimate.mean - record.estimate.mean) < 4 * se
+
+
+def _suite_model(job):
+    from llcgeo.numerics.networks import trained_head
+    from llcgeo.suites import network
+
+    inputs, labels = network._data(job)
+    steps, lr, batch = network.TRAINING[job.model]
+    return trained_head(lambda: network._network(job), inputs, labels, steps=steps, lr=lr,
+                        batch=batch, seed=job.seed, moving_bias=False).model  # fmt: skip
+
+
+def _exported(tmp_path):
+    model, x, y = _classifier()
+    program = torch.export.export(model.eval(), (x[:2],),
+                                  dynamic_shapes=({0: torch.export.Dim.AUTO},))  # fmt: skip
+    torch.export.save(program, tmp_path / "model.pt2")
+    torch.save({"inputs": x, "targets": y}, tmp_path / "data.pt")
+    return model
+
+
+def test_the_command_scans_a_torch_export_file(tmp_path, capsys):
+    _exported(tmp_path)
+    status = cli.main(["scan", str(tmp_path / "model.pt2"), "--data", str(tmp_path / "data.pt"),
+                       "--loss", "cross_entropy", "--label-smoothing", "0.1", "--out",
+                       str(tmp_path / "out"), "--no-measure"])  # fmt: skip
+    assert status == 0
+    assert "certified flat   9" in capsys.readouterr().out
+    assert (tmp_path / "out" / "scan.csv").is_file()
+
+
+def test_the_command_refuses_a_pickled_object_and_writes_nothing(tmp_path, capsys):
+    model = _exported(tmp_path)
+    torch.save(model, tmp_path / "model.pt")  # a pickled module, never to be unpickled
+    torch.save({"inputs": torch.zeros(2), "targets": model}, tmp_path / "evil.pt")
+    out = tmp_path / "out"
+    for argv in (
+        [str(tmp_path / "model.pt"), "--data", str(tmp_path / "data.pt")],
+        [str(tmp_path / "model.pt2"), "--data", str(tmp_path / "evil.pt")],
+    ):
+        assert cli.main(["scan", *argv, "--out", str(out)]) == 2
+        assert not out.exists()
+    err = capsys.readouterr().err
+    assert "never unpickles a model" in err and "refused unread" in err
