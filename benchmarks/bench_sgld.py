@@ -204,7 +204,7 @@ def main() -> None:
     parser.add_argument("--throughput-d", type=int, default=256)
     parser.add_argument("--throughput-chains", type=int, default=64)
     parser.add_argument("--throughput-steps", type=int, default=50)
-    parser.add_argument("--repeats", type=int, default=3, help="timings are the best of these")
+    parser.add_argument("--repeats", type=int, default=5, help="timings are the best of these")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--skip", choices=("compare", "throughput"), action="append", default=[])
     args = parser.parse_args()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -54,14 +55,21 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from llcgeo.numerics.losses import cross_entropy
+    from llcgeo.report.formatting import format_seconds
     from llcgeo.report.scan import scan
 
     model = load_program(Path(args.model))
     inputs, targets = load_data(Path(args.data))
     loss = cross_entropy(args.label_smoothing) if args.loss == "cross_entropy" else "gaussian"
 
+    began = time.perf_counter()
+
     def progress(done: int, total: int, row) -> None:
-        print(f"llcgeo scan: {done}/{total} {row.reader}: {row.verdict}", file=sys.stderr)
+        elapsed = time.perf_counter() - began
+        left = format_seconds(elapsed * (total - done) / done)
+        so_far = format_seconds(elapsed)
+        print(f"llcgeo scan: {done}/{total} {row.reader}: {row.verdict} ({so_far} so far, "
+              f"about {left} left)", file=sys.stderr)  # fmt: skip
 
     result = scan(model, inputs, targets, loss=loss, progress=progress,
                   measure=not args.no_measure, chains=args.chains, draws=args.draws,

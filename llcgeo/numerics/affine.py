@@ -12,7 +12,9 @@ same shape, order and generator as :func:`llcgeo.numerics.sgld.build_kernel`'s, 
 are the kernel's chains: the same numbers up to rounding (a test holds them to 1e-10). Small
 problems pay per operation, not per entry, so this is several times faster there; where the
 parameters are many, the dense ``A`` (``P x P``) costs more than the path's structured step,
-and :func:`affine_run_fits` says no.
+and :func:`affine_run_fits` says no. A linear layer's Hessian is ``I_m (x) S``
+(:class:`BlockQuadratic`): its step is one ``(chains m, p) x (p, p)`` product, however many
+rows the layer has.
 """
 
 from __future__ import annotations
@@ -35,26 +37,50 @@ class Quadratic(NamedTuple):
     hessian: torch.Tensor
     gradient: torch.Tensor
 
+    def dense(self) -> Quadratic:
+        return self
+
+
+class BlockQuadratic(NamedTuple):
+    """The same loss where ``H = I_m (x) S``: the positions, read in ``order`` (``(P,)``, the
+    flat index of each entry), are ``m`` rows of ``p`` that ``S`` ``(p, p)`` acts on alone;
+    ``gradient`` ``(m, p)`` is in that order."""
+
+    block: torch.Tensor
+    gradient: torch.Tensor
+    order: torch.Tensor
+
+    def dense(self) -> Quadratic:
+        inverse = torch.argsort(self.order).to(self.block.device)
+        hessian = torch.block_diag(*[self.block] * self.gradient.shape[0])[inverse][:, inverse]
+        return Quadratic(hessian, self.gradient.reshape(-1)[inverse])
+
 
 def affine_run_fits(problem, config) -> bool:
     """Whether ``config``'s run of ``problem`` is plain full-batch SGLD on a known quadratic
-    small enough for a dense ``A``."""
+    small enough for a dense ``A`` (or, unmasked, for a dense block of it)."""
     plain = config.sampler == "sgld" and not config.acceptance and config.bounding_box is None
-    return (
-        plain
-        and config.batch_size is None
-        and problem.quadratic is not None
-        and problem.start.numel() <= MAX_PARAMETERS
-    )
+    if not plain or config.batch_size is not None or problem.quadratic is None:
+        return False
+    if _blocks(problem):
+        return problem.quadratic.block.shape[0] <= MAX_PARAMETERS
+    return problem.start.numel() <= MAX_PARAMETERS
+
+
+def _blocks(problem) -> bool:
+    return isinstance(problem.quadratic, BlockQuadratic) and problem.mask is None
 
 
 def run_affine(problem, config, *, eps: float, gamma: float, steps: int, burnin: int,
                generator: torch.Generator, progress=None) -> ChainRun:  # fmt: skip
     """The :class:`~llcgeo.numerics.sgld.ChainRun` of ``steps`` plain SGLD steps of
     ``problem`` (whose ``quadratic`` is set), the same chains the kernel would run."""
+    if _blocks(problem):
+        return _run_blocks(problem, config, eps=eps, gamma=gamma, steps=steps, burnin=burnin,
+                           generator=generator, progress=progress)  # fmt: skip
     start = problem.start.expand(config.chains, -1)
     a_t, b, scale = _step_map(problem, config, eps, gamma)
-    h, g = (t.to(start) for t in problem.quadratic)
+    h, g = (t.to(start) for t in problem.quadratic.dense())
     offsets, losses = start - problem.centre, torch.empty(config.chains, steps, dtype=start.dtype)
     block = max(1, BLOCK_BYTES // (8 * start.numel()))
     every = max(1, steps // 100)
@@ -76,7 +102,7 @@ def run_affine(problem, config, *, eps: float, gamma: float, steps: int, burnin:
 def _step_map(problem, config, eps: float, gamma: float):
     """``(A^T, b, noise scale)``: a frozen entry keeps its identity row, no drift and no
     noise (its column stays: a frozen offset still pulls on the entries that move)."""
-    h, g = problem.quadratic
+    h, g = problem.quadratic.dense()
     size = h.shape[0]
     a = torch.eye(size, dtype=h.dtype, device=h.device) * (1 - 0.5 * eps * gamma)
     a = a - (0.5 * eps * problem.nbeta) * h
@@ -96,3 +122,45 @@ def _losses(held: torch.Tensor, h: torch.Tensor, g: torch.Tensor) -> torch.Tenso
     flat = held.reshape(-1, held.shape[-1])
     values = torch.linalg.vecdot(flat, torch.addmm(g, flat, h, alpha=0.5))
     return values.view(held.shape[:2])
+
+
+def _run_blocks(problem, config, *, eps: float, gamma: float, steps: int, burnin: int,
+                generator: torch.Generator, progress=None) -> ChainRun:  # fmt: skip
+    """:func:`run_affine` for ``H = I_m (x) S``, unmasked: the chains held as ``(chains m, p)``
+    rows in the block order, each step's noise drawn in the kernel's order and read in this."""
+    q, start = problem.quadratic, problem.start
+    chains, (m, p) = config.chains, q.gradient.shape
+    s, g = q.block.to(start), q.gradient.to(start)
+    order = q.order.to(start.device)
+    identity = torch.eye(p, dtype=s.dtype, device=s.device)
+    a_t = (identity * (1 - 0.5 * eps * gamma) - (0.5 * eps * problem.nbeta) * s).T.contiguous()
+    b, scale = g.mul(-0.5 * eps * problem.nbeta), math.sqrt(eps) * config.noise_level
+    offsets = (start - problem.centre).index_select(0, order).expand(chains, -1).reshape(-1, p)
+    losses = torch.empty(chains, steps, dtype=start.dtype)
+    block = max(1, BLOCK_BYTES // (8 * chains * start.numel()))
+    every = max(1, steps // 100)
+    for first in range(0, steps, block):
+        count = min(block, steps - first)
+        # held[k] is where step first + k starts (its loss is recorded there); a step writes
+        # the next one in place
+        held = torch.empty(count + 1, *offsets.shape, dtype=start.dtype, device=start.device)
+        held[0] = offsets
+        for k in range(count):
+            noise = torch.randn((chains, m * p), generator=generator, dtype=start.dtype,
+                                device=start.device).index_select(1, order)  # fmt: skip
+            drift = torch.add(b, noise.view(chains, m, p), alpha=scale).view(-1, p)
+            torch.addmm(drift, held[k], a_t, out=held[k + 1])
+            if progress is not None and ((first + k + 1) % every == 0 or first + k + 1 == steps):
+                progress(first + k + 1, steps)
+        losses[:, first : first + count] = _block_losses(held[:count], s, g, chains).T.cpu()
+        offsets = held[count].clone()
+    position = offsets.view(chains, -1).index_select(1, torch.argsort(order)) + problem.centre
+    return ChainRun(losses[:, burnin:], losses.amax(dim=1), SGLDState(position, steps))
+
+
+def _block_losses(held: torch.Tensor, s: torch.Tensor, g: torch.Tensor, chains: int):
+    """``1/2 <D, D S> + <G, D>`` for every held position ``(steps, chains)``."""
+    pulled = torch.mm(held.view(-1, s.shape[0]), s).view(-1, *g.shape).mul_(0.5).add_(g)
+    return torch.linalg.vecdot(held.view(-1, g.numel()), pulled.view(-1, g.numel())).view(
+        held.shape[0], chains
+    )

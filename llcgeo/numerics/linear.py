@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from llcgeo.config import SGLDConfig
-from llcgeo.numerics.affine import MAX_PARAMETERS, Quadratic
+from llcgeo.numerics.affine import BlockQuadratic
 from llcgeo.numerics.device import resolve_dtype
 from llcgeo.numerics.problem import Problem
 
@@ -216,8 +216,9 @@ def linear_problem(x, y, theta, config: SGLDConfig, mask=None) -> Problem:
     s = second_moment(z)
     nbeta = config.resolved_nbeta(n)
     dtype = resolve_dtype(config.dtype)
-    if config.batch_size is None:
-        fn = _full_batch(s.to(dtype), (-(residual.T @ z) / n).to(dtype), layout)
+    gradient = -(residual.T @ z) / n if config.batch_size is None else None
+    if gradient is not None:
+        fn = _full_batch(s.to(dtype), gradient.to(dtype), layout)
     else:
         fn = _minibatch(x.to(dtype), residual.to(dtype), init_loss, layout)
     start = torch.zeros(m * z.shape[1], dtype=dtype, device=x.device)
@@ -227,19 +228,9 @@ def linear_problem(x, y, theta, config: SGLDConfig, mask=None) -> Problem:
     if config.batch_size is not None:
         moments = functools.partial(data_moments, z, residual, moving_columns(mask, layout))
     work = _work_per_chain(layout, config.batch_size, start.element_size())
-    exact = None
-    if config.batch_size is None and layout.m * layout.p <= MAX_PARAMETERS:
-        exact = _flat_quadratic(s, -(residual.T @ z) / n, layout)
+    exact = None if gradient is None else BlockQuadratic(s, gradient, layout.order())
     return Problem(fn, start, start, mask, init_loss, n, nbeta, (), eigenvalues, moments, work,
                    quadratic=exact)  # fmt: skip
-
-
-def _flat_quadratic(s: torch.Tensor, gradient: torch.Tensor, layout: Layout) -> Quadratic:
-    """The loss as :class:`~llcgeo.numerics.affine.Quadratic` in position order: the Hessian
-    ``I_m (x) S`` and the gradient ``G`` at the fit, permuted from ``theta``'s order."""
-    inverse = torch.argsort(layout.order()).to(s.device)
-    hessian = torch.block_diag(*[s.to(torch.float64)] * layout.m)[inverse][:, inverse]
-    return Quadratic(hessian, gradient.to(torch.float64).reshape(-1)[inverse])
 
 
 def _work_per_chain(layout: Layout, batch: int | None, itemsize: int) -> int:

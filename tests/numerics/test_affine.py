@@ -33,6 +33,6 @@ def test_the_linear_path_offers_its_quadratic_only_on_the_full_batch(fitted_line
     assert full.quadratic is not None and mini.quadratic is None
     w = torch.randn(4, full.start.numel(), dtype=torch.float64)
     loss, grad = full.loss_and_grad(w, None)
-    h, g = full.quadratic
+    h, g = full.quadratic.dense()
     assert torch.allclose(loss, 0.5 * ((w @ h) * w).sum(1) + w @ g, rtol=1e-12)
     assert torch.allclose(grad, w @ h + g, rtol=1e-12)
