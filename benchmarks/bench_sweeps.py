@@ -3,10 +3,10 @@
 1. ``llcgeo report`` (all suites, small scale, a fresh output folder each run) on an idle
    machine, then with one CPU-bound process per core running beside it (started and stopped
    here): the ratio of the two wall times. The aim is at most 2.5.
-2. The same report in-process, on 2 local worker processes, and on a 2-worker Dask
-   LocalCluster: wall times and speed-ups over in-process.
+2. The same report in-process (``--workers 1``), on 2 local worker processes (the default on
+   2 cores), and on a 2-worker Dask LocalCluster: wall times and speed-ups over in-process.
 
-    python benchmarks/bench_sweeps.py [--suite all] [--repeats 2]
+    python benchmarks/bench_sweeps.py [--suite all] [--repeats 2] [--skip busy|executors]
 """
 
 from __future__ import annotations
@@ -55,14 +55,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", default="all")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--skip", choices=("busy", "executors"), action="append", default=[])
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores; llcgeo report --suite {args.suite}")
-    for run in range(args.repeats):
+    for run in range(0 if "busy" in args.skip else args.repeats):
         idle, loaded = busy(args.suite)
         print(f"run {run + 1}: idle {idle:.1f} s, beside {os.cpu_count()} CPU-bound processes "
               f"{loaded:.1f} s: ratio {loaded / idle:.2f}")  # fmt: skip
-    for run in range(args.repeats):
-        base = report_seconds(args.suite)
+    for run in range(0 if "executors" in args.skip else args.repeats):
+        base = report_seconds(args.suite, "--workers", "1")
         procs = report_seconds(args.suite, "--workers", "2")
         dask = report_seconds(args.suite, "--scheduler", "dask", "--workers", "2")
         print(f"run {run + 1}: in-process {base:.1f} s; 2 processes {procs:.1f} s "

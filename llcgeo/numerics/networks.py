@@ -64,11 +64,12 @@ class MLPClassifier(nn.Module):
 
 
 class Block(nn.Module):
-    """A pre-norm transformer block: causal self-attention, then a GELU MLP."""
+    """A pre-norm transformer block: causal self-attention, then a GELU MLP; ``norm`` as
+    :func:`norm_layer` (a LayerNorm with gain and bias by default)."""
 
-    def __init__(self, width: int, heads: int):
+    def __init__(self, width: int, heads: int, norm: str = "layernorm-affine"):
         super().__init__()
-        self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.norm1, self.norm2 = norm_layer(norm, width), norm_layer(norm, width)
         self.attention = nn.MultiheadAttention(width, heads, batch_first=True)
         self.mlp = nn.Sequential(
             nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width)
@@ -83,14 +84,15 @@ class Block(nn.Module):
 
 
 class TinyTransformer(nn.Module):
-    """Token and position embeddings, ``blocks`` blocks, a final norm, an unembedding without
-    bias (as in most transformers)."""
+    """Token and position embeddings, ``blocks`` blocks (their norms ``block_norm``), a final
+    norm ``norm``, an unembedding without bias (as in most transformers)."""
 
-    def __init__(self, vocab: int, width: int, length: int, norm: str, blocks=2, heads=2):
+    def __init__(self, vocab: int, width: int, length: int, norm: str, blocks=2, heads=2,
+                 block_norm: str = "layernorm-affine"):  # fmt: skip
         super().__init__()
         self.embed = nn.Embedding(vocab, width)
         self.position = nn.Parameter(0.02 * torch.randn(length, width))
-        self.blocks = nn.Sequential(*(Block(width, heads) for _ in range(blocks)))
+        self.blocks = nn.Sequential(*(Block(width, heads, block_norm) for _ in range(blocks)))
         self.final_norm = norm_layer(norm, width)
         self.head = nn.Linear(width, vocab, bias=False)
 

@@ -17,6 +17,7 @@ same seeds on the same device. In a worker, torch gets ``cores // workers`` thre
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -61,6 +62,21 @@ def worker_threads(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
+PARENT_POLL = 1.0  # seconds between a worker's checks that its parent is alive
+
+
+def leave_with(parent: int) -> None:
+    """In a worker: exit once ``parent`` is gone (killed before it could shut its pool down),
+    rather than wait for work as an orphan for ever."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="llcgeo-parent-watch", daemon=True).start()
+
+
 class InProcess:
     """One case after another in this process (the default)."""
 
@@ -83,7 +99,9 @@ class LocalProcesses:
 
     def __init__(self, workers: int):
         self.workers = _check_workers(workers)
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"))
+        self._pool = ProcessPoolExecutor(
+            self.workers, get_context("spawn"), leave_with, (os.getpid(),)
+        )
 
     def results(self, tasks: Sequence[Task]) -> Iterator[Finished]:
         threads = worker_threads(self.workers)
