@@ -8,7 +8,7 @@ import time
 import warnings
 from pathlib import Path
 
-from llcgeo.commands._common import print_note, print_table
+from llcgeo.commands._common import print_note, print_table, step_progress
 from llcgeo.errors import ScanError
 
 DESCRIPTION = """\
@@ -71,7 +71,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"llcgeo scan: {done}/{total} {row.reader}: {row.verdict} ({so_far} so far, "
               f"about {left} left)", file=sys.stderr)  # fmt: skip
 
-    result = scan(model, inputs, targets, loss=loss, progress=progress,
+    def sampling(reader: str):
+        return step_progress(sys.stderr, f"llcgeo scan: {reader}: sampling")
+
+    result = scan(model, inputs, targets, loss=loss, progress=progress, sampling=sampling,
                   measure=not args.no_measure, chains=args.chains, draws=args.draws,
                   rows=args.rows, hessian_directions=args.hessian_directions,
                   refine=args.refine, seed=args.seed, only=tuple(args.only))  # fmt: skip

@@ -280,19 +280,25 @@ def measure_head(trained: TrainedHead, hessian, config: SGLDConfig, *, moving_bi
 
 
 def measure_with_quadratic(model, inputs, targets, loss, hessian, config: SGLDConfig, *,
-                           masks=None, seed, device) -> HeadMeasurement:  # fmt: skip
+                           masks=None, seed, device, progress=None) -> HeadMeasurement:  # fmt: skip
     """``model``'s estimate at its parameters and, with the same seed (the same noise), the
-    estimate on its exact quadratic model ``hessian`` (on the entries ``masks`` move)."""
+    estimate on its exact quadratic model ``hessian`` (on the entries ``masks`` move);
+    ``progress(done, total)`` counts the steps of both runs."""
     from llcgeo.numerics.estimate import estimate_problem, model_problem
 
     target = resolve_device(device)
     with thread_policy(config.chains * hessian.shape[0], target):
         problem = model_problem(model, inputs, targets, config, masks, loss, target)
-        real = estimate_problem(
-            problem, config, seed=seed, progress=None, started=time.perf_counter()
-        )
+        real = estimate_problem(problem, config, seed=seed, progress=_part(progress, 0, 2),
+                                started=time.perf_counter())  # fmt: skip
         quadratic = quadratic_problem(hessian, problem)
-        model = estimate_problem(
-            quadratic, config, seed=seed, progress=None, started=time.perf_counter()
-        )
+        model = estimate_problem(quadratic, config, seed=seed, progress=_part(progress, 1, 2),
+                                 started=time.perf_counter())  # fmt: skip
     return HeadMeasurement(real, model)
+
+
+def _part(progress, index: int, parts: int):
+    """``progress`` for the ``index``-th of ``parts`` equal runs, as a share of them all."""
+    if progress is None:
+        return None
+    return lambda done, total: progress(index * total + done, parts * total)

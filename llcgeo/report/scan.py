@@ -78,13 +78,15 @@ class Scan:
 
 
 def scan(model, inputs, targets=None, *, loss="gaussian", device="cpu", progress=None,
-         measure: bool = True, **settings) -> Scan:  # fmt: skip
+         sampling=None, measure: bool = True, **settings) -> Scan:  # fmt: skip
     """Every normalization of ``model``, every linear map that reads it, each certified,
     predicted, measured and judged (:mod:`llcgeo.scanner`). ``settings`` are the fields of
-    :class:`~llcgeo.scanner.ScanSettings`; ``measure=False`` stops after the certificates."""
+    :class:`~llcgeo.scanner.ScanSettings`; ``measure=False`` stops after the certificates.
+    ``progress(done, total, row)`` follows the readers, ``sampling(reader)`` (a factory of
+    ``(done, total)`` callbacks) each reader's chains."""
     chosen = ScanSettings(**settings, measure=measure)
     return Scan(run_scan(model, inputs, targets, loss=loss, settings=chosen, device=device,
-                         progress=progress))  # fmt: skip
+                         progress=progress, sampling=sampling))  # fmt: skip
 
 
 def _number(value, digits: int = 4) -> str:

@@ -143,9 +143,10 @@ class ScanResult:
 
 
 def run_scan(model, inputs, targets=None, *, loss="gaussian", settings=ScanSettings(),
-             device="cpu", progress=None) -> ScanResult:  # fmt: skip
+             device="cpu", progress=None, sampling=None) -> ScanResult:  # fmt: skip
     """Scan ``model`` on this data (the forms :func:`llcgeo.estimate_llc` takes); ``progress``
-    is called with ``(done, total, row)`` after each reader."""
+    is called with ``(done, total, row)`` after each reader; ``sampling(reader)``, when given,
+    returns the ``(done, total)`` step callback of that reader's chains."""
     started = time.perf_counter()
     if not isinstance(model, torch.nn.Module):
         raise ScanError(f"scan needs a torch.nn.Module, got {type(model).__name__}")
@@ -159,7 +160,8 @@ def run_scan(model, inputs, targets=None, *, loss="gaussian", settings=ScanSetti
     pairs = [(norm, reader) for norm in norms for reader in norm.readers]
     rows = []
     for norm, reader in pairs:
-        rows.append(_scan_row(gm, norm, reader, x, y, fn, settings, device))
+        steps = None if sampling is None else sampling(reader.weight)
+        rows.append(_scan_row(gm, norm, reader, x, y, fn, settings, device, steps))
         if progress is not None:
             progress(len(rows), len(pairs), rows[-1])
     summaries = tuple(_summary(norm, rows) for norm in norms)
@@ -190,7 +192,7 @@ def _with_readers(norms: list[Norm]) -> list[Norm]:
     return norms
 
 
-def _scan_row(gm, norm: Norm, reader: Reader, x, y, loss, settings, device) -> ScanRow:
+def _scan_row(gm, norm: Norm, reader: Reader, x, y, loss, settings, device, steps) -> ScanRow:
     classes_read = isinstance(loss, CrossEntropy)
     spec = image_spec(norm, *_norm_parameters(gm, norm))
     cert = certify(spec, reader, classes_read, settings.refine)
@@ -205,7 +207,8 @@ def _scan_row(gm, norm: Norm, reader: Reader, x, y, loss, settings, device) -> S
                         reason=f"not measured: the quotient has {cert.quotient} directions, "
                         f"above the Hessian budget of {settings.hessian_directions}")  # fmt: skip
     try:
-        return _measured(row, gm, reader, spec, x, y, loss, settings, device, classes_read)
+        return _measured(row, gm, reader, spec, (x, y, loss), settings, device, classes_read,
+                         steps)  # fmt: skip
     except LLCGeoError as error:
         return _replace(row, reason=f"not measured: {error}")
 
@@ -225,7 +228,8 @@ def _replace(row: ScanRow, **changes) -> ScanRow:
     return replace(row, **changes)
 
 
-def _measured(row, gm, reader, spec, x, y, loss, settings, device, classes_read) -> ScanRow:
+def _measured(row, gm, reader, spec, data, settings, device, classes_read, steps) -> ScanRow:
+    x, y, loss = data
     refine = settings.refine
     basis = torch.from_numpy(quotient_basis(spec, reader, classes_read, refine))
     if basis.shape[1] != row.certificate.quotient:
@@ -242,7 +246,7 @@ def _measured(row, gm, reader, spec, x, y, loss, settings, device, classes_read)
     row = _replace(row, rank=rank, gap=gap, loss_before=before, loss_after=after, low=str(low))
     hessian = basis @ torch.from_numpy(h_q) @ basis.T
     spectrum = np.concatenate([values, np.zeros(row.certificate.flat)])
-    return _sampled(row, model, masks, hessian, spectrum, x, y, loss, settings, device)
+    return _sampled(row, model, masks, hessian, spectrum, (x, y, loss), settings, device, steps)
 
 
 def _sampled_model(gm, reader, x, y, moving: bool, classes_read: bool):
@@ -260,7 +264,8 @@ def _padded(basis: torch.Tensor, parameters: int) -> torch.Tensor:
     return torch.cat([basis, basis.new_zeros(extra, basis.shape[1])]) if extra else basis
 
 
-def _sampled(row, model, masks, hessian, spectrum, x, y, loss, settings, device) -> ScanRow:
+def _sampled(row, model, masks, hessian, spectrum, data, settings, device, steps) -> ScanRow:
+    x, y, loss = data
     row_count = y.shape[0]  # samples, or samples x positions for a head on its features
     nbeta = settings.nbeta_factor * row_count / math.log(row_count)
     r = recommend(spectrum, nbeta=nbeta, chains=settings.chains, se=0.5,
@@ -269,7 +274,8 @@ def _sampled(row, model, masks, hessian, spectrum, x, y, loss, settings, device)
                         steps=r.burnin + settings.draws, burnin=r.burnin,
                         dtype=settings.dtype)  # fmt: skip
     measured = measure_with_quadratic(model, x, y, loss, hessian, config, masks=masks,
-                                      seed=settings.seed, device=device)  # fmt: skip
+                                      seed=settings.seed, device=device,
+                                      progress=steps)  # fmt: skip
     e, q = measured.estimate, measured.quadratic
     shifts = e.per_chain - q.per_chain
     expected = expected_sgld_estimate(spectrum, nbeta, r.gamma, r.eps, config.steps, r.burnin)

@@ -31,8 +31,15 @@ def _classifier():
 
 def test_a_small_classifier_is_certified_predicted_measured_and_judged(tmp_path):
     model, x, y = _classifier()
-    s = scan(model, x, y, loss=cross_entropy(0.1), chains=8, draws=4000)
+    seen: dict[str, list] = {}
+    s = scan(model, x, y, loss=cross_entropy(0.1), chains=8, draws=4000,
+             sampling=lambda reader: lambda done, total: seen.setdefault(reader, []).append(
+                 (done, total)))  # fmt: skip
     (row,) = s.rows
+    # the reader's chains report their steps, the real run's and then the quadratic model's
+    (calls,) = seen.values()
+    assert list(seen) == ["3.weight"] and calls[-1][0] == calls[-1][1]
+    assert all(a[0] < b[0] for a, b in zip(calls, calls[1:], strict=False))
     # logits of 3 classes read from LayerNorm's plane through the origin, with a bias:
     # (K - 1) r = 2 * 6 directions, 9 of the 21 certified flat
     assert (row.certificate.quotient, row.certificate.flat) == (12, 9)
