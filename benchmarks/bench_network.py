@@ -47,7 +47,7 @@ from llcgeo import SGLDConfig, estimate_llc  # noqa: E402
 from llcgeo.numerics.losses import cross_entropy  # noqa: E402
 from llcgeo.numerics.networks import TinyTransformer, sequence_task, train  # noqa: E402
 
-SETTINGS = {  # per model: the loss, the defaults the comparison fixes
+SETTINGS = {  # per model: the loss, the defaults its comparison fixes
     "mlp": dict(gamma=100.0, batch_size=256, loss="gaussian"),
     "transformer": dict(gamma=100.0, batch_size=64, loss="cross_entropy"),
 }

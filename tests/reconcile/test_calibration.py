@@ -184,7 +184,7 @@ def test_calibrated_settings_reach_a_reduced_rank_regression_truth():
     quadratic theory alone would give gamma ~1e3 and an estimate near the 3.5 of the curved
     directions; calibrate, with its defaults, sees 17 flat directions that no symmetry of the
     path explains and finds the gamma plateau by a sweep. Allowed: 10% plus 3 SE, the
-    issue's bar for a calibration (the singular suite holds the bias-free coefficient to 3%
+    bar a calibration is held to (the singular suite holds the bias-free coefficient to 3%
     plus 3 SE of its fit)."""
     from llcgeo.numerics.estimate import estimate_llc
     from llcgeo.reconcile.calibration import calibrate
