@@ -81,22 +81,37 @@ def run_affine(problem, config, *, eps: float, gamma: float, steps: int, burnin:
     start = problem.start.expand(config.chains, -1)
     a_t, b, scale = _step_map(problem, config, eps, gamma)
     h, g = (t.to(start) for t in problem.quadratic.dense())
-    offsets, losses = start - problem.centre, torch.empty(config.chains, steps, dtype=start.dtype)
-    block = max(1, BLOCK_BYTES // (8 * start.numel()))
+
+    def advance(offsets: torch.Tensor, out: torch.Tensor) -> None:
+        noise = torch.randn(offsets.shape, generator=generator, dtype=start.dtype,
+                            device=start.device)  # fmt: skip
+        torch.addmm(noise.mul_(scale).add_(b), offsets, a_t, out=out)
+
+    losses, offsets = _drive(start - problem.centre, advance, lambda held: _losses(held, h, g),
+                             config.chains, steps, progress)  # fmt: skip
+    final = SGLDState(offsets + problem.centre, steps)
+    return ChainRun(losses[:, burnin:], losses.amax(dim=1), final)
+
+
+def _drive(offsets: torch.Tensor, advance, losses_of, chains: int, steps: int, progress):
+    """``(losses (chains, steps), final offsets)`` of ``steps`` calls of ``advance(offsets,
+    out)``, each writing the next offsets into ``out``; a block of steps is held at once and
+    ``losses_of`` forms their losses ``(count, chains)`` together."""
+    losses = torch.empty(chains, steps, dtype=offsets.dtype)
+    block = max(1, BLOCK_BYTES // (8 * offsets.numel()))
     every = max(1, steps // 100)
     for first in range(0, steps, block):
         count = min(block, steps - first)
-        held = torch.empty(count, *offsets.shape, dtype=start.dtype, device=start.device)
+        # held[k] is where step first + k starts (its loss is recorded there)
+        held = offsets.new_empty(count + 1, *offsets.shape)
+        held[0] = offsets
         for k in range(count):
-            held[k] = offsets  # the loss is recorded where the step starts
-            noise = torch.randn(offsets.shape, generator=generator, dtype=start.dtype,
-                                device=start.device)  # fmt: skip
-            offsets = torch.addmm(noise.mul_(scale).add_(b), offsets, a_t)
+            advance(held[k], out=held[k + 1])
             if progress is not None and ((first + k + 1) % every == 0 or first + k + 1 == steps):
                 progress(first + k + 1, steps)
-        losses[:, first : first + count] = _losses(held, h, g).T.to(losses.device)
-    final = SGLDState(offsets + problem.centre, steps)
-    return ChainRun(losses[:, burnin:], losses.amax(dim=1), final)
+        losses[:, first : first + count] = losses_of(held[:count]).T.cpu()
+        offsets = held[count].clone()
+    return losses, offsets
 
 
 def _step_map(problem, config, eps: float, gamma: float):
@@ -135,25 +150,16 @@ def _run_blocks(problem, config, *, eps: float, gamma: float, steps: int, burnin
     identity = torch.eye(p, dtype=s.dtype, device=s.device)
     a_t = (identity * (1 - 0.5 * eps * gamma) - (0.5 * eps * problem.nbeta) * s).T.contiguous()
     b, scale = g.mul(-0.5 * eps * problem.nbeta), math.sqrt(eps) * config.noise_level
+
+    def advance(offsets: torch.Tensor, out: torch.Tensor) -> None:
+        noise = torch.randn((chains, m * p), generator=generator, dtype=start.dtype,
+                            device=start.device).index_select(1, order)  # fmt: skip
+        drift = torch.add(b, noise.view(chains, m, p), alpha=scale).view(-1, p)
+        torch.addmm(drift, offsets, a_t, out=out)
+
     offsets = (start - problem.centre).index_select(0, order).expand(chains, -1).reshape(-1, p)
-    losses = torch.empty(chains, steps, dtype=start.dtype)
-    block = max(1, BLOCK_BYTES // (8 * chains * start.numel()))
-    every = max(1, steps // 100)
-    for first in range(0, steps, block):
-        count = min(block, steps - first)
-        # held[k] is where step first + k starts (its loss is recorded there); a step writes
-        # the next one in place
-        held = torch.empty(count + 1, *offsets.shape, dtype=start.dtype, device=start.device)
-        held[0] = offsets
-        for k in range(count):
-            noise = torch.randn((chains, m * p), generator=generator, dtype=start.dtype,
-                                device=start.device).index_select(1, order)  # fmt: skip
-            drift = torch.add(b, noise.view(chains, m, p), alpha=scale).view(-1, p)
-            torch.addmm(drift, held[k], a_t, out=held[k + 1])
-            if progress is not None and ((first + k + 1) % every == 0 or first + k + 1 == steps):
-                progress(first + k + 1, steps)
-        losses[:, first : first + count] = _block_losses(held[:count], s, g, chains).T.cpu()
-        offsets = held[count].clone()
+    losses, offsets = _drive(offsets, advance, lambda held: _block_losses(held, s, g, chains),
+                             chains, steps, progress)  # fmt: skip
     position = offsets.view(chains, -1).index_select(1, torch.argsort(order)) + problem.centre
     return ChainRun(losses[:, burnin:], losses.amax(dim=1), SGLDState(position, steps))
 
