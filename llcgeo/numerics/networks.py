@@ -250,13 +250,19 @@ def trained_head(build, inputs, labels, *, steps, lr, batch, seed, moving_bias):
 def head_module(trained: TrainedHead, *, moving_bias: bool):
     """``(nn.Linear at the fitted head, param_masks)``: the weight moves, the bias (where there
     is one) only where ``moving_bias``; for ``estimate_llc`` or ``calibrate`` on the features."""
-    classes, width = trained.weight.shape
-    head = nn.Linear(width, classes, bias=trained.bias is not None, dtype=F64)
+    return linear_head(trained.weight, trained.bias, moving_bias=moving_bias)
+
+
+def linear_head(weight: torch.Tensor, bias, *, moving_bias: bool):
+    """``(nn.Linear in float64 at (weight, bias), param_masks)``: the weight moves, the bias
+    (where there is one) only where ``moving_bias``."""
+    classes, width = weight.shape
+    head = nn.Linear(width, classes, bias=bias is not None, dtype=F64)
     masks = {"weight": torch.ones(classes, width, dtype=torch.bool)}
     with torch.no_grad():
-        head.weight.copy_(trained.weight)
-        if trained.bias is not None:
-            head.bias.copy_(trained.bias)
+        head.weight.copy_(weight)
+        if bias is not None:
+            head.bias.copy_(bias)
             masks["bias"] = torch.full((classes,), moving_bias, dtype=torch.bool)
     return head, masks
 

@@ -30,7 +30,7 @@ import torch
 
 from llcgeo.config import SGLDConfig
 from llcgeo.errors import LLCGeoError, ScanError
-from llcgeo.numerics.data import checked_data
+from llcgeo.numerics.data import checked_data, to_device
 from llcgeo.numerics.losses import CrossEntropy, per_sample_loss
 from llcgeo.numerics.networks import measure_with_quadratic
 from llcgeo.reconcile.model import EstimateSummary
@@ -152,9 +152,9 @@ def run_scan(model, inputs, targets=None, *, loss="gaussian", settings=ScanSetti
         raise ScanError(f"scan needs a torch.nn.Module, got {type(model).__name__}")
     x, y = checked_data(inputs, targets)
     fn = per_sample_loss(loss)
-    index = evaluation_rows(x, y.shape[0], settings.rows, settings.seed)
+    index = evaluation_rows(y.shape[0], settings.rows, settings.seed)
     x, y = subset(x, y, index)
-    x = _in_float64(x)
+    x = to_device(x, None, torch.float64)  # floating tensors only; on their own device
     gm = trace(copy.deepcopy(model).to(torch.float64), subset(x, y, torch.arange(2))[0])
     norms = _with_readers(find_norms(gm))
     pairs = [(norm, reader) for norm in norms for reader in norm.readers]
@@ -167,12 +167,6 @@ def run_scan(model, inputs, targets=None, *, loss="gaussian", settings=ScanSetti
     summaries = tuple(_summary(norm, rows) for norm in norms)
     return ScanResult(tuple(rows), summaries, y.shape[0], _loss_name(loss), settings,
                       time.perf_counter() - started)  # fmt: skip
-
-
-def _in_float64(x):
-    if isinstance(x, dict):
-        return {k: _in_float64(v) for k, v in x.items()}
-    return x.to(torch.float64) if x.is_floating_point() else x
 
 
 def _loss_name(loss) -> str:
@@ -201,16 +195,16 @@ def _scan_row(gm, norm: Norm, reader: Reader, x, y, loss, settings, device, step
                   reader.logits and classes_read, cert, image=cert.image, low="0",
                   high=str(Fraction(cert.quotient, 2)))  # fmt: skip
     if not settings.measure or (settings.only and reader.weight not in settings.only):
-        return _replace(row, verdict=NOT_MEASURED, reason="not measured (certificates only)")
+        return replace(row, verdict=NOT_MEASURED, reason="not measured (certificates only)")
     if cert.quotient > settings.hessian_directions:
-        return _replace(row, verdict=NOT_MEASURED,
+        return replace(row, verdict=NOT_MEASURED,
                         reason=f"not measured: the quotient has {cert.quotient} directions, "
                         f"above the Hessian budget of {settings.hessian_directions}")  # fmt: skip
     try:
         return _measured(row, gm, reader, spec, (x, y, loss), settings, device, classes_read,
                          steps)  # fmt: skip
     except LLCGeoError as error:
-        return _replace(row, reason=f"not measured: {error}")
+        return replace(row, reason=f"not measured: {error}")
 
 
 def _norm_parameters(gm, norm: Norm):
@@ -222,10 +216,6 @@ def _norm_parameters(gm, norm: Norm):
         )
 
     return values(norm.gain), values(norm.bias)
-
-
-def _replace(row: ScanRow, **changes) -> ScanRow:
-    return replace(row, **changes)
 
 
 def _measured(row, gm, reader, spec, data, settings, device, classes_read, steps) -> ScanRow:
@@ -243,7 +233,7 @@ def _measured(row, gm, reader, spec, data, settings, device, classes_read, steps
     rank, gap = numerical_rank(values)
     # the LLC is at least half the Hessian's rank: proven where the count is trusted
     low = Fraction(rank if gap >= RANK_GAP else 0, 2)
-    row = _replace(row, rank=rank, gap=gap, loss_before=before, loss_after=after, low=str(low))
+    row = replace(row, rank=rank, gap=gap, loss_before=before, loss_after=after, low=str(low))
     hessian = basis @ torch.from_numpy(h_q) @ basis.T
     spectrum = np.concatenate([values, np.zeros(row.certificate.flat)])
     return _sampled(row, model, masks, hessian, spectrum, (x, y, loss), settings, device, steps)
@@ -280,7 +270,7 @@ def _sampled(row, model, masks, hessian, spectrum, data, settings, device, steps
     shifts = e.per_chain - q.per_chain
     expected = expected_sgld_estimate(spectrum, nbeta, r.gamma, r.eps, config.steps, r.burnin)
     shift_se = float(shifts.std(ddof=1) / math.sqrt(len(shifts)))
-    row = _replace(row, estimate=EstimateSummary.of(e), quadratic=EstimateSummary.of(q),
+    row = replace(row, estimate=EstimateSummary.of(e), quadratic=EstimateSummary.of(q),
                    shift=float(shifts.mean()), shift_se=shift_se, expected=float(expected.mean),
                    expected_se=float(expected.standard_error(settings.chains)), eps=r.eps,
                    gamma=r.gamma, nbeta=nbeta)  # fmt: skip
@@ -302,7 +292,7 @@ def _judged(row: ScanRow, chains: int) -> ScanRow:
               f"({'within' if small else 'beyond'} {SHIFT_LIMIT:.0%} of {scale:g})")  # fmt: skip
     if not sane:
         reason += "; " + "; ".join(row.estimate.problems())
-    return _replace(row, verdict=verdict, reason=reason)
+    return replace(row, verdict=verdict, reason=reason)
 
 
 def _summary(norm: Norm, rows) -> NormSummary:

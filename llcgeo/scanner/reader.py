@@ -15,16 +15,15 @@ import numpy as np
 import torch
 from torch import fx
 from torch.func import functional_call, grad, vmap
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from llcgeo.errors import EstimationError
 from llcgeo.numerics.data import take
+from llcgeo.numerics.networks import MINIMUM_GRADIENT, linear_head
 from llcgeo.scanner.trace import Reader
 
 WEIGHT, BIAS = "reader_weight", "reader_bias"
 REFIT_ITERATIONS = 500
-# a refit whose gradient on the quotient is above this is not at a minimum (as the network
-# suite's head fit)
-MINIMUM_GRADIENT = 1e-8
 DIRECTIONS_AT_ONCE = 32  # Hessian-vector products batched together
 
 
@@ -57,10 +56,6 @@ def reader_model(gm: fx.GraphModule, reader: Reader, dtype: torch.dtype,
     return out
 
 
-def flat_parameters(model: torch.nn.Module) -> torch.Tensor:
-    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
-
-
 def _mean_loss(model, x, y, loss):
     shapes = {name: p.shape for name, p in model.named_parameters()}
     sizes = [s.numel() for s in shapes.values()]
@@ -76,9 +71,10 @@ def _mean_loss(model, x, y, loss):
 def refit(model, x, y, loss, basis: torch.Tensor) -> tuple[float, float]:
     """Move ``model``'s reader to the minimum of its loss near where it is (L-BFGS on the
     quotient, in float64; the certified-flat directions cannot lower it). Returns the loss
-    before and after; refuses a point whose gradient stays above ``MINIMUM_GRADIENT``."""
+    before and after; refuses a point whose gradient on the quotient stays above
+    ``MINIMUM_GRADIENT``, the network suite's bar for a fitted head."""
     value = _mean_loss(model, x, y, loss)
-    start = flat_parameters(model)
+    start = parameters_to_vector(model.parameters()).detach()
     before = float(value(start))
     coords = torch.zeros(basis.shape[1], dtype=start.dtype, requires_grad=True)
     optimizer = torch.optim.LBFGS([coords], max_iter=REFIT_ITERATIONS, tolerance_grad=1e-14,
@@ -98,14 +94,9 @@ def refit(model, x, y, loss, basis: torch.Tensor) -> tuple[float, float]:
             f"the reader's loss has no minimum within reach: its gradient is {gradient:.3g} after "
             f"{REFIT_ITERATIONS} L-BFGS iterations (a minimum needs below {MINIMUM_GRADIENT:g})"
         )
-    _assign(model, moved)
-    return before, float(value(moved))
-
-
-def _assign(model, flat: torch.Tensor) -> None:
     with torch.no_grad():
-        for p, part in zip(model.parameters(), flat.split([p.numel() for p in model.parameters()])):
-            p.copy_(part.view_as(p))
+        vector_to_parameters(moved.clone(), model.parameters())
+    return before, float(value(moved))
 
 
 def quotient_hessian(model, x, y, loss, basis: torch.Tensor) -> np.ndarray:
@@ -113,7 +104,7 @@ def quotient_hessian(model, x, y, loss, basis: torch.Tensor) -> np.ndarray:
     values, on the quotient's basis ``B``, by exact Hessian-vector products (reverse over
     reverse), ``DIRECTIONS_AT_ONCE`` at a time."""
     value = _mean_loss(model, x, y, loss)
-    centre = flat_parameters(model)
+    centre = parameters_to_vector(model.parameters()).detach()
     gradient = grad(value)
 
     def product(v: torch.Tensor) -> torch.Tensor:
@@ -127,7 +118,7 @@ def quotient_hessian(model, x, y, loss, basis: torch.Tensor) -> np.ndarray:
     return (h + h.T) / 2
 
 
-def evaluation_rows(x, n: int, rows: int, seed: int):
+def evaluation_rows(n: int, rows: int, seed: int):
     """The samples the scan's loss is taken on: all ``n`` of them, or ``rows`` drawn from ``seed``
     where there are more."""
     if n <= rows:
@@ -158,13 +149,5 @@ def features(gm: fx.GraphModule, reader: Reader, x: torch.Tensor) -> torch.Tenso
 def head_model(gm: fx.GraphModule, reader: Reader, moving_bias: bool):
     """``(nn.Linear at the reader's parameters, param_masks)`` in float64."""
     weight = gm.get_parameter(reader.weight).detach()
-    weight = weight.T if reader.transposed else weight
-    head = torch.nn.Linear(reader.inputs, reader.outputs, bias=reader.bias is not None,
-                           dtype=torch.float64)  # fmt: skip
-    masks = {"weight": torch.ones(reader.outputs, reader.inputs, dtype=torch.bool)}
-    with torch.no_grad():
-        head.weight.copy_(weight)
-        if reader.bias is not None:
-            head.bias.copy_(gm.get_parameter(reader.bias).detach())
-            masks["bias"] = torch.full((reader.outputs,), moving_bias, dtype=torch.bool)
-    return head, masks
+    bias = None if reader.bias is None else gm.get_parameter(reader.bias).detach()
+    return linear_head(weight.T if reader.transposed else weight, bias, moving_bias=moving_bias)
