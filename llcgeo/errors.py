@@ -5,6 +5,19 @@ class LLCGeoError(Exception):
     """Base class of every error llcgeo raises on purpose."""
 
 
+def in_brief(error: BaseException, limit: int = 160) -> str:
+    r"""A foreign error in one line: its type and the first line of its message (at most
+    ``limit`` characters of it), to quote inside one of ours.
+
+    >>> in_brief(ValueError("bad shape\nmore detail"))
+    'ValueError: bad shape'
+    >>> in_brief(KeyError())
+    'KeyError'
+    """
+    name, text = type(error).__name__, str(error).strip()
+    return f"{name}: {text.splitlines()[0][:limit]}" if text else name
+
+
 class SpecError(LLCGeoError, ValueError):
     """A manifold, layer or sampler specification is invalid."""
 

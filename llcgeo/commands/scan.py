@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 
 from llcgeo.commands._common import print_note, print_table, step_progress
-from llcgeo.errors import ScanError
+from llcgeo.errors import ScanError, in_brief
 
 DESCRIPTION = """\
 Scan a trained network: find each normalization (LayerNorm, RMSNorm) and every linear map
@@ -100,7 +100,7 @@ def load_program(path: Path):
             warnings.simplefilter("ignore", FutureWarning)
             return torch.export.load(str(path)).module()
     except Exception as error:  # a damaged or foreign file, in its own words
-        raise ScanError(f"{path}: not a torch.export program ({_first_line(error)})") from None
+        raise ScanError(f"{path}: not a torch.export program ({in_brief(error)})") from None
 
 
 def load_data(path: Path):
@@ -139,9 +139,4 @@ def _npz(path: Path):
     except ScanError:
         raise
     except ValueError as error:
-        raise ScanError(f"{path}: {str(error).splitlines()[0][:160]}") from None
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0][:160]}" if text else type(error).__name__
+        raise ScanError(f"{path}: {in_brief(error)}") from None

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import torch
 from torch import fx
 
-from llcgeo.errors import ScanError
+from llcgeo.errors import ScanError, in_brief
 
 aten = torch.ops.aten
 
@@ -97,9 +97,8 @@ def trace(model: torch.nn.Module, example) -> fx.GraphModule:
     try:
         program = torch.export.export(model.eval(), args, kwargs, dynamic_shapes=shapes)
     except Exception as error:  # any failure of the tracer is the model's, said in its words
-        first = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
         raise ScanError(
-            f"the tracer cannot follow the model ({type(error).__name__}: {first}); scan "
+            f"the tracer cannot follow the model ({in_brief(error, 300)}); scan "
             "needs a model torch.export can trace with a free batch dimension"
         ) from None
     return program.module()
