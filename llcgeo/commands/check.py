@@ -6,7 +6,6 @@ import argparse
 
 from llcgeo.commands._common import add_executor_arguments, print_note
 
-VERDICTS = ("agree", "disagree", "inconclusive")
 DESCRIPTION = """\
 Each FILE (TOML; see examples/hypotheses/README.md) names a manifold, a layer, sampler settings
 and claims such as llc = "m*(d-1)/2". Every file is checked first (all problems are reported
@@ -82,6 +81,8 @@ def check_outcome(hypotheses, report) -> dict:
 
 
 def print_outcome(outcome: dict) -> None:
+    from llcgeo.reconcile.model import VERDICTS
+
     for f in outcome["files"]:
         print(f"{f['verdict']:<12}  {f['file']}")
         for c in f["claims"]:

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from llcgeo.reconcile.model import Figure, Panel, Series
+from llcgeo.reconcile.model import VERDICTS, Figure, Panel, Series
 from llcgeo.report import document as doc
 from llcgeo.report.figures import draw
 from llcgeo.report.files import prepare_folder, write_all_atomic
 from llcgeo.report.render import csv_text
-from llcgeo.scanner import ScanResult, ScanRow, ScanSettings, run_scan
+from llcgeo.scanner import NOT_MEASURED, ScanResult, ScanRow, ScanSettings, run_scan
 from llcgeo.serialize import dumps_output
 
 COLUMNS = ("norm", "reader", "shape", "certified flat", "quotient", "Hessian rank", "gap",
@@ -130,7 +130,7 @@ def _figure(rows) -> Figure:
 
 
 def _blocks(result: ScanResult, png: bytes | None) -> list:
-    kinds = ("agree", "disagree", "inconclusive", "not measured")
+    kinds = (*VERDICTS, NOT_MEASURED)
     counts = ", ".join(f"{sum(r.verdict == v for r in result.rows)} {v}" for v in kinds)
     blocks = [
         doc.Heading("llcgeo scan", 1),
