@@ -116,4 +116,4 @@ def vmap_step(model: nn.Module, per_sample_loss):
 
 
 def flat_parameters(model: nn.Module) -> torch.Tensor:
-    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    return torch.nn.utils.parameters_to_vector(model.parameters()).detach()
