@@ -45,7 +45,14 @@ def register(subparsers) -> None:
     parser.add_argument("--draws", type=int, default=8000)
     parser.add_argument("--rows", type=int, default=2048, help="samples the loss is taken on")
     parser.add_argument("--hessian-directions", type=int, default=1024,
-                        help="the largest quotient measured")  # fmt: skip
+                        help="the largest quotient measured whole; a larger one is measured on "
+                        "a block of this size")  # fmt: skip
+    parser.add_argument(
+        "--nbeta-factor",
+        type=float,
+        default=50.0,
+        help="nbeta = factor n / log n (colder keeps the loss nearer quadratic)",
+    )
     parser.add_argument("--no-measure", action="store_true", help="certificates only")
     parser.add_argument("--only", action="append", default=[], metavar="WEIGHT",
                         help="measure only this reader (its weight's name)")  # fmt: skip
@@ -77,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     result = scan(model, inputs, targets, loss=loss, progress=progress, sampling=sampling,
                   measure=not args.no_measure, chains=args.chains, draws=args.draws,
                   rows=args.rows, hessian_directions=args.hessian_directions,
+                  nbeta_factor=args.nbeta_factor,
                   refine=args.refine, seed=args.seed, only=tuple(args.only))  # fmt: skip
     paths = result.report(args.out)
     for row in result.table():

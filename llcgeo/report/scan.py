@@ -25,8 +25,9 @@ from llcgeo.report.render import csv_text
 from llcgeo.scanner import NOT_MEASURED, ScanResult, ScanRow, ScanSettings, run_scan
 from llcgeo.serialize import dumps_output
 
-COLUMNS = ("norm", "reader", "shape", "certified flat", "quotient", "Hessian rank", "gap",
-           "predicted wrLLC", "measured", "expected", "shift", "verdict")  # fmt: skip
+COLUMNS = ("norm", "reader", "shape", "certified flat", "quotient", "predicted wrLLC",
+           "measured on", "Hessian rank", "gap", "its wrLLC", "measured", "expected", "shift",
+           "verdict")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -99,23 +100,40 @@ def _prediction(r: ScanRow) -> str:
     return r.high if r.exact else f"[{r.low}, {r.high}]"
 
 
+def _measured_on(r: ScanRow) -> str:
+    """The directions the Hessian and the chains saw: the quotient, or a block of it."""
+    if r.rank is None:
+        return "-"
+    if r.block is None:
+        return "the quotient"
+    return f"{r.block} ({r.block_outputs} outputs)"
+
+
+def _block_prediction(r: ScanRow) -> str:
+    """The wrLLC of what was measured: exact, or the interval its Hessian's rank proves."""
+    if r.rank is None:
+        return "-"
+    return r.block_high if r.low == r.block_high else f"[{r.low}, {r.block_high}]"
+
+
 def _cells(r: ScanRow) -> dict:
     measured = "-" if r.estimate is None else f"{r.estimate.mean:.2f} +- {r.estimate.se:.2f}"
     return dict(zip(COLUMNS, (
         r.norm, r.reader + (" (tied)" if r.tied else ""),
         f"{r.outputs} x {r.inputs}" + (" + bias" if r.bias else ""), str(r.certificate.flat),
-        str(r.certificate.quotient), _number(r.rank), _number(r.gap, 2), _prediction(r), measured,
-        _number(r.expected), _number(r.shift, 2), r.verdict,
+        str(r.certificate.quotient), _prediction(r), _measured_on(r), _number(r.rank),
+        _number(r.gap, 2), _block_prediction(r), measured, _number(r.expected),
+        _number(r.shift, 2), r.verdict,
     )))  # fmt: skip
 
 
 def _figure(rows) -> Figure:
     xs = tuple(float(i) for i in range(len(rows)))
     lows = [float(Fraction(r.low)) for r in rows]
-    highs = [float(Fraction(r.high)) for r in rows]
+    highs = [float(Fraction(r.block_high)) for r in rows]
     measured = [(x, r) for x, r in zip(xs, rows) if r.estimate is not None]
     series = (
-        Series("predicted (exact, or the proven interval)", xs,
+        Series("predicted for what was measured (exact, or the proven interval)", xs,
                tuple((a + b) / 2 for a, b in zip(lows, highs)),
                tuple((b - a) / 2 for a, b in zip(lows, highs)), style="points"),
         Series("measured (± SE)", tuple(x + 0.2 for x, _ in measured),
@@ -164,7 +182,11 @@ _EXPLAINED = (
     "trained gain and bias), flat whatever the rest of the network is. Quotient: the rest. "
     "The predicted wrLLC is exact (half the quotient) where the Hessian on the quotient, at the "
     "reader's refitted minimum with the rest frozen, has full rank; otherwise the interval "
-    "from half its rank to half the quotient. Measured: SGLD at settings chosen from that "
-    "spectrum; the same chains on the exact quadratic model are held to the estimator's exact "
-    "expectation (expected), and the real run's shift from them must stay small."
+    "from half its rank to half the quotient. A quotient beyond the Hessian budget is measured "
+    "on a block of it (its first outputs): the block's Hessian rank is a lower bound on the "
+    "whole's, and the block's own wrLLC (its wrLLC column) is what the chains measure. "
+    "Measured: SGLD at settings chosen from that spectrum (a block in the coordinates that "
+    "whiten its Hessian); the same chains on the exact quadratic model are held to the "
+    "estimator's exact expectation (expected), and the real run's shift from them must stay "
+    "small."
 )

@@ -9,12 +9,16 @@ it, with the rest of the network frozen:
 2. **Predicted**: the reader is refitted to the minimum of its loss near the trained point,
    and its Hessian on the quotient computed exactly (float64 Hessian-vector products). The LLC
    lies between ``rank / 2`` and ``D / 2``: the prediction is exact, ``D / 2``, where the rank is
-   full (with a spectral gap of at least ``RANK_GAP``), and that interval otherwise. A reader
-   whose quotient exceeds ``hessian_directions`` is given ``[0, D / 2]`` and not measured.
-3. **Measured and judged**: the reader's LLC by SGLD at settings chosen from that spectrum,
-   beside a run of the same chains on its exact quadratic model; the quadratic run is held to
-   the estimator's exact expectation (a Student-t limit), and the real run's measured shift
-   from it to ``SHIFT_LIMIT`` of the LLC, as the ``network`` suite does.
+   full (with a spectral gap of at least ``RANK_GAP``), and that interval otherwise. A quotient
+   beyond ``hessian_directions`` is refitted and measured on a block of it
+   (:mod:`llcgeo.scanner.block`): the block's rank still bounds the whole reader's LLC from
+   below, and the block's own wrLLC is predicted the same way.
+3. **Measured and judged**: the LLC of what was measured by SGLD at settings chosen from that
+   spectrum (a softmax head within the budget in its own coordinates, as the ``network`` suite
+   samples it; any other reader in the coordinates that whiten its Hessian), beside a run of
+   the same chains on its exact quadratic model; the quadratic run is held to the estimator's
+   exact expectation (a Student-t limit), and the real run's measured shift from it to
+   ``SHIFT_LIMIT`` of the LLC, as the ``network`` suite does.
 """
 
 from __future__ import annotations
@@ -31,34 +35,40 @@ import torch
 from llcgeo.config import SGLDConfig
 from llcgeo.errors import LLCGeoError, ScanError
 from llcgeo.numerics.data import checked_data, to_device
+from llcgeo.numerics.device import resolve_dtype
 from llcgeo.numerics.losses import CrossEntropy, per_sample_loss
 from llcgeo.numerics.networks import measure_with_quadratic
 from llcgeo.reconcile.model import EstimateSummary
 from llcgeo.reconcile.stats import combined, numerical_rank
 from llcgeo.reconcile.verdict import limit, within
+from llcgeo.scanner.block import WHITENED_RANGE, Whitened, block_outputs, whitening
 from llcgeo.scanner.certify import (
     Certificate,
     certify,
     image_spec,
     moving_bias,
+    output_directions,
     quotient_basis,
 )
 from llcgeo.scanner.reader import (
     evaluation_rows,
     features,
+    frozen_upstream,
     head_model,
     is_head,
     quotient_hessian,
     reader_model,
     refit,
+    retyped,
     subset,
 )
 from llcgeo.scanner.trace import Norm, Reader, find_norms, register_norm, trace
 from llcgeo.theory.calibration import recommend
 from llcgeo.theory.sgld import expected_sgld_estimate
-from llcgeo.thresholds import RANK_GAP, SHIFT_LIMIT
+from llcgeo.thresholds import ESS_MIN, RANK_GAP, SHIFT_LIMIT
 
 NOT_MEASURED = "not measured"  # a row certified and predicted only: no verdict
+ESS_MARGIN = 1.25  # the autocorrelation times are exact for the quadratic model alone
 
 __all__ = ["ScanResult", "ScanRow", "ScanSettings", "register_norm", "run_scan"]
 
@@ -67,8 +77,10 @@ __all__ = ["ScanResult", "ScanRow", "ScanSettings", "register_norm", "run_scan"]
 class ScanSettings:
     """How hard a scan looks. ``rows``: the samples its loss is taken on (a random subset
     where there are more); ``hessian_directions``: the largest quotient whose Hessian is
-    computed; ``nbeta_factor``: ``nbeta = factor n / log n`` (a colder posterior keeps the terms
-    beyond the quadratic small, and leaves the LLC unchanged)."""
+    computed whole (a larger one is measured on a block of about that size);
+    ``nbeta_factor``: ``nbeta = factor n / log n``, ``n`` the rows the loss averages over (a
+    colder posterior keeps the terms beyond the quadratic small, and leaves the LLC
+    unchanged)."""
 
     chains: int = 16
     draws: int = 8000
@@ -114,10 +126,18 @@ class ScanRow:
     nbeta: float = math.nan
     verdict: str = "inconclusive"
     reason: str = ""
+    block: int | None = None  # the quotient's directions measured, where not all of them
+    block_outputs: int | None = None  # the output directions they span
 
     @property
     def exact(self) -> bool:
         return self.low == self.high
+
+    @property
+    def block_high(self) -> str:
+        """The upper end of the measured part's wrLLC: the reader's, or its block's (the
+        lower end is ``low`` for both: half the measured Hessian's rank)."""
+        return self.high if self.block is None else str(Fraction(self.block, 2))
 
 
 @dataclass(frozen=True)
@@ -196,13 +216,11 @@ def _scan_row(gm, norm: Norm, reader: Reader, x, y, loss, settings, device, step
                   high=str(Fraction(cert.quotient, 2)))  # fmt: skip
     if not settings.measure or (settings.only and reader.weight not in settings.only):
         return replace(row, verdict=NOT_MEASURED, reason="not measured (certificates only)")
-    if cert.quotient > settings.hessian_directions:
-        return replace(row, verdict=NOT_MEASURED,
-                        reason=f"not measured: the quotient has {cert.quotient} directions, "
-                        f"above the Hessian budget of {settings.hessian_directions}")  # fmt: skip
+    within = cert.quotient <= settings.hessian_directions
+    measure = _measured_head if within and is_head(reader, x, classes_read) else _measured_whitened
     try:
-        return _measured(row, gm, reader, spec, (x, y, loss), settings, device, classes_read,
-                         steps)  # fmt: skip
+        return measure(row, gm, reader, spec, (x, y, loss), settings, device, classes_read,
+                       steps)  # fmt: skip
     except LLCGeoError as error:
         return replace(row, reason=f"not measured: {error}")
 
@@ -218,34 +236,72 @@ def _norm_parameters(gm, norm: Norm):
     return values(norm.gain), values(norm.bias)
 
 
-def _measured(row, gm, reader, spec, data, settings, device, classes_read, steps) -> ScanRow:
+def _measured_head(row, gm, reader, spec, data, settings, device, classes_read, steps):
+    """A softmax head within the budget, as the ``network`` suite measures one: an
+    ``nn.Linear`` on its input features, sampled in its own coordinates."""
     x, y, loss = data
     refine = settings.refine
-    basis = torch.from_numpy(quotient_basis(spec, reader, classes_read, refine))
-    if basis.shape[1] != row.certificate.quotient:
-        raise ScanError(f"the quotient's basis has {basis.shape[1]} directions, the theory "
-                        f"{row.certificate.quotient}: please report this")  # fmt: skip
-    model, masks, x, y = _sampled_model(gm, reader, x, y, moving_bias(reader, refine), classes_read)
+    basis = torch.from_numpy(_basis(row, spec, reader, classes_read, refine))
+    model, masks = head_model(gm, reader, moving_bias(reader, refine))
+    x, y = features(gm, reader, x), y.reshape(-1)
     padded = _padded(basis, sum(p.numel() for p in model.parameters()))
     before, after = refit(model, x, y, loss, padded)
     h_q = quotient_hessian(model, x, y, loss, padded)
     values = np.clip(np.linalg.eigvalsh(h_q), 0.0, None)
-    rank, gap = numerical_rank(values)
-    # the LLC is at least half the Hessian's rank: proven where the count is trusted
-    low = Fraction(rank if gap >= RANK_GAP else 0, 2)
-    row = replace(row, rank=rank, gap=gap, loss_before=before, loss_after=after, low=str(low))
+    row = _ranked(row, values, before, after)
     hessian = basis @ torch.from_numpy(h_q) @ basis.T
     spectrum = np.concatenate([values, np.zeros(row.certificate.flat)])
-    return _sampled(row, model, masks, hessian, spectrum, (x, y, loss), settings, device, steps)
+    r, nbeta = _settings(spectrum, _row_count(y, loss), settings)
+    return _sampled(row, model, masks, hessian, spectrum, (x, y, loss), settings, device, steps,
+                    (r, nbeta, settings.draws))  # fmt: skip
 
 
-def _sampled_model(gm, reader, x, y, moving: bool, classes_read: bool):
-    """``(model, masks, x, y)`` to sample: a logits reader as an ``nn.Linear`` on its input
-    features (the softmax head's fast path), any other as the network with only it moving."""
-    if is_head(reader, x, classes_read):
-        head, masks = head_model(gm, reader, moving)
-        return head, masks, features(gm, reader, x), y.reshape(-1)
-    return reader_model(gm, reader, torch.float64, moving), None, x, y
+def _measured_whitened(row, gm, reader, spec, data, settings, device, classes_read, steps):
+    """Any other reader (:mod:`llcgeo.scanner.block`): its quotient, or the block of it the
+    budget holds, refitted, its Hessian's rank proven, sampled in whitened coordinates."""
+    x, y, loss = data
+    outputs = output_directions(reader, classes_read)
+    taken = min(outputs, block_outputs(row.certificate.quotient // outputs,
+                                       settings.hessian_directions))  # fmt: skip
+    basis = _basis(row, spec, reader, classes_read, settings.refine, taken)
+    model = reader_model(gm, reader, torch.float64, moving_bias(reader, settings.refine))
+    model, x = frozen_upstream(model, x)
+    padded = _padded(torch.from_numpy(basis), sum(p.numel() for p in model.parameters()))
+    before, after = refit(model, x, y, loss, padded)
+    values, transform, mu = whitening(quotient_hessian(model, x, y, loss, padded))
+    row = _ranked(row, values, before, after)
+    if taken < outputs:
+        row = replace(row, block=basis.shape[1], block_outputs=taken)
+    sampled = retyped(model, resolve_dtype(settings.dtype))
+    whitened = Whitened(sampled, padded @ torch.from_numpy(transform))
+    r, nbeta = _whitened_settings(values, mu, _row_count(y, loss), settings)
+    plan = (r, nbeta, _draws(r, nbeta, mu, settings))
+    row = _sampled(row, whitened, None, torch.diag(torch.from_numpy(mu)), mu, (x, y, loss),
+                   settings, device, steps, plan)  # fmt: skip
+    if row.block is None:
+        return row
+    return replace(row, reason=f"on a block of {row.block} of the {row.certificate.quotient} "
+                   f"directions (the first {taken} outputs): " + row.reason)  # fmt: skip
+
+
+def _basis(row, spec, reader, classes_read: bool, refine: str, taken: int | None = None):
+    """:func:`~llcgeo.scanner.certify.quotient_basis`, held to the certificate's count."""
+    basis = quotient_basis(spec, reader, classes_read, refine, outputs=taken)
+    outputs = output_directions(reader, classes_read)
+    expected = row.certificate.quotient // outputs * (outputs if taken is None else taken)
+    if basis.shape[1] != expected:
+        raise ScanError(f"the quotient's basis has {basis.shape[1]} directions, the theory "
+                        f"{expected}: please report this")  # fmt: skip
+    return basis
+
+
+def _ranked(row: ScanRow, values: np.ndarray, before: float, after: float) -> ScanRow:
+    """``row`` with the measured Hessian's rank and gap, and the lower end they prove: the LLC
+    is at least half the Hessian's rank where the count is trusted (a block's rank is at most
+    the whole quotient's)."""
+    rank, gap = numerical_rank(values)
+    low = Fraction(rank if gap >= RANK_GAP else 0, 2)
+    return replace(row, rank=rank, gap=gap, loss_before=before, loss_after=after, low=str(low))
 
 
 def _padded(basis: torch.Tensor, parameters: int) -> torch.Tensor:
@@ -254,14 +310,42 @@ def _padded(basis: torch.Tensor, parameters: int) -> torch.Tensor:
     return torch.cat([basis, basis.new_zeros(extra, basis.shape[1])]) if extra else basis
 
 
-def _sampled(row, model, masks, hessian, spectrum, data, settings, device, steps) -> ScanRow:
-    x, y, loss = data
-    row_count = y.shape[0]  # samples, or samples x positions for a head on its features
+def _row_count(y: torch.Tensor, loss) -> int:
+    """The rows the loss averages over: samples, or for the cross-entropy every position of
+    every sample (a sequence model's labels, or a head's on its features)."""
+    return y.numel() if isinstance(loss, CrossEntropy) else y.shape[0]
+
+
+def _settings(spectrum, row_count: int, settings: ScanSettings):
+    """``(recommendation, nbeta)`` for this spectrum on ``row_count`` rows."""
     nbeta = settings.nbeta_factor * row_count / math.log(row_count)
     r = recommend(spectrum, nbeta=nbeta, chains=settings.chains, se=0.5,
                   max_burnin=settings.max_burnin, max_steps=10**7)  # fmt: skip
+    return r, nbeta
+
+
+def _whitened_settings(values, mu, row_count: int, settings: ScanSettings):
+    """``(recommendation, nbeta)`` in whitened coordinates. Their localization ``gamma``
+    confines a direction of curvature ``lambda`` as ``gamma (lambda + floor)`` does in the
+    reader's own (``floor``: the whitening's, :func:`~llcgeo.scanner.block.whitening`); it is
+    raised until that is at least the ``gamma`` plain chains would take at these settings, so
+    the whitened chains see no more of the loss beyond its quadratic model than they would."""
+    plain, nbeta = _settings(values, row_count, settings)
+    gamma = plain.gamma * WHITENED_RANGE / float(values.max())
+    rank, _ = numerical_rank(mu)
+    smallest = float(np.sort(mu)[-rank])
+    r = recommend(mu, nbeta=nbeta, localization=gamma / (gamma + nbeta * smallest),
+                  chains=settings.chains, se=0.5, max_burnin=settings.max_burnin,
+                  max_steps=10**7)  # fmt: skip
+    return r, nbeta
+
+
+def _sampled(row, model, masks, hessian, spectrum, data, settings, device, steps, plan):
+    """``plan``: ``(recommendation, nbeta, draws)``."""
+    x, y, loss = data
+    r, nbeta, draws = plan
     config = SGLDConfig(eps=r.eps, gamma=r.gamma, nbeta=nbeta, chains=settings.chains,
-                        steps=r.burnin + settings.draws, burnin=r.burnin,
+                        steps=r.burnin + draws, burnin=r.burnin,
                         dtype=settings.dtype)  # fmt: skip
     measured = measure_with_quadratic(model, x, y, loss, hessian, config, masks=masks,
                                       seed=settings.seed, device=device,
@@ -277,6 +361,19 @@ def _sampled(row, model, masks, hessian, spectrum, data, settings, device, steps
     return _judged(row, settings.chains)
 
 
+def _draws(r, nbeta: float, spectrum: np.ndarray, settings: ScanSettings) -> int:
+    """Draws a chain for a bulk ESS of ``ESS_MARGIN`` times ``ESS_MIN`` over the chains, at most
+    ``settings.draws``. On the quadratic model each eigendirection is an AR(1) process of
+    coefficient ``rho = 1 - eps (nbeta h + gamma) / 2``, its energy one of ``rho^2`` with
+    integrated autocorrelation time ``(1 + rho^2) / (1 - rho^2)``; the estimate's is their
+    mean weighted by each energy's variance (the energies are independent)."""
+    h = np.asarray(spectrum, dtype=np.float64)
+    rho2 = (1 - r.eps * (nbeta * h + r.gamma) / 2) ** 2
+    variance = (nbeta * h / (nbeta * h + r.gamma)) ** 2
+    tau = float(np.sum(variance * (1 + rho2) / (1 - rho2)) / max(np.sum(variance), 1e-300))
+    return min(settings.draws, math.ceil(ESS_MARGIN * ESS_MIN * max(tau, 1.0) / settings.chains))
+
+
 def _judged(row: ScanRow, chains: int) -> ScanRow:
     """The network suite's test: the quadratic run against the exact expectation with no
     allowance; the real run's shift from it held to ``SHIFT_LIMIT`` of the lower end of the
@@ -284,7 +381,7 @@ def _judged(row: ScanRow, chains: int) -> ScanRow:
     t = (row.quadratic.mean - row.expected) / row.quadratic.se
     bound = limit(1, chains - 1)
     level = within(abs(t), bound)
-    scale = float(Fraction(row.low)) or float(Fraction(row.high))
+    scale = float(Fraction(row.low)) or float(Fraction(row.block_high))
     small = abs(row.shift) <= SHIFT_LIMIT * scale
     sane = row.estimate.sane
     verdict = combined([level, "agree" if small and sane else "inconclusive"])

@@ -78,10 +78,19 @@ def certify(spec, reader: Reader, classes_read: bool, refine: str = "all") -> Ce
                        int(2 * prediction.llc_unconstrained), described)  # fmt: skip
 
 
-def quotient_basis(spec, reader: Reader, classes_read: bool, refine: str = "all") -> np.ndarray:
+def output_directions(reader: Reader, classes_read: bool) -> int:
+    """The quotient's output directions: every output, or one fewer for a softmax head's logits
+    (adding one number to all of them changes nothing)."""
+    return reader.outputs - isinstance(head_of(reader, classes_read), mf.SoftmaxHead)
+
+
+def quotient_basis(spec, reader: Reader, classes_read: bool, refine: str = "all",
+                   outputs: int | None = None) -> np.ndarray:  # fmt: skip
     """An orthonormal basis (``P x q r``, float64) of the reader's quotient, in the order of its
     flattened parameters (``W`` row-major, then ``b``): output directions (all of them, or those
-    summing to zero for logits) times the row space the norm's image spans."""
+    summing to zero for logits) times the row space the norm's image spans. ``outputs`` keeps
+    the first that many output directions alone (a block of the quotient: for a reader that is
+    not a softmax head, its first ``outputs`` rows)."""
     support = affine_support(spec)
     with_bias = moving_bias(reader, refine)
     if with_bias:
@@ -91,10 +100,11 @@ def quotient_basis(spec, reader: Reader, classes_read: bool, refine: str = "all"
         forms = [list(map(float, a)) for a in support.linear_forms()]
         width = reader.inputs
     rows = _complement(np.asarray(forms, dtype=np.float64).reshape(-1, width), width)
-    outputs = np.eye(reader.outputs)
-    if isinstance(head_of(reader, classes_read), mf.SoftmaxHead):
-        outputs = _complement(np.ones((1, reader.outputs)), reader.outputs)
-    basis = np.einsum("ia,jb->ijab", outputs, rows)  # (m, d') per (output, row) direction
+    directions = np.eye(reader.outputs)
+    if output_directions(reader, classes_read) < reader.outputs:
+        directions = _complement(np.ones((1, reader.outputs)), reader.outputs)
+    # (m, d') per (output, row) direction
+    basis = np.einsum("ia,jb->ijab", directions[:, :outputs], rows)
     m, d = reader.outputs, reader.inputs
     flat = basis.reshape(m, width, -1)
     weight = flat[:, :d, :].reshape(m * d, -1)

@@ -20,10 +20,12 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from llcgeo.errors import EstimationError
 from llcgeo.numerics.data import take
 from llcgeo.numerics.networks import MINIMUM_GRADIENT, linear_head
+from llcgeo.reconcile.stats import numerical_rank
 from llcgeo.scanner.trace import Reader
 
 WEIGHT, BIAS = "reader_weight", "reader_bias"
 REFIT_ITERATIONS = 500
+NEWTON_STEPS = 3  # from where L-BFGS stops, each squares the gradient's relative size
 DIRECTIONS_AT_ONCE = 32  # Hessian-vector products batched together
 
 
@@ -56,6 +58,90 @@ def reader_model(gm: fx.GraphModule, reader: Reader, dtype: torch.dtype,
     return out
 
 
+FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def retyped(model: fx.GraphModule, dtype: torch.dtype) -> fx.GraphModule:
+    """A copy of ``model`` in ``dtype`` whose operations make their tensors in ``dtype`` too
+    (the trace ran in float64, and an operation such as ``zeros_like(mask, dtype=...)`` keeps
+    the dtype it saw)."""
+    out = copy.deepcopy(model).to(dtype)
+    for node in out.graph.nodes:
+        node.args = tuple(dtype if a in FLOATS else a for a in node.args)
+        if node.kwargs.get("dtype") in FLOATS:
+            node.kwargs = {**node.kwargs, "dtype": dtype}
+    out.recompile()
+    return out
+
+
+def frozen_upstream(model: fx.GraphModule, x):
+    """``(model', x')``: ``model`` (from :func:`reader_model`) taking, beside its input, the
+    values on ``x`` of the nodes its reader's parameters do not reach (``x'`` holds them), so
+    that a step recomputes only what follows the reader. A value that is not one row a sample
+    (a transposed copy, a size) is recomputed from those it is made of. ``(model, x)``
+    unchanged for inputs in a dict or several outputs."""
+    single = isinstance(model.graph._codegen, fx.graph._PyTreeCodeGen) and (
+        model.graph._codegen.pytree_info.out_spec.is_leaf()
+    )
+    if not isinstance(x, torch.Tensor) or not single:
+        return model, x
+    after = _reached(model.graph, lambda n: n.op == "get_attr" and n.target in (WEIGHT, BIAS))
+    data = _reached(model.graph, lambda n: n.op == "placeholder")
+    values = _values(model, x)
+    while True:
+        frontier = [n for n in model.graph.nodes if n in data and n not in after
+                    and n.op != "placeholder" and any(u in after for u in n.users)]  # fmt: skip
+        apart = {n for n in frontier if not _one_row_a_sample(values[n], len(x))}
+        if not apart:
+            break
+        after |= apart
+    out = copy.deepcopy(model)
+    inputs = _cut(out.graph, [n.name for n in frontier], after={n.name for n in after})
+    out.recompile()
+    (name,) = (n.target for n in out.graph.nodes
+               if n.op == "placeholder" and n.target not in inputs)  # fmt: skip
+    return out, {name: x, **{key: values[n] for key, n in zip(inputs, frontier)}}
+
+
+def _one_row_a_sample(value, samples: int) -> bool:
+    return isinstance(value, torch.Tensor) and value.dim() > 0 and len(value) == samples
+
+
+def _reached(graph: fx.Graph, start) -> set:
+    """The nodes that ``start`` picks, and every node computed from them."""
+    reached = set()
+    for node in graph.nodes:  # in topological order
+        if start(node) or any(a in reached for a in node.all_input_nodes):
+            reached.add(node)
+    return reached
+
+
+def _values(model: fx.GraphModule, x: torch.Tensor) -> dict:
+    """Every node's value on ``x``."""
+    interpreter = fx.Interpreter(model, garbage_collect_values=False)
+    with torch.no_grad():
+        interpreter.run(x)
+    return interpreter.env
+
+
+def _cut(graph: fx.Graph, frontier: list[str], after: set[str]) -> list[str]:
+    """Make each ``frontier`` node an input of ``graph`` for the nodes in ``after``; drop what
+    no longer feeds the output, and return the new inputs' names."""
+    nodes = {n.name: n for n in graph.nodes}
+    first = next(iter(graph.nodes))
+    names = []
+    for name in frontier:
+        with graph.inserting_before(first):
+            placeholder = graph.placeholder(f"cached_{name}")
+        nodes[name].replace_all_uses_with(placeholder, lambda user: user.name in after)
+        names.append(placeholder.target)
+    output = next(n for n in graph.nodes if n.op == "output")
+    output.args = output.args[0]  # a single output, returned as itself
+    graph.set_codegen(fx.graph.CodeGen())
+    graph.eliminate_dead_code()
+    return names
+
+
 def _mean_loss(model, x, y, loss):
     shapes = {name: p.shape for name, p in model.named_parameters()}
     sizes = [s.numel() for s in shapes.values()]
@@ -70,12 +156,33 @@ def _mean_loss(model, x, y, loss):
 
 def refit(model, x, y, loss, basis: torch.Tensor) -> tuple[float, float]:
     """Move ``model``'s reader to the minimum of its loss near where it is (L-BFGS on the
-    quotient, in float64; the certified-flat directions cannot lower it). Returns the loss
-    before and after; refuses a point whose gradient on the quotient stays above
-    ``MINIMUM_GRADIENT``, the network suite's bar for a fitted head."""
+    quotient, in float64, then Newton steps on the exact Hessian where L-BFGS stops short; the
+    certified-flat directions cannot lower it). Returns the loss before and after; refuses a
+    point whose gradient on the quotient stays above ``MINIMUM_GRADIENT``, the network suite's
+    bar for a fitted head."""
     value = _mean_loss(model, x, y, loss)
     start = parameters_to_vector(model.parameters()).detach()
-    before = float(value(start))
+    moved = _lbfgs(value, start, basis)
+    for _ in range(NEWTON_STEPS):
+        gradient = basis.T @ grad(value)(moved)
+        if float(gradient.norm()) < MINIMUM_GRADIENT:
+            break
+        with torch.no_grad():
+            vector_to_parameters(moved.clone(), model.parameters())
+        moved = moved + basis @ _newton_step(quotient_hessian(model, x, y, loss, basis), gradient)
+    gradient = float((basis.T @ grad(value)(moved)).norm())
+    if not gradient < MINIMUM_GRADIENT:
+        raise EstimationError(
+            f"the reader's loss has no minimum within reach: its gradient is {gradient:.3g} after "
+            f"{REFIT_ITERATIONS} L-BFGS iterations and {NEWTON_STEPS} Newton steps (a minimum "
+            f"needs below {MINIMUM_GRADIENT:g})"
+        )
+    with torch.no_grad():
+        vector_to_parameters(moved.clone(), model.parameters())
+    return float(value(start)), float(value(moved))
+
+
+def _lbfgs(value, start: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
     coords = torch.zeros(basis.shape[1], dtype=start.dtype, requires_grad=True)
     optimizer = torch.optim.LBFGS([coords], max_iter=REFIT_ITERATIONS, tolerance_grad=1e-14,
                                   tolerance_change=0.0, line_search_fn="strong_wolfe")  # fmt: skip
@@ -87,16 +194,17 @@ def refit(model, x, y, loss, basis: torch.Tensor) -> tuple[float, float]:
         return out
 
     optimizer.step(closure)
-    moved = (start + basis @ coords.detach()).detach()
-    gradient = float((basis.T @ grad(value)(moved)).norm())
-    if not gradient < MINIMUM_GRADIENT:
-        raise EstimationError(
-            f"the reader's loss has no minimum within reach: its gradient is {gradient:.3g} after "
-            f"{REFIT_ITERATIONS} L-BFGS iterations (a minimum needs below {MINIMUM_GRADIENT:g})"
-        )
-    with torch.no_grad():
-        vector_to_parameters(moved.clone(), model.parameters())
-    return before, float(value(moved))
+    return (start + basis @ coords.detach()).detach()
+
+
+def _newton_step(hessian: np.ndarray, gradient: torch.Tensor) -> torch.Tensor:
+    """``-H^+ g`` on the eigenvalues :func:`~llcgeo.reconcile.stats.numerical_rank` counts (a
+    direction it does not count is flat: no step along it)."""
+    values, vectors = np.linalg.eigh(hessian)
+    rank, _ = numerical_rank(np.clip(values, 0.0, None))
+    kept, along = values[len(values) - rank :], vectors[:, len(values) - rank :]
+    step = -along @ ((along.T @ gradient.numpy()) / kept)
+    return torch.from_numpy(step)
 
 
 def quotient_hessian(model, x, y, loss, basis: torch.Tensor) -> np.ndarray:

@@ -1,0 +1,116 @@
+"""A reader measured on a block of its quotient: the whitening's algebra, the frozen upstream
+and the retyped graph give the network's own numbers, and a reader whose loss is exactly
+quadratic is judged to agree on a block, its whole interval proven from the block's rank."""
+
+import warnings
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from llcgeo.numerics.networks import TinyTransformer
+from llcgeo.report.scan import scan
+from llcgeo.scanner.block import WHITENED_RANGE, Whitened, block_outputs, whitening
+from llcgeo.scanner.reader import frozen_upstream, reader_model, retyped
+from llcgeo.scanner.trace import find_norms, trace
+
+
+def test_whitening_maps_the_hessian_to_its_diagonal_in_the_unit_interval():
+    g = np.random.default_rng(0)
+    a = g.standard_normal((12, 7))
+    hessian = a @ np.diag(10.0 ** g.uniform(-6, 0, 7)) @ a.T  # rank 7 of 12, far apart
+    values, transform, mu = whitening(hessian)
+    np.testing.assert_allclose(transform.T @ hessian @ transform, np.diag(mu), atol=1e-12)
+    assert np.all((mu >= 0) & (mu < 1))
+    # the largest curvatures are whitened to about one, none beyond its share of the range
+    assert mu.max() > 1 - 2 / WHITENED_RANGE
+    assert np.sum(mu > 1e-9) == 7
+
+
+@pytest.mark.parametrize("rows, budget, taken", [(64, 1024, 16), (65, 1024, 15), (2000, 10, 1)])
+def test_a_block_takes_the_output_directions_the_budget_holds(rows, budget, taken):
+    assert block_outputs(rows, budget) == taken
+
+
+def _transformer():
+    torch.manual_seed(0)
+    model = TinyTransformer(11, 8, 6, "layernorm", blocks=2, heads=2).double()
+    ids = torch.randint(11, (5, 6), generator=torch.Generator().manual_seed(1))
+    return model, ids
+
+
+def test_the_frozen_upstream_and_the_retyped_graph_give_the_networks_output():
+    model, ids = _transformer()
+    gm = trace(model, ids[:2])
+    readers = [r for n in find_norms(gm) for r in n.readers]
+    assert len(readers) == 5
+    for reader in readers:
+        full = reader_model(gm, reader, torch.float64, moving_bias=reader.bias is not None)
+        cut, inputs = frozen_upstream(full, ids)
+        assert set(inputs) > {"ids"} and len(cut.graph.nodes) < len(full.graph.nodes)
+        torch.testing.assert_close(cut(**inputs), model(ids), rtol=1e-12, atol=1e-12)
+        single = retyped(cut, torch.float32)
+        floats = {k: v.float() if v.is_floating_point() else v for k, v in inputs.items()}
+        torch.testing.assert_close(single(**floats), model(ids).float(), rtol=1e-4, atol=1e-4)
+
+
+def test_the_whitened_model_moves_the_reader_along_its_map():
+    model, ids = _transformer()
+    gm = trace(model, ids[:2])
+    reader = find_norms(gm)[0].readers[0]
+    inner = reader_model(gm, reader, torch.float64, moving_bias=False)
+    start = inner.get_parameter("reader_weight").detach().clone()
+    transform = torch.randn(start.numel(), 3, dtype=torch.float64)
+    whitened = Whitened(inner, transform)
+    assert [name for name, _ in whitened.named_parameters()] == ["u"]
+    u = torch.tensor([0.3, -0.1, 0.2], dtype=torch.float64)
+    with torch.no_grad():
+        whitened.u.copy_(u)
+        moved = reader_model(gm, reader, torch.float64, moving_bias=False)
+        moved.get_parameter("reader_weight").copy_(start + (transform @ u).view_as(start))
+        torch.testing.assert_close(whitened(ids), moved(ids), rtol=1e-12, atol=1e-12)
+
+
+def test_a_quadratic_reader_is_judged_on_a_block_and_its_whole_interval_proven():
+    # the loss is exactly quadratic in the middle layer's weight: a linear map follows it
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(9, 8), nn.LayerNorm(8, bias=False), nn.Linear(8, 6),
+                          nn.Linear(6, 2)).double()  # fmt: skip
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(400, 9, generator=g, dtype=torch.float64)
+    y = model(x).detach() + 0.3 * torch.randn(400, 2, generator=g, dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s = scan(model, x, y, hessian_directions=20, chains=8, only=("2.weight",))
+    row = next(r for r in s.rows if r.reader == "2.weight")
+    # the plane through the origin spans 7 of 8; with the bias, 8 of 9 a row: 6 x 8 in all,
+    # a block of 2 rows (16 directions), whose Hessian is (the Gram of the last layer's two
+    # columns) x E[z z^T]: rank 2 x 8, the block's whole, so its wrLLC is exactly 8
+    assert (row.certificate.quotient, row.block, row.block_outputs) == (48, 16, 2)
+    assert (row.rank, row.low, row.high, row.block_high) == (16, "8", "24", "8")
+    assert row.verdict == "agree", row.reason
+    assert abs(row.shift) < 1e-3 * float(Fraction(row.low))
+
+
+def test_a_transformers_block_reader_is_measured_against_its_quadratic_model():
+    from llcgeo.numerics.losses import cross_entropy
+    from llcgeo.reconcile.verdict import limit
+
+    model, _ = _transformer()
+    g = torch.Generator().manual_seed(2)
+    ids = torch.randint(11, (24, 6), generator=g)
+    labels = torch.randint(11, (24, 6), generator=g)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s = scan(model, ids, labels, loss=cross_entropy(0.1), hessian_directions=18, chains=6,
+                 only=("blocks.0.mlp.0.weight",))  # fmt: skip
+    row = next(r for r in s.rows if r.reader == "blocks.0.mlp.0.weight")
+    # 32 outputs read LayerNorm's plane with a bias: 8 a row; a block of 2 rows
+    assert (row.certificate.quotient, row.block, row.block_outputs) == (256, 16, 2)
+    assert row.estimate is not None and row.estimate.sane, row.reason
+    # the quadratic run is the quadratic model's chains: its mean is the exact expectation's
+    t = (row.quadratic.mean - row.expected) / row.quadratic.se
+    assert abs(t) <= limit(1, 5), row.reason
+    assert row.reason.startswith("on a block of 16 of the 256 directions")
