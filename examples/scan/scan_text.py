@@ -32,6 +32,7 @@ import torch
 from llcgeo import scan
 from llcgeo.numerics.losses import cross_entropy
 from llcgeo.numerics.networks import SMOOTHING, TinyTransformer, train
+from llcgeo.report.executors import make_executor
 
 CONTEXT, WIDTH, HEADS, BLOCKS = 64, 64, 4, 2
 ALPHABET = [chr(c) for c in range(32, 127)] + ["\n"]  # and one token for every other character
@@ -84,13 +85,12 @@ def main() -> None:
     parser.add_argument("--out", default="reports/example/scan")
     parser.add_argument("--steps", type=int, default=3000, help="Adam steps of 32 windows")
     parser.add_argument("--chars", type=int, default=1_000_000, help="characters of text")
-    parser.add_argument("--rows", type=int, default=8, help="windows the scan's loss is on")
+    parser.add_argument("--rows", type=int, default=16, help="windows the scan's loss is on")
     parser.add_argument("--block", type=int, default=64, help="directions measured a reader")
-    parser.add_argument("--nbeta-factor", type=float, default=200.0,
-                        help="nbeta = factor n / log n (colder than the default 50: the terms "
-                        "beyond the quadratic stay smaller)")  # fmt: skip
     parser.add_argument("--chains", type=int, default=8)
     parser.add_argument("--no-measure", action="store_true", help="certificates only")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="worker processes for the readers (default: one a core)")  # fmt: skip
     args = parser.parse_args()
     warnings.simplefilter("ignore", FutureWarning)
     ids = token_ids(corpus(args.chars))
@@ -100,10 +100,11 @@ def main() -> None:
     for kind in NORMS:
         model = trained(kind, train_x, train_y, args.steps)
         began = time.perf_counter()
-        s = scan(model, scan_x, scan_y, loss=cross_entropy(SMOOTHING), rows=args.rows,
-                 hessian_directions=args.block, chains=args.chains,
-                 nbeta_factor=args.nbeta_factor, measure=not args.no_measure,
-                 progress=_progress)  # fmt: skip
+        with make_executor("auto", args.workers) as executor:
+            s = scan(model, scan_x, scan_y, loss=cross_entropy(SMOOTHING), rows=args.rows,
+                     hessian_directions=args.block, chains=args.chains,
+                     measure=not args.no_measure,
+                     executor=executor, progress=_progress)  # fmt: skip
         paths = s.report(f"{args.out}/text-{kind}")
         print(f"{kind}: scanned in {time.perf_counter() - began:.0f} s, {paths.markdown}")
         for row in s.table():

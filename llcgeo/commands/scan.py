@@ -8,7 +8,13 @@ import time
 import warnings
 from pathlib import Path
 
-from llcgeo.commands._common import print_note, print_table, step_progress
+from llcgeo.commands._common import (
+    add_executor_arguments,
+    executor_from_args,
+    print_note,
+    print_table,
+    step_progress,
+)
 from llcgeo.errors import ScanError, in_brief
 
 DESCRIPTION = """\
@@ -57,11 +63,13 @@ def register(subparsers) -> None:
     parser.add_argument("--only", action="append", default=[], metavar="WEIGHT",
                         help="measure only this reader (its weight's name)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
+    add_executor_arguments(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from llcgeo.numerics.losses import cross_entropy
+    from llcgeo.report.executors import InProcess
     from llcgeo.report.formatting import format_seconds
     from llcgeo.report.scan import scan
 
@@ -81,11 +89,14 @@ def run(args: argparse.Namespace) -> int:
     def sampling(reader: str):
         return step_progress(sys.stderr, f"llcgeo scan: {reader}: sampling")
 
-    result = scan(model, inputs, targets, loss=loss, progress=progress, sampling=sampling,
-                  measure=not args.no_measure, chains=args.chains, draws=args.draws,
-                  rows=args.rows, hessian_directions=args.hessian_directions,
-                  nbeta_factor=args.nbeta_factor,
-                  refine=args.refine, seed=args.seed, only=tuple(args.only))  # fmt: skip
+    with executor_from_args(args) as executor:
+        here = isinstance(executor, InProcess)
+        result = scan(model, inputs, targets, loss=loss, progress=progress,
+                      sampling=sampling if here else None, executor=None if here else executor,
+                      measure=not args.no_measure, chains=args.chains, draws=args.draws,
+                      rows=args.rows, hessian_directions=args.hessian_directions,
+                      nbeta_factor=args.nbeta_factor, refine=args.refine, seed=args.seed,
+                      only=tuple(args.only))  # fmt: skip
     paths = result.report(args.out)
     for row in result.table():
         print_table(list(row.items()))

@@ -19,10 +19,19 @@ from pathlib import Path
 
 from llcgeo.reconcile.model import VERDICTS, Figure, Panel, Series
 from llcgeo.report import document as doc
+from llcgeo.report.executors import Task
 from llcgeo.report.figures import draw
 from llcgeo.report.files import prepare_folder, write_all_atomic
 from llcgeo.report.render import csv_text
-from llcgeo.scanner import NOT_MEASURED, ScanResult, ScanRow, ScanSettings, run_scan
+from llcgeo.scanner import (
+    NOT_MEASURED,
+    ScanResult,
+    ScanRow,
+    ScanSettings,
+    row_of,
+    run_scan,
+    scan_pair,
+)
 from llcgeo.serialize import dumps_output
 
 COLUMNS = ("norm", "reader", "shape", "certified flat", "quotient", "predicted wrLLC",
@@ -79,15 +88,34 @@ class Scan:
 
 
 def scan(model, inputs, targets=None, *, loss="gaussian", device="cpu", progress=None,
-         sampling=None, measure: bool = True, **settings) -> Scan:  # fmt: skip
+         sampling=None, measure: bool = True, executor=None, **settings) -> Scan:  # fmt: skip
     """Every normalization of ``model``, every linear map that reads it, each certified,
     predicted, measured and judged (:mod:`llcgeo.scanner`). ``settings`` are the fields of
     :class:`~llcgeo.scanner.ScanSettings`; ``measure=False`` stops after the certificates.
     ``progress(done, total, row)`` follows the readers, ``sampling(reader)`` (a factory of
-    ``(done, total)`` callbacks) each reader's chains."""
+    ``(done, total)`` callbacks) each reader's chains in this process. ``executor`` (one of
+    :mod:`llcgeo.report.executors`) runs the pairs there instead, each a task, the same
+    numbers for the same seed."""
     chosen = ScanSettings(**settings, measure=measure)
+    run_pairs = None if executor is None else _on(executor)
     return Scan(run_scan(model, inputs, targets, loss=loss, settings=chosen, device=device,
-                         progress=progress, sampling=sampling))  # fmt: skip
+                         progress=progress, sampling=sampling,
+                         run_pairs=run_pairs))  # fmt: skip
+
+
+def _on(executor):
+    """``run_pairs`` for :func:`~llcgeo.scanner.run_scan`: each pair a task of ``executor``."""
+
+    def run_pairs(jobs, device, progress):
+        tasks = [Task(job.pair, scan_pair, job, device) for job in jobs]
+        rows = [None] * len(jobs)
+        for done, (index, record, _) in enumerate(executor.results(tasks), start=1):
+            rows[index] = row_of(record)
+            if progress is not None:
+                progress(done, len(jobs), rows[index])
+        return rows
+
+    return run_pairs
 
 
 def _number(value, digits: int = 4) -> str:

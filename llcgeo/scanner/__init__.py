@@ -24,10 +24,14 @@ it, with the rest of the network frozen:
 from __future__ import annotations
 
 import copy
+import io
 import math
+import pickle
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import torch
@@ -62,7 +66,7 @@ from llcgeo.scanner.reader import (
     retyped,
     subset,
 )
-from llcgeo.scanner.trace import Norm, Reader, find_norms, register_norm, trace
+from llcgeo.scanner.trace import Norm, Reader, export, find_norms, register_norm
 from llcgeo.theory.calibration import recommend
 from llcgeo.theory.sgld import expected_sgld_estimate
 from llcgeo.thresholds import ESS_MIN, RANK_GAP, SHIFT_LIMIT
@@ -70,7 +74,16 @@ from llcgeo.thresholds import ESS_MIN, RANK_GAP, SHIFT_LIMIT
 NOT_MEASURED = "not measured"  # a row certified and predicted only: no verdict
 ESS_MARGIN = 1.25  # the autocorrelation times are exact for the quadratic model alone
 
-__all__ = ["ScanResult", "ScanRow", "ScanSettings", "register_norm", "run_scan"]
+__all__ = [
+    "PairJob",
+    "ScanResult",
+    "ScanRow",
+    "ScanSettings",
+    "register_norm",
+    "row_of",
+    "run_scan",
+    "scan_pair",
+]
 
 
 @dataclass(frozen=True)
@@ -162,11 +175,26 @@ class ScanResult:
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True)
+class PairJob:
+    """One (norm, reader) pair for a worker process: the traced program in ``torch.export``'s
+    own format (a traced graph does not pickle), the scan's data, loss and settings."""
+
+    program: bytes
+    x: Any
+    y: torch.Tensor
+    loss: Any
+    settings: ScanSettings
+    pair: int
+
+
 def run_scan(model, inputs, targets=None, *, loss="gaussian", settings=ScanSettings(),
-             device="cpu", progress=None, sampling=None) -> ScanResult:  # fmt: skip
+             device="cpu", progress=None, sampling=None, run_pairs=None) -> ScanResult:  # fmt: skip
     """Scan ``model`` on this data (the forms :func:`llcgeo.estimate_llc` takes); ``progress``
     is called with ``(done, total, row)`` after each reader; ``sampling(reader)``, when given,
-    returns the ``(done, total)`` step callback of that reader's chains."""
+    returns the ``(done, total)`` step callback of that reader's chains. ``run_pairs(jobs,
+    device, progress)``, when given, runs the :class:`PairJob` list elsewhere (each with
+    :func:`scan_pair`) and returns their rows in order."""
     started = time.perf_counter()
     if not isinstance(model, torch.nn.Module):
         raise ScanError(f"scan needs a torch.nn.Module, got {type(model).__name__}")
@@ -175,18 +203,75 @@ def run_scan(model, inputs, targets=None, *, loss="gaussian", settings=ScanSetti
     index = evaluation_rows(y.shape[0], settings.rows, settings.seed)
     x, y = subset(x, y, index)
     x = to_device(x, None, torch.float64)  # floating tensors only; on their own device
-    gm = trace(copy.deepcopy(model).to(torch.float64), subset(x, y, torch.arange(2))[0])
+    program = export(copy.deepcopy(model).to(torch.float64), subset(x, y, torch.arange(2))[0])
+    gm = program.module()
     norms = _with_readers(find_norms(gm))
-    pairs = [(norm, reader) for norm in norms for reader in norm.readers]
+    pairs = _pairs(norms)
+    if run_pairs is None:
+        rows = _here(gm, pairs, (x, y, fn), settings, device, progress, sampling)
+    else:
+        blob = _saved(program)
+        jobs = [PairJob(blob, x, y, _picklable(fn), settings, i) for i in range(len(pairs))]
+        rows = list(run_pairs(jobs, device, progress))
+    summaries = tuple(_summary(norm, rows) for norm in norms)
+    return ScanResult(tuple(rows), summaries, y.shape[0], _loss_name(loss), settings,
+                      time.perf_counter() - started)  # fmt: skip
+
+
+def _pairs(norms: list[Norm]) -> list[tuple[Norm, Reader]]:
+    return [(norm, reader) for norm in norms for reader in norm.readers]
+
+
+def _here(gm, pairs, data, settings, device, progress, sampling) -> list[ScanRow]:
+    x, y, fn = data
     rows = []
     for norm, reader in pairs:
         steps = None if sampling is None else sampling(reader.weight)
         rows.append(_scan_row(gm, norm, reader, x, y, fn, settings, device, steps))
         if progress is not None:
             progress(len(rows), len(pairs), rows[-1])
-    summaries = tuple(_summary(norm, rows) for norm in norms)
-    return ScanResult(tuple(rows), summaries, y.shape[0], _loss_name(loss), settings,
-                      time.perf_counter() - started)  # fmt: skip
+    return rows
+
+
+def scan_pair(job: PairJob, device: str) -> ScanRow:
+    """The row of ``job``'s pair, in a worker: the program loaded from its bytes and traced
+    pairs found again (the same graph, so the same pairs in the same order)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch's own, on loading its format
+        gm = torch.export.load(io.BytesIO(job.program)).module()
+    norm, reader = _pairs(find_norms(gm))[job.pair]
+    return _scan_row(gm, norm, reader, job.x, job.y, job.loss, job.settings, device, None)
+
+
+def row_of(record: dict) -> ScanRow:
+    """A :class:`ScanRow` from its plain record (a worker's result)."""
+
+    def plain(kind, value):
+        return None if value is None else kind(**{k: v for k, v in value.items() if k != "type"})
+
+    fields = {k: v for k, v in record.items() if k != "type"}
+    fields["certificate"] = plain(Certificate, fields["certificate"])
+    fields["estimate"] = plain(EstimateSummary, fields["estimate"])
+    fields["quadratic"] = plain(EstimateSummary, fields["quadratic"])
+    return ScanRow(**fields)
+
+
+def _saved(program) -> bytes:
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer)
+    return buffer.getvalue()
+
+
+def _picklable(loss):
+    try:
+        pickle.dumps(loss)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        raise ScanError(
+            "the loss cannot be sent to worker processes (it does not pickle: a lambda or a "
+            "local function); give a module-level function or a named loss, or scan in this "
+            "process (workers=1)"
+        ) from None
+    return loss
 
 
 def _loss_name(loss) -> str:

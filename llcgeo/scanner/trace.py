@@ -91,6 +91,11 @@ class Norm:
 def trace(model: torch.nn.Module, example) -> fx.GraphModule:
     """``model`` as one ATen graph, its batch dimension free (``example``: two samples, a
     tensor or a dict of them)."""
+    return export(model, example).module()
+
+
+def export(model: torch.nn.Module, example) -> torch.export.ExportedProgram:
+    """The ``torch.export`` program :func:`trace` takes its graph from."""
     args, kwargs = ((), example) if isinstance(example, dict) else ((example,), {})
     batch = {0: torch.export.Dim.AUTO}
     shapes = {k: batch for k in kwargs} if kwargs else (batch,)
@@ -101,7 +106,7 @@ def trace(model: torch.nn.Module, example) -> fx.GraphModule:
             f"the tracer cannot follow the model ({in_brief(error, 300)}); scan "
             "needs a model torch.export can trace with a free batch dimension"
         ) from None
-    return program.module()
+    return program
 
 
 def _last_axis_kept(node: fx.Node) -> bool:

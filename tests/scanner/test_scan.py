@@ -114,3 +114,28 @@ def test_the_command_refuses_a_pickled_object_and_writes_nothing(tmp_path, capsy
         assert not out.exists()
     err = capsys.readouterr().err
     assert "never unpickles a model" in err and "refused unread" in err
+
+
+def test_pairs_run_on_worker_processes_give_the_rows_of_this_process():
+    from llcgeo.report.executors import LocalProcesses
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(9, 8), nn.LayerNorm(8, bias=False), nn.Linear(8, 6),
+                          nn.LayerNorm(6), nn.Linear(6, 2)).double()  # fmt: skip
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(300, 9, generator=g, dtype=torch.float64)
+    y = model(x).detach() + 0.3 * torch.randn(300, 2, generator=g, dtype=torch.float64)
+    options = dict(hessian_directions=20, chains=4, draws=400)
+    here = scan(model, x, y, **options)
+    seen = []
+    with LocalProcesses(2) as executor:
+        there = scan(model, x, y, executor=executor, **options,
+                     progress=lambda done, total, row: seen.append((done, total)))  # fmt: skip
+    assert sorted(seen) == [(1, 2), (2, 2)]
+    for a, b in zip(here.rows, there.rows, strict=True):
+        # the same seed, the same numbers: up to the rounding of a worker's one thread
+        assert replace(a, estimate=None, quadratic=None, gap=None, reason="") == replace(
+            b, estimate=None, quadratic=None, gap=None, reason=""
+        )
+        assert b.estimate.mean == pytest.approx(a.estimate.mean, rel=1e-6)
+        assert b.quadratic.mean == pytest.approx(a.quadratic.mean, rel=1e-6)
