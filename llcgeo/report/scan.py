@@ -134,7 +134,7 @@ def _measured_on(r: ScanRow) -> str:
         return "-"
     if r.block is None:
         return "the quotient"
-    return f"{r.block} ({r.block_outputs} outputs)"
+    return f"{r.block} ({r.block_outputs} output{'s' if r.block_outputs > 1 else ''})"
 
 
 def _block_prediction(r: ScanRow) -> str:

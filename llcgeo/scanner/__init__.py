@@ -237,10 +237,11 @@ def scan_pair(job: PairJob, device: str) -> ScanRow:
     """The row of ``job``'s pair, in a worker: the program loaded from its bytes and traced
     pairs found again (the same graph, so the same pairs in the same order)."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch's own, on loading its format
+        # torch's own deprecation, raised by loading and copying its programs
+        warnings.filterwarnings("ignore", ".*treespec", FutureWarning)
         gm = torch.export.load(io.BytesIO(job.program)).module()
-    norm, reader = _pairs(find_norms(gm))[job.pair]
-    return _scan_row(gm, norm, reader, job.x, job.y, job.loss, job.settings, device, None)
+        norm, reader = _pairs(find_norms(gm))[job.pair]
+        return _scan_row(gm, norm, reader, job.x, job.y, job.loss, job.settings, device, None)
 
 
 def row_of(record: dict) -> ScanRow:
@@ -365,8 +366,9 @@ def _measured_whitened(row, gm, reader, spec, data, settings, device, classes_re
                    settings, device, steps, plan)  # fmt: skip
     if row.block is None:
         return row
+    first = "the first output" if taken == 1 else f"the first {taken} outputs"
     return replace(row, reason=f"on a block of {row.block} of the {row.certificate.quotient} "
-                   f"directions (the first {taken} outputs): " + row.reason)  # fmt: skip
+                   f"directions ({first}): " + row.reason)  # fmt: skip
 
 
 def _basis(row, spec, reader, classes_read: bool, refine: str, taken: int | None = None):
