@@ -10,13 +10,17 @@ of the quotient's Hessian, so:
   ``w* + span B`` with the rest of the reader at ``w*``, is exactly ``k r / 2`` where ``H_B``
   has full rank, and lies between half its rank and ``k r / 2`` otherwise.
 
-The block is sampled in the coordinates that whiten ``H_B``: ``w = w* + B V S u`` with
-``H_B = V diag(lambda) V^T`` and ``S = diag(lambda)^(-1/2)`` on the counted eigenvalues (the
-smallest counted one's scale on the rest). The quadratic model in ``u`` is then
-``1/2 u^T diag(mu) u`` with ``mu = 1`` on every counted direction: each relaxes at one rate, so a
-few hundred steps sample what the raw coordinates, whose curvatures span several decades, need
-tens of thousands for. The LLC does not depend on the coordinates; the estimator at a finite
-step and localization does, and its exact expectation is taken in these coordinates, on ``mu``.
+The block is sampled in the coordinates that whiten ``H_B`` over one decade of curvature:
+``w = w* + B V S u`` with ``H_B = V diag(lambda) V^T`` and ``S = diag(lambda + floor)^(-1/2)``,
+``floor = lambda_max / WHITENED_RANGE``. The quadratic model in ``u`` is then
+``1/2 u^T diag(mu) u``, ``mu = lambda / (lambda + floor)``: the curvatures of the top decade
+all lie between 1/2 and 1 and relax at about one rate, so a few thousand steps sample what the
+raw coordinates, whose curvatures span several decades, need tens of thousands for. Below the
+floor the localization confines, as tightly as plain chains would (:mod:`llcgeo.scanner`
+raises it to that): whitening every decade would send the chains far along nearly flat
+directions, where terms beyond the quadratic take over. The LLC does not depend on the
+coordinates; the estimator at a finite step and localization does, and its exact expectation
+is taken in these coordinates, on ``mu``.
 """
 
 from __future__ import annotations
@@ -25,8 +29,6 @@ import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call
-
-from llcgeo.reconcile.stats import numerical_rank
 
 WHITENED_RANGE = 10.0  # the decade of curvatures whitened; below it the localization confines
 
@@ -73,10 +75,9 @@ def _frozen(model: nn.Module) -> nn.Module:
 def whitening(hessian: np.ndarray):
     """``(eigenvalues, transform, mu)`` of the block's Hessian: its eigenvalues (clipped at 0),
     the map ``V S`` from whitened coordinates to the block's, and the Hessian's spectrum in
-    those coordinates (1 on the counted eigenvalues, below the flat threshold elsewhere)."""
+    those coordinates, ``lambda / (lambda + floor)``."""
     values, vectors = np.linalg.eigh(hessian)
     values = np.clip(values, 0.0, None)
-    rank, _ = numerical_rank(values)
     floor = values.max(initial=0.0) / WHITENED_RANGE or 1.0
     scale = (values + floor) ** -0.5
     return values, vectors * scale, values * scale**2
