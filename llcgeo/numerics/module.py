@@ -138,7 +138,7 @@ def module_problem(
     buffers = dict(model.named_buffers())
 
     def batch_loss(flat: torch.Tensor, xb: Data, yb: torch.Tensor) -> torch.Tensor:
-        params = dict(zip(shapes, _unflatten(flat, shapes), strict=True))
+        params = named_parts(flat, shapes)
         outputs = _forward(model, xb, {**params, **buffers})
         return loss(outputs if output_fn is None else output_fn(outputs), yb).mean()
 
@@ -162,9 +162,12 @@ def module_problem(
                    notes, work_per_chain=work)  # fmt: skip
 
 
-def _unflatten(flat: torch.Tensor, shapes) -> list[torch.Tensor]:
+def named_parts(flat: torch.Tensor, shapes: dict) -> dict[str, torch.Tensor]:
+    """``flat`` cut into the tensors of ``shapes`` (``{name: shape}``, in the order of the
+    parameters it was flattened from)."""
     parts = flat.split([shape.numel() for shape in shapes.values()])
-    return [part.view(shape) for part, shape in zip(parts, shapes.values(), strict=True)]
+    return {name: part.view(shape) for (name, shape), part
+            in zip(shapes.items(), parts, strict=True)}  # fmt: skip
 
 
 LOW_PRECISION = (torch.float16, torch.bfloat16)

@@ -68,7 +68,7 @@ from llcgeo.scanner.reader import (
 )
 from llcgeo.scanner.trace import Norm, Reader, export, find_norms, register_norm
 from llcgeo.theory.calibration import recommend
-from llcgeo.theory.sgld import expected_sgld_estimate
+from llcgeo.theory.sgld import energy_autocorrelation_time, expected_sgld_estimate
 from llcgeo.thresholds import ESS_MIN, RANK_GAP, SHIFT_LIMIT
 
 NOT_MEASURED = "not measured"  # a row certified and predicted only: no verdict
@@ -450,15 +450,9 @@ def _sampled(row, model, masks, hessian, spectrum, data, settings, device, steps
 
 def _draws(r, nbeta: float, spectrum: np.ndarray, settings: ScanSettings) -> int:
     """Draws a chain for a bulk ESS of ``ESS_MARGIN`` times ``ESS_MIN`` over the chains, at most
-    ``settings.draws``. On the quadratic model each eigendirection is an AR(1) process of
-    coefficient ``rho = 1 - eps (nbeta h + gamma) / 2``, its energy one of ``rho^2`` with
-    integrated autocorrelation time ``(1 + rho^2) / (1 - rho^2)``; the estimate's is their
-    mean weighted by each energy's variance (the energies are independent)."""
-    h = np.asarray(spectrum, dtype=np.float64)
-    rho2 = (1 - r.eps * (nbeta * h + r.gamma) / 2) ** 2
-    variance = (nbeta * h / (nbeta * h + r.gamma)) ** 2
-    tau = float(np.sum(variance * (1 + rho2) / (1 - rho2)) / max(np.sum(variance), 1e-300))
-    return min(settings.draws, math.ceil(ESS_MARGIN * ESS_MIN * max(tau, 1.0) / settings.chains))
+    ``settings.draws``, from the quadratic model's exact autocorrelation time."""
+    tau = energy_autocorrelation_time(spectrum, nbeta, r.gamma, r.eps)
+    return min(settings.draws, math.ceil(ESS_MARGIN * ESS_MIN * tau / settings.chains))
 
 
 def _judged(row: ScanRow, chains: int) -> ScanRow:

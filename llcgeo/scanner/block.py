@@ -29,6 +29,10 @@ import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call
+from torch.nn.utils import parameters_to_vector
+
+from llcgeo.numerics.module import named_parts
+from llcgeo.scanner.reader import as_buffers
 
 WHITENED_RANGE = 10.0  # the decade of curvatures whitened; below it the localization confines
 
@@ -46,30 +50,17 @@ class Whitened(nn.Module):
     def __init__(self, model: nn.Module, transform: torch.Tensor):
         super().__init__()
         self.shapes = {name: p.shape for name, p in model.named_parameters()}
-        centre = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
-        self.model = _frozen(model)
+        centre = parameters_to_vector(model.parameters()).detach()
+        self.model = as_buffers(model)
         self.register_buffer("centre", centre)
         self.register_buffer("transform", transform.to(centre))
         self.u = nn.Parameter(centre.new_zeros(transform.shape[1]))
 
     def forward(self, *args, **kwargs):
-        flat = torch.addmv(self.centre, self.transform, self.u)
-        sizes = [s.numel() for s in self.shapes.values()]
-        parts = {name: piece.view(shape) for (name, shape), piece
-                 in zip(self.shapes.items(), flat.split(sizes))}  # fmt: skip
+        parts = named_parts(torch.addmv(self.centre, self.transform, self.u), self.shapes)
         # attention's fused kernels have no batching rule: the chains run as one batch
         with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH):
             return functional_call(self.model, parts, args, kwargs)
-
-
-def _frozen(model: nn.Module) -> nn.Module:
-    """``model`` with its parameters turned into buffers of the same names."""
-    for name, p in list(model.named_parameters()):
-        owner, _, leaf = name.rpartition(".")
-        module = model.get_submodule(owner) if owner else model
-        delattr(module, leaf)
-        module.register_buffer(leaf, p.detach())
-    return model
 
 
 def whitening(hessian: np.ndarray):

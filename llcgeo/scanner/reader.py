@@ -19,6 +19,7 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from llcgeo.errors import EstimationError
 from llcgeo.numerics.data import take
+from llcgeo.numerics.module import named_parts
 from llcgeo.numerics.networks import MINIMUM_GRADIENT, linear_head
 from llcgeo.reconcile.stats import numerical_rank
 from llcgeo.scanner.trace import Reader
@@ -36,11 +37,7 @@ def reader_model(gm: fx.GraphModule, reader: Reader, dtype: torch.dtype,
     out = copy.deepcopy(gm).to(dtype)
     weight = out.get_parameter(reader.weight).detach().clone()
     bias = out.get_parameter(reader.bias).detach().clone() if moving_bias else None
-    for name, p in list(out.named_parameters()):
-        owner, _, leaf = name.rpartition(".")
-        module = out.get_submodule(owner) if owner else out
-        delattr(module, leaf)
-        module.register_buffer(leaf, p.detach())
+    as_buffers(out)
     out.register_parameter(WEIGHT, torch.nn.Parameter(weight.T if reader.transposed else weight))
     node = next(n for n in out.graph.nodes if n.name == reader.node)
     with out.graph.inserting_before(node):
@@ -142,13 +139,22 @@ def _cut(graph: fx.Graph, frontier: list[str], after: set[str]) -> list[str]:
     return names
 
 
+def as_buffers(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with its parameters turned into buffers of the same names."""
+    for name, p in list(model.named_parameters()):
+        owner, _, leaf = name.rpartition(".")
+        module = model.get_submodule(owner) if owner else model
+        delattr(module, leaf)
+        module.register_buffer(leaf, p.detach())
+    return model
+
+
 def _mean_loss(model, x, y, loss):
     shapes = {name: p.shape for name, p in model.named_parameters()}
-    sizes = [s.numel() for s in shapes.values()]
     args, kwargs = ((), x) if isinstance(x, dict) else ((x,), {})
 
     def value(flat: torch.Tensor) -> torch.Tensor:
-        parts = dict(zip(shapes, (p.view(s) for p, s in zip(flat.split(sizes), shapes.values()))))
+        parts = named_parts(flat, shapes)
         return loss(functional_call(model, parts, args, kwargs), y).mean()
 
     return value
@@ -163,17 +169,18 @@ def refit(model, x, y, loss, basis: torch.Tensor) -> tuple[float, float]:
     value = _mean_loss(model, x, y, loss)
     start = parameters_to_vector(model.parameters()).detach()
     moved = _lbfgs(value, start, basis)
+    gradient = basis.T @ grad(value)(moved)
     for _ in range(NEWTON_STEPS):
-        gradient = basis.T @ grad(value)(moved)
         if float(gradient.norm()) < MINIMUM_GRADIENT:
             break
         with torch.no_grad():
             vector_to_parameters(moved.clone(), model.parameters())
         moved = moved + basis @ _newton_step(quotient_hessian(model, x, y, loss, basis), gradient)
-    gradient = float((basis.T @ grad(value)(moved)).norm())
-    if not gradient < MINIMUM_GRADIENT:
+        gradient = basis.T @ grad(value)(moved)
+    if not float(gradient.norm()) < MINIMUM_GRADIENT:
         raise EstimationError(
-            f"the reader's loss has no minimum within reach: its gradient is {gradient:.3g} after "
+            f"the reader's loss has no minimum within reach: its gradient is "
+            f"{float(gradient.norm()):.3g} after "
             f"{REFIT_ITERATIONS} L-BFGS iterations and {NEWTON_STEPS} Newton steps (a minimum "
             f"needs below {MINIMUM_GRADIENT:g})"
         )

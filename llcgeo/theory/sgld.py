@@ -71,9 +71,27 @@ def _geometric(q: np.ndarray, k: np.ndarray) -> np.ndarray:
     return np.where(one_minus_q == 0, k.astype(np.float64), out)
 
 
+def _step_factor(h, nbeta, gamma, eps):
+    """``a = 1 - eps (nbeta h + gamma) / 2``, each eigendirection's AR(1) coefficient."""
+    return 1.0 - 0.5 * eps * (nbeta * np.asarray(h, dtype=np.float64) + gamma)
+
+
+def energy_autocorrelation_time(eigenvalues, nbeta: float, gamma: float, eps: float) -> float:
+    """The integrated autocorrelation time of the loss trace once stationary: each
+    eigendirection's energy is an AR(1) process of coefficient ``a^2``, with time
+    ``(1 + a^2) / (1 - a^2)``, independent of the others, so the trace's is their mean weighted
+    by each energy's variance (``(nbeta h / (nbeta h + gamma))^2``, up to a common factor).
+    At least 1."""
+    h = np.asarray(eigenvalues, dtype=np.float64)
+    q = _step_factor(h, nbeta, gamma, eps) ** 2
+    weight = (nbeta * h / (nbeta * h + gamma)) ** 2
+    tau = float(np.sum(weight * (1 + q) / (1 - q)) / max(np.sum(weight), 1e-300))
+    return max(tau, 1.0)
+
+
 def _variances(h, nbeta, gamma, eps, noise, times) -> tuple[np.ndarray, np.ndarray]:
     """``v_t`` for each eigenvalue (rows) at each time (columns), and ``q = a^2``."""
-    a = 1.0 - 0.5 * eps * (nbeta * h + gamma)
+    a = _step_factor(h, nbeta, gamma, eps)
     q = (a * a)[:, None]
     return eps * noise**2 * _geometric(q, times[None, :]), q
 

@@ -100,3 +100,18 @@ def test_minibatch_expectation_without_batch_noise_is_the_full_batch_one():
     eigenvalues = np.repeat(np.linalg.eigvalsh(second), 2)  # m = 2 rows of theta
     assert stable
     assert mean == pytest.approx(expectation_at(eigenvalues, config, 30.0).mean, rel=1e-12)
+
+
+def test_the_energy_autocorrelation_time_is_the_ar1_time_weighted_by_each_energys_variance():
+    from llcgeo.theory.sgld import energy_autocorrelation_time
+
+    nbeta, gamma, eps = 100.0, 5.0, 1e-3
+    a = 1 - eps * (nbeta * 2.0 + gamma) / 2
+    one = (1 + a**2) / (1 - a**2)
+    assert energy_autocorrelation_time([2.0], nbeta, gamma, eps) == pytest.approx(one, rel=1e-12)
+    # a flat direction's energy does not vary: it leaves the time as it is
+    assert energy_autocorrelation_time([2.0, 0.0], nbeta, gamma, eps) == pytest.approx(one)
+    # two equal curvatures are one; a far smaller one, localization-bound, weighs little
+    assert energy_autocorrelation_time([2.0, 2.0], nbeta, gamma, eps) == pytest.approx(one)
+    mixed = energy_autocorrelation_time([2.0, 1e-4], nbeta, gamma, eps)
+    assert one < mixed < one * 1.01
