@@ -15,11 +15,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import import_module
 
-from llcgeo.errors import LLCGeoError
+from llcgeo.errors import DEBUG_ENV, LLCGeoError, in_brief
 from llcgeo.limits import MEMORY_ENV, TIME_ENV, derivation_seconds, memory_limit, run_seconds
 
 COMMANDS = ("predict", "estimate", "verify", "calibrate", "report", "check", "scan")
-DEBUG_ENV = "LLCGEO_DEBUG"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return _fail(
             args.command,
-            f"internal error ({type(err).__name__}: {err}); rerun with {DEBUG_ENV}=1 for the "
+            f"internal error ({in_brief(err, 300)}); rerun with {DEBUG_ENV}=1 for the "
             "traceback and please report it",
         )
 

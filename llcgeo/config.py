@@ -160,3 +160,9 @@ class SGLDConfig:
         if n < 2:
             raise SpecError(f"the default nbeta = n / log n needs n >= 2, got n = {n}")
         return n / math.log(n)
+
+
+# the command line's SGLD settings (estimate, verify, calibrate): a CLI run is judged as it
+# stands, and SGLDConfig()'s 4 x 900 draws leave the bulk ESS below thresholds.ESS_MIN at its eps
+# (`llcgeo verify --manifold rmsnorm --d 8 --m 3`: 313, inconclusive; these 8 x 2 500: ~2 300)
+CLI_SGLD = SGLDConfig(chains=8, steps=3000, burnin=500)

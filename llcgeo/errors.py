@@ -1,6 +1,9 @@
 """The package's own exceptions: each names what was wrong in words a user can act on."""
 
 
+DEBUG_ENV = "LLCGEO_DEBUG"  # set: foreign errors keep their traceback
+
+
 class LLCGeoError(Exception):
     """Base class of every error llcgeo raises on purpose."""
 

@@ -19,6 +19,8 @@ dimension of a manifold    65 536     a width beyond any layer the toolkit measu
 depth of a network         10 000     the isometry and Lipschitz suites' deepest networks
 a hypothesis file          4 MiB      a TOML file of that size is not a hypothesis
 a stored record            64 MiB     the largest record (a Lipschitz case) is about 1 MB
+a model or data file       2 GiB      read whole into memory and checked there before torch or
+                                      numpy reads it; also bounds the members it unpacks to
 derivation time            60 s       raised with ``--time-limit SECONDS`` or the environment
                                       variable ``LLCGEO_TIME_LIMIT``; named families take ms; a
                                       forked child does the work and is killed at the deadline
@@ -59,6 +61,7 @@ MAX_DIMENSION = 1 << 16
 MAX_DEPTH = 10_000
 MAX_FILE_BYTES = 4 << 20
 MAX_RECORD_BYTES = 64 << 20
+MAX_MODEL_FILE_BYTES = 2 << 30
 MAX_VARIABLES = 64
 MAX_DEGREE = 64
 MAX_TERMS = 20_000

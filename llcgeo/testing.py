@@ -182,19 +182,21 @@ def _verdict(manifold, layer, refine, result: CaseResult) -> tuple[str, str]:
 def tuned_config(manifold, layer: mf.LinearLayer, refine: str = "all", *, n: int, seed: int):
     """SGLD settings fitted to this very sample: a pilot draw of the data (same seed) gives the
     Hessian eigenvalues; ``eps = 0.2 / (nbeta h_max + gamma)``; a burn-in of five relaxation
-    times ``tau = 2 / (eps (nbeta h_min + gamma))`` of the slowest direction that moves, and
-    ``100 tau`` (at least 2000) draws a chain, 4 chains, at most ``MAX_STEPS`` steps in all.
+    times ``tau = 2 / (eps (nbeta h_min + gamma))`` of the slowest direction that moves (above
+    ``thresholds.FLAT`` of the largest), and ``100 tau`` (at least 2000) draws a chain, 4
+    chains, at most ``MAX_STEPS`` steps in all.
 
     >>> tuned_config(mf.Sphere(3), mf.LinearLayer(1), n=500, seed=0).chains
     4
     """
     from llcgeo.numerics import measure_linear
+    from llcgeo.reconcile.stats import moving_eigenvalues
 
     pilot = SGLDConfig(eps=1e-6, chains=1, steps=2, burnin=1)
     measured = measure_linear(manifold, layer, refine, n, pilot, seed=seed, device="cpu")
     values = measured.hessian_eigenvalues
     h_max = float(values.max())
-    moving = values[values > 1e-8 * h_max]
+    moving = moving_eigenvalues(values)
     gamma, nbeta = pilot.gamma, measured.nbeta
     eps = TARGET_STEP / (nbeta * h_max + gamma)
     tau = 2 / (eps * (nbeta * float(moving.min()) + gamma))

@@ -6,9 +6,10 @@ import argparse
 import sys
 import textwrap
 import time
+from dataclasses import replace
 
 from llcgeo import manifolds as mf
-from llcgeo.config import BATCH_DRAWS, SAMPLERS
+from llcgeo.config import BATCH_DRAWS, CLI_SGLD, SAMPLERS, check_device
 from llcgeo.errors import SpecError
 
 # the spec keywords these flags give (a spec's other keywords, e.g. LayerNorm's eps, keep
@@ -119,37 +120,49 @@ def print_columns(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None
 
 
 def add_sgld_arguments(parser: argparse.ArgumentParser, *, n_default: int = 20_000) -> None:
+    """The data and SGLD flags of every command that samples; their defaults are
+    :data:`llcgeo.config.CLI_SGLD`'s (why they differ from ``SGLDConfig()``'s is said there)."""
+    c = CLI_SGLD
     g = parser.add_argument_group("data and SGLD")
     g.add_argument("--n", type=int, default=n_default, help="number of samples")
-    g.add_argument("--chains", type=int, default=8)
-    g.add_argument("--steps", type=int, default=3000)
-    g.add_argument("--burnin", type=int, default=500)
+    g.add_argument("--chains", type=int, default=c.chains)
+    g.add_argument("--steps", type=int, default=c.steps)
+    g.add_argument("--burnin", type=int, default=c.burnin)
     g.add_argument(
         "--eps",
         type=_eps,
-        default=1e-4,
+        default=c.eps,
         help="the step size, or auto: eps, gamma, burn-in and steps from llcgeo calibrate",
     )
-    g.add_argument("--gamma", type=float, default=1.0)
-    g.add_argument("--nbeta", type=float, default=None, help="default n / log n")
-    g.add_argument("--batch-size", type=int, default=None, help="default: full batch")
+    g.add_argument("--gamma", type=float, default=c.gamma)
+    g.add_argument("--nbeta", type=float, default=c.nbeta, help="default n / log n")
+    g.add_argument("--batch-size", type=int, default=c.batch_size, help="default: full batch")
     g.add_argument(
         "--batches",
         choices=BATCH_DRAWS,
-        default="epochs",
+        default=c.batches,
         help="how minibatches are drawn: epochs of a permutation (devinterp's), or each anew "
         "(the exact minibatch reference holds for these)",
     )
     g.add_argument(
         "--sampler",
         choices=SAMPLERS,
-        default="sgld",
+        default=c.sampler,
         help="sgld, or mala: the same proposal with an exact Metropolis test (full batch), "
         "free of step-size bias",
     )
     g.add_argument("--sigma", type=float, default=0.5, help="teacher output noise")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_device_argument(g)
     g.add_argument("--seed", type=int, default=0)
+
+
+def add_device_argument(group) -> None:
+    """``--device``, ``auto`` by default: checked by :func:`llcgeo.config.check_device` when
+    the settings are read (:func:`config_from_args`) and resolved by
+    :func:`llcgeo.numerics.device.resolve_device` where the problem is built."""
+    group.add_argument(
+        "--device", default="auto", help="auto (a GPU if present), cpu, cuda or cuda:N"
+    )
 
 
 def _eps(text: str):
@@ -163,11 +176,12 @@ def _eps(text: str):
 
 def config_from_args(args):
     """The SGLD settings of the flags (with ``--eps auto``, the placeholder eps that
-    :func:`settled` replaces)."""
-    from llcgeo.config import SGLDConfig
-
-    return SGLDConfig(
-        eps=1e-4 if args.eps == "auto" else args.eps,
+    :func:`settled` replaces), the rest :data:`~llcgeo.config.CLI_SGLD`'s; a device name that
+    cannot be one fails here, before any data are drawn."""
+    check_device(args.device)
+    return replace(
+        CLI_SGLD,
+        eps=CLI_SGLD.eps if args.eps == "auto" else args.eps,
         gamma=args.gamma,
         nbeta=args.nbeta,
         chains=args.chains,
@@ -176,7 +190,7 @@ def config_from_args(args):
         batch_size=args.batch_size,
         batches=args.batches,
         sampler=args.sampler,
-        acceptance=getattr(args, "acceptance", False),
+        acceptance=getattr(args, "acceptance", CLI_SGLD.acceptance),
     )
 
 

@@ -18,6 +18,7 @@ from llcgeo.commands._common import (
     settled,
     step_progress,
 )
+from llcgeo.config import CLI_SGLD, DTYPES
 
 
 def register(subparsers) -> None:
@@ -30,7 +31,7 @@ def register(subparsers) -> None:
     add_manifold_arguments(parser)
     add_sgld_arguments(parser)
     g = parser.add_argument_group("precision and output")
-    g.add_argument("--dtype", default="float64", choices=("float64", "float32"))
+    g.add_argument("--dtype", default=CLI_SGLD.dtype, choices=DTYPES)
     g.add_argument("--json", action="store_true", help="print one JSON object")
     g.add_argument(
         "--acceptance",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import warnings
 from pathlib import Path
 
 from llcgeo.commands._common import (
@@ -15,7 +14,6 @@ from llcgeo.commands._common import (
     print_table,
     step_progress,
 )
-from llcgeo.errors import ScanError, in_brief
 
 DESCRIPTION = """\
 Scan a trained network: find each normalization (LayerNorm, RMSNorm) and every linear map
@@ -23,12 +21,14 @@ that reads its output, certify the reader's exactly flat directions from the nor
 gain and bias, predict its weight-refined LLC (exact, or a proven interval), measure it with
 SGLD and judge the two. Writes scan.md, scan.html, scan.json, scan.csv and scan.png.
 
-Only safe formats are loaded, never an arbitrary pickled object:
-  MODEL  a torch.export program (.pt2, from torch.export.save), exported with a free batch
-         dimension (torch.export.Dim) so that any number of samples can pass
-  DATA   tensors: a .pt file read with torch.load(weights_only=True) holding a dict
-         {"inputs": ..., "targets": ...} (inputs may be a dict of tensors), or a .npz file
-         with arrays "inputs" and "targets"
+Only safe formats are loaded, never a pickled object: each file is read once and checked
+member by member before torch or numpy reads it, and anything they would unpickle or run is
+refused, unread, naming the member:
+  MODEL  a torch.export program (.pt2, from torch.export.save of torch >= 2.8), exported with
+         a free batch dimension (torch.export.Dim) so that any number of samples can pass
+  DATA   tensors: a .pt file from torch.save, read with torch.load(weights_only=True),
+         holding a dict {"inputs": ..., "targets": ...} (inputs may be a dict of dense
+         tensors), or a .npz file with numeric arrays "inputs" and "targets"
 """
 
 
@@ -106,56 +106,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def load_program(path: Path):
-    """The module of a ``torch.export`` program; anything else is refused, unread."""
-    import torch
+    """The module of a ``torch.export`` program, checked member by member before torch reads
+    it; anything else is refused, unread (:mod:`llcgeo.scanner.files`)."""
+    from llcgeo.scanner.files import load_program
 
-    if path.suffix != ".pt2":
-        raise ScanError(f"{path}: MODEL must be a torch.export program (.pt2); scan never "
-                        "unpickles a model")  # fmt: skip
-    if not path.is_file():
-        raise ScanError(f"{path}: no such file")
-    try:
-        with warnings.catch_warnings():  # torch's own deprecation notices, not the user's
-            warnings.simplefilter("ignore", FutureWarning)
-            return torch.export.load(str(path)).module()
-    except Exception as error:  # a damaged or foreign file, in its own words
-        raise ScanError(f"{path}: not a torch.export program ({in_brief(error)})") from None
+    return load_program(path)
 
 
 def load_data(path: Path):
-    """``(inputs, targets)`` from a ``.pt`` file of tensors or a ``.npz`` file of arrays."""
-    if not path.is_file():
-        raise ScanError(f"{path}: no such file")
-    if path.suffix == ".npz":
-        return _npz(path)
-    if path.suffix != ".pt":
-        raise ScanError(f"{path}: DATA must be a .pt file of tensors or a .npz file")
-    import pickle
+    """``(inputs, targets)`` from a ``.pt`` file of tensors or a ``.npz`` file of arrays, checked
+    before torch or numpy reads it (:mod:`llcgeo.scanner.files`)."""
+    from llcgeo.scanner.files import load_data
 
-    import torch
-
-    try:
-        data = torch.load(str(path), weights_only=True)
-    except pickle.UnpicklingError:
-        raise ScanError(f"{path}: holds objects other than tensors, refused unread "
-                        "(torch.load with weights_only=True)") from None  # fmt: skip
-    except Exception as error:
-        raise ScanError(f"{path}: cannot be read ({type(error).__name__})") from None
-    if not isinstance(data, dict) or not {"inputs", "targets"} <= set(data):
-        raise ScanError(f"{path}: must hold a dict with 'inputs' and 'targets'")
-    return data["inputs"], data["targets"]
-
-
-def _npz(path: Path):
-    import numpy as np
-    import torch
-
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            if not {"inputs", "targets"} <= set(arrays.files):
-                raise ScanError(f"{path}: must hold arrays 'inputs' and 'targets'")
-            return torch.from_numpy(arrays["inputs"]), torch.from_numpy(arrays["targets"])
-    except ScanError:
-        raise
-    except ValueError as error:
-        raise ScanError(f"{path}: {in_brief(error)}") from None
+    return load_data(path)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 from llcgeo.thresholds import (
     LOW_ACCEPTANCE,
@@ -87,13 +88,31 @@ def ess(x, chain_axis: int = 0, sample_axis: int = 1) -> float:
     return float(chains * n / tau)
 
 
-def _z_scale(x: np.ndarray) -> np.ndarray:
-    """Normal scores of the ranks of all draws together (ties get their average rank)."""
-    from scipy.special import ndtri
-    from scipy.stats import rankdata
+def average_ranks(x) -> np.ndarray:
+    """The ranks (1 to ``size``) of all entries together, ties given their average rank: a
+    run of equal values from sorted position ``s`` (0-based) of length ``c`` ranks
+    ``s + (c + 1) / 2`` (scipy's ``rankdata(method="average")``, without importing scipy).
 
-    ranks = rankdata(x, method="average").reshape(x.shape)
-    return ndtri((ranks - 3 / 8) / (x.size + 1 / 4))
+    >>> average_ranks([[3.0, 1.0], [3.0, 2.0]]).tolist()
+    [[3.5, 1.0], [3.5, 2.0]]
+    """
+    x = np.asarray(x)
+    flat = x.ravel()
+    order = np.argsort(flat, kind="stable")
+    ordered = flat[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    counts = np.diff(np.r_[starts, flat.size])
+    ranks = np.empty(flat.size, dtype=np.float64)
+    ranks[order] = np.repeat(starts + (counts + 1) / 2, counts)
+    return ranks.reshape(x.shape)
+
+
+def _z_scale(x: np.ndarray) -> np.ndarray:
+    """Normal scores ``Phi^-1((r - 3/8) / (N + 1/4))`` of the ranks ``r`` of all ``N`` draws
+    together (Blom's offsets, as Vehtari et al.). The quantile is torch's, which is loaded
+    already here: scipy's would cost a fresh process half a second to import."""
+    p = (average_ranks(x) - 3 / 8) / (x.size + 1 / 4)
+    return torch.special.ndtri(torch.from_numpy(p)).numpy()
 
 
 def _chains_by_draws(x, chain_axis: int, sample_axis: int) -> np.ndarray:

@@ -46,7 +46,13 @@ from llcgeo.numerics.losses import (
     per_sample_loss,
 )
 from llcgeo.numerics.masks import flatten_masks
-from llcgeo.numerics.module import module_problem, parameter_shapes, precision_note
+from llcgeo.numerics.module import (
+    LOW_PRECISION,
+    module_problem,
+    parameter_shapes,
+    precision_note,
+)
+from llcgeo.numerics.pairing import check_pairing
 from llcgeo.numerics.plan import check_run
 from llcgeo.numerics.problem import Problem, run_problem, summarize
 from llcgeo.numerics.product import is_linear_product, product_problem
@@ -96,10 +102,28 @@ def estimate_llc(
     started = time.perf_counter()
     target = resolve_device(device)
     shapes = parameter_shapes(_checked_model(model, config))
+    x, y = checked_data(inputs, targets)
+    check_pairing(model, x, y, loss, output_fn)
     with thread_policy(config.chains * sum(s.numel() for s in shapes.values()), target):
-        problem = model_problem(model, inputs, targets, config, param_masks, loss, target,
+        problem = model_problem(model, x, y, config, param_masks, loss, target,
                                 output_fn)  # fmt: skip
-        return estimate_problem(problem, config, seed=seed, progress=progress, started=started)
+        estimate = estimate_problem(problem, config, seed=seed, progress=progress,
+                                    started=started)  # fmt: skip
+    return _low_precision_checked(model, estimate)
+
+
+def _low_precision_checked(model: torch.nn.Module, estimate: LLCEstimate) -> LLCEstimate:
+    """A half-precision model's parameters are a minimum only to their own precision: sampled
+    on an upcast copy, a negative estimate says the chains found lower loss beside them, and
+    is refused rather than reported as a coefficient."""
+    if estimate.mean >= 0 or not any(p.dtype in LOW_PRECISION for p in model.parameters()):
+        return estimate
+    raise EstimationError(
+        f"the estimate is {estimate.mean:.3g} +- {estimate.se:.2g}, below zero: the model's "
+        "parameters are half precision, a minimum only to their own precision, and the "
+        "chains (on an upcast copy) found lower loss beside them; refit the model in float32 "
+        "(model.float(), then a few optimizer steps) and estimate that"
+    )
 
 
 def _checked_model(model, config) -> torch.nn.Module:

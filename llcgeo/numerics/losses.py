@@ -77,13 +77,38 @@ def per_sample_loss(loss) -> PerSampleLoss:
     raise EstimationError(f"loss must be one of {LOSSES} or a callable, got {loss!r}")
 
 
+def named_loss(loss) -> str | None:
+    """The name in ``LOSSES`` that ``loss`` is (a :class:`CrossEntropy` at any smoothing is
+    the cross-entropy), or ``None`` for another callable: the name decides which targets are
+    refused."""
+    if isinstance(loss, CrossEntropy):
+        return "cross_entropy"
+    return loss if isinstance(loss, str) and loss in LOSSES else None
+
+
 def check_gaussian_targets(targets: torch.Tensor) -> None:
-    """Integer targets under the Gaussian loss would be class labels read as numbers."""
+    """Integer targets under the Gaussian loss would be class labels read as numbers, and
+    one-hot rows class labels fitted by squares: both are refused with the fix (a user who
+    means squares on one-hot rows passes :func:`gaussian_loss` itself)."""
     if not targets.is_floating_point():
         raise EstimationError(
             "the targets are integers (class labels or token ids?) but the loss is Gaussian: "
             "use loss='cross_entropy', or give float targets"
         )
+    if is_one_hot(targets):
+        raise EstimationError(
+            "the targets are one-hot rows (class labels?) but the loss is Gaussian: use "
+            "loss='cross_entropy' with the labels (targets.argmax(-1)), or pass "
+            "llcgeo.numerics.losses.gaussian_loss as the loss to fit them by squares on purpose"
+        )
+
+
+def is_one_hot(targets: torch.Tensor) -> bool:
+    """Whether every row of ``targets`` (at least two columns) is a one-hot vector."""
+    if targets.dim() < 2 or targets.shape[-1] < 2:
+        return False
+    binary = bool(((targets == 0) | (targets == 1)).all())
+    return binary and bool((targets.sum(dim=-1) == 1).all())
 
 
 def check_targets(loss, per_sample: tuple[int, ...], targets: torch.Tensor) -> None:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import warnings
 
 import torch
 from torch.func import functional_call, grad_and_value, vmap
 
 from llcgeo.config import SGLDConfig
-from llcgeo.errors import EstimationError
+from llcgeo.errors import EstimationError, LLCGeoError, in_brief
 from llcgeo.numerics.data import Data, gather, sample_count, take
 from llcgeo.numerics.device import resolve_dtype
 from llcgeo.numerics.losses import check_targets
@@ -89,10 +90,13 @@ def _applied(call, x: Data, y):
     try:
         with torch.no_grad():
             return call()
-    except (RuntimeError, TypeError, IndexError, KeyError, AttributeError, ValueError) as err:
+    except LLCGeoError:
+        raise  # already says what is wrong, in the package's words
+    except (RuntimeError, TypeError, IndexError, KeyError, AttributeError, ValueError,
+            AssertionError) as err:  # fmt: skip
         raise EstimationError(
             f"the model and loss cannot be applied to inputs {_described(x)} with targets of "
-            f"shape {tuple(y.shape)} ({y.dtype}): {err}"
+            f"shape {tuple(y.shape)} ({y.dtype}): {in_brief(err, 300)}"
         ) from None
 
 
@@ -131,7 +135,7 @@ def module_problem(
     maps the model's output to the tensor the loss reads."""
     device, dtype = y.device, resolve_dtype(config.dtype)
     notes = evaluation_mode_note(model)
-    model = copy.deepcopy(model).to(device=device, dtype=dtype).eval()
+    model = copied(model).to(device=device, dtype=dtype).eval()
     activations = probe(model, x, y, loss, named, output_fn)
     shapes = {name: p.shape for name, p in model.named_parameters()}
     centre = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
@@ -160,6 +164,15 @@ def module_problem(
     work = centre.element_size() * (3 * rows * activations + 3 * centre.numel())
     return Problem(loss_and_grad, centre, centre, mask, init_loss, n, config.resolved_nbeta(n),
                    notes, work_per_chain=work)  # fmt: skip
+
+
+def copied(model: torch.nn.Module) -> torch.nn.Module:
+    """A deep copy of ``model``. Copying an exported program's module rebuilds its input
+    treespec through torch's own deprecated ``LeafSpec`` path, a warning about torch's code
+    that the user cannot act on: silenced here, where the package triggers it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*treespec", FutureWarning)
+        return copy.deepcopy(model)
 
 
 def named_parts(flat: torch.Tensor, shapes: dict) -> dict[str, torch.Tensor]:

@@ -17,7 +17,10 @@ import numpy as np
 
 from llcgeo.reconcile.model import CaseResult, Claim
 from llcgeo.reconcile.verdict import Z_AGREE, limit, within
-from llcgeo.thresholds import FLAT
+from llcgeo.thresholds import ALPHA, FLAT
+
+# the label of :meth:`LineFit.slope_interval`: its coverage, ``1 - ALPHA`` ("99.73% CI")
+INTERVAL = f"{1 - ALPHA:.2%} CI"
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,10 @@ class LineFit:
     intercept: float
     intercept_se: float
 
-    def slope_interval(self, z: float = 1.96) -> tuple[float, float]:
+    def slope_interval(self) -> tuple[float, float]:
+        """``slope +- limit() slope_se``: the interval of the one level every verdict is taken
+        at (:data:`INTERVAL`), so an interval printed beside a verdict says what decided it."""
+        z = limit()
         return self.slope - z * self.slope_se, self.slope + z * self.slope_se
 
 
@@ -179,13 +185,28 @@ def judged_claim(
     )
 
 
+def _moving(values: np.ndarray) -> np.ndarray:
+    """Which eigenvalues move the loss: those above ``FLAT`` of the largest."""
+    return values > FLAT * float(values.max(initial=0.0))
+
+
+def moving_eigenvalues(spectrum) -> np.ndarray:
+    """The eigenvalues :func:`numerical_rank` counts (above ``FLAT`` of the largest).
+
+    >>> moving_eigenvalues([2.0, 1.0, 1e-12]).tolist()
+    [2.0, 1.0]
+    """
+    values = np.asarray(spectrum, dtype=np.float64)
+    return values[_moving(values)]
+
+
 def numerical_rank(spectrum) -> tuple[int, float]:
     """``(rank, gap)`` of a symmetric matrix's eigenvalues: those above ``FLAT`` of the largest
     count; the gap is the smallest counted over the largest uncounted (``inf`` where none is
     left out), to be held to ``RANK_GAP``."""
     values = np.asarray(spectrum, dtype=np.float64)
-    top = float(values.max(initial=0.0))
-    counted, dropped = values[values > FLAT * top], values[values <= FLAT * top]
+    moving = _moving(values)
+    counted, dropped = values[moving], values[~moving]
     largest_dropped = float(dropped.max()) if dropped.size else 0.0
     gap = math.inf if largest_dropped <= 0 else float(counted.min()) / largest_dropped
     return int(counted.size), gap

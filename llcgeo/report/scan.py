@@ -96,7 +96,7 @@ def scan(model, inputs, targets=None, *, loss="gaussian", device="cpu", progress
     ``(done, total)`` callbacks) each reader's chains in this process. ``executor`` (one of
     :mod:`llcgeo.report.executors`) runs the pairs there instead, each a task, the same
     numbers for the same seed."""
-    chosen = ScanSettings(**settings, measure=measure)
+    chosen = ScanSettings.of(**settings, measure=measure)
     run_pairs = None if executor is None else _on(executor)
     return Scan(run_scan(model, inputs, targets, loss=loss, settings=chosen, device=device,
                          progress=progress, sampling=sampling,

@@ -9,7 +9,7 @@ then moves only where this reader reads it. The copy is an ``nn.Module`` like an
 
 from __future__ import annotations
 
-import copy
+import time
 
 import numpy as np
 import torch
@@ -18,8 +18,9 @@ from torch.func import functional_call, grad, vmap
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from llcgeo.errors import EstimationError
+from llcgeo.limits import check_budget
 from llcgeo.numerics.data import take
-from llcgeo.numerics.module import named_parts
+from llcgeo.numerics.module import copied, named_parts
 from llcgeo.numerics.networks import MINIMUM_GRADIENT, linear_head
 from llcgeo.reconcile.stats import numerical_rank
 from llcgeo.scanner.trace import Reader
@@ -34,7 +35,7 @@ def reader_model(gm: fx.GraphModule, reader: Reader, dtype: torch.dtype,
                  moving_bias: bool) -> fx.GraphModule:  # fmt: skip
     """A copy of ``gm`` in ``dtype`` whose only parameters are the reader's weight (and its
     bias where ``moving_bias``)."""
-    out = copy.deepcopy(gm).to(dtype)
+    out = copied(gm).to(dtype)
     weight = out.get_parameter(reader.weight).detach().clone()
     bias = out.get_parameter(reader.bias).detach().clone() if moving_bias else None
     as_buffers(out)
@@ -62,7 +63,7 @@ def retyped(model: fx.GraphModule, dtype: torch.dtype) -> fx.GraphModule:
     """A copy of ``model`` in ``dtype`` whose operations make their tensors in ``dtype`` too
     (the trace ran in float64, and an operation such as ``zeros_like(mask, dtype=...)`` keeps
     the dtype it saw)."""
-    out = copy.deepcopy(model).to(dtype)
+    out = copied(model).to(dtype)
     for node in out.graph.nodes:
         node.args = tuple(dtype if a in FLOATS else a for a in node.args)
         if node.kwargs.get("dtype") in FLOATS:
@@ -92,7 +93,7 @@ def frozen_upstream(model: fx.GraphModule, x):
         if not apart:
             break
         after |= apart
-    out = copy.deepcopy(model)
+    out = copied(model)
     inputs = _cut(out.graph, [n.name for n in frontier], after={n.name for n in after})
     out.recompile()
     (name,) = (n.target for n in out.graph.nodes
@@ -225,12 +226,26 @@ def quotient_hessian(model, x, y, loss, basis: torch.Tensor) -> np.ndarray:
     def product(v: torch.Tensor) -> torch.Tensor:
         return grad(lambda w: torch.dot(gradient(w), v))(centre)
 
+    directions = basis.shape[1]
+    what = f"the reader's Hessian on {directions} directions of {basis.shape[0]} parameters"
+    nbytes = hessian_bytes(basis.shape[0], directions)
+    check_budget(nbytes, None, what)
+    chunks = basis.T.split(DIRECTIONS_AT_ONCE)
     columns = []
     with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH):
-        for chunk in basis.T.split(DIRECTIONS_AT_ONCE):
+        began = time.perf_counter()
+        for chunk in chunks:
             columns.append(vmap(product)(chunk) @ basis)
+            if len(columns) == 1:  # planned from the first batch, before the rest runs
+                check_budget(nbytes, (time.perf_counter() - began) * len(chunks), what)
     h = torch.cat(columns).numpy()
     return (h + h.T) / 2
+
+
+def hessian_bytes(parameters: int, directions: int) -> int:
+    """Peak bytes of :func:`quotient_hessian` (float64): the basis, a batch of products, the
+    Hessian, its symmetrized copy and the eigendecomposition that follows."""
+    return 8 * (parameters * (directions + DIRECTIONS_AT_ONCE) + 4 * directions * directions)
 
 
 def evaluation_rows(n: int, rows: int, seed: int):

@@ -15,11 +15,12 @@ heads is ``(K - 1)/2``, not ``K/2``.
 **What each case measures.** The head is refitted to the minimum of its loss (smoothed
 labels, so that a minimum exists); its Hessian there is computed exactly. Its rank, counted
 numerically, is held against ``(K - 1) r``. SGLD settings come from that spectrum
-(:func:`llcgeo.theory.calibration.recommend`, the burn-in capped): eps for a 5% step-size
-bias, gamma so that the slowest direction relaxes within the burn-in. ``nbeta`` is
-``NBETA_FACTOR n / log n``: the terms of the loss beyond the quadratic shift the estimate by
-``O(1/nbeta)``, and a colder posterior keeps that shift small next to the standard error
-while leaving the LLC (a property of the loss near its minimum) unchanged.
+(:func:`llcgeo.theory.calibration.network_recommendation`, the burn-in capped): eps for a 5%
+step-size bias, gamma so that the slowest direction relaxes within the burn-in. ``nbeta`` is
+``NBETA_FACTOR n / log n`` (``llcgeo.theory.calibration``): the terms of the loss beyond the
+quadratic shift the estimate by ``O(1/nbeta)``, and a colder posterior keeps that shift small
+next to the standard error while leaving the LLC (a property of the loss near its minimum)
+unchanged.
 
 **What each claim is held to.** A second run on the head's exact quadratic model (its
 Hessian at the fit), with the same seed and therefore the same noise chain for chain, is held
@@ -42,11 +43,11 @@ from typing import Any
 from llcgeo.config import SGLDConfig
 from llcgeo.reconcile.experiment import Experiment, check_scale, load_record
 from llcgeo.reconcile.model import Claim, EstimateSummary, ExperimentResult, Figure, Panel, Series
+from llcgeo.reconcile.protocol import Coupled, chain_problems, shift_verdict
 from llcgeo.reconcile.stats import combined, numerical_rank, singles_out
 from llcgeo.reconcile.verdict import limit, passed, within
-from llcgeo.thresholds import RANK_GAP, SHIFT_LIMIT
+from llcgeo.thresholds import FLAT, RANK_GAP, SHIFT_LIMIT
 
-NBETA_FACTOR = 50.0  # nbeta = NBETA_FACTOR * n / log n (see the module's note)
 # float32 halves the sampling time; the excess loss (LLC / nbeta, about 1e-3 of the loss) is
 # far above its rounding (1e-7 of the loss); the Hessian and the fit stay in float64
 DTYPE = "float32"
@@ -183,7 +184,7 @@ def run(job: NetworkJob, device: str) -> NetworkRecord:
 
     from llcgeo import manifolds as mf
     from llcgeo.numerics.networks import head_hessian, measure_head, trained_head
-    from llcgeo.theory.calibration import recommend
+    from llcgeo.theory.calibration import network_nbeta, network_recommendation
     from llcgeo.theory.llc import predicted_llc
     from llcgeo.theory.sgld import expected_sgld_estimate
 
@@ -199,9 +200,9 @@ def run(job: NetworkJob, device: str) -> NetworkRecord:
     spectrum = np.clip(np.linalg.eigvalsh(hessian.numpy()), 0.0, None)
     rank, gap = numerical_rank(spectrum)
     n = len(trained.labels)
-    nbeta = NBETA_FACTOR * n / math.log(n)
-    r = recommend(spectrum, nbeta=nbeta, chains=job.chains, se=0.5, max_burnin=job.max_burnin,
-                  max_steps=10**7)  # fmt: skip
+    nbeta = network_nbeta(n)
+    r = network_recommendation(spectrum, nbeta=nbeta, chains=job.chains,
+                               max_burnin=job.max_burnin)  # fmt: skip
     config = SGLDConfig(eps=r.eps, gamma=r.gamma, nbeta=nbeta, chains=job.chains,
                         steps=r.burnin + job.draws, burnin=r.burnin, dtype=DTYPE)  # fmt: skip
     measured = measure_head(trained, hessian, config, moving_bias=moving_bias, seed=job.seed,
@@ -247,12 +248,30 @@ def _of(records, model: str) -> list[NetworkRecord]:
     return [r for r in records if r.job.model == model]
 
 
+def _coupled(record: NetworkRecord) -> Coupled:
+    return Coupled(record.estimate, record.quadratic, record.expected, record.shift,
+                   record.exact, record.job.chains)  # fmt: skip
+
+
 def _sane(record: NetworkRecord) -> str:
-    """``inconclusive`` for a diverged chain, no standard error, or a higher-order shift too
-    large for the quadratic expectation to describe the loss (``SHIFT_LIMIT``)."""
-    if not record.estimate.sane:
-        return "inconclusive"
-    return "agree" if abs(record.shift) <= SHIFT_LIMIT * record.exact else "inconclusive"
+    """The coupled-measurement protocol's checks beyond the t test: the chains of both runs
+    (divergence, R-hat, ESS) and the higher-order shift (``SHIFT_LIMIT``)."""
+    m = _coupled(record)
+    problems = chain_problems(m.estimate) + chain_problems(m.quadratic, "quadratic run")
+    return "inconclusive" if problems else shift_verdict(m)
+
+
+def _protocol(records, verdicts) -> str:
+    """The claim's verdict: *inconclusive* where any chains broke a rule (unmixed chains give
+    no error to disagree with), else the verdicts combined."""
+    return "inconclusive" if _problems(records) else combined(verdicts)
+
+
+def _problems(records) -> str:
+    """The chain rules any of ``records`` breaks, named with its model and norm."""
+    found = [f"{r.job.norm}: {text}" for r in records for text in
+             (*chain_problems(r.estimate), *chain_problems(r.quadratic, "quadratic run"))]
+    return "; chains: " + "; ".join(found) if found else ""
 
 
 def _rank_claim(records, model: str) -> Claim:
@@ -265,8 +284,8 @@ def _rank_claim(records, model: str) -> Claim:
         prediction=", ".join(f"{r.job.norm} {r.predicted_rank}" for r in chosen),
         measurement=", ".join(f"{r.rank}" for r in chosen),
         verdict=passed(ok),
-        note="eigenvalues above 1e-9 of the largest are counted; smallest counted over largest "
-        "uncounted: " + ", ".join(f"{r.gap:.2g}" for r in chosen),
+        note=f"eigenvalues above {FLAT:g} of the largest are counted; smallest counted over "
+        "largest uncounted: " + ", ".join(f"{r.gap:.2g}" for r in chosen),
         reference=f"exact ranks, with a spectral gap of at least {RANK_GAP:g}",
         statistic=f"smallest gap {min(r.gap for r in chosen):.3g} (limit {RANK_GAP:g})",
     )
@@ -290,12 +309,12 @@ def _level_claim(records, model: str) -> Claim:
         measurement=", ".join(
             f"{r.estimate.mean:.2f} +/- {r.estimate.se:.2f} (shift {r.shift:+.3f})" for r in chosen
         ),
-        verdict=combined([within(worst, bound), *(_sane(r) for r in chosen)]),
+        verdict=_protocol(chosen, [within(worst, bound), *(_sane(r) for r in chosen)]),
         note="the same chains on the exact quadratic model of each head (Hessian at its fit) "
         "are held to the exact expectation with no allowance; the real estimate differs from "
         "them by the measured shift of the higher-order terms, which is not granted as slack: "
         f"one above {SHIFT_LIMIT:.0%} of the LLC makes the claim inconclusive (the quadratic "
-        "model no longer describes the loss at these settings)",
+        "model no longer describes the loss at these settings)" + _problems(chosen),
         reference="the exact expectation on the quadratic model, for the quadratic run",
         statistic=f"largest |t| = {worst:.2f} over {len(chosen)} heads ({dof} dof; limit "
         f"{bound:.2f})",
@@ -323,10 +342,10 @@ def _drop_claim(records, model: str) -> Claim:
         f"(K - 1)/2, not K/2 (K = {k})",
         prediction=f"drop {Fraction(k - 1, 2)} (not {Fraction(k, 2)})",
         measurement=f"{drop:.3f} +/- {se:.3f}",
-        verdict=combined([verdict, small, _sane(ln), _sane(rms)]),
+        verdict=_protocol([ln, rms], [verdict, small, _sane(ln), _sane(rms)]),
         note=note + "; each estimate less its exact settings bias; the terms beyond the "
         f"quadratic move the drop by {moved:+.3f} (the shifts' difference, measured), held below "
-        "its standard error",
+        "its standard error" + _problems([ln, rms]),
         reference=f"(K - 1)/2 = {(k - 1) / 2:g} against K/2 = {k / 2:g}",
         statistic=note,
     )

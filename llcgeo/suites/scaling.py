@@ -18,6 +18,7 @@ from llcgeo.reconcile.design import (
 from llcgeo.reconcile.experiment import Experiment, check_scale
 from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series
 from llcgeo.reconcile.stats import (
+    INTERVAL,
     judged_claim,
     singles_out,
     weighted_line_fit,
@@ -111,7 +112,7 @@ def _slope_claim(records, family: str, d: int) -> Claim:
     return judged_claim(
         f"{family}: LLC = m{'(d-1)' if flat else 'd'}/2 (slope in m at d = {d})",
         f"slope {claimed:g}",
-        f"slope {fit.slope:.3f} (95% CI {lo:.3f} to {hi:.3f})",
+        f"slope {fit.slope:.3f} ({INTERVAL} {lo:.3f} to {hi:.3f})",
         rows,
         [singled],
         reference=f"slope {claimed:g} against {alternative:g}",

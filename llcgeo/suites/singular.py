@@ -182,24 +182,23 @@ def _mala_eps(teacher, statistics, nbeta: float, gamma: float) -> float:
     return MALA_STEP / (nbeta * float(curvatures_at_truth(teacher, statistics).max()) + gamma)
 
 
-def _run_groups(teacher, groups, eps, gammas, config: SGLDConfig, seed: int):
+def _run_groups(teacher, groups, eps, gammas, config: SGLDConfig, seed: int, device):
     """Every group's :class:`EstimateSummary`, all groups in one batch (``config.chains``
-    chains a group; ``eps`` and ``gammas`` one a group)."""
+    chains a group; ``eps`` and ``gammas`` one a group) on the resolved ``device``."""
     import torch
 
     from llcgeo.numerics.plan import check_run
     from llcgeo.numerics.problem import chain_summary, numpy_of, run_problem
-    from llcgeo.numerics.product import grid_problem
 
     chains = config.chains
-    problem = grid_problem(teacher, groups, chains)
+    problem = _grid_problem(teacher, groups, chains, device)
     batch = replace(config, chains=chains * len(groups), nbeta=1.0)
     column = [[v] for v in eps for _ in range(chains)], [[g] for g in gammas for _ in range(chains)]
-    eps_t, gamma_t = (torch.tensor(c, dtype=torch.float64) for c in column)
+    eps_t, gamma_t = (torch.tensor(c, dtype=torch.float64, device=device) for c in column)
     check_run(problem, batch, seed=seed)
     run = run_problem(problem, batch, seed=seed, eps=eps_t, gamma=gamma_t)
     trace, peak = numpy_of(run.trace), numpy_of(run.peak)
-    finite = torch.isfinite(run.final.position).all(dim=1).numpy()
+    finite = torch.isfinite(run.final.position).all(dim=1).cpu().numpy()
     accepted = None if run.acceptance is None else numpy_of(run.acceptance)
     out = []
     for rows in (slice(i * chains, (i + 1) * chains) for i in range(len(groups))):
@@ -207,6 +206,22 @@ def _run_groups(teacher, groups, eps, gammas, config: SGLDConfig, seed: int):
         rate = None if accepted is None else float(accepted[rows][~c.diverged].mean())
         out.append(EstimateSummary(c.mean, c.se, c.rhat, c.ess, int(c.diverged.sum()), 0.0, rate))
     return out
+
+
+def _grid_problem(teacher, groups, chains: int, device):
+    """``grid_problem`` on ``device``: a copy of the teacher and the groups' statistics moved
+    there (the caller's stay on the CPU, where the Hessians at the truth are taken).
+    ``grid_problem`` makes its per-chain ``nbeta`` with ``torch.tensor``, on the default
+    device, so the problem is built under ``device`` as the default."""
+    import copy
+
+    import torch
+
+    from llcgeo.numerics.product import Statistics, grid_problem
+
+    moved = [(Statistics(*(t.to(device) for t in stats)), nbeta) for stats, nbeta in groups]
+    with torch.device(device):
+        return grid_problem(copy.deepcopy(teacher).to(device), moved, chains)
 
 
 def run_grid(job: GridJob, device: str) -> GridRecord:
@@ -217,7 +232,9 @@ def run_grid(job: GridJob, device: str) -> GridRecord:
     numbers)."""
     import time
 
-    started = time.perf_counter()
+    from llcgeo.numerics.device import resolve_device
+
+    started, target = time.perf_counter(), resolve_device(device)
     teacher = _teacher(job.hidden, job.seed)
     labels, groups, eps = [], [], []
     for geometry in GEOMETRIES:
@@ -232,7 +249,7 @@ def run_grid(job: GridJob, device: str) -> GridRecord:
     config = SGLDConfig(eps=eps[0], chains=job.chains, steps=job.steps,
                         burnin=job.steps // 5, sampler="mala")  # fmt: skip
     gammas = [label[2] for label in labels]
-    summaries = _run_groups(teacher, groups, eps, gammas, config, job.seed)
+    summaries = _run_groups(teacher, groups, eps, gammas, config, job.seed, target)
     points = tuple(GridPoint(*label, e, s) for label, e, s in zip(labels, eps, summaries))
     return GridRecord(job, points, time.perf_counter() - started)
 
@@ -241,19 +258,21 @@ def run_bias(job: BiasJob, device: str) -> BiasRecord:
     import time
 
     from llcgeo.numerics.deep_linear import curvatures_at_truth
+    from llcgeo.numerics.device import resolve_device
     from llcgeo.theory.sgld import expected_sgld_estimate
 
-    started = time.perf_counter()
+    started, target = time.perf_counter(), resolve_device(device)
     teacher, nbeta = _teacher(job.hidden, job.seed), job.n / math.log(job.n)
     stats = [_statistics(teacher, g, job.n, job.seed + 7 + i) for i, g in enumerate(GEOMETRIES)]
     groups = [(s, nbeta) for s in stats]
     burnin = job.steps // 6
     sgld = _run_groups(teacher, groups, [job.eps] * 3, [job.gamma] * 3, SGLDConfig(
-        eps=job.eps, chains=job.chains, steps=job.steps, burnin=burnin), job.seed)  # fmt: skip
+        eps=job.eps, chains=job.chains, steps=job.steps, burnin=burnin), job.seed,
+        target)  # fmt: skip
     mala_eps = [_mala_eps(teacher, s, nbeta, job.gamma) for s in stats]
     mala = _run_groups(teacher, groups, mala_eps, [job.gamma] * 3, SGLDConfig(
         eps=mala_eps[0], chains=job.chains, steps=job.steps, burnin=burnin, sampler="mala"),
-        job.seed)  # fmt: skip
+        job.seed, target)  # fmt: skip
     rows = []
     for geometry, s, a, b, e in zip(GEOMETRIES, stats, sgld, mala, mala_eps):
         h = curvatures_at_truth(teacher, s)

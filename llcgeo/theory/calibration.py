@@ -10,7 +10,7 @@ every bias the settings add has a closed form:
 * **localization**: the exact posterior gives ``nbeta h_i / (2 a_i)`` per direction against the
   LLC's ``1/2``, a deficit of ``gamma / a_i``; ``gamma = t' nbeta h_min / (1 - t')`` keeps it
   below ``t'`` for the flattest direction that moves (``h_min``, the smallest eigenvalue above
-  ``FLAT`` of the largest);
+  ``thresholds.FLAT`` of the largest);
 * **burn-in**: a direction's variance relaxes as ``exp(-eps a t)``, so
   ``BURNIN_TIMES / (eps a_min)`` steps leave ``exp(-BURNIN_TIMES)`` of it;
 * **draws**: the exact variance of the estimate gives the chain length that reaches a target
@@ -36,11 +36,17 @@ import numpy as np
 from llcgeo.config import TARGETS
 from llcgeo.errors import SpecError
 from llcgeo.theory.sgld import expected_sgld_estimate
-from llcgeo.thresholds import STABILITY_BOUND
+from llcgeo.thresholds import FLAT, STABILITY_BOUND
 from llcgeo.validate import between, integer, positive
 
-FLAT = 1e-8  # eigenvalues below this fraction of the largest are flat: they do not move the loss
 BURNIN_TIMES = 5.0  # relaxation times of the slowest direction spent before recording
+# a trained network's (or a scanned reader's) nbeta is NBETA_FACTOR n / log n: the loss's terms
+# beyond the quadratic shift the estimate by O(1/nbeta), and a colder posterior keeps that shift
+# small beside the standard error while leaving the LLC (a property of the loss) as it is
+NBETA_FACTOR = 50.0
+# those runs choose their own draws (only eps, gamma and the burn-in are taken), so the
+# standard-error target and the step budget only have to be met, never bind
+NETWORK_SE, NETWORK_MAX_STEPS = 0.5, 10**7
 NEGATIVE = 1e-6  # a negative eigenvalue beyond this fraction of the largest: not a minimum
 # a most negative eigenvalue of at least this share of the largest: a spectrum that is noise,
 # symmetric about 0, as at a zero-rank truth (curvature there is a positive-definite block)
@@ -158,6 +164,40 @@ def recommend(
     return Recommendation(
         eps, gamma, burnin, steps, chains, moments.mean, moments.standard_error(chains), llc,
         reasons,
+    )  # fmt: skip
+
+
+def network_nbeta(rows: int, factor: float = NBETA_FACTOR) -> float:
+    """``factor n / log n`` for a loss averaged over ``n = rows`` rows (``rows >= 2``).
+
+    >>> round(network_nbeta(1000), 1)
+    7238.2
+    """
+    integer(rows, "rows", 2)
+    return factor * rows / math.log(rows)
+
+
+def network_recommendation(
+    spectrum: Sequence[float],
+    *,
+    nbeta: float,
+    chains: int,
+    max_burnin: int,
+    localization: float | None = None,
+) -> Recommendation:
+    """:func:`recommend` as the network suite and the scanner call it: the burn-in capped at
+    ``max_burnin``, and the standard-error target and step budget loose (``NETWORK_SE``,
+    ``NETWORK_MAX_STEPS``), since those runs set their own draws; ``localization`` defaults to
+    ``TARGETS.localization``.
+
+    >>> r = network_recommendation([2.0, 1.0], nbeta=1000.0, chains=4, max_burnin=500)
+    >>> r.burnin <= 500
+    True
+    """
+    localization = TARGETS.localization if localization is None else localization
+    return recommend(
+        spectrum, nbeta=nbeta, localization=localization, se=NETWORK_SE, chains=chains,
+        max_steps=NETWORK_MAX_STEPS, max_burnin=max_burnin,
     )  # fmt: skip
 
 

@@ -104,3 +104,49 @@ def test_folded_rhat_and_tail_ess_see_a_chain_that_is_only_wider():
     x = _chains()["one chain wider"]
     assert diagnostics.rhat(x) < 1.01 < 1.1 < diagnostics.rank_rhat(x)
     assert diagnostics.ess_tail(x) < 100 < diagnostics.ess_bulk(x)
+
+
+def _rank_inputs():
+    rng = np.random.default_rng(2)
+    return {
+        "continuous": rng.standard_normal((4, 500)),
+        "rounded (many ties)": np.round(rng.standard_normal((4, 500)), 1),
+        "few values": rng.integers(0, 3, size=(3, 200)).astype(float),
+        "all equal": np.full((2, 50), 7.0),
+        "signed zeros": np.array([[0.0, -0.0, 1.0, -1.0], [-0.0, 2.0, 0.0, 1.0]]),
+    }
+
+
+@pytest.mark.parametrize("name", list(_rank_inputs()))
+def test_ranks_and_normal_scores_match_scipy(name):
+    """The rank normalization without scipy gives scipy's numbers: ranks exactly (ties
+    averaged), normal scores within 1e-12 (both quantiles are Cephes' ndtri)."""
+    stats = pytest.importorskip("scipy.stats")
+    special = pytest.importorskip("scipy.special")
+    x = _rank_inputs()[name]
+    ranks = stats.rankdata(x, method="average").reshape(x.shape)
+    np.testing.assert_array_equal(diagnostics.average_ranks(x), ranks)
+    expected = special.ndtri((ranks - 3 / 8) / (x.size + 1 / 4))
+    np.testing.assert_allclose(diagnostics._z_scale(x), expected, rtol=0, atol=1e-12)
+
+
+def test_the_normal_quantile_matches_scipy_across_its_range():
+    import torch
+
+    special = pytest.importorskip("scipy.special")
+    p = np.concatenate([np.random.default_rng(3).random(10_000), [1e-300, 1e-20, 0.5, 1 - 1e-16]])
+    z = torch.special.ndtri(torch.from_numpy(p)).numpy()
+    np.testing.assert_allclose(z, special.ndtri(p), rtol=1e-12, atol=1e-12)
+
+
+def test_the_rank_normalized_diagnostics_import_no_scipy():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np; from llcgeo.numerics import diagnostics as d; "
+        "x = np.random.default_rng(0).standard_normal((4, 100)); "
+        "d.rank_rhat(x), d.ess_bulk(x); print('scipy' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -130,3 +130,13 @@ def test_minibatch_t_limit_keeps_the_false_alarm_rate_of_three_sigma(chains):
     assert np.mean(np.abs(t) > Z_AGREE) > 5 * target
     assert decide(z=t_agree(chains - 1) * 0.99, dof=chains - 1, **GOOD)[0] == "agree"
     assert decide(z=t_agree(chains - 1) * 1.01, dof=chains - 1, **GOOD)[0] == "disagree"
+
+
+def test_a_slope_interval_is_taken_at_the_verdicts_one_level():
+    from llcgeo.reconcile.stats import INTERVAL
+    from llcgeo.thresholds import ALPHA
+
+    fit = weighted_line_fit([1, 2, 3, 4], [2.1, 3.9, 6.2, 7.8], [0.1, 0.1, 0.1, 0.1])
+    lo, hi = fit.slope_interval()
+    assert (hi - lo) / 2 == pytest.approx(limit() * fit.slope_se, rel=1e-12)
+    assert limit() == Z_AGREE and INTERVAL == f"{1 - ALPHA:.2%} CI" == "99.73% CI"

@@ -96,3 +96,26 @@ def test_every_claim_agrees_at_small_scale():
     bias = [s.load_bias(to_jsonable(s.run_bias(j, "cpu"))) for j in s.bias_jobs("small")]
     claims = s.summarize_grid(grid).claims + s.summarize_bias(bias).claims
     assert [c.verdict for c in claims] == ["agree"] * 8, [c.note for c in claims]
+
+
+def test_the_grid_and_the_bias_runs_resolve_the_device_they_are_given():
+    from llcgeo.errors import SpecError
+
+    small = replace(s.grid_jobs("small")[0], ns=(500,), datasets=1, steps=20)
+    with pytest.raises(SpecError, match="device must be one of"):
+        s.run_grid(small, "tpu")
+    with pytest.raises(SpecError, match="device must be one of"):
+        s.run_bias(replace(s.bias_jobs("small")[0], n=500, chains=2, steps=20), "tpu")
+
+
+@pytest.mark.gpu
+def test_the_grid_runs_on_cuda():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    job = replace(s.grid_jobs("small")[0], ns=(500, 1000), datasets=1, steps=400)
+    grid = s.run_grid(job, "cuda")
+    assert len(grid.points) == 3 * 2
+    for p in grid.points:  # the CPU's run of this job accepts 32-43% in every group
+        assert math.isfinite(p.estimate.mean) and p.estimate.diverged == 0
+        assert 0.15 < p.estimate.acceptance <= 1.0
