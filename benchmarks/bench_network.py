@@ -13,9 +13,10 @@ speed as a multiple of each peer's.
 Gaussian inputs with the teacher's outputs plus noise 0.1, the Gaussian loss; ``gamma = 100``,
 4 chains x 500 draws after 100 burn-in steps, minibatch 256.
 ``--model transformer``: 2 pre-LayerNorm blocks, d_model 64, 4 heads, sequence 32,
-vocabulary 64 (:class:`llcgeo.numerics.networks.TinyTransformer`), trained briefly on the
-look-one-back task of :func:`~llcgeo.numerics.networks.sequence_task`, the token
-cross-entropy; 4 chains x 500 draws, minibatch 64.
+vocabulary 64 (:class:`llcgeo.numerics.measurements.networks.TinyTransformer`), trained
+briefly on the look-one-back task of
+:func:`~llcgeo.numerics.measurements.training.sequence_task`, the token cross-entropy; 4 chains
+x 500 draws, minibatch 64.
 
 devinterp and canonical-interp are the optional ``bench`` extra. canonical-interp 0.1.5
 imports ``itertools.batched`` (Python 3.12); on 3.11 that one name is shimmed before the import.
@@ -44,8 +45,9 @@ from bench_sgld import best_of, devinterp_on, gaussian_per_sample, sgld_argument
 from floor import flat_parameters, mlp_step, run_floor, vmap_step  # noqa: E402
 
 from llcgeo import SGLDConfig, estimate_llc  # noqa: E402
-from llcgeo.numerics.losses import cross_entropy  # noqa: E402
-from llcgeo.numerics.networks import TinyTransformer, sequence_task, train  # noqa: E402
+from llcgeo.numerics.measurements.networks import TinyTransformer
+from llcgeo.numerics.measurements.training import sequence_task, train
+from llcgeo.numerics.paths.losses import cross_entropy  # noqa: E402
 
 SETTINGS = {  # per model: the loss, the defaults its comparison fixes
     "mlp": dict(gamma=100.0, batch_size=256, loss="gaussian"),

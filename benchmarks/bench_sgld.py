@@ -27,7 +27,7 @@ import torch
 
 from llcgeo.manifolds import LayerNormImage, LinearLayer
 from llcgeo.numerics import SGLDConfig, estimate_llc, teacher_student
-from llcgeo.numerics.linear import Layout, design_matrix, hessian_eigenvalues, second_moment
+from llcgeo.numerics.paths.linear import Layout, design_matrix, hessian_eigenvalues, second_moment
 from llcgeo.theory import expected_sgld_estimate
 
 

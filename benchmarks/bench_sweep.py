@@ -13,8 +13,8 @@ import torch
 
 from llcgeo.config import SGLDConfig
 from llcgeo.numerics import estimate_llc
-from llcgeo.numerics.estimate import model_problem
-from llcgeo.numerics.linear import design_matrix
+from llcgeo.numerics.paths.choose import model_problem
+from llcgeo.numerics.paths.linear import design_matrix
 from llcgeo.numerics.sweep import sweep
 
 EPS = (1e-5, 2e-5, 4e-5, 8e-5, 1.6e-4, 3.2e-4)

@@ -26,7 +26,7 @@ import time
 
 import torch
 
-import llcgeo.numerics.problem as problem_module
+import llcgeo.numerics.runner as runner_module
 from llcgeo import SGLDConfig, estimate_llc
 from llcgeo.manifolds import LayerNormImage, LinearLayer
 from llcgeo.numerics import teacher_student
@@ -89,7 +89,7 @@ def speedup(model, x, y, config: SGLDConfig) -> float:
 def timed_estimate(model, x, y, config: SGLDConfig) -> tuple[float, float]:
     """``(total, chains)``: the best wall time of an ``estimate_llc`` call, and of its main run
     of the chains within it."""
-    spent, original = [], problem_module.run_chains
+    spent, original = [], runner_module.run_chains
 
     def timed(*args, **kwargs):
         began = time.perf_counter()
@@ -98,7 +98,7 @@ def timed_estimate(model, x, y, config: SGLDConfig) -> tuple[float, float]:
             spent.append(time.perf_counter() - began)
         return out
 
-    problem_module.run_chains = timed
+    runner_module.run_chains = timed
     try:
         estimate_llc(model, x, y, config=config, device="cpu")  # warm-up
         runs = []
@@ -108,7 +108,7 @@ def timed_estimate(model, x, y, config: SGLDConfig) -> tuple[float, float]:
             runs.append((time.perf_counter() - began, spent[-1]))
         return min(runs)
     finally:
-        problem_module.run_chains = original
+        runner_module.run_chains = original
 
 
 def floor_seconds(step, model, x, y, config: SGLDConfig) -> float:

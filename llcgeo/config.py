@@ -17,7 +17,7 @@ BATCH_DRAWS = ("epochs", "independent")
 
 
 class SamplerTraits(NamedTuple):
-    """What a sampler is, for validation and verdicts (its kernel: ``numerics.kernels``).
+    """What a sampler is, for validation and verdicts (its kernel: ``numerics.sampling.kernels``).
 
     ``metropolis``: an exact accept/reject, so no step-size bias (and the full batch, an exact
     noise level and no box, which its target needs); ``reference``: the exact expectation of
@@ -30,7 +30,7 @@ class SamplerTraits(NamedTuple):
 
 
 # "sgld": Langevin steps, biased by eps; "mala": the same proposal with an exact Metropolis test;
-# "rmsprop": SGLD with a per-coordinate RMSProp step size (llcgeo.numerics.rmsprop)
+# "rmsprop": SGLD with a per-coordinate RMSProp step size (llcgeo.numerics.sampling.rmsprop)
 SAMPLER_TRAITS = {
     "sgld": SamplerTraits(),
     "mala": SamplerTraits(metropolis=True),
@@ -73,9 +73,9 @@ class SGLDConfig:
     says how minibatches are drawn (``BATCH_DRAWS``); ``sampler="mala"`` adds an exact
     Metropolis test to each step (full batch only), a reference free of step-size bias;
     ``sampler="rmsprop"`` preconditions each coordinate by a running mean square of its drift
-    (decay ``rmsprop_decay``, floor ``rmsprop_floor``; :mod:`llcgeo.numerics.rmsprop`).
+    (decay ``rmsprop_decay``, floor ``rmsprop_floor``; :mod:`llcgeo.numerics.sampling.rmsprop`).
     ``acceptance=True`` records the Metropolis acceptance probability of every SGLD step
-    (:mod:`llcgeo.numerics.acceptance`), a step-size diagnostic. The
+    (:mod:`llcgeo.numerics.sampling.acceptance`), a step-size diagnostic. The
     default
     ``eps = 1e-4`` keeps ``eps * nbeta * h`` near 0.2 for unit-scale data at ``n = 20 000``; the
     estimator's finite-step bias grows like ``1 / (1 - eps (nbeta h + gamma) / 4)``. The loss is

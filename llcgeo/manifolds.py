@@ -426,7 +426,7 @@ def register_family(name: str, spec: type) -> type:
     integer field ``d`` (set ``free_dimension`` where the family exists in every d); its data
     and theory are
     registered with the layers it needs, in the same file:
-    ``llcgeo.numerics.samplers.register_sampler`` (its data),
+    ``llcgeo.numerics.measurements.manifold_data.register_sampler`` (its data),
     ``llcgeo.theory.support.register_support`` (its exact affine hull), and where they exist
     ``llcgeo.theory.moments.second_moment.register`` and
     ``llcgeo.theory.hypersurface.local_equation.register``."""

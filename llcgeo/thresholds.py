@@ -1,6 +1,6 @@
 """Every threshold a run is judged by, stated once (standard library only).
 
-The estimate's warnings (:mod:`llcgeo.numerics.diagnostics`) and the verdicts
+The estimate's warnings (:mod:`llcgeo.numerics.sampling.diagnostics`) and the verdicts
 (:mod:`llcgeo.reconcile.verdict`) both read these, and both say the same sentence when one is
 crossed, so a warning and a verdict can never disagree about what a good run is.
 

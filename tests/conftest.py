@@ -10,7 +10,7 @@ F64 = torch.float64
 def fitted_linear():
     """A factory ``fit(n, seed) -> (layer, x, y)``: a ``Linear(3, 2)`` at the least-squares fit
     of ``n`` noisy samples (noise 0.5) of a random teacher, everything drawn from ``seed``."""
-    from llcgeo.numerics.linear import design_matrix
+    from llcgeo.numerics.paths.linear import design_matrix
 
     def fit(n: int, seed: int = 0):
         g = torch.Generator().manual_seed(seed)

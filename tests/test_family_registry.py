@@ -13,7 +13,7 @@ import sympy as sp
 import torch
 
 from llcgeo import manifolds as mf
-from llcgeo.numerics.samplers import gaussian_draws, register_sampler
+from llcgeo.numerics.measurements.manifold_data import gaussian_draws, register_sampler
 from llcgeo.parse import parse_expression
 from llcgeo.theory.affine import AffineSupport
 from llcgeo.theory.hypersurface import local_equation

@@ -93,3 +93,39 @@ def test_no_import_runs_upward():
             if name.startswith("llcgeo.") and _height(name) > _height(module):
                 upward.append(f"{module}:{line} imports {name}")
     assert upward == []
+
+
+# numerics' own rooms, bottom to top: the sampling core knows no model; the paths make a model a
+# Problem; the runner joins a path to a kernel (the plan times it), estimate and sweep run it; the
+# suites' measurements use them all. device, result and the config re-export serve every room.
+NUMERICS_HEIGHTS = {
+    "config": 0, "device": 0, "result": 0, "sampling": 1, "paths": 2, "runner": 3, "plan": 3,
+    "estimate": 4, "sweep": 4, "measurements": 5, "__init__": 6,
+}  # fmt: skip
+
+
+def _numerics_room(module: str) -> str:
+    """``llcgeo.numerics.paths.linear`` -> ``paths``; the package itself is its ``__init__``."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 else "__init__"
+
+
+def test_every_numerics_module_stands_in_a_room():
+    rooms = {_numerics_room(".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts))
+             for p in (PACKAGE / "numerics").rglob("*.py")}  # fmt: skip
+    assert rooms <= set(NUMERICS_HEIGHTS), rooms - set(NUMERICS_HEIGHTS)
+
+
+def test_numerics_rooms_import_only_downward():
+    """No sampling module imports from the paths or the measurements, no path from the runner,
+    the estimate or the measurements: each room imports from its own height or below."""
+    upward = []
+    for path in (PACKAGE / "numerics").rglob("*.py"):
+        module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        here = NUMERICS_HEIGHTS[_numerics_room(module)]
+        for name, line in _imports(path):
+            if (name == "llcgeo.numerics" or name.startswith("llcgeo.numerics.")) and (
+                NUMERICS_HEIGHTS[_numerics_room(name)] > here
+            ):
+                upward.append(f"{module}:{line} imports {name}")
+    assert upward == []

@@ -16,15 +16,10 @@ import torch
 from sklearn.datasets import load_digits
 
 from llcgeo import LayerNormImage, SGLDConfig, SoftmaxHead, calibrate, estimate_llc
-from llcgeo.numerics.losses import cross_entropy
-from llcgeo.numerics.networks import (
-    SMOOTHING,
-    MLPClassifier,
-    TinyTransformer,
-    head_module,
-    sequence_task,
-    trained_head,
-)
+from llcgeo.numerics.measurements.heads import SMOOTHING
+from llcgeo.numerics.measurements.networks import MLPClassifier, TinyTransformer
+from llcgeo.numerics.measurements.training import head_module, sequence_task, trained_head
+from llcgeo.numerics.paths.losses import cross_entropy
 from llcgeo.theory import predicted_llc
 
 

@@ -20,8 +20,10 @@ import warnings
 import torch
 
 from llcgeo import scan
-from llcgeo.numerics.losses import cross_entropy
-from llcgeo.numerics.networks import SMOOTHING, MLPClassifier, TinyTransformer, sequence_task, train
+from llcgeo.numerics.measurements.heads import SMOOTHING
+from llcgeo.numerics.measurements.networks import MLPClassifier, TinyTransformer
+from llcgeo.numerics.measurements.training import sequence_task, train
+from llcgeo.numerics.paths.losses import cross_entropy
 
 
 def digits(norm: str):

@@ -30,8 +30,10 @@ from pathlib import Path
 import torch
 
 from llcgeo import scan
-from llcgeo.numerics.losses import cross_entropy
-from llcgeo.numerics.networks import SMOOTHING, TinyTransformer, train
+from llcgeo.numerics.measurements.heads import SMOOTHING
+from llcgeo.numerics.measurements.networks import TinyTransformer
+from llcgeo.numerics.measurements.training import train
+from llcgeo.numerics.paths.losses import cross_entropy
 from llcgeo.report.executors import make_executor
 
 CONTEXT, WIDTH, HEADS, BLOCKS = 64, 64, 4, 2

@@ -222,7 +222,7 @@ def executor_from_args(args):
 def case_problem(args, manifold, layer, refine, config):
     """The case's problem (its teacher-student data drawn from ``--seed``, the layer fitted),
     built once for the calibration and the measurement that follows it."""
-    from llcgeo.numerics.measure import case_problem as build
+    from llcgeo.numerics.measurements.teacher_student import case_problem as build
 
     return build(manifold, layer, refine, args.n, config, seed=args.seed, sigma=args.sigma,
                  device=args.device)  # fmt: skip

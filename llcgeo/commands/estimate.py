@@ -43,7 +43,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llcgeo.numerics.measure import measure_problem
+    from llcgeo.numerics.measurements.teacher_student import measure_problem
     from llcgeo.serialize import to_jsonable
 
     manifold = manifold_from_args(args)

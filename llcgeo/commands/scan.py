@@ -68,7 +68,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llcgeo.numerics.losses import cross_entropy
+    from llcgeo.numerics.paths.losses import cross_entropy
     from llcgeo.report.executors import InProcess
     from llcgeo.report.formatting import format_seconds
     from llcgeo.report.scan import scan

@@ -42,7 +42,7 @@ def planned_bytes(problem, chains: int, steps: int) -> float:
 def plan_run(problem, config: SGLDConfig, *, seed: int) -> Plan:
     """The :class:`Plan` of ``config``'s run of ``problem`` (memory first: a run too large to
     hold is refused before any step is timed)."""
-    from llcgeo.numerics.problem import run_problem
+    from llcgeo.numerics.runner import run_problem
 
     nbytes = planned_bytes(problem, config.chains, config.steps)
     check_budget(nbytes, None, _what(problem, config))

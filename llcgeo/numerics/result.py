@@ -27,7 +27,7 @@ class LLCEstimate:
     ``k = burnin..steps-1`` (``loss_trace`` is ``L(w_k)``, ``init_loss`` the exact full-batch
     ``L(w*)``). ``mean``/``se`` are over the chains not in ``diverged_chains``; ``rhat`` (rank-
     normalized, the larger of bulk and folded), ``ess`` (bulk) and ``ess_tail`` are those of the
-    kept chains' loss traces (:mod:`llcgeo.numerics.diagnostics`); ``warnings`` say what
+    kept chains' loss traces (:mod:`llcgeo.numerics.sampling.diagnostics`); ``warnings`` say what
     deserves a look.
 
     >>> e = LLCEstimate(mean=1.0, se=0.1, per_chain=[0.9, 1.1], loss_trace=[[1.0], [1.0]],

@@ -9,8 +9,9 @@ from typing import NamedTuple
 import torch
 
 from llcgeo.config import SGLDConfig
+from llcgeo.numerics.paths.problem import Problem
 from llcgeo.numerics.plan import check_run
-from llcgeo.numerics.problem import Problem, chain_summary, numpy_of, run_problem
+from llcgeo.numerics.runner import chain_summary, numpy_of, run_problem
 
 
 class GridPoint(NamedTuple):
@@ -39,7 +40,7 @@ def sweep(
     progress=None,
 ) -> list[GridPoint]:
     """Every (eps, gamma) of the grid with ``chains`` chains each, all in one batch of
-    :func:`~llcgeo.numerics.problem.run_problem` (its memory check, thread policy and random
+    :func:`~llcgeo.numerics.runner.run_problem` (its memory check, thread policy and random
     streams), each point summarized as any estimate is (:func:`chain_summary`)."""
     points = [(float(e), float(g)) for g in gamma_grid for e in eps_grid]
     config = SGLDConfig(eps=points[0][0], gamma=points[0][1], chains=chains * len(points),

@@ -1,6 +1,6 @@
 """``calibrate``: SGLD settings for any model, from its Hessian spectrum and the exact theory.
 
-The spectrum at the model's parameters comes from :func:`llcgeo.numerics.curvature.
+The spectrum at the model's parameters comes from :func:`llcgeo.numerics.paths.curvature.
 hessian_spectrum` (exact on the linear path, Lanczos elsewhere); the settings, each with its
 reason, from :func:`llcgeo.theory.calibration.recommend`. A centre that is not a minimum of
 the population loss is refused with what to do: its gradient is more than ``GRADIENT_NOISE``
@@ -72,7 +72,7 @@ def calibrate(
     gamma below which the estimate no longer rises (:func:`gamma_plateau`). ``"warn"`` keeps
     the quadratic choice and says so."""
     from llcgeo.numerics.device import resolve_device
-    from llcgeo.numerics.estimate import model_problem
+    from llcgeo.numerics.paths.choose import model_problem
 
     config = config or SGLDConfig()
     problem = model_problem(model, inputs, targets, config, param_masks, loss,
@@ -85,12 +85,12 @@ def calibrate_problem(problem, config: SGLDConfig, *, bias: float = TARGETS.bias
                       localization: float = TARGETS.localization, se: float = TARGETS.se,
                       lanczos_steps: int = 100, singular: str = "auto",
                       seed: int = 0, progress=None) -> Calibration:  # fmt: skip
-    """:func:`calibrate` on a :class:`~llcgeo.numerics.problem.Problem` already built (a case
+    """:func:`calibrate` on a :class:`~llcgeo.numerics.paths.problem.Problem` already built (a case
     whose data a measurement will reuse); ``progress(done, total)`` follows a sweep's steps."""
     import torch
 
-    from llcgeo.numerics.curvature import hessian_spectrum
     from llcgeo.numerics.device import thread_policy
+    from llcgeo.numerics.paths.curvature import hessian_spectrum
 
     if singular not in SINGULAR_MODES:
         raise SpecError(f"singular must be one of {SINGULAR_MODES}, got {singular!r}")
@@ -180,7 +180,7 @@ def sweep_grid(
     in one batch (``config`` gives the chains a point, the steps and the burn-in), each with its
     exact expectation where the loss is exactly quadratic (the linear path)."""
     from llcgeo.numerics.device import resolve_device
-    from llcgeo.numerics.estimate import model_problem
+    from llcgeo.numerics.paths.choose import model_problem
 
     config = config or SGLDConfig()
     problem = model_problem(
@@ -191,7 +191,7 @@ def sweep_grid(
 
 def grid_points(problem, eps_grid, gamma_grid, config: SGLDConfig, *, seed: int = 0,
                 progress=None) -> list:  # fmt: skip
-    """:func:`sweep_grid` on a :class:`~llcgeo.numerics.problem.Problem` already built."""
+    """:func:`sweep_grid` on a :class:`~llcgeo.numerics.paths.problem.Problem` already built."""
     from llcgeo.numerics.sweep import sweep
     from llcgeo.theory import expected_sgld_estimate
 

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 
 import llcgeo
-from llcgeo.numerics.measure import case_problem, measure_problem
+from llcgeo.numerics.measurements.teacher_student import case_problem, measure_problem
 from llcgeo.reconcile.model import Case, CaseResult
 from llcgeo.reconcile.verdict import decide
 from llcgeo.theory import (
@@ -127,8 +127,9 @@ def _beyond(reasons: tuple[str, ...], warnings) -> tuple[str, ...]:
 
 def reconcile_case(case: Case, *, device: str = "auto", progress=None, problem=None) -> CaseResult:
     """Predict, measure and judge one case (see :mod:`llcgeo.reconcile.verdict`); ``problem``,
-    when given, is the case's own (:func:`llcgeo.numerics.measure.case_problem`), built once
-    for a calibration before the measurement."""
+    when given, is the case's own
+    (:func:`llcgeo.numerics.measurements.teacher_student.case_problem`), built once for a
+    calibration before the measurement."""
     prediction = predicted_llc(case.manifold, case.layer, case.refine)
     if problem is None:
         problem = case_problem(case.manifold, case.layer, case.refine, case.n, case.config,

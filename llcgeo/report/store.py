@@ -127,21 +127,34 @@ class ResultStore:
         return StoredCase(experiment, key, back["job"], back["record"], float(seconds))
 
 
-_COMPUTING = ("", "theory", "numerics", "reconcile")  # the package folders whose code computes
+# the package folders whose code computes (the top level alone; the others with their rooms)
+_COMPUTING = ("", "theory", "numerics", "reconcile")
 _NOT_COMPUTING = {"cli.py"}
+
+
+def computing_sources() -> list[Path]:
+    """Every module that computes results: the package's top-level modules but the CLI, and
+    each module of ``theory``, ``numerics`` and ``reconcile`` at any depth (numerics keeps its
+    rooms in subfolders)."""
+    package = Path(__file__).resolve().parent.parent
+    found = []
+    for folder in _COMPUTING:
+        where = package / folder
+        paths = where.glob("*.py") if folder == "" else where.rglob("*.py")
+        found += sorted(p for p in paths if p.name not in _NOT_COMPUTING)
+    return found
 
 
 @functools.lru_cache(maxsize=1)
 def code_fingerprint() -> str:
     """A hash of the source of every module that computes results (everything but the report,
-    the commands and the CLI), so a record computed by other code is never reused."""
+    the commands and the CLI: :func:`computing_sources`), so a record computed by other code
+    is never reused."""
     package = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
-    for folder in _COMPUTING:
-        for path in sorted((package / folder).glob("*.py")):
-            if path.name not in _NOT_COMPUTING:
-                digest.update(path.relative_to(package).as_posix().encode())
-                digest.update(path.read_bytes())
+    for path in computing_sources():
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
 

@@ -31,7 +31,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn.utils import parameters_to_vector
 
-from llcgeo.numerics.module import named_parts
+from llcgeo.numerics.paths.module import named_parts
 from llcgeo.scanner.reader import as_buffers
 
 WHITENED_RANGE = 10.0  # the decade of curvatures whitened; below it the localization confines

@@ -12,8 +12,8 @@ import torch
 from llcgeo.config import SGLDConfig
 from llcgeo.errors import EstimationError, LLCGeoError, ScanError, in_brief
 from llcgeo.numerics.device import resolve_dtype
-from llcgeo.numerics.losses import CrossEntropy
-from llcgeo.numerics.networks import measure_with_quadratic
+from llcgeo.numerics.measurements.quadratic_model import measure_with_quadratic
+from llcgeo.numerics.paths.losses import CrossEntropy
 from llcgeo.reconcile.model import EstimateSummary
 from llcgeo.reconcile.protocol import Coupled, coupled_verdict
 from llcgeo.reconcile.stats import numerical_rank

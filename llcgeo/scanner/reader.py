@@ -4,7 +4,7 @@ Hessian on the reader's quotient.
 :func:`reader_model` copies the traced graph, turns every other parameter into a buffer and
 gives the reader node parameters of its own (``reader_weight``, ``reader_bias``): a tied weight
 then moves only where this reader reads it. The copy is an ``nn.Module`` like any other, so
-:func:`llcgeo.numerics.estimate.model_problem` samples it on the general path.
+:func:`llcgeo.numerics.paths.choose.model_problem` samples it on the general path.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from llcgeo.errors import EstimationError
 from llcgeo.limits import check_budget
-from llcgeo.numerics.data import take
-from llcgeo.numerics.module import copied, named_parts
-from llcgeo.numerics.networks import MINIMUM_GRADIENT, linear_head
+from llcgeo.numerics.measurements.heads import MINIMUM_GRADIENT, linear_head
+from llcgeo.numerics.paths.data import take
+from llcgeo.numerics.paths.module import copied, named_parts
 from llcgeo.reconcile.stats import numerical_rank
 from llcgeo.scanner.trace import Reader
 

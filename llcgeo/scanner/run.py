@@ -14,10 +14,10 @@ from fractions import Fraction
 import torch
 
 from llcgeo.errors import ScanError
-from llcgeo.numerics.data import checked_data, to_device
-from llcgeo.numerics.losses import per_sample_loss
-from llcgeo.numerics.module import copied
-from llcgeo.numerics.pairing import check_pairing
+from llcgeo.numerics.paths.data import checked_data, to_device
+from llcgeo.numerics.paths.losses import per_sample_loss
+from llcgeo.numerics.paths.module import copied
+from llcgeo.numerics.paths.pairing import check_pairing
 from llcgeo.scanner.files import program_from_bytes
 from llcgeo.scanner.measure import scan_row
 from llcgeo.scanner.reader import (

@@ -5,7 +5,7 @@ Prediction (:mod:`llcgeo.theory.layernorm_geometry`): outputs lie on the hyperpl
 hyperellipsoid with exact axes and semi-axes; for Gaussian inputs the coordinate along axis
 ``k`` has second moment ``semi_axis_k**2 E[r**2] / (N - 1)`` and ``E[1 - r**2]`` (how far inside
 the surface a typical output lies) is an exact one-dimensional integral in ``eps``.
-Measurement (:mod:`llcgeo.numerics.layernorm_geometry`): LayerNorm on Gaussian inputs.
+Measurement (:mod:`llcgeo.numerics.measurements.layernorm_geometry`): LayerNorm on Gaussian inputs.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ from typing import Any
 import numpy as np
 
 from llcgeo.manifolds import exact
-from llcgeo.numerics.layernorm_geometry import LayerNormSampling, measure_layernorm_geometry
+from llcgeo.numerics.measurements.layernorm_geometry import (
+    LayerNormSampling,
+    measure_layernorm_geometry,
+)
 from llcgeo.reconcile.experiment import Experiment, check_scale, load_record
 from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series
 from llcgeo.reconcile.verdict import limit, passed

@@ -5,7 +5,7 @@ mean-field correlation map layer by layer; for ``LN(act(W x))`` its slope at 0 i
 ``beta0 = c_1**2 / sum_{k>=1} c_k**2``, so correlations (and the isometry gap, quadratic in them)
 fall exponentially at rate ``beta0`` (``beta0**2``) per layer. Placing the normalization before
 the activation, or dropping it, keeps ``c_0`` in the map: ReLU and GELU then never decorrelate.
-Measurement (:mod:`llcgeo.numerics.isometry`): independent random networks, batched.
+Measurement (:mod:`llcgeo.numerics.measurements.isometry`): independent random networks, batched.
 
 Joudaki et al. bound the rate at which the isometry gap closes; the verdicts here test the
 stronger statement that bound rests on, the mean-field recursion itself, layer by layer, and
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from llcgeo.numerics.isometry import IsometrySpec, simulate_isometry
+from llcgeo.numerics.measurements.isometry import IsometrySpec, simulate_isometry
 from llcgeo.reconcile.experiment import Experiment, check_scale, load_record
 from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series
 from llcgeo.reconcile.verdict import Z_AGREE, limit, within

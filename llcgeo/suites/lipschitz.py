@@ -3,8 +3,9 @@
 Prediction (:mod:`llcgeo.theory.lipschitz`): at every input the input and parameter Lipschitz
 constants lie below layer-wise products, which grow like ``(2 s s_act)**L`` without
 normalization and like ``(2 s_act / sqrt(m))**L`` with one, whatever the weight scale ``s``;
-mean field gives the typical growth. Measurement (:mod:`llcgeo.numerics.lipschitz`): power
-iteration on the Jacobians of random MLPs, for several depths, widths and input variances.
+mean field gives the typical growth. Measurement
+(:mod:`llcgeo.numerics.measurements.lipschitz`): power iteration on the Jacobians of random MLPs,
+for several depths, widths and input variances.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from llcgeo.numerics.lipschitz import LipschitzSpec, measure_lipschitz
+from llcgeo.numerics.measurements.lipschitz import LipschitzSpec, measure_lipschitz
 from llcgeo.reconcile.experiment import Experiment, check_scale, load_record
 from llcgeo.reconcile.model import Claim, ExperimentResult, Figure, Panel, Series
 from llcgeo.reconcile.verdict import Z_AGREE, passed

@@ -144,7 +144,7 @@ def jobs(scale: str) -> tuple[NetworkJob, ...]:
 def _data(job: NetworkJob):
     import torch
 
-    from llcgeo.numerics.networks import sequence_task
+    from llcgeo.numerics.measurements.training import sequence_task
 
     if job.model == "digits-mlp":
         from sklearn.datasets import load_digits
@@ -155,7 +155,7 @@ def _data(job: NetworkJob):
 
 
 def _network(job: NetworkJob):
-    from llcgeo.numerics.networks import MLPClassifier, TinyTransformer
+    from llcgeo.numerics.measurements.networks import MLPClassifier, TinyTransformer
 
     if job.model == "digits-mlp":
         return MLPClassifier(64, job.width, job.classes, job.norm)
@@ -183,7 +183,9 @@ def run(job: NetworkJob, device: str) -> NetworkRecord:
     import numpy as np
 
     from llcgeo import manifolds as mf
-    from llcgeo.numerics.networks import head_hessian, measure_head, trained_head
+    from llcgeo.numerics.measurements.heads import head_hessian
+    from llcgeo.numerics.measurements.quadratic_model import measure_head
+    from llcgeo.numerics.measurements.training import trained_head
     from llcgeo.theory.calibration import network_nbeta, network_recommendation
     from llcgeo.theory.llc import predicted_llc
     from llcgeo.theory.sgld import expected_sgld_estimate

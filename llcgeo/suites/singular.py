@@ -164,20 +164,20 @@ def bias_jobs(scale: str) -> tuple[BiasJob, ...]:
 def _teacher(hidden, seed: int):
     import torch
 
-    from llcgeo.numerics.deep_linear import deep_linear_teacher
+    from llcgeo.numerics.measurements.deep_linear import deep_linear_teacher
 
     generator = torch.Generator().manual_seed(seed + 1)
     return deep_linear_teacher((D, *hidden, M), RANK, generator)
 
 
 def _statistics(teacher, geometry: str, n: int, seed: int):
-    from llcgeo.numerics.deep_linear import product_statistics
+    from llcgeo.numerics.measurements.deep_linear import product_statistics
 
     return product_statistics(mf.build(geometry, d=D), teacher, n, seed=seed, sigma=SIGMA)
 
 
 def _mala_eps(teacher, statistics, nbeta: float, gamma: float) -> float:
-    from llcgeo.numerics.deep_linear import curvatures_at_truth
+    from llcgeo.numerics.measurements.deep_linear import curvatures_at_truth
 
     return MALA_STEP / (nbeta * float(curvatures_at_truth(teacher, statistics).max()) + gamma)
 
@@ -188,7 +188,7 @@ def _run_groups(teacher, groups, eps, gammas, config: SGLDConfig, seed: int, dev
     import torch
 
     from llcgeo.numerics.plan import check_run
-    from llcgeo.numerics.problem import chain_summary, numpy_of, run_problem
+    from llcgeo.numerics.runner import chain_summary, numpy_of, run_problem
 
     chains = config.chains
     problem = _grid_problem(teacher, groups, chains, device)
@@ -217,7 +217,7 @@ def _grid_problem(teacher, groups, chains: int, device):
 
     import torch
 
-    from llcgeo.numerics.product import Statistics, grid_problem
+    from llcgeo.numerics.paths.product import Statistics, grid_problem
 
     moved = [(Statistics(*(t.to(device) for t in stats)), nbeta) for stats, nbeta in groups]
     with torch.device(device):
@@ -257,8 +257,8 @@ def run_grid(job: GridJob, device: str) -> GridRecord:
 def run_bias(job: BiasJob, device: str) -> BiasRecord:
     import time
 
-    from llcgeo.numerics.deep_linear import curvatures_at_truth
     from llcgeo.numerics.device import resolve_device
+    from llcgeo.numerics.measurements.deep_linear import curvatures_at_truth
     from llcgeo.theory.sgld import expected_sgld_estimate
 
     started, target = time.perf_counter(), resolve_device(device)

@@ -1,9 +1,9 @@
 """Layer-wise product bounds on the Lipschitz constants of a deep MLP, and the growth they predict.
 
 For ``a_l = W_l x_{l-1}``, ``x_l = act(N_l(a_l))``, ``f(x_0) = x_L`` (see
-:mod:`llcgeo.numerics.lipschitz`), the chain rule and ``||A B|| <= ||A|| ||B||`` give, at any
-input, with ``s_act = sup |act'|`` and ``n_l`` the normalization's local Lipschitz factor at
-``a_l`` (1 without one; ``max|g| / sqrt(var(a_l) + eps)`` for LayerNorm,
+:mod:`llcgeo.numerics.measurements.lipschitz`), the chain rule and ``||A B|| <= ||A|| ||B||``
+give, at any input, with ``s_act = sup |act'|`` and ``n_l`` the normalization's local
+Lipschitz factor at ``a_l`` (1 without one; ``max|g| / sqrt(var(a_l) + eps)`` for LayerNorm,
 ``max|g| / sqrt(mean(a_l**2) + eps)`` for RMSNorm, since their Jacobians are
 ``diag(g) / sigma`` times a contraction)::
 

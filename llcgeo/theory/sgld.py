@@ -166,7 +166,7 @@ def minibatch_expectation(moments, config: SGLDConfig, nbeta: float) -> tuple[fl
     stay bounded (``(mean, stable)``).
 
     ``moments`` describes the data on the moving coordinates ``J`` of ``z`` (``(x, 1)`` with a
-    bias), as :class:`llcgeo.numerics.linear.DataMoments` does: ``second = E_n[z z^T]``,
+    bias), as :class:`llcgeo.numerics.paths.linear.DataMoments` does: ``second = E_n[z z^T]``,
     ``fourth = E_n[(z z^T) (x) (z z^T)]`` (a ``|J|^2 x |J|^2`` matrix acting on ``vec(P)``),
     ``gradient = E_n[|r|^2 z z^T]`` with ``r`` the residual at ``theta*`` (summed over the
     outputs), ``outputs`` rows of ``theta`` and ``n`` samples.

@@ -8,9 +8,9 @@ import torch
 from llcgeo import SGLDConfig, estimate_llc
 from llcgeo.config import SAMPLERS
 from llcgeo.errors import SpecError
-from llcgeo.numerics.kernels import KERNELS
-from llcgeo.numerics.mala import build_mala_kernel, init_mala
-from llcgeo.numerics.sgld import build_kernel, init, localized_gradient
+from llcgeo.numerics.sampling.kernels import KERNELS
+from llcgeo.numerics.sampling.mala import build_mala_kernel, init_mala
+from llcgeo.numerics.sampling.sgld import build_kernel, init, localized_gradient
 
 CURVATURE = torch.tensor([1.0, 9.0], dtype=torch.float64)
 
@@ -99,7 +99,7 @@ def test_the_estimate_command_draws_the_traces(tmp_path, capsys):
 
 
 def test_a_grid_of_gammas_gives_each_chain_its_own_potential():
-    from llcgeo.numerics.sgld import potential
+    from llcgeo.numerics.sampling.sgld import potential
 
     gammas = torch.tensor([[1.0], [4.0], [9.0]], dtype=torch.float64)
     drift = localized_gradient(_quadratic, nbeta=2.0, gamma=gammas, centre=torch.zeros(2))

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from llcgeo import SGLDConfig, estimate_llc
-from llcgeo.numerics import affine
-from llcgeo.numerics.estimate import model_problem
+from llcgeo.numerics.paths.choose import model_problem
+from llcgeo.numerics.sampling import affine
 
 
 def _traces(layer, x, y, config, masks, monkeypatch, fits: bool):

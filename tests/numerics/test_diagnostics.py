@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from llcgeo.numerics import diagnostics
-from llcgeo.numerics.diagnostics import (
+from llcgeo.numerics.sampling import diagnostics
+from llcgeo.numerics.sampling.diagnostics import (
     diverged,
     divergence_threshold,
     ess,
@@ -144,7 +144,7 @@ def test_the_rank_normalized_diagnostics_import_no_scipy():
     import sys
 
     code = (
-        "import sys, numpy as np; from llcgeo.numerics import diagnostics as d; "
+        "import sys, numpy as np; from llcgeo.numerics.sampling import diagnostics as d; "
         "x = np.random.default_rng(0).standard_normal((4, 100)); "
         "d.rank_rhat(x), d.ess_bulk(x); print('scipy' in sys.modules)"
     )

@@ -9,8 +9,9 @@ import torch
 
 from llcgeo.errors import EstimationError
 from llcgeo.numerics import LLCEstimate, SGLDConfig, estimate_llc
-from llcgeo.numerics.problem import Problem, summarize
-from llcgeo.numerics.sgld import ChainRun, SGLDState
+from llcgeo.numerics.paths.problem import Problem
+from llcgeo.numerics.runner import summarize
+from llcgeo.numerics.sampling.sgld import ChainRun, SGLDState
 
 F64 = torch.float64
 

@@ -7,14 +7,14 @@ import pytest
 import torch
 
 from llcgeo.errors import SpecError
-from llcgeo.numerics.isometry import (
+from llcgeo.numerics.measurements.isometry import (
     IsometrySpec,
     _layer,
     cosines,
     isometry_gap,
     simulate_isometry,
 )
-from llcgeo.numerics.norms import layer_norm
+from llcgeo.numerics.measurements.norms import layer_norm
 
 
 def test_isometry_gap_is_zero_for_multiples_of_the_identity():

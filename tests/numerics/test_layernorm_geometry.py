@@ -8,7 +8,7 @@ import torch
 from scipy import integrate, special
 
 from llcgeo.errors import SpecError
-from llcgeo.numerics.layernorm_geometry import (
+from llcgeo.numerics.measurements.layernorm_geometry import (
     LayerNormSampling,
     measure_layernorm_geometry,
     sample_layernorm,

@@ -7,14 +7,14 @@ import pytest
 import torch
 
 from llcgeo.numerics import SGLDConfig
-from llcgeo.numerics.linear import (
+from llcgeo.numerics.paths.linear import (
     Layout,
     design_matrix,
     hessian_eigenvalues,
     linear_problem,
     second_moment,
 )
-from llcgeo.numerics.masks import flatten_masks
+from llcgeo.numerics.paths.masks import flatten_masks
 
 F64 = torch.float64
 CONFIG = SGLDConfig(eps=1e-3, chains=2, steps=2, burnin=0)
@@ -106,7 +106,7 @@ def test_layernorm_null_direction_is_clipped_to_zero_not_negative():
 
 
 def test_stability_warning_at_the_predicted_limit():
-    from llcgeo.numerics.diagnostics import stability_warning
+    from llcgeo.numerics.sampling.diagnostics import stability_warning
 
     nbeta, gamma, h_max = 100.0, 1.0, 2.0
     limit = 4.0 / (nbeta * h_max + gamma)

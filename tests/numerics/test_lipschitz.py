@@ -7,14 +7,14 @@ import torch
 from torch.func import jacrev
 
 from llcgeo.errors import SpecError
-from llcgeo.numerics.lipschitz import (
+from llcgeo.numerics.measurements.lipschitz import (
     LipschitzSpec,
     forward,
     input_lipschitz,
     measure_lipschitz,
     parameter_lipschitz,
 )
-from llcgeo.numerics.norms import normalize
+from llcgeo.numerics.measurements.norms import normalize
 
 
 def _setup(normalization: str, activation: str = "relu", width: int = 8, depth: int = 3):

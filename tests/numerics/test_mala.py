@@ -13,7 +13,7 @@ import torch
 
 from llcgeo.errors import SpecError
 from llcgeo.numerics import SGLDConfig, estimate_llc
-from llcgeo.numerics.linear import design_matrix, second_moment
+from llcgeo.numerics.paths.linear import design_matrix, second_moment
 from llcgeo.reconcile.verdict import limit as verdict_limit
 from llcgeo.theory import expected_sgld_estimate
 

@@ -6,7 +6,7 @@ import torch
 
 from llcgeo.manifolds import Gaussian, LayerNormImage, LinearLayer, Sphere
 from llcgeo.numerics import LinearMeasurement, SGLDConfig, measure_linear, teacher_student
-from llcgeo.numerics.linear import design_matrix
+from llcgeo.numerics.paths.linear import design_matrix
 
 CONFIG = SGLDConfig(eps=1e-4, chains=2, steps=100, burnin=20)
 

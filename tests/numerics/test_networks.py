@@ -6,18 +6,12 @@ import torch
 from torch.func import hessian
 
 from llcgeo.config import SGLDConfig
-from llcgeo.numerics.estimate import model_problem
-from llcgeo.numerics.losses import cross_entropy
-from llcgeo.numerics.networks import (
-    SMOOTHING,
-    MLPClassifier,
-    TinyTransformer,
-    fit_head,
-    head_hessian,
-    sequence_task,
-    trained_head,
-)
-from llcgeo.numerics.problem import quadratic_problem
+from llcgeo.numerics.measurements.heads import SMOOTHING, fit_head, head_hessian
+from llcgeo.numerics.measurements.networks import MLPClassifier, TinyTransformer
+from llcgeo.numerics.measurements.training import sequence_task, trained_head
+from llcgeo.numerics.paths.choose import model_problem
+from llcgeo.numerics.paths.losses import cross_entropy
+from llcgeo.numerics.paths.problem import quadratic_problem
 
 F64 = torch.float64
 

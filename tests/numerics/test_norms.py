@@ -2,7 +2,7 @@
 
 import torch
 
-from llcgeo.numerics.norms import layer_norm, normalize, rms_norm
+from llcgeo.numerics.measurements.norms import layer_norm, normalize, rms_norm
 
 F64 = torch.float64
 

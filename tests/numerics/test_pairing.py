@@ -9,7 +9,7 @@ from torch import nn
 
 from llcgeo import estimate_llc
 from llcgeo.errors import EstimationError
-from llcgeo.numerics.losses import cross_entropy
+from llcgeo.numerics.paths.losses import cross_entropy
 from llcgeo.report.scan import scan
 
 

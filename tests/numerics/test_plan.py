@@ -11,7 +11,7 @@ import torch
 from llcgeo import SGLDConfig, estimate_llc
 from llcgeo.errors import SpecError
 from llcgeo.limits import MEMORY_ENV, TIME_ENV
-from llcgeo.numerics.estimate import model_problem
+from llcgeo.numerics.paths.choose import model_problem
 from llcgeo.numerics.plan import plan_run, planned_bytes
 
 HANG = 60.0  # seconds: the refusals take well under one
@@ -62,7 +62,7 @@ def test_the_planned_time_is_the_runs_own_order_of_magnitude():
     config = SGLDConfig(eps=1e-5, chains=16, steps=600, burnin=100, batch_size=64)
     problem = model_problem(model, x, y, config, None, "cross_entropy", "cpu")
     planned = plan_run(problem, config, seed=0).seconds
-    from llcgeo.numerics.problem import run_problem
+    from llcgeo.numerics.runner import run_problem
 
     began = time.perf_counter()
     run_problem(problem, config, seed=0)

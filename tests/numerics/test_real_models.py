@@ -9,9 +9,9 @@ import torch
 
 from llcgeo import SGLDConfig, estimate_llc
 from llcgeo.errors import EstimationError, SpecError
-from llcgeo.numerics.losses import cross_entropy, per_sample_loss
-from llcgeo.numerics.rmsprop import build_rmsprop_kernel, init_rmsprop
-from llcgeo.numerics.sgld import localized_gradient
+from llcgeo.numerics.paths.losses import cross_entropy, per_sample_loss
+from llcgeo.numerics.sampling.rmsprop import build_rmsprop_kernel, init_rmsprop
+from llcgeo.numerics.sampling.sgld import localized_gradient
 
 QUICK = SGLDConfig(eps=1e-4, chains=2, steps=60, burnin=20)
 
@@ -66,7 +66,7 @@ def test_token_ids_tensor_dict_and_dataloader_give_the_same_estimate(tokens):
 
 
 def test_cross_entropy_is_mean_over_positions_of_torchs_cross_entropy(tokens):
-    from llcgeo.numerics.losses import cross_entropy
+    from llcgeo.numerics.paths.losses import cross_entropy
 
     ids, labels = tokens
     logits = Tokens()(ids)
@@ -145,7 +145,7 @@ def test_bad_data_forms_are_named(inputs, targets, message):
 
 
 def test_quality_warnings_name_a_poor_rhat_and_ess():
-    from llcgeo.numerics.diagnostics import quality_warnings
+    from llcgeo.numerics.sampling.diagnostics import quality_warnings
 
     found = quality_warnings(1.34, 12.0)
     assert "R-hat is 1.34" in found[0] and "bulk ESS is 12" in found[1]
@@ -216,7 +216,7 @@ def test_rmsprop_runs_through_estimate_llc_and_keeps_masked_entries(fitted_linea
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("batch_size", [None, 16])
 def test_the_softmax_head_path_follows_the_general_path(bias, batch_size):
-    from llcgeo.numerics.losses import cross_entropy
+    from llcgeo.numerics.paths.losses import cross_entropy
 
     g = torch.Generator().manual_seed(2)
     z = torch.randn(64, 5, generator=g, dtype=torch.float64)
@@ -276,7 +276,7 @@ def test_the_stacked_mlp_path_follows_the_general_path(loss, batch_size):
 @pytest.mark.parametrize("loss", ["gaussian", "cross_entropy", "smoothed"])
 @pytest.mark.parametrize("batch_size", [None, 16])
 def test_the_backward_written_by_hand_follows_the_general_path(loss, batch_size):
-    from llcgeo.numerics.stacked import _backward_by_hand, _layers
+    from llcgeo.numerics.paths.stacked import _backward_by_hand, _layers
 
     g = torch.Generator().manual_seed(7)
     torch.manual_seed(7)

@@ -8,7 +8,7 @@ import torch
 
 from llcgeo.errors import EstimationError
 from llcgeo.numerics import SGLDConfig, build_kernel, init
-from llcgeo.numerics.sgld import bounding_box, localized_gradient, minibatches, run_chains
+from llcgeo.numerics.sampling.sgld import bounding_box, localized_gradient, minibatches, run_chains
 
 F64 = torch.float64
 
@@ -23,7 +23,7 @@ def quadratic(h):
 
 
 def kernel(loss_and_grad, config, *, nbeta, centre, mask=None):
-    """The kernel :func:`llcgeo.numerics.problem.run_problem` builds for ``config``."""
+    """The kernel :func:`llcgeo.numerics.runner.run_problem` builds for ``config``."""
     drift = localized_gradient(loss_and_grad, nbeta=nbeta, gamma=config.gamma, centre=centre)
     box = config.bounding_box
     project = None if box is None else bounding_box(centre, box)

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from llcgeo.config import SGLDConfig
-from llcgeo.numerics.estimate import model_problem
+from llcgeo.numerics.paths.choose import model_problem
 from llcgeo.numerics.sweep import sweep
 from llcgeo.reconcile.verdict import limit as verdict_limit
 from llcgeo.theory import expected_sgld_estimate

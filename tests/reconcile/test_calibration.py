@@ -8,8 +8,8 @@ import llcgeo
 from llcgeo.config import SGLDConfig
 from llcgeo.errors import SpecError
 from llcgeo.numerics import estimate_llc
-from llcgeo.numerics.curvature import hessian_spectrum
-from llcgeo.numerics.estimate import model_problem
+from llcgeo.numerics.paths.choose import model_problem
+from llcgeo.numerics.paths.curvature import hessian_spectrum
 from llcgeo.reconcile.verdict import Z_AGREE
 from llcgeo.theory.calibration import recommend
 
@@ -130,14 +130,10 @@ def test_calibrate_a_trained_digits_head_under_the_cross_entropy():
     import torch
     from sklearn.datasets import load_digits
 
-    from llcgeo.numerics.losses import cross_entropy
-    from llcgeo.numerics.networks import (
-        SMOOTHING,
-        MLPClassifier,
-        head_hessian,
-        head_module,
-        trained_head,
-    )
+    from llcgeo.numerics.measurements.heads import SMOOTHING, head_hessian
+    from llcgeo.numerics.measurements.networks import MLPClassifier
+    from llcgeo.numerics.measurements.training import head_module, trained_head
+    from llcgeo.numerics.paths.losses import cross_entropy
     from llcgeo.reconcile.calibration import calibrate
 
     digits = load_digits()
@@ -165,9 +161,9 @@ def _reduced_rank(widths, rank: int, n: int = 100_000):
     import torch
 
     from llcgeo import manifolds as mf
-    from llcgeo.numerics.deep_linear import deep_linear_teacher
     from llcgeo.numerics.device import make_generator, stream
-    from llcgeo.numerics.samplers import sample
+    from llcgeo.numerics.measurements.deep_linear import deep_linear_teacher
+    from llcgeo.numerics.measurements.manifold_data import sample
 
     cpu = torch.device("cpu")
     x = sample(mf.Gaussian(widths[0]), n, generator=make_generator(stream(0, "data"), cpu))
@@ -210,7 +206,7 @@ def test_a_zero_rank_truth_is_refused_with_its_reason():
 def test_a_linear_layer_and_a_softmax_heads_symmetry_need_no_sweep(fitted_linear):
     import torch
 
-    from llcgeo.numerics.losses import cross_entropy
+    from llcgeo.numerics.paths.losses import cross_entropy
     from llcgeo.reconcile.calibration import calibrate
 
     layer, x, y = fitted_linear(2000)

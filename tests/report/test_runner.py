@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import llcgeo
@@ -220,6 +222,17 @@ def test_code_fingerprint_follows_the_computing_source_only():
     from llcgeo.report.store import code_fingerprint
 
     assert code_fingerprint() == code_fingerprint() and len(code_fingerprint()) == 12
+
+
+def test_code_fingerprint_reads_every_room_of_numerics():
+    from llcgeo.report.store import computing_sources
+
+    package = Path(llcgeo.__file__).parent
+    sources = {p.relative_to(package).as_posix() for p in computing_sources()}
+    assert {"numerics/sampling/sgld.py", "numerics/paths/problem.py", "numerics/runner.py",
+            "numerics/measurements/manifold_data.py", "theory/sgld.py"} <= sources  # fmt: skip
+    assert not any(s.startswith(("report/", "commands/", "suites/")) for s in sources)
+    assert "cli.py" not in sources
 
 
 def test_time_left_is_estimated_per_experiment():

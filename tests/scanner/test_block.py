@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from llcgeo.numerics.networks import TinyTransformer
+from llcgeo.numerics.measurements.networks import TinyTransformer
 from llcgeo.report.scan import scan
 from llcgeo.scanner.block import WHITENED_RANGE, Whitened, block_outputs, whitening
 from llcgeo.scanner.reader import frozen_upstream, reader_model, retyped
@@ -95,7 +95,7 @@ def test_a_quadratic_reader_is_judged_on_a_block_and_its_whole_interval_proven()
 
 
 def test_a_transformers_block_reader_is_measured_against_its_quadratic_model():
-    from llcgeo.numerics.losses import cross_entropy
+    from llcgeo.numerics.paths.losses import cross_entropy
     from llcgeo.reconcile.verdict import limit
 
     model, _ = _transformer()

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from llcgeo.errors import LLCGeoError
-from llcgeo.numerics.losses import cross_entropy
+from llcgeo.numerics.paths.losses import cross_entropy
 from llcgeo.reconcile.model import VERDICTS
 from llcgeo.report.scan import scan
 from llcgeo.scanner import NOT_MEASURED

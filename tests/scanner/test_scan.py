@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from llcgeo import cli
-from llcgeo.numerics.losses import cross_entropy
+from llcgeo.numerics.paths.losses import cross_entropy
 from llcgeo.report.scan import scan
 
 
@@ -73,7 +73,7 @@ def test_the_network_suites_head_rows_are_reproduced(model_name):
 
 
 def _suite_model(job):
-    from llcgeo.numerics.networks import trained_head
+    from llcgeo.numerics.measurements.training import trained_head
     from llcgeo.suites import network
 
     inputs, labels = network._data(job)

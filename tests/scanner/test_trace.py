@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from llcgeo.errors import ScanError
-from llcgeo.numerics.networks import TinyTransformer
+from llcgeo.numerics.measurements.networks import TinyTransformer
 from llcgeo.report.scan import scan
 from llcgeo.scanner.trace import find_norms, trace
 

@@ -1,5 +1,5 @@
 """The samplers, by name: each an ``init(position) -> state`` and a ``build(drift, config,
-mask, project) -> step``, as blackjax pairs its algorithms. :func:`llcgeo.numerics.problem.
+mask, project) -> step``, as blackjax pairs its algorithms. :func:`llcgeo.numerics.runner.
 run_problem` looks a sampler up here and never branches on its name; what a sampler *is*
 (Metropolis-adjusted, has an exact reference, bounded by the stability limit) is
 :data:`llcgeo.config.SAMPLER_TRAITS`, which validation and the verdicts read without torch.
@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from llcgeo.config import SGLDConfig
-from llcgeo.numerics.mala import build_mala_kernel, init_mala
-from llcgeo.numerics.rmsprop import build_rmsprop_kernel, init_rmsprop
-from llcgeo.numerics.sgld import build_kernel, init
+from llcgeo.numerics.sampling.mala import build_mala_kernel, init_mala
+from llcgeo.numerics.sampling.rmsprop import build_rmsprop_kernel, init_rmsprop
+from llcgeo.numerics.sampling.sgld import build_kernel, init
 
 
 class Sampler(NamedTuple):

@@ -10,7 +10,7 @@ quadratic form rather than a difference of two large numbers. A minibatch step u
 with the batch's own ``S_B``, ``G_B`` (formed once per step for all chains), which is exactly the
 minibatch loss at ``theta* + D`` that devinterp records. Positions are ``D`` flattened in
 ``torch.nn.Linear``'s parameter order (``weight`` row-major, then ``bias``), so masks and noise
-line up entry for entry with the general :mod:`llcgeo.numerics.module` path.
+line up entry for entry with the general :mod:`llcgeo.numerics.paths.module` path.
 
 >>> x = torch.tensor([[1.0], [2.0]], dtype=torch.float64)
 >>> s = second_moment(design_matrix(x, bias=True))
@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from llcgeo.config import SGLDConfig
-from llcgeo.numerics.affine import BlockQuadratic
 from llcgeo.numerics.device import resolve_dtype
-from llcgeo.numerics.problem import Problem
+from llcgeo.numerics.paths.problem import Problem
+from llcgeo.numerics.sampling.affine import BlockQuadratic
 
 MOMENT_COORDINATES = 32  # the fourth moment has this many squared rows and columns at most
 

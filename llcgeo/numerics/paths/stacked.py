@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from llcgeo.config import SGLDConfig
-from llcgeo.numerics.data import gather
-from llcgeo.numerics.losses import CrossEntropy, gaussian_loss
-from llcgeo.numerics.problem import Problem
+from llcgeo.numerics.paths.data import gather
+from llcgeo.numerics.paths.losses import CrossEntropy, gaussian_loss
+from llcgeo.numerics.paths.problem import Problem
 
 # parameter-free modules that act entry by entry, so they apply to stacked tensors unchanged
 ELEMENTWISE = (
@@ -46,7 +46,7 @@ def _layers(model: nn.Sequential):
 def stacked_problem(model: nn.Sequential, x, y, config: SGLDConfig, mask, loss) -> Problem:
     """The :class:`Problem` of ``model`` at its parameters on ``(n, d)`` inputs ``x`` (on the
     device, in the run's dtype) with the per-sample ``loss`` (the Gaussian loss or a
-    :class:`~llcgeo.numerics.losses.CrossEntropy`: losses that take ``(rows, K)`` outputs)."""
+    :class:`~llcgeo.numerics.paths.losses.CrossEntropy`: losses that take ``(rows, K)`` outputs)."""
     plan = list(_layers(model))
     centre = torch.cat([p.detach().reshape(-1) for p in model.parameters()]).to(x)
     sizes = [p.numel() for p in model.parameters()]

@@ -2,9 +2,9 @@
 
 Lanczos iteration with full reorthogonalization on Hessian-vector products. Each product is a
 central difference of two full-batch gradients, ``(g(w + h v) - g(w - h v)) / 2h``, evaluated as
-two "chains" of the model's :class:`~llcgeo.numerics.problem.Problem`, so every model path (the
-linear and product fast paths, the general path) serves unchanged; on a quadratic loss the
-difference is exact up to rounding. ``k`` steps give ``k`` Ritz values: the extremes converge
+two "chains" of the model's :class:`~llcgeo.numerics.paths.problem.Problem`, so every model
+path (the linear and product fast paths, the general path) serves unchanged; on a quadratic loss
+the difference is exact up to rounding. ``k`` steps give ``k`` Ritz values: the extremes converge
 first, and with ``k`` equal to the number of parameters the whole spectrum is found.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from llcgeo.errors import EstimationError
-from llcgeo.numerics.problem import Problem
+from llcgeo.numerics.paths.problem import Problem
 
 STEP = 1e-4  # the difference step, relative to the centre's scale
 CLOSED = 1e-7  # a residual below this fraction of the operator's scale: the Krylov space closed

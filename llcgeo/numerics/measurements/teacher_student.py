@@ -27,14 +27,11 @@ from llcgeo.limits import check_linear_run
 from llcgeo.manifolds import LinearLayer, check_refine, check_samples
 from llcgeo.numerics.device import make_generator, resolve_device, stream, thread_policy
 from llcgeo.numerics.estimate import estimate_problem
-from llcgeo.numerics.linear import (
-    design_matrix,
-    linear_problem,
-)
-from llcgeo.numerics.masks import flatten_masks, refine_masks
-from llcgeo.numerics.problem import Problem
+from llcgeo.numerics.measurements.manifold_data import sample
+from llcgeo.numerics.paths.linear import design_matrix, linear_problem
+from llcgeo.numerics.paths.masks import flatten_masks, refine_masks
+from llcgeo.numerics.paths.problem import Problem
 from llcgeo.numerics.result import LLCEstimate
-from llcgeo.numerics.samplers import sample
 from llcgeo.validate import non_negative
 
 CPU = torch.device("cpu")
@@ -110,7 +107,7 @@ class LinearMeasurement:
 
     @functools.cached_property
     def data_moments(self):
-        """:class:`llcgeo.numerics.linear.DataMoments` (None on a full-batch run, or for a
+        """:class:`llcgeo.numerics.paths.linear.DataMoments` (None on a full-batch run, or for a
         layer too wide for its fourth moment), computed once, when a verdict first needs it."""
         return None if self.moments is None else self.moments()
 
@@ -144,7 +141,7 @@ def measure_linear(
 
 def case_problem(manifold, layer: LinearLayer, refine: str, n: int, config: SGLDConfig, *,
                  seed: int, sigma: float = 0.5, device="auto") -> Problem:  # fmt: skip
-    """The fast-path :class:`~llcgeo.numerics.problem.Problem` of a case: its teacher-student
+    """The fast-path :class:`~llcgeo.numerics.paths.problem.Problem` of a case: its teacher-student
     data drawn from ``seed``, the layer fitted, the block of the Hessian ``refine`` moves. It
     depends on ``config`` only through nbeta, the dtype and the batch size, so a calibration
     on it holds for the measurement that follows (:func:`measure_problem`)."""

@@ -14,9 +14,9 @@ is ``False`` never move (devinterp's ``param_masks``); an optional projection (e
 position the step *starts* from, so a trace of ``info.loss`` over steps ``k`` holds ``L(w_k)``.
 
 With ``watch=True`` each step also reports, in its info, the Metropolis acceptance probability
-(:mod:`llcgeo.numerics.acceptance`) of the step that ended where it starts: the state carries
-the previous start's potential and gradient, so no extra gradient is spent and any eps schedule
-is honoured.
+(:mod:`llcgeo.numerics.sampling.acceptance`) of the step that ended where it starts: the state
+carries the previous start's potential and gradient, so no extra gradient is spent and any eps
+schedule is honoured.
 
 What is pure: ``init``, ``localized_gradient`` and ``bounding_box`` build functions that neither
 keep nor change state; ``step`` returns a new state and never writes to the old one, but it
@@ -40,7 +40,7 @@ from typing import NamedTuple
 import torch
 
 from llcgeo.errors import EstimationError
-from llcgeo.numerics.acceptance import Evaluation, acceptance_probability
+from llcgeo.numerics.sampling.acceptance import Evaluation, acceptance_probability
 
 LossAndGrad = Callable[[torch.Tensor, "torch.Tensor | None"], tuple[torch.Tensor, torch.Tensor]]
 

@@ -47,8 +47,8 @@ from llcgeo.numerics.device import (
     split_seed,
     thread_policy,
 )
-from llcgeo.numerics.isometry import activation
-from llcgeo.numerics.norms import KINDS, normalize
+from llcgeo.numerics.measurements.isometry import activation
+from llcgeo.numerics.measurements.norms import KINDS, normalize
 from llcgeo.validate import integer, non_negative, positive
 
 NORMALIZATIONS = KINDS

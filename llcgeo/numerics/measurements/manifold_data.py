@@ -35,7 +35,7 @@ from llcgeo.manifolds import (
     regular_probe,
     regular_zeros,
 )
-from llcgeo.numerics.norms import layer_norm, rms_norm
+from llcgeo.numerics.measurements.norms import layer_norm, rms_norm
 from llcgeo.validate import integer
 
 TORCH_FUNCTIONS = {"sin": torch.sin, "cos": torch.cos, "exp": torch.exp, "sqrt": torch.sqrt}

@@ -17,9 +17,9 @@ import torch
 from llcgeo.config import SGLDConfig
 from llcgeo.numerics.device import make_generator, stream
 from llcgeo.numerics.estimate import estimate_llc
-from llcgeo.numerics.product import Statistics, grid_problem
+from llcgeo.numerics.measurements.manifold_data import sample
+from llcgeo.numerics.paths.product import Statistics, grid_problem
 from llcgeo.numerics.result import LLCEstimate
-from llcgeo.numerics.samplers import sample
 
 CPU = torch.device("cpu")
 F64 = torch.float64
@@ -73,7 +73,7 @@ def measure_deep_linear(
 
 def product_statistics(manifold, teacher: torch.nn.Sequential, n: int, *, seed: int,
                        sigma: float = 0.5) -> Statistics:  # fmt: skip
-    """The :class:`~llcgeo.numerics.product.Statistics` of ``n`` teacher-student points
+    """The :class:`~llcgeo.numerics.paths.product.Statistics` of ``n`` teacher-student points
     (``y = teacher(x) + sigma N(0, I)``, ``x`` from ``manifold``): ``S = X^T X / n`` and the
     gradient at the teacher ``C = -sigma X^T E / n``, accumulated ``CHUNK`` rows at a time
     from the ``data`` and ``noise`` streams of ``seed``, so memory stays bounded at any ``n``."""

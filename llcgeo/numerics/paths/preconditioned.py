@@ -27,8 +27,8 @@ from torch.func import functional_call
 from torch.nn.utils import parameters_to_vector
 
 from llcgeo.errors import EstimationError
-from llcgeo.numerics.masks import flatten_masks
-from llcgeo.numerics.module import named_parts, parameter_shapes
+from llcgeo.numerics.paths.masks import flatten_masks
+from llcgeo.numerics.paths.module import named_parts, parameter_shapes
 
 
 class Preconditioned(nn.Module):
@@ -76,7 +76,7 @@ def preconditioned(model: nn.Module, param_masks, preconditioner) -> Preconditio
 
 def _frozen_copy(model: nn.Module) -> nn.Module:
     """A copy of ``model`` whose parameters are buffers: ``functional_call`` supplies them."""
-    from llcgeo.numerics.module import copied
+    from llcgeo.numerics.paths.module import copied
 
     out = copied(model)
     for name, p in list(out.named_parameters()):

@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import torch
 
-from llcgeo.numerics.sgld import DriftFn, SGLDInfo, drift_vector
+from llcgeo.numerics.sampling.sgld import DriftFn, SGLDInfo, drift_vector
 
 
 class RMSPropState(NamedTuple):

@@ -8,9 +8,9 @@ For ``L(w) - L(w*) = 1/2 D^T H D + g^T D`` (``D = w - w*``), one SGLD step is
 (entries a mask freezes keep ``A``'s identity row and no ``b`` or noise). Each step is then one
 matrix product on all chains at once, and the recorded losses ``1/2 D^T H D + g^T D`` are formed
 afterwards, a block of steps at a time. The Gaussian draws are made one step at a time with the
-same shape, order and generator as :func:`llcgeo.numerics.sgld.build_kernel`'s, so the chains
-are the kernel's chains: the same numbers up to rounding (a test holds them to 1e-10). Small
-problems pay per operation, not per entry, so this is several times faster there; where the
+same shape, order and generator as :func:`llcgeo.numerics.sampling.sgld.build_kernel`'s, so
+the chains are the kernel's chains: the same numbers up to rounding (a test holds them to 1e-10).
+Small problems pay per operation, not per entry, so this is several times faster there; where the
 parameters are many, the dense ``A`` (``P x P``) costs more than the path's structured step,
 and :func:`affine_run_fits` says no. A linear layer's Hessian is ``I_m (x) S``
 (:class:`BlockQuadratic`): its step is one ``(chains m, p) x (p, p)`` product, however many
@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import torch
 
-from llcgeo.numerics.sgld import ChainRun, SGLDState
+from llcgeo.numerics.sampling.sgld import ChainRun, SGLDState
 
 MAX_PARAMETERS = 256  # a dense A beyond this costs more than a structured step
 BLOCK_BYTES = 8 << 20  # the positions held at once to form their losses
@@ -73,7 +73,7 @@ def _blocks(problem) -> bool:
 
 def run_affine(problem, config, *, eps: float, gamma: float, steps: int, burnin: int,
                generator: torch.Generator, progress=None) -> ChainRun:  # fmt: skip
-    """The :class:`~llcgeo.numerics.sgld.ChainRun` of ``steps`` plain SGLD steps of
+    """The :class:`~llcgeo.numerics.sampling.sgld.ChainRun` of ``steps`` plain SGLD steps of
     ``problem`` (whose ``quadratic`` is set), the same chains the kernel would run."""
     if _blocks(problem):
         return _run_blocks(problem, config, eps=eps, gamma=gamma, steps=steps, burnin=burnin,

@@ -1,66 +1,34 @@
-"""What every model path hands to the sampler, and how a run becomes an :class:`LLCEstimate`.
+"""The runner: a model's :class:`~llcgeo.numerics.paths.problem.Problem` joined to a sampler's
+kernel, and the run it makes summarized as an :class:`~llcgeo.numerics.result.LLCEstimate`.
 
-A :class:`Problem` is a loss with its gradient over flat parameter vectors ``(chains, P)``, a
-centre ``w*``, the mask of entries that move and the exact full-batch loss at ``w*``. The paths
-differ only in how they build it (:mod:`llcgeo.numerics.linear`, :mod:`llcgeo.numerics.module`);
-sampling, diagnostics and the estimate are shared, so both give the same result.
+It stands above both rooms it joins: a path (:mod:`llcgeo.numerics.paths`) builds the problem
+knowing no sampler, a kernel (:mod:`llcgeo.numerics.sampling`) steps positions knowing no model,
+and :func:`run_problem` looks the sampler up in :data:`~llcgeo.numerics.sampling.kernels.KERNELS`
+and draws the random streams. Every estimator and sweep runs its chains here.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from llcgeo.config import SGLDConfig
 from llcgeo.errors import EstimationError
-from llcgeo.numerics import diagnostics
-from llcgeo.numerics.affine import Quadratic, affine_run_fits, run_affine
 from llcgeo.numerics.device import make_generator, stream, thread_policy
-from llcgeo.numerics.kernels import KERNELS
+from llcgeo.numerics.paths.problem import Problem
 from llcgeo.numerics.result import LLCEstimate
-from llcgeo.numerics.sgld import (
+from llcgeo.numerics.sampling import diagnostics
+from llcgeo.numerics.sampling.affine import affine_run_fits, run_affine
+from llcgeo.numerics.sampling.kernels import KERNELS
+from llcgeo.numerics.sampling.sgld import (
     ChainRun,
-    LossAndGrad,
     bounding_box,
     localized_gradient,
     minibatches,
     run_chains,
 )
-
-
-class Problem(NamedTuple):
-    """``loss_and_grad(w, batch)`` returns ``(L_batch(w) - L(w*), grad L_batch(w))`` per chain,
-    with ``batch`` a tensor of sample indices or ``None`` for the full batch.
-
-    ``start`` is the chains' common starting position (``w*`` in the path's coordinates),
-    ``centre`` the localization centre, ``init_loss`` the exact full-batch ``L(w*)``;
-    ``hessian_eigenvalues`` (float64, ascending) those of the block the mask moves, where the
-    path knows them exactly (the linear fast path), else ``None``. ``work_per_chain`` is what
-    a step's temporaries (activations, logits, gathered rows) take per chain, for the plan.
-    """
-
-    loss_and_grad: LossAndGrad
-    start: torch.Tensor
-    centre: torch.Tensor
-    mask: torch.Tensor | None
-    init_loss: float
-    n: int
-    nbeta: float
-    warnings: tuple[str, ...] = ()
-    hessian_eigenvalues: np.ndarray | None = None
-    # the linear path's minibatch run: () -> linear.DataMoments, for a verdict that asks (the
-    # fourth moment is O(n q^4): a plain estimate never pays for it)
-    moments: Any = None
-    work_per_chain: int = 0  # bytes of a step's temporaries per chain (numerics.plan)
-    chains: int | None = None  # the chains it is built for, where its data are per chain
-    certified_flat: int = 0  # directions the path knows the loss to be exactly flat along
-    quadratic: Any = None  # affine.Quadratic where the loss is exactly that quadratic (small P)
-
-    @property
-    def free_parameters(self) -> int:
-        return int(self.start.numel() if self.mask is None else self.mask.sum())
 
 
 def run_problem(problem: Problem, config: SGLDConfig, *, seed: int, progress=None,
@@ -149,8 +117,9 @@ def numpy_of(tensor: torch.Tensor) -> np.ndarray:
 def summarize(problem: Problem, run: ChainRun, config: SGLDConfig, *, seed: int, seconds: float):
     """The :class:`LLCEstimate` of a run: per chain ``nbeta * mean_k (L(w_k) - L(w*))``.
 
-    Diverged chains (see :func:`llcgeo.numerics.diagnostics.diverged`) are left out of the mean,
-    its standard error and the R-hat/ESS of the loss trace, and are named in ``warnings``.
+    Diverged chains (see :func:`llcgeo.numerics.sampling.diagnostics.diverged`) are left out of
+    the mean, its standard error and the R-hat/ESS of the loss trace, and are named in
+    ``warnings``.
     """
     excess = numpy_of(run.trace)
     finite = torch.isfinite(run.final.position).all(dim=1).cpu().numpy()
@@ -167,30 +136,3 @@ def summarize(problem: Problem, run: ChainRun, config: SGLDConfig, *, seed: int,
         warnings=problem.warnings + diagnostics.divergence_warnings(c.diverged, c.threshold)
         + quality + diagnostics.acceptance_warnings(rate), acceptance_rate=rate,
     )  # fmt: skip
-
-
-def quadratic_problem(hessian: torch.Tensor, like: Problem) -> Problem:
-    """The quadratic model ``1/2 (w - w*)^T H (w - w*)`` of ``like``'s loss, ``H`` given on the
-    entries ``like.mask`` moves, in ``like``'s coordinates: run with ``like``'s config and seed,
-    its chains see the very same noise, so the difference of the two estimates is what the
-    loss's terms beyond the quadratic add."""
-    centre = like.centre
-    moving = torch.ones_like(centre, dtype=torch.bool) if like.mask is None else like.mask
-    h = hessian.to(centre.device, centre.dtype)
-
-    def loss_and_grad(position: torch.Tensor, batch):
-        if batch is not None:
-            raise ValueError("the quadratic model is full batch")
-        delta = (position - centre)[:, moving]
-        pulled = delta @ h
-        grad = torch.zeros_like(position)
-        grad[:, moving] = pulled
-        return 0.5 * (pulled * delta).sum(dim=1), grad
-
-    work = 3 * int(moving.sum()) * h.element_size()
-    full = torch.zeros(centre.numel(), centre.numel(), dtype=torch.float64, device=centre.device)
-    index = moving.nonzero().flatten()
-    full[index[:, None], index[None, :]] = hessian.to(full)
-    exact = Quadratic(full, torch.zeros(centre.numel(), dtype=torch.float64))
-    return like._replace(loss_and_grad=loss_and_grad, init_loss=0.0, warnings=(),
-                         work_per_chain=work, quadratic=exact)  # fmt: skip

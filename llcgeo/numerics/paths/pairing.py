@@ -5,7 +5,7 @@ sentence naming both sides, never an error from deep inside torch or a silent wr
 What it refuses: fewer than two samples; a parameter that is NaN or infinite (named); inputs
 whose feature width, rank or kind (integers against floats) differ from what the model's first
 layer, or an exported program's signature, takes (both figures said); token ids outside an
-embedding's rows; targets the named loss would misread (:func:`~llcgeo.numerics.losses.
+embedding's rows; targets the named loss would misread (:func:`~llcgeo.numerics.paths.losses.
 check_targets`); and any failure of the model or loss on two samples, in one line.
 
 >>> from torch import nn
@@ -23,16 +23,16 @@ import torch
 from torch import fx
 
 from llcgeo.errors import EstimationError
-from llcgeo.numerics.data import Data, take, to_device
-from llcgeo.numerics.losses import check_gaussian_targets, named_loss, per_sample_loss
-from llcgeo.numerics.module import probe
+from llcgeo.numerics.paths.data import Data, take, to_device
+from llcgeo.numerics.paths.losses import check_gaussian_targets, named_loss, per_sample_loss
+from llcgeo.numerics.paths.module import probe
 
 EMBEDDINGS = (torch.nn.Embedding, torch.nn.EmbeddingBag)
 
 
 def check_pairing(model: torch.nn.Module, x: Data, y: torch.Tensor, loss, output_fn=None) -> int:
     """Refuse a model and data that do not pair (see the module's note); the elements of
-    activation each sample makes, as :func:`~llcgeo.numerics.module.probe` counts them."""
+    activation each sample makes, as :func:`~llcgeo.numerics.paths.module.probe` counts them."""
     if y.shape[0] < 2:
         raise EstimationError(f"the data have {y.shape[0]} sample; an estimate needs at least 2")
     finite_parameters(model)

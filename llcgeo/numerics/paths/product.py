@@ -8,7 +8,7 @@ Under the Gaussian loss the loss of ``P = W_L ... W_1`` depends on the data only
 so a full-batch step costs ``O(chains (L m d h))`` for the products and ``O(chains m d^2)`` for the
 form, whatever ``n`` is, and the excess is this form rather than a difference of two large
 numbers. Positions are the layers' weights flattened in ``nn.Sequential`` order, exactly as the
-general path (:mod:`llcgeo.numerics.module`) lays them out, so masks, noise and chains line up
+general path (:mod:`llcgeo.numerics.paths.module`) lays them out, so masks, noise and chains line up
 entry for entry and the two paths give the same estimate up to rounding.
 """
 
@@ -20,7 +20,7 @@ import torch
 
 from llcgeo.config import SGLDConfig
 from llcgeo.errors import EstimationError
-from llcgeo.numerics.problem import Problem
+from llcgeo.numerics.paths.problem import Problem
 
 
 def is_linear_product(model: torch.nn.Module) -> bool:

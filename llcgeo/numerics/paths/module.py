@@ -19,10 +19,10 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from llcgeo.config import SGLDConfig
 from llcgeo.errors import EstimationError, LLCGeoError, in_brief
-from llcgeo.numerics.data import Data, gather, sample_count, take
 from llcgeo.numerics.device import resolve_dtype
-from llcgeo.numerics.losses import check_targets
-from llcgeo.numerics.problem import Problem
+from llcgeo.numerics.paths.data import Data, gather, sample_count, take
+from llcgeo.numerics.paths.losses import check_targets
+from llcgeo.numerics.paths.problem import Problem
 
 # layers that behave differently in training: the estimate samples the model in eval mode
 TRAINING_DEPENDENT = (

@@ -2,14 +2,14 @@
 
 The proposal is SGLD's step ``w' = w - (eps/2) grad U(w) + sqrt(eps) xi`` on the localized,
 tempered potential ``U(w) = nbeta (L(w) - L(w*)) + gamma/2 |w - w*|^2``; it is accepted with
-the probability of :mod:`llcgeo.numerics.acceptance`. The chain then samples ``exp(-U)``
+the probability of :mod:`llcgeo.numerics.sampling.acceptance`. The chain then samples ``exp(-U)``
 exactly, whatever ``eps``: the reference that shows how much of an SGLD estimate is step-size
 bias. It needs the full batch (a minibatch ``U`` would make the acceptance test wrong), and
 every chain accepts or rejects on its own.
 
 The state keeps the loss, potential and gradient at its position (as blackjax's MALA does), so
 a step evaluates the loss and its gradient once, at the proposal. Like
-:func:`llcgeo.numerics.sgld.build_kernel`, :func:`build_mala_kernel` returns
+:func:`llcgeo.numerics.sampling.sgld.build_kernel`, :func:`build_mala_kernel` returns
 ``step(state, batch, eps, generator) -> (state, info)``; ``info.acceptance`` says which chains
 accepted, so the run's acceptance rate is its mean.
 """
@@ -20,13 +20,13 @@ from typing import NamedTuple
 
 import torch
 
-from llcgeo.numerics.acceptance import Evaluation, log_acceptance_ratio
-from llcgeo.numerics.sgld import DriftFn, SGLDInfo, evaluation, masked
+from llcgeo.numerics.sampling.acceptance import Evaluation, log_acceptance_ratio
+from llcgeo.numerics.sampling.sgld import DriftFn, SGLDInfo, evaluation, masked
 
 
 class MALAState(NamedTuple):
     """``position`` ``(chains, P)``, the steps taken, and (after the first step) the loss and
-    the :class:`~llcgeo.numerics.acceptance.Evaluation` at ``position``."""
+    the :class:`~llcgeo.numerics.sampling.acceptance.Evaluation` at ``position``."""
 
     position: torch.Tensor
     step: int

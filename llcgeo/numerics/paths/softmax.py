@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 
 from llcgeo.config import SGLDConfig
-from llcgeo.numerics.data import gather
-from llcgeo.numerics.problem import Problem
+from llcgeo.numerics.paths.data import gather
+from llcgeo.numerics.paths.problem import Problem
 
 
 def smoothed_targets(labels: torch.Tensor, classes: int, smoothing: float, dtype):

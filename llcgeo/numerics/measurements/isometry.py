@@ -39,7 +39,7 @@ from llcgeo.numerics.device import (
     split_seed,
     thread_policy,
 )
-from llcgeo.numerics.norms import layer_norm
+from llcgeo.numerics.measurements.norms import layer_norm
 from llcgeo.validate import between, integer, positive
 
 ORDERS = ("norm_after_act", "norm_before_act", "no_norm")

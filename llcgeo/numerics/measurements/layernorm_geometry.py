@@ -33,7 +33,7 @@ from llcgeo.numerics.device import (
     split_seed,
     thread_policy,
 )
-from llcgeo.numerics.norms import layer_norm
+from llcgeo.numerics.measurements.norms import layer_norm
 from llcgeo.validate import finite, integer, non_negative, positive
 
 KEEP = 400  # samples returned as they are, for a scatter plot

@@ -99,7 +99,8 @@ def check_gaussian_targets(targets: torch.Tensor) -> None:
         raise EstimationError(
             "the targets are one-hot rows (class labels?) but the loss is Gaussian: use "
             "loss='cross_entropy' with the labels (targets.argmax(-1)), or pass "
-            "llcgeo.numerics.losses.gaussian_loss as the loss to fit them by squares on purpose"
+            "llcgeo.numerics.paths.losses.gaussian_loss as the loss to fit them by squares on "
+            "purpose"
         )
 
 
