@@ -50,14 +50,14 @@ def run_problem(problem: Problem, config: SGLDConfig, *, seed: int, progress=Non
     generator = make_generator(stream(seed, "sgld"), device)
     # a step's size is its working set (rows x classes, activations), not only its parameters
     entries = chains * max(size, problem.work_per_chain // problem.start.element_size())
-    if eps is None and gamma is None and affine_run_fits(problem, config):
+    sampler = KERNELS[config.sampler]
+    if sampler.affine and eps is None and gamma is None and affine_run_fits(problem, config):
         with thread_policy(entries, device):
             return run_affine(problem, config, eps=config.eps, gamma=config.gamma,
                               steps=config.steps, burnin=config.burnin, generator=generator,
                               progress=progress)  # fmt: skip
     box = config.bounding_box
     project = None if box is None else bounding_box(problem.centre, box)
-    sampler = KERNELS[config.sampler]
     step = sampler.build(drift, config, problem.mask, project)
     state = sampler.init(problem.start.expand(chains, -1).clone())
     with thread_policy(entries, device):

@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from llcgeo import SGLDConfig, estimate_llc
+from llcgeo.numerics import runner
 from llcgeo.numerics.paths.choose import model_problem
 from llcgeo.numerics.sampling import affine
+from llcgeo.numerics.sampling.kernels import KERNELS
 
 
 def _traces(layer, x, y, config, masks, monkeypatch, fits: bool):
@@ -36,3 +38,16 @@ def test_the_linear_path_offers_its_quadratic_only_on_the_full_batch(fitted_line
     h, g = full.quadratic.dense()
     assert torch.allclose(loss, 0.5 * ((w @ h) * w).sum(1) + w @ g, rtol=1e-12)
     assert torch.allclose(grad, w @ h + g, rtol=1e-12)
+
+
+def test_the_sampler_registry_says_which_sampler_the_affine_driver_runs(fitted_linear, monkeypatch):
+    layer, x, y = fitted_linear(200)
+    config = SGLDConfig(eps=1e-3, chains=2, steps=20, burnin=5)
+    problem = model_problem(layer, x, y, config, None, "gaussian", "cpu")
+    driven, original = [], runner.run_affine
+    monkeypatch.setattr(runner, "run_affine", lambda *a, **k: driven.append(1) or original(*a, **k))
+    runner.run_problem(problem, config, seed=0)
+    assert driven == [1] and [name for name, s in KERNELS.items() if s.affine] == ["sgld"]
+    monkeypatch.setitem(KERNELS, "sgld", KERNELS["sgld"]._replace(affine=False))
+    runner.run_problem(problem, config, seed=0)
+    assert driven == [1]  # the entry said no: the kernel ran

@@ -57,9 +57,12 @@ class BlockQuadratic(NamedTuple):
 
 
 def affine_run_fits(problem, config) -> bool:
-    """Whether ``config``'s run of ``problem`` is plain full-batch SGLD on a known quadratic
-    small enough for a dense ``A`` (or, unmasked, for a dense block of it)."""
-    plain = config.sampler == "sgld" and not config.acceptance and config.bounding_box is None
+    """Whether ``config``'s run of ``problem`` is full batch on a known quadratic small enough
+    for a dense ``A`` (or, unmasked, for a dense block of it), with neither of the kernel's
+    extras the driver leaves out (a watched acceptance, a bounding box). Whether the sampler's
+    step is this affine map is its registry entry's to say
+    (:data:`~llcgeo.numerics.sampling.kernels.KERNELS`)."""
+    plain = not config.acceptance and config.bounding_box is None
     if not plain or config.batch_size is not None or problem.quadratic is None:
         return False
     if _blocks(problem):

@@ -1,8 +1,10 @@
 """The samplers, by name: each an ``init(position) -> state`` and a ``build(drift, config,
-mask, project) -> step``, as blackjax pairs its algorithms. :func:`llcgeo.numerics.runner.
-run_problem` looks a sampler up here and never branches on its name; what a sampler *is*
-(Metropolis-adjusted, has an exact reference, bounded by the stability limit) is
-:data:`llcgeo.config.SAMPLER_TRAITS`, which validation and the verdicts read without torch.
+mask, project) -> step``, as blackjax pairs its algorithms, and whether its step on an exactly
+quadratic loss is the affine map :mod:`llcgeo.numerics.sampling.affine` drives in one product a
+step. :func:`llcgeo.numerics.runner.run_problem` looks a sampler up here and never branches on
+its name; what a sampler *is* (Metropolis-adjusted, has an exact reference, bounded by the
+stability limit) is :data:`llcgeo.config.SAMPLER_TRAITS`, which validation and the verdicts read
+without torch.
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ from llcgeo.numerics.sampling.sgld import build_kernel, init
 
 
 class Sampler(NamedTuple):
-    """``init(position)`` and ``build(drift, config, mask, project)``."""
+    """``init(position)`` and ``build(drift, config, mask, project)``; ``affine``: on an exactly
+    quadratic loss its step is the affine map that :func:`~llcgeo.numerics.sampling.affine.
+    run_affine` drives, drawing the same noise (so the runner may run it that way)."""
 
     init: Callable[[Any], Any]
     build: Callable[..., Callable]
+    affine: bool = False
 
 
 def _sgld(drift, config: SGLDConfig, mask, project):
@@ -38,7 +43,7 @@ def _rmsprop(drift, config: SGLDConfig, mask, project):
 
 
 KERNELS: dict[str, Sampler] = {
-    "sgld": Sampler(init, _sgld),
+    "sgld": Sampler(init, _sgld, affine=True),
     "mala": Sampler(init_mala, _mala),
     "rmsprop": Sampler(init_rmsprop, _rmsprop),
 }  # a test holds its names to config.SAMPLERS
