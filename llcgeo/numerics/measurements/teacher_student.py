@@ -172,6 +172,6 @@ def _problem(data: TeacherStudent, layer: LinearLayer, refine: str, config, targ
     shapes = {"weight": torch.Size([layer.m, d])}
     if layer.bias:
         shapes["bias"] = torch.Size([layer.m])
-    mask = flatten_masks(shapes, refine_masks(layer, refine, d))
+    mask = flatten_masks(shapes, refine_masks(layer, refine, d), device=target)
     x, y, theta = (t.to(target) for t in (data.inputs, data.targets, data.fitted))
     return linear_problem(x, y, theta, config, mask)

@@ -82,10 +82,10 @@ def model_problem(model, inputs, targets, config, param_masks, loss, target,
                   output_fn=None) -> Problem:  # fmt: skip
     """The :class:`Problem` of ``model`` at its parameters on this data, on the first path of
     :data:`FAST_PATHS` that takes it, else the general path (a model whose output goes through
-    ``output_fn`` takes the general path)."""
+    ``output_fn`` takes the general path). The mask is built here, once, on ``target``."""
     shapes = parameter_shapes(checked_model(model, config))
     x, y = checked_data(inputs, targets)
-    mask = flatten_masks(shapes, param_masks)
+    mask = flatten_masks(shapes, param_masks, device=target)
     fn, named = per_sample_loss(loss), loss if isinstance(loss, str) and loss in LOSSES else None
     kind = problem_kind(model, x, y, config, fn, named, output_fn)
     used = next((name for name, path in FAST_PATHS.items() if path.takes(kind)), GENERAL)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from llcgeo.errors import EstimationError
+from llcgeo.numerics.paths.masks import moving_index
 from llcgeo.numerics.paths.problem import Problem
 
 STEP = 1e-4  # the difference step, relative to the centre's scale
@@ -29,18 +30,17 @@ def hessian_spectrum(
     if problem.hessian_eigenvalues is not None:
         return np.sort(np.asarray(problem.hessian_eigenvalues, dtype=np.float64))
     centre = problem.centre.to(torch.float64)
-    moving = torch.ones_like(centre, dtype=torch.bool) if problem.mask is None else problem.mask
-    size = int(moving.sum())
+    moving = moving_index(problem.mask, centre.numel(), centre.device)
+    size = moving.numel()
     h = STEP * max(1.0, float(centre.abs().max()))
     batch = None if rows is None else rows.to(centre.device).expand(2, -1)
 
     def product(v: torch.Tensor) -> torch.Tensor:
-        full = torch.zeros_like(centre)
-        full[moving] = v
+        full = torch.zeros_like(centre).index_copy_(0, moving, v)
         points = torch.stack([centre + h * full, centre - h * full]).to(problem.start.dtype)
         _, grad = problem.loss_and_grad(points, batch)
         grad = grad.to(torch.float64)
-        return ((grad[0] - grad[1]) / (2 * h))[moving]
+        return ((grad[0] - grad[1]) / (2 * h)).index_select(0, moving)
 
     return _lanczos(product, size, min(steps, size), seed)
 

@@ -222,7 +222,6 @@ def linear_problem(x, y, theta, config: SGLDConfig, mask=None) -> Problem:
     else:
         fn = _minibatch(x.to(dtype), residual.to(dtype), init_loss, layout)
     start = torch.zeros(m * z.shape[1], dtype=dtype, device=x.device)
-    mask = None if mask is None else mask.to(x.device)
     eigenvalues = hessian_eigenvalues(s, mask, layout)
     moments = None
     if config.batch_size is not None:

@@ -35,9 +35,12 @@ def _checked(name: str, mask, shape: torch.Size) -> torch.Tensor:
     return mask.detach().cpu()
 
 
-def flatten_masks(shapes: Mapping[str, torch.Size], param_masks) -> torch.Tensor | None:
-    """The flat boolean mask (CPU) of ``param_masks`` over parameters of the given ``shapes``
-    (in order), or ``None`` when every entry moves (``param_masks is None``)."""
+def flatten_masks(shapes: Mapping[str, torch.Size], param_masks,
+                  device="cpu") -> torch.Tensor | None:  # fmt: skip
+    """The flat boolean mask of ``param_masks`` over parameters of the given ``shapes`` (in
+    order), on ``device``, or ``None`` when every entry moves (``param_masks is None``). Built
+    once per problem, where the problem is (:func:`llcgeo.numerics.paths.choose.model_problem`):
+    the paths and the kernels use it as it is."""
     if param_masks is None:
         return None
     if not isinstance(param_masks, Mapping):
@@ -59,7 +62,20 @@ def flatten_masks(shapes: Mapping[str, torch.Size], param_masks) -> torch.Tensor
     flat = torch.cat(parts)
     if not flat.any():
         raise EstimationError("param_masks leave no entry free to move")
-    return flat
+    return flat.to(device)
+
+
+def moving_index(mask: torch.Tensor | None, size: int, device) -> torch.Tensor:
+    """The flat indices (on ``device``) of the entries ``mask`` moves, all ``size`` of them for
+    ``None``: found once, so that a step reads and writes them with ``index_select`` and
+    ``index_copy_`` (a boolean mask would be turned into indices, a device sync, every step).
+
+    >>> moving_index(torch.tensor([True, False, True]), 3, "cpu").tolist()
+    [0, 2]
+    """
+    if mask is None:
+        return torch.arange(size, device=device)
+    return mask.to(device).nonzero().flatten()
 
 
 def refine_masks(layer: LinearLayer, refine: str, d: int) -> dict[str, torch.Tensor] | None:

@@ -158,7 +158,6 @@ def module_problem(
             grad, value = own(position, take(x, batch), gather(y, batch))
         return value - init_loss, grad
 
-    mask = None if mask is None else mask.to(device)
     n = y.shape[0]
     rows = n if config.batch_size is None else config.batch_size
     work = centre.element_size() * (3 * rows * activations + 3 * centre.numel())

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from llcgeo.numerics.paths.masks import moving_index
 from llcgeo.numerics.sampling.affine import Quadratic
 from llcgeo.numerics.sampling.sgld import LossAndGrad
 
@@ -57,22 +58,20 @@ def quadratic_problem(hessian: torch.Tensor, like: Problem) -> Problem:
     its chains see the very same noise, so the difference of the two estimates is what the
     loss's terms beyond the quadratic add."""
     centre = like.centre
-    moving = torch.ones_like(centre, dtype=torch.bool) if like.mask is None else like.mask
+    index = moving_index(like.mask, centre.numel(), centre.device)
     h = hessian.to(centre.device, centre.dtype)
 
     def loss_and_grad(position: torch.Tensor, batch):
         if batch is not None:
             raise ValueError("the quadratic model is full batch")
-        delta = (position - centre)[:, moving]
+        delta = (position - centre).index_select(1, index)
         pulled = delta @ h
-        grad = torch.zeros_like(position)
-        grad[:, moving] = pulled
+        grad = torch.zeros_like(position).index_copy_(1, index, pulled)
         return 0.5 * (pulled * delta).sum(dim=1), grad
 
-    work = 3 * int(moving.sum()) * h.element_size()
+    work = 3 * index.numel() * h.element_size()
     full = torch.zeros(centre.numel(), centre.numel(), dtype=torch.float64, device=centre.device)
-    index = moving.nonzero().flatten()
     full[index[:, None], index[None, :]] = hessian.to(full)
-    exact = Quadratic(full, torch.zeros(centre.numel(), dtype=torch.float64))
+    exact = Quadratic(full, torch.zeros(centre.numel(), dtype=torch.float64, device=full.device))
     return like._replace(loss_and_grad=loss_and_grad, init_loss=0.0, warnings=(),
                          work_per_chain=work, quadratic=exact)  # fmt: skip

@@ -49,7 +49,6 @@ def product_problem(model: torch.nn.Sequential, x, y, config: SGLDConfig, mask=N
     start = torch.cat([w.reshape(-1) for w in weights]).to(dtype)
     loss_and_grad = _loss_and_grad(shapes, centre_product.to(dtype), s.to(dtype),
                                    gradient.T.to(dtype))  # fmt: skip
-    mask = None if mask is None else mask.to(x.device)
     nbeta = config.resolved_nbeta(n)
     work = start.element_size() * (3 * start.numel() + 4 * centre_product.numel())
     return Problem(loss_and_grad, start, start, mask, init_loss, n, nbeta, work_per_chain=work)

@@ -70,7 +70,6 @@ def softmax_problem(x, labels, weight, bias, config: SGLDConfig, mask, smoothing
         loss, grad = loss_and_grad(position, batch)
         return loss - init_loss, grad
 
-    mask = None if mask is None else mask.to(x.device)
     n = x.shape[0]
     rows = n if config.batch_size is None else config.batch_size
     gathered = 0 if config.batch_size is None else rows * (d + classes)

@@ -92,7 +92,6 @@ def stacked_problem(model: nn.Sequential, x, y, config: SGLDConfig, mask, loss) 
             (grad,) = torch.autograd.grad(values.sum(), w)
         return values.detach() - init_loss, grad
 
-    mask = None if mask is None else mask.to(x.device)
     n = x.shape[0]
     rows = n if config.batch_size is None else config.batch_size
     widths = x.shape[1] + sum(step[1] for step in plan if step[0] == "linear")

@@ -125,12 +125,13 @@ def _step_map(problem, config, eps: float, gamma: float):
     a = torch.eye(size, dtype=h.dtype, device=h.device) * (1 - 0.5 * eps * gamma)
     a = a - (0.5 * eps * problem.nbeta) * h
     b = -(0.5 * eps * problem.nbeta) * g
-    scale = torch.full((size,), math.sqrt(eps) * config.noise_level, dtype=h.dtype)
+    scale = torch.full((size,), math.sqrt(eps) * config.noise_level, dtype=h.dtype,
+                       device=h.device)  # fmt: skip
     if problem.mask is not None:
-        frozen = ~problem.mask.to(h.device)
+        frozen = ~problem.mask
         a[frozen, :] = 0.0
         a[frozen, frozen] = 1.0
-        b, scale = b.masked_fill(frozen, 0.0), scale.masked_fill(frozen.cpu(), 0.0)
+        b, scale = b.masked_fill(frozen, 0.0), scale.masked_fill(frozen, 0.0)
     dtype = problem.start.dtype
     return a.T.contiguous().to(dtype), b.to(dtype), scale.to(problem.start.device, dtype)
 

@@ -39,12 +39,12 @@ def init_mala(position: torch.Tensor) -> MALAState:
 
 
 def build_mala_kernel(drift: DriftFn, *, mask: torch.Tensor | None = None):
-    """``step(state, None, eps, generator) -> (state, info)``; ``mask`` marks what moves."""
-    keep = None if mask is None else mask.to(torch.bool)
+    """``step(state, None, eps, generator) -> (state, info)``; ``mask`` (bool, ``(P,)``, on the
+    positions' device: the problem's, as it was built) marks what moves."""
 
     def evaluate(w: torch.Tensor):
         loss, d = drift(w, None)
-        return loss, evaluation(w, loss, d, keep)
+        return loss, evaluation(w, loss, d, mask)
 
     def step(state: MALAState, batch, eps, generator: torch.Generator):
         if batch is not None:
@@ -52,7 +52,7 @@ def build_mala_kernel(drift: DriftFn, *, mask: torch.Tensor | None = None):
         w = state.position
         loss, here = (state.loss, state.here) if state.here is not None else evaluate(w)
         noise = masked(torch.randn(w.shape, generator=generator, dtype=w.dtype, device=w.device),
-                       keep)  # fmt: skip
+                       mask)  # fmt: skip
         proposal = w - 0.5 * eps * here.gradient + eps**0.5 * noise
         new_loss, there = evaluate(proposal)
         ratio = torch.nan_to_num(log_acceptance_ratio(here, there, eps), nan=-torch.inf)

@@ -95,8 +95,8 @@ def potential(w: torch.Tensor, loss: torch.Tensor, d: Drift) -> torch.Tensor:
 
 
 def masked(v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """``v`` with the entries ``mask`` freezes set to 0."""
-    return v if mask is None else torch.where(mask, v, torch.zeros_like(v))
+    """``v`` with the entries ``mask`` freezes set to 0 (no tensor of zeros made a call)."""
+    return v if mask is None else torch.where(mask, v, 0.0)
 
 
 def evaluation(w: torch.Tensor, loss: torch.Tensor, d: Drift, mask) -> Evaluation:
