@@ -1,4 +1,4 @@
-"""Each sampler draws from exactly the distribution in llcgeo.manifolds' table.
+"""Data on each manifold family, drawn from exactly the distribution in llcgeo.manifolds' table.
 
 Geometric constraints are checked to rounding; distributional claims with tolerances of a few
 standard errors of the statistic (stated at each check) on a fixed seed.
