@@ -54,6 +54,7 @@ from llcgeo.numerics.module import (
 )
 from llcgeo.numerics.pairing import check_pairing
 from llcgeo.numerics.plan import check_run
+from llcgeo.numerics.preconditioned import preconditioned
 from llcgeo.numerics.problem import Problem, run_problem, summarize
 from llcgeo.numerics.product import is_linear_product, product_problem
 from llcgeo.numerics.result import LLCEstimate
@@ -76,6 +77,7 @@ def estimate_llc(
     seed: int = 0,
     progress=None,
     output_fn=None,
+    preconditioner=None,
 ) -> LLCEstimate:
     """``nbeta * (mean_k L(w_k) - L(w*))`` averaged over chains, ``w*`` the model's parameters.
 
@@ -90,6 +92,10 @@ def estimate_llc(
     entries that move (devinterp's semantics); ``progress(done, total)`` is called as it runs.
     ``output_fn`` maps what ``forward`` returns to the tensor the loss reads, for a model whose
     output is a tuple or a dict (``lambda out: out[0]``; canonical-interp's ``unpack_fn``).
+    ``preconditioner``, a matrix ``P`` with one row for each entry that moves (``param_masks``,
+    in ``named_parameters()`` order), samples ``w = w* + P u`` instead: ``eps`` and ``gamma``
+    act on ``u`` (:mod:`llcgeo.numerics.preconditioned`; ``llcgeo.scanner.reusable`` gives the
+    one a scan row used).
 
     The run is planned before its first step (:mod:`llcgeo.numerics.plan`): one that would
     need more memory or time than the budget (2 GB and 10 minutes; ``LLCGEO_MAX_MEMORY_GB``
@@ -104,6 +110,9 @@ def estimate_llc(
     shapes = parameter_shapes(_checked_model(model, config))
     x, y = checked_data(inputs, targets)
     check_pairing(model, x, y, loss, output_fn)
+    if preconditioner is not None:
+        model, param_masks = preconditioned(model, param_masks, preconditioner), None
+        shapes = parameter_shapes(model)
     with thread_policy(config.chains * sum(s.numel() for s in shapes.values()), target):
         problem = model_problem(model, x, y, config, param_masks, loss, target,
                                 output_fn)  # fmt: skip
