@@ -166,20 +166,35 @@ def prepare(row: ScanRow, gm, reader: Reader, spec, data, settings: ScanSettings
 
 def _measured(p: Prepared, loss, settings: ScanSettings, device, steps) -> ScanRow:
     """Sample ``p`` at ``nbeta``, colder while the loss beyond its quadratic model moves the
-    estimate by more than ``SHIFT_LIMIT`` (a fixed ``settings.nbeta`` is kept as given)."""
+    estimate by more than ``SHIFT_LIMIT`` (a fixed ``settings.nbeta`` is kept as given), and
+    once longer where the real chains mix slower than the quadratic model's (its exact
+    autocorrelation time sets the draws, the real loss's own time can be longer)."""
     nbeta = settings.nbeta or network_nbeta(_row_count(p.y, loss), settings.nbeta_factor)
     sampled = p.model if p.model.__class__ is torch.nn.Linear else retyped(
         p.model, resolve_dtype(settings.dtype))  # fmt: skip
     moving = Preconditioned(sampled, torch.ones(p.basis.shape[0], dtype=torch.bool),
                             p.basis @ torch.from_numpy(p.transform))  # fmt: skip
+    data = (p.x, p.y, loss)
     for attempt in range(1 if settings.nbeta else NBETA_TRIES):
-        row = _sampled(p, moving, (p.x, p.y, loss), nbeta, settings, device, steps)
+        row = _sampled(p, moving, data, nbeta, settings, device, steps)
         if abs(row.shift) <= SHIFT_LIMIT * _scale(row) or attempt == NBETA_TRIES - 1:
             break
         nbeta *= NBETA_RAISE
-    colder = "" if attempt == 0 else f"nbeta raised {NBETA_RAISE ** attempt:g}x, to {nbeta:.3g}, " \
-        "for the quadratic model to describe the loss at the chains' scale; "
+    longer = _longer(row)
+    if longer > 1 and settings.steps is None:
+        row = _sampled(p, moving, data, nbeta, settings, device, steps, longer)
+    colder = "" if attempt == 0 else (f"nbeta raised {NBETA_RAISE**attempt:g}x, to {nbeta:.3g}, "
+                                      "for the quadratic model to describe the loss at the "
+                                      "chains' scale; ")  # fmt: skip
     return _judged(replace(row, reason=colder + _block_note(row)), settings.chains)
+
+
+def _longer(row: ScanRow) -> float:
+    """How many times longer the chains must run for the bulk ESS the rule asks (1: none)."""
+    ess = min(row.estimate.ess, row.quadratic.ess)
+    if not math.isfinite(ess) or ess >= ESS_MIN:
+        return 1.0
+    return ESS_MARGIN * ESS_MIN / max(ess, 1.0)
 
 
 def _block_note(row: ScanRow) -> str:
@@ -190,17 +205,19 @@ def _block_note(row: ScanRow) -> str:
     return f"on a block of {row.block} of the {row.certificate.quotient} directions ({first}); "
 
 
-def settings_for(p: Prepared, nbeta: float, settings: ScanSettings) -> SGLDConfig:
+def settings_for(p: Prepared, nbeta: float, settings: ScanSettings,
+                 longer: float = 1.0) -> SGLDConfig:  # fmt: skip
     """The SGLD settings in whitened coordinates: ``eps`` and ``gamma`` from the exact theory
     (``SCAN_TARGETS``), or as given; draws for a bulk ESS of ``ESS_MARGIN * ESS_MIN``; refused
     where the exact expectation falls short of ``LLC_SHARE`` of the measured part's LLC."""
-    r = recommend(p.mu, nbeta=nbeta, bias=SCAN_TARGETS.bias, chains=settings.chains,
+    counted = p.mu[p.mu > 0.5]  # curvature 1; the rest the localization confines
+    r = recommend(counted, nbeta=nbeta, bias=SCAN_TARGETS.bias, chains=settings.chains,
                   localization=SCAN_TARGETS.localization, se=SCAN_TARGETS.se,
                   max_steps=10**9)  # fmt: skip
     eps = settings.eps or r.eps
     gamma = r.gamma if settings.gamma is None else settings.gamma
     tau = energy_autocorrelation_time(p.mu, nbeta, gamma, eps)
-    draws = min(settings.draws, math.ceil(ESS_MARGIN * ESS_MIN * tau / settings.chains))
+    draws = min(settings.draws, math.ceil(longer * ESS_MARGIN * ESS_MIN * tau / settings.chains))
     steps = settings.steps or r.burnin + draws
     if steps <= r.burnin:
         raise EstimationError(f"steps ({steps}) must exceed the burn-in the theory asks for "
@@ -209,8 +226,9 @@ def settings_for(p: Prepared, nbeta: float, settings: ScanSettings) -> SGLDConfi
                       burnin=r.burnin, dtype=settings.dtype)  # fmt: skip
 
 
-def _sampled(p: Prepared, model, data, nbeta: float, settings, device, steps) -> ScanRow:
-    config = settings_for(p, nbeta, settings)
+def _sampled(p: Prepared, model, data, nbeta: float, settings, device, steps,
+             longer: float = 1.0) -> ScanRow:  # fmt: skip
+    config = settings_for(p, nbeta, settings, longer)
     expected = expected_sgld_estimate(p.mu, nbeta, config.gamma, config.eps, config.steps,
                                       config.burnin)  # fmt: skip
     row = p.row
