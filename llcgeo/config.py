@@ -4,10 +4,11 @@ loads no torch)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import NamedTuple
 
 from llcgeo.errors import SpecError
+from llcgeo.limits import MAX_HESSIAN_DIRECTIONS
 from llcgeo.validate import between, integer, non_negative, positive
 
 DTYPES = ("float64", "float32")
@@ -166,3 +167,68 @@ class SGLDConfig:
 # stands, and SGLDConfig()'s 4 x 900 draws leave the bulk ESS below thresholds.ESS_MIN at its eps
 # (`llcgeo verify --manifold rmsnorm --d 8 --m 3`: 313, inconclusive; these 8 x 2 500: ~2 300)
 CLI_SGLD = SGLDConfig(chains=8, steps=3000, burnin=500)
+
+
+# a trained network's (or a scanned reader's) nbeta is NBETA_FACTOR n / log n: the loss's terms
+# beyond the quadratic shift the estimate by O(1/nbeta), and a colder posterior keeps that shift
+# small beside the standard error while leaving the LLC (a property of the loss) as it is
+NBETA_FACTOR = 50.0
+REFINES = ("all", "weight")
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    """How hard a scan looks. ``rows``: the samples its loss is taken on (a random subset
+    where there are more); ``hessian_directions``: the largest quotient whose Hessian is
+    computed whole (a larger one is measured on a block of about that size);
+    ``nbeta_factor``: ``nbeta = factor n / log n``, ``n`` the rows the loss averages over (a
+    colder posterior keeps the terms beyond the quadratic small, and leaves the LLC
+    unchanged)."""
+
+    chains: int = 16
+    draws: int = 20_000  # at most, a chain; the ESS rule sets how many
+    steps: int | None = None  # given: each chain's steps in all (the burn-in from the theory)
+    rows: int = 2048
+    hessian_directions: int = MAX_HESSIAN_DIRECTIONS
+    nbeta_factor: float = NBETA_FACTOR
+    nbeta: float | None = None  # given: kept (not raised); None: nbeta_factor n / log n
+    eps: float | None = None  # in whitened coordinates; None: from the exact theory
+    gamma: float | None = None  # likewise
+    refine: str = "all"  # "weight": each reader's bias stays frozen
+    measure: bool = True  # False: the certificates alone
+    only: tuple[str, ...] = ()  # the readers (weight names) to measure; empty: all
+    dtype: str = "float32"
+    seed: int = 0
+
+    def __post_init__(self):
+        integer(self.chains, "chains", 2)  # R-hat needs two chains at least
+        integer(self.draws, "draws", 1)
+        integer(self.rows, "rows", 2)
+        integer(self.hessian_directions, "hessian_directions", 1)
+        positive(self.nbeta_factor, "nbeta_factor")
+        if self.steps is not None:
+            integer(self.steps, "steps", 2)
+        for name in ("nbeta", "eps"):
+            if getattr(self, name) is not None:
+                positive(getattr(self, name), name)
+        if self.gamma is not None:
+            non_negative(self.gamma, "gamma")
+        integer(self.seed, "seed", 0)
+        for name, value, allowed in (("refine", self.refine, REFINES),
+                                     ("dtype", self.dtype, DTYPES)):  # fmt: skip
+            if value not in allowed:
+                raise SpecError(f"{name} must be one of {allowed}, got {value!r}")
+        if not isinstance(self.measure, bool):
+            raise SpecError(f"measure must be True or False, got {self.measure!r}")
+        if isinstance(self.only, str) or not all(isinstance(w, str) for w in self.only):
+            raise SpecError(f"only must be a tuple of weight names, got {self.only!r}")
+
+    @classmethod
+    def of(cls, **given) -> ScanSettings:
+        """Settings from keywords, an unknown one refused by name."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise SpecError(f"scan takes no setting {', '.join(map(repr, unknown))}; its "
+                            f"settings are {', '.join(sorted(known))}")  # fmt: skip
+        return cls(**{k: tuple(v) if k == "only" else v for k, v in given.items()})

@@ -21,6 +21,10 @@ a hypothesis file          4 MiB      a TOML file of that size is not a hypothes
 a stored record            64 MiB     the largest record (a Lipschitz case) is about 1 MB
 a model or data file       2 GiB      read whole into memory and checked there before torch or
                                       numpy reads it; also bounds the members it unpacks to
+a reader's whole Hessian    16 384     directions of its quotient computed whole (float64, by
+                                      Hessian-vector products; memory and time planned against
+                                      the run's budget); past it, a block of it; raised with
+                                      ``llcgeo scan --hessian-directions``
 derivation time            60 s       raised with ``--time-limit SECONDS`` or the environment
                                       variable ``LLCGEO_TIME_LIMIT``; named families take ms; a
                                       forked child does the work and is killed at the deadline
@@ -62,6 +66,7 @@ MAX_DEPTH = 10_000
 MAX_FILE_BYTES = 4 << 20
 MAX_RECORD_BYTES = 64 << 20
 MAX_MODEL_FILE_BYTES = 2 << 30
+MAX_HESSIAN_DIRECTIONS = 16_384
 MAX_VARIABLES = 64
 MAX_DEGREE = 64
 MAX_TERMS = 20_000

@@ -8,12 +8,18 @@ import time
 from pathlib import Path
 
 from llcgeo.commands._common import (
+    add_device_argument,
     add_executor_arguments,
     executor_from_args,
     print_note,
     print_table,
     step_progress,
 )
+from llcgeo.config import REFINES, ScanSettings, check_device
+
+DEFAULTS = ScanSettings()
+SETTINGS = ("chains", "draws", "steps", "rows", "hessian_directions", "nbeta_factor", "nbeta",
+            "eps", "gamma", "refine", "seed")  # fmt: skip
 
 DESCRIPTION = """\
 Scan a trained network: find each normalization (LayerNorm, RMSNorm) and every linear map
@@ -46,23 +52,34 @@ def register(subparsers) -> None:
                         help="for the cross-entropy (a trained classifier needs some for its "
                         "loss to have a minimum)")  # fmt: skip
     parser.add_argument("--out", required=True, metavar="DIR", help="the report's folder")
-    parser.add_argument("--refine", default="all", choices=("all", "weight"))
-    parser.add_argument("--chains", type=int, default=16)
-    parser.add_argument("--draws", type=int, default=8000)
-    parser.add_argument("--rows", type=int, default=2048, help="samples the loss is taken on")
-    parser.add_argument("--hessian-directions", type=int, default=1024,
-                        help="the largest quotient measured whole; a larger one is measured on "
-                        "a block of this size")  # fmt: skip
-    parser.add_argument(
-        "--nbeta-factor",
-        type=float,
-        default=50.0,
-        help="nbeta = factor n / log n (colder keeps the loss nearer quadratic)",
-    )
+    parser.add_argument("--refine", default=DEFAULTS.refine, choices=REFINES)
+    parser.add_argument("--chains", type=int, default=DEFAULTS.chains)
+    parser.add_argument("--draws", type=int, default=DEFAULTS.draws,
+                        help="at most, a chain (the ESS rule sets how many)")  # fmt: skip
+    parser.add_argument("--steps", type=int, default=DEFAULTS.steps,
+                        help="each chain's steps in all (default: the theory's burn-in and the "
+                        "draws the ESS rule needs)")  # fmt: skip
+    parser.add_argument("--rows", type=int, default=DEFAULTS.rows,
+                        help="samples the loss is taken on")  # fmt: skip
+    parser.add_argument("--hessian-directions", type=int, default=DEFAULTS.hessian_directions,
+                        help="the largest quotient whose Hessian is computed whole; a larger "
+                        "one is measured on a block of this size")  # fmt: skip
+    parser.add_argument("--nbeta-factor", type=float, default=DEFAULTS.nbeta_factor,
+                        help="nbeta = factor n / log n (colder keeps the loss nearer "
+                        "quadratic)")  # fmt: skip
+    parser.add_argument("--nbeta", type=float, default=DEFAULTS.nbeta,
+                        help="a fixed nbeta (kept as given, never raised)")  # fmt: skip
+    parser.add_argument("--eps", type=float, default=DEFAULTS.eps,
+                        help="the step, in whitened coordinates (default: from the exact "
+                        "theory)")  # fmt: skip
+    parser.add_argument("--gamma", type=float, default=DEFAULTS.gamma,
+                        help="the localization, in whitened coordinates (default: from the "
+                        "exact theory)")  # fmt: skip
+    add_device_argument(parser)
     parser.add_argument("--no-measure", action="store_true", help="certificates only")
     parser.add_argument("--only", action="append", default=[], metavar="WEIGHT",
                         help="measure only this reader (its weight's name)")  # fmt: skip
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
     add_executor_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -93,10 +110,8 @@ def run(args: argparse.Namespace) -> int:
         here = isinstance(executor, InProcess)
         result = scan(model, inputs, targets, loss=loss, progress=progress,
                       sampling=sampling if here else None, executor=None if here else executor,
-                      measure=not args.no_measure, chains=args.chains, draws=args.draws,
-                      rows=args.rows, hessian_directions=args.hessian_directions,
-                      nbeta_factor=args.nbeta_factor, refine=args.refine, seed=args.seed,
-                      only=tuple(args.only))  # fmt: skip
+                      device=check_device(args.device), measure=not args.no_measure,
+                      only=tuple(args.only), **{name: getattr(args, name) for name in SETTINGS})
     paths = result.report(args.out)
     for row in result.table():
         print_table(list(row.items()))

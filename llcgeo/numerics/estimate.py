@@ -28,6 +28,7 @@ from llcgeo.numerics.paths.curvature import top_eigenvalue
 from llcgeo.numerics.paths.data import checked_data
 from llcgeo.numerics.paths.module import LOW_PRECISION, parameter_shapes
 from llcgeo.numerics.paths.pairing import check_pairing
+from llcgeo.numerics.paths.preconditioned import preconditioned
 from llcgeo.numerics.paths.problem import Problem
 from llcgeo.numerics.plan import check_run
 from llcgeo.numerics.result import LLCEstimate
@@ -50,6 +51,7 @@ def estimate_llc(
     seed: int = 0,
     progress=None,
     output_fn=None,
+    preconditioner=None,
 ) -> LLCEstimate:
     """``nbeta * (mean_k L(w_k) - L(w*))`` averaged over chains, ``w*`` the model's parameters.
 
@@ -64,6 +66,10 @@ def estimate_llc(
     entries that move (devinterp's semantics); ``progress(done, total)`` is called as it runs.
     ``output_fn`` maps what ``forward`` returns to the tensor the loss reads, for a model whose
     output is a tuple or a dict (``lambda out: out[0]``; canonical-interp's ``unpack_fn``).
+    ``preconditioner``, a matrix ``P`` with one row for each entry that moves (``param_masks``,
+    in ``named_parameters()`` order), samples ``w = w* + P u`` instead: ``eps`` and ``gamma``
+    act on ``u`` (:mod:`llcgeo.numerics.paths.preconditioned`; ``llcgeo.scanner.reusable`` gives the
+    one a scan row used).
 
     The run is planned before its first step (:mod:`llcgeo.numerics.plan`): one that would
     need more memory or time than the budget (2 GB and 10 minutes; ``LLCGEO_MAX_MEMORY_GB``
@@ -78,6 +84,9 @@ def estimate_llc(
     shapes = parameter_shapes(checked_model(model, config))
     x, y = checked_data(inputs, targets)
     check_pairing(model, x, y, loss, output_fn)
+    if preconditioner is not None:
+        model, param_masks = preconditioned(model, param_masks, preconditioner), None
+        shapes = parameter_shapes(model)
     with thread_policy(config.chains * sum(s.numel() for s in shapes.values()), target):
         problem = model_problem(model, x, y, config, param_masks, loss, target,
                                 output_fn)  # fmt: skip

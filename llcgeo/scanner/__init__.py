@@ -22,6 +22,7 @@ it, with the rest of the network frozen:
 """
 from __future__ import annotations
 
+from llcgeo.scanner.reuse import Reusable, reusable
 from llcgeo.scanner.rows import (
     NOT_MEASURED,
     NormSummary,
@@ -38,10 +39,12 @@ __all__ = [
     "NOT_MEASURED",
     "NormSummary",
     "PairJob",
+    "Reusable",
     "ScanResult",
     "ScanRow",
     "ScanSettings",
     "register_norm",
+    "reusable",
     "row_of",
     "run_scan",
     "scan_pair",

@@ -10,31 +10,19 @@ of the quotient's Hessian, so:
   ``w* + span B`` with the rest of the reader at ``w*``, is exactly ``k r / 2`` where ``H_B``
   has full rank, and lies between half its rank and ``k r / 2`` otherwise.
 
-The block is sampled in the coordinates that whiten ``H_B`` over one decade of curvature:
-``w = w* + B V S u`` with ``H_B = V diag(lambda) V^T`` and ``S = diag(lambda + floor)^(-1/2)``,
-``floor = lambda_max / WHITENED_RANGE``. The quadratic model in ``u`` is then
-``1/2 u^T diag(mu) u``, ``mu = lambda / (lambda + floor)``: the curvatures of the top decade
-all lie between 1/2 and 1 and relax at about one rate, so a few thousand steps sample what the
-raw coordinates, whose curvatures span several decades, need tens of thousands for. Below the
-floor the localization confines, as tightly as plain chains would (:mod:`llcgeo.scanner`
-raises it to that): whitening every decade would send the chains far along nearly flat
-directions, where terms beyond the quadratic take over. The LLC does not depend on the
-coordinates; the estimator at a finite step and localization does, and its exact expectation
-is taken in these coordinates, on ``mu``.
+Whole or block, the measured part is sampled in the coordinates that whiten its Hessian
+(:func:`whitening`): ``w = w* + B V S u`` with ``H = V diag(lambda) V^T`` and
+``S = diag(max(lambda, lambda_soft))^(-1/2)``, ``lambda_soft`` the smallest eigenvalue counted.
+The quadratic model in ``u`` is then ``1/2 |u|^2`` on every counted direction, which all relax
+at one rate. The LLC does not depend on the coordinates; the estimator at a finite step and
+localization does, and its exact expectation is taken in these coordinates.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch import nn
-from torch.func import functional_call
-from torch.nn.utils import parameters_to_vector
 
-from llcgeo.numerics.paths.module import named_parts
-from llcgeo.scanner.reader import as_buffers
-
-WHITENED_RANGE = 10.0  # the decade of curvatures whitened; below it the localization confines
+from llcgeo.reconcile.stats import numerical_rank
 
 
 def block_outputs(rows: int, budget: int) -> int:
@@ -43,32 +31,19 @@ def block_outputs(rows: int, budget: int) -> int:
     return max(1, budget // rows)
 
 
-class Whitened(nn.Module):
-    """``model`` (with named parameters, all of them moving in the reader) as a function of the
-    whitened coordinates ``u`` alone: ``w = centre + transform u``."""
-
-    def __init__(self, model: nn.Module, transform: torch.Tensor):
-        super().__init__()
-        self.shapes = {name: p.shape for name, p in model.named_parameters()}
-        centre = parameters_to_vector(model.parameters()).detach()
-        self.model = as_buffers(model)
-        self.register_buffer("centre", centre)
-        self.register_buffer("transform", transform.to(centre))
-        self.u = nn.Parameter(centre.new_zeros(transform.shape[1]))
-
-    def forward(self, *args, **kwargs):
-        parts = named_parts(torch.addmv(self.centre, self.transform, self.u), self.shapes)
-        # attention's fused kernels have no batching rule: the chains run as one batch
-        with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH):
-            return functional_call(self.model, parts, args, kwargs)
-
-
-def whitening(hessian: np.ndarray):
-    """``(eigenvalues, transform, mu)`` of the block's Hessian: its eigenvalues (clipped at 0),
-    the map ``V S`` from whitened coordinates to the block's, and the Hessian's spectrum in
-    those coordinates, ``lambda / (lambda + floor)``."""
+def whitening(hessian: np.ndarray, shrink: float = 1.0):
+    """``(eigenvalues, transform, mu)`` of a Hessian on the quotient: its eigenvalues (clipped
+    at 0), the map ``V S`` from whitened coordinates to the quotient's, and the Hessian's
+    spectrum in those coordinates. ``S = diag(lambda)^(-1/2)`` on the eigenvalues
+    :func:`~llcgeo.reconcile.stats.numerical_rank` counts, so each of them gets curvature 1;
+    an uncounted one (flat, or nearly, but not proven so by the certificate) is scaled as the
+    softest counted one times ``shrink``: the localization alone confines it, and ``shrink``
+    (the square root of the localization's share of ``nbeta``) confines it as tightly as the
+    softest counted direction, away from the terms beyond the quadratic."""
     values, vectors = np.linalg.eigh(hessian)
     values = np.clip(values, 0.0, None)
-    floor = values.max(initial=0.0) / WHITENED_RANGE or 1.0
-    scale = (values + floor) ** -0.5
+    rank, _ = numerical_rank(values)
+    soft = float(np.sort(values)[-rank]) if rank else 1.0
+    counted = values >= soft
+    scale = np.where(counted, np.maximum(values, soft) ** -0.5, shrink * soft**-0.5)
     return values, vectors * scale, values * scale**2

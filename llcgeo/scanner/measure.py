@@ -1,23 +1,47 @@
-"""One (norm, reader) pair's row: certified, refitted, its Hessian ranked, sampled, judged."""
+"""One (norm, reader) pair's row: certified, refitted, its Hessian ranked, sampled, judged.
+
+The measured column is an LLC, not the estimator's value at settings that cannot reach one:
+
+* the reader is refitted to the minimum of its loss near the trained point (L-BFGS, then Newton
+  steps on the exact Hessian of its quotient), and that Hessian is computed whole, in float64,
+  up to ``hessian_directions`` directions (past that, a block of it: :mod:`~llcgeo.scanner.block`);
+* the chains move in the coordinates that whiten that Hessian,
+  ``w = w* + B V Lambda^(-1/2) u`` (:func:`~llcgeo.scanner.block.whitening`), where every
+  direction the Hessian counts has curvature 1 and relaxes at one rate;
+* the step and the localization come from the exact theory of the estimator on that quadratic
+  (``SCAN_TARGETS``: a step bias of at most 2%, a localization deficit of at most 1%), with no
+  cap on the burn-in, and the exact expectation there must reach ``LLC_SHARE`` of the LLC;
+* the real run's shift from the same chains on the quadratic model is held to
+  ``SHIFT_LIMIT``; where it is beyond, the posterior is taken colder (``nbeta`` times
+  ``NBETA_RAISE``, at most ``NBETA_TRIES`` times) until the quadratic model describes the loss
+  at the scale the chains explore, and the row says so.
+
+The verdict compares the measured LLC with the prediction (within ``SHIFT_LIMIT`` of it plus
+three standard errors, or inside a proven interval), on chains that pass every rule of the one
+protocol (:mod:`llcgeo.reconcile.protocol`); the sampler's own check (the quadratic run against
+its exact expectation) is reported beside it and must pass too.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import torch
 
-from llcgeo.config import SGLDConfig
+from llcgeo.config import SGLDConfig, Targets
 from llcgeo.errors import EstimationError, LLCGeoError, ScanError, in_brief
 from llcgeo.numerics.device import resolve_dtype
 from llcgeo.numerics.measurements.quadratic_model import measure_with_quadratic
 from llcgeo.numerics.paths.losses import CrossEntropy
+from llcgeo.numerics.paths.preconditioned import Preconditioned
 from llcgeo.reconcile.model import EstimateSummary
 from llcgeo.reconcile.protocol import Coupled, coupled_verdict
 from llcgeo.reconcile.stats import numerical_rank
-from llcgeo.scanner.block import WHITENED_RANGE, Whitened, block_outputs, whitening
+from llcgeo.scanner.block import block_outputs, whitening
 from llcgeo.scanner.certify import (
     certify,
     image_spec,
@@ -26,6 +50,7 @@ from llcgeo.scanner.certify import (
     quotient_basis,
 )
 from llcgeo.scanner.reader import (
+    NoMinimum,
     features,
     frozen_upstream,
     head_model,
@@ -37,29 +62,55 @@ from llcgeo.scanner.reader import (
 )
 from llcgeo.scanner.rows import NOT_MEASURED, ScanRow, ScanSettings
 from llcgeo.scanner.trace import Norm, Reader
-from llcgeo.theory.calibration import network_nbeta, network_recommendation
+from llcgeo.theory.calibration import network_nbeta, recommend
 from llcgeo.theory.sgld import energy_autocorrelation_time, expected_sgld_estimate
-from llcgeo.thresholds import ESS_MIN, RANK_GAP
+from llcgeo.thresholds import ESS_MIN, RANK_GAP, SHIFT_LIMIT, Z_AGREE
 
-ESS_MARGIN = 1.25  # the autocorrelation times are exact for the quadratic model alone
+ESS_MARGIN = 2.0  # the autocorrelation times are exact for the quadratic model alone
+SCAN_TARGETS = Targets(bias=0.02, localization=0.01, se=0.5)  # draws come from the ESS rule
+LLC_SHARE = 0.97  # the exact expectation at the chosen settings, as a share of the LLC
+NBETA_RAISE, NBETA_TRIES = 10.0, 3
+
+
+class NotMeasured(Exception):
+    """A row that is certified and ranked, but has no LLC to measure (``why``)."""
+
+    def __init__(self, row: ScanRow, why: str):
+        super().__init__(why)
+        self.row, self.why = row, why
+
+
+@dataclass
+class Prepared:
+    """A reader ready to sample: its model at the refit (float64), the data it reads, the
+    quotient's basis (zero rows for what follows the moving parameters), the Hessian's
+    eigenvalues there, the whitening transform and the spectrum in whitened coordinates."""
+
+    row: ScanRow
+    model: Any
+    x: Any
+    y: torch.Tensor
+    basis: torch.Tensor
+    values: np.ndarray
+    transform: np.ndarray
+    mu: np.ndarray
+
 
 def scan_row(gm, norm: Norm, reader: Reader, x, y, loss, settings, device, steps) -> ScanRow:
+    """The row of one (norm, reader) pair (see the module's note)."""
     classes_read = isinstance(loss, CrossEntropy)
     spec = image_spec(norm, *_norm_parameters(gm, norm))
-    cert = certify(spec, reader, classes_read, settings.refine)
-    row = ScanRow(norm.node, norm.kind, reader.weight, reader.outputs, reader.inputs,
-                  moving_bias(reader, settings.refine), reader.tied,
-                  reader.logits and classes_read, cert, image=cert.image, low="0",
-                  high=str(Fraction(cert.quotient, 2)))  # fmt: skip
+    row = certified_row(norm, reader, spec, classes_read, settings.refine)
     if not settings.measure or (settings.only and reader.weight not in settings.only):
         return replace(row, verdict=NOT_MEASURED, reason="not measured (certificates only)")
     if row.logits and classified_without_end(gm, x, y, loss):
         return replace(row, reason="not measured: " + NO_MINIMUM)
-    within = cert.quotient <= settings.hessian_directions
-    measure = _measured_head if within and is_head(reader, x, classes_read) else _measured_whitened
     try:
-        return measure(row, gm, reader, spec, (x, y, loss), settings, device, classes_read,
-                       steps)  # fmt: skip
+        prepared = prepare(row, gm, reader, spec, (x, y, loss), settings)
+        row = prepared.row
+        return _measured(prepared, loss, settings, device, steps)
+    except NotMeasured as refused:
+        return replace(refused.row, reason=f"not measured: {refused.why}")
     except LLCGeoError as error:
         return replace(row, reason=f"not measured: {error}")
     except (RuntimeError, ValueError, IndexError, TypeError) as error:  # torch, on this model
@@ -67,64 +118,174 @@ def scan_row(gm, norm: Norm, reader: Reader, x, y, loss, settings, device, steps
                        f"({in_brief(error)})")  # fmt: skip
 
 
+def certified_row(norm: Norm, reader: Reader, spec, classes_read: bool, refine: str) -> ScanRow:
+    cert = certify(spec, reader, classes_read, refine)
+    return ScanRow(norm.node, norm.kind, reader.weight, reader.outputs, reader.inputs,
+                   moving_bias(reader, refine), reader.tied, reader.logits and classes_read,
+                   cert, image=cert.image, low="0",
+                   high=str(Fraction(cert.quotient, 2)))  # fmt: skip
+
+
 def _norm_parameters(gm, norm: Norm):
     def values(name):
-        return (
-            None
-            if name is None
-            else [float(v) for v in gm.get_parameter(name).detach().reshape(-1)]
-        )
+        if name is None:
+            return None
+        return [float(v) for v in gm.get_parameter(name).detach().reshape(-1)]
 
     return values(norm.gain), values(norm.bias)
 
 
-def _measured_head(row, gm, reader, spec, data, settings, device, classes_read, steps):
-    """A softmax head within the budget, as the ``network`` suite measures one: an
-    ``nn.Linear`` on its input features, sampled in its own coordinates."""
+def prepare(row: ScanRow, gm, reader: Reader, spec, data, settings: ScanSettings) -> Prepared:
+    """The reader refitted, its quotient's Hessian computed whole (or a block's, past
+    ``hessian_directions``), ranked and whitened."""
     x, y, loss = data
-    refine = settings.refine
-    basis = torch.from_numpy(_basis(row, spec, reader, classes_read, refine))
-    model, masks = head_model(gm, reader, moving_bias(reader, refine))
-    x, y = features(gm, reader, x), y.reshape(-1)
-    padded = _padded(basis, sum(p.numel() for p in model.parameters()))
-    before, after = refit(model, x, y, loss, padded)
-    h_q = quotient_hessian(model, x, y, loss, padded)
-    values = np.clip(np.linalg.eigvalsh(h_q), 0.0, None)
-    row = _ranked(row, values, before, after)
-    hessian = basis @ torch.from_numpy(h_q) @ basis.T
-    spectrum = np.concatenate([values, np.zeros(row.certificate.flat)])
-    r, nbeta = _settings(spectrum, _row_count(y, loss), settings)
-    return _sampled(row, model, masks, hessian, spectrum, (x, y, loss), settings, device, steps,
-                    (r, nbeta, settings.draws))  # fmt: skip
-
-
-def _measured_whitened(row, gm, reader, spec, data, settings, device, classes_read, steps):
-    """Any other reader (:mod:`llcgeo.scanner.block`): its quotient, or the block of it the
-    budget holds, refitted, its Hessian's rank proven, sampled in whitened coordinates."""
-    x, y, loss = data
+    classes_read = isinstance(loss, CrossEntropy)
     outputs = output_directions(reader, classes_read)
     taken = min(outputs, block_outputs(row.certificate.quotient // outputs,
                                        settings.hessian_directions))  # fmt: skip
     basis = _basis(row, spec, reader, classes_read, settings.refine, taken)
-    model = reader_model(gm, reader, torch.float64, moving_bias(reader, settings.refine))
-    model, x = frozen_upstream(model, x)
-    padded = _padded(torch.from_numpy(basis), sum(p.numel() for p in model.parameters()))
-    before, after = refit(model, x, y, loss, padded)
-    values, transform, mu = whitening(quotient_hessian(model, x, y, loss, padded))
-    row = _ranked(row, values, before, after)
     if taken < outputs:
         row = replace(row, block=basis.shape[1], block_outputs=taken)
-    sampled = retyped(model, resolve_dtype(settings.dtype))
-    whitened = Whitened(sampled, padded @ torch.from_numpy(transform))
-    r, nbeta = _whitened_settings(values, mu, _row_count(y, loss), settings)
-    plan = (r, nbeta, _draws(r, nbeta, mu, settings))
-    row = _sampled(row, whitened, None, torch.diag(torch.from_numpy(mu)), mu, (x, y, loss),
-                   settings, device, steps, plan)  # fmt: skip
+    bias = moving_bias(reader, settings.refine)
+    if taken == outputs and is_head(reader, x, classes_read):  # two products a step
+        model, x, y = head_model(gm, reader, bias)[0], features(gm, reader, x), y.reshape(-1)
+    else:
+        model, x = frozen_upstream(reader_model(gm, reader, torch.float64, bias), x)
+    padded = _padded(torch.from_numpy(basis), sum(p.numel() for p in model.parameters()))
+    try:
+        before, after = refit(model, x, y, loss, padded)
+    except NoMinimum as error:  # the rank where it is (no bound: not a minimum), and why
+        values = whitening(quotient_hessian(model, x, y, loss, padded))[0]
+        ranked = replace(_ranked(row, values, error.loss, math.nan), low="0")
+        raise NotMeasured(ranked, str(error)) from None
+    values, transform, mu = whitening(quotient_hessian(model, x, y, loss, padded),
+                                      shrink=math.sqrt(SCAN_TARGETS.localization))  # fmt: skip
+    row = _ranked(row, values, before, after)
+    return Prepared(row, model, x, y, padded, values, transform, mu)
+
+
+def _measured(p: Prepared, loss, settings: ScanSettings, device, steps) -> ScanRow:
+    """Sample ``p`` at ``nbeta``, colder while the loss beyond its quadratic model moves the
+    estimate by more than ``SHIFT_LIMIT`` (a fixed ``settings.nbeta`` is kept as given), and
+    once longer where the real chains mix slower than the quadratic model's (its exact
+    autocorrelation time sets the draws, the real loss's own time can be longer)."""
+    nbeta = settings.nbeta or network_nbeta(_row_count(p.y, loss), settings.nbeta_factor)
+    sampled = p.model if p.model.__class__ is torch.nn.Linear else retyped(
+        p.model, resolve_dtype(settings.dtype))  # fmt: skip
+    moving = Preconditioned(sampled, torch.ones(p.basis.shape[0], dtype=torch.bool),
+                            p.basis @ torch.from_numpy(p.transform))  # fmt: skip
+    data = (p.x, p.y, loss)
+    for attempt in range(1 if settings.nbeta else NBETA_TRIES):
+        row = _sampled(p, moving, data, nbeta, settings, device, steps)
+        if abs(row.shift) <= SHIFT_LIMIT * _scale(row) or attempt == NBETA_TRIES - 1:
+            break
+        nbeta *= NBETA_RAISE
+    longer = _longer(row)
+    if longer > 1 and settings.steps is None:
+        row = _sampled(p, moving, data, nbeta, settings, device, steps, longer)
+    colder = "" if attempt == 0 else (f"nbeta raised {NBETA_RAISE**attempt:g}x, to {nbeta:.3g}, "
+                                      "for the quadratic model to describe the loss at the "
+                                      "chains' scale; ")  # fmt: skip
+    return _judged(replace(row, reason=colder + _block_note(row)), settings.chains)
+
+
+def _longer(row: ScanRow) -> float:
+    """How many times longer the chains must run for the bulk ESS the rule asks (1: none)."""
+    ess = min(row.estimate.ess, row.quadratic.ess)
+    if not math.isfinite(ess) or ess >= ESS_MIN:
+        return 1.0
+    return ESS_MARGIN * ESS_MIN / max(ess, 1.0)
+
+
+def _block_note(row: ScanRow) -> str:
     if row.block is None:
-        return row
-    first = "the first output" if taken == 1 else f"the first {taken} outputs"
-    return replace(row, reason=f"on a block of {row.block} of the {row.certificate.quotient} "
-                   f"directions ({first}): " + row.reason)  # fmt: skip
+        return ""
+    first = "the first output" if row.block_outputs == 1 else \
+        f"the first {row.block_outputs} outputs"
+    return f"on a block of {row.block} of the {row.certificate.quotient} directions ({first}); "
+
+
+def settings_for(p: Prepared, nbeta: float, settings: ScanSettings,
+                 longer: float = 1.0) -> SGLDConfig:  # fmt: skip
+    """The SGLD settings in whitened coordinates: ``eps`` and ``gamma`` from the exact theory
+    (``SCAN_TARGETS``), or as given; draws for a bulk ESS of ``ESS_MARGIN * ESS_MIN``; refused
+    where the exact expectation falls short of ``LLC_SHARE`` of the measured part's LLC."""
+    counted = p.mu[p.mu > 0.5]  # curvature 1; the rest the localization confines
+    r = recommend(counted, nbeta=nbeta, bias=SCAN_TARGETS.bias, chains=settings.chains,
+                  localization=SCAN_TARGETS.localization, se=SCAN_TARGETS.se,
+                  max_steps=10**9)  # fmt: skip
+    eps = settings.eps or r.eps
+    gamma = r.gamma if settings.gamma is None else settings.gamma
+    tau = energy_autocorrelation_time(p.mu, nbeta, gamma, eps)
+    draws = min(settings.draws, math.ceil(longer * ESS_MARGIN * ESS_MIN * tau / settings.chains))
+    steps = settings.steps or r.burnin + draws
+    if steps <= r.burnin:
+        raise EstimationError(f"steps ({steps}) must exceed the burn-in the theory asks for "
+                              f"({r.burnin})")  # fmt: skip
+    return SGLDConfig(eps=eps, gamma=gamma, nbeta=nbeta, chains=settings.chains, steps=steps,
+                      burnin=r.burnin, dtype=settings.dtype)  # fmt: skip
+
+
+def _sampled(p: Prepared, model, data, nbeta: float, settings, device, steps,
+             longer: float = 1.0) -> ScanRow:  # fmt: skip
+    config = settings_for(p, nbeta, settings, longer)
+    expected = expected_sgld_estimate(p.mu, nbeta, config.gamma, config.eps, config.steps,
+                                      config.burnin)  # fmt: skip
+    row = p.row
+    quadratic_llc = float(np.sum(p.mu > 0.5)) / 2  # what the quadratic model's LLC is
+    reach = float(expected.mean) / quadratic_llc
+    if reach < LLC_SHARE:
+        raise EstimationError(
+            f"at eps {config.eps:.3g}, gamma {config.gamma:.3g} and nbeta {nbeta:.3g} (whitened "
+            f"coordinates) the estimator's exact expectation is {expected.mean:.4g}, "
+            f"{reach:.1%} of the quadratic model's LLC {quadratic_llc:g}: these settings "
+            "cannot measure it"
+        )
+    hessian = torch.diag(torch.from_numpy(p.mu))
+    measured = measure_with_quadratic(model, data[0], data[1], data[2], hessian, config,
+                                      seed=settings.seed, device=device, progress=steps)
+    e, q = measured.estimate, measured.quadratic
+    if e.diverged_chains:
+        raise EstimationError(_diverged(len(e.diverged_chains), config, data[2]))
+    shifts = e.per_chain - q.per_chain
+    return replace(row, estimate=EstimateSummary.of(e), quadratic=EstimateSummary.of(q),
+                   shift=float(shifts.mean()),
+                   shift_se=float(shifts.std(ddof=1) / math.sqrt(len(shifts))),
+                   expected=float(expected.mean),
+                   expected_se=float(expected.standard_error(settings.chains)),
+                   eps=config.eps, gamma=config.gamma, nbeta=nbeta, burnin=config.burnin,
+                   steps=config.steps)  # fmt: skip
+
+
+def _scale(row: ScanRow) -> float:
+    """The LLC of what is measured: the prediction's upper end (the reader's, or its
+    block's)."""
+    return float(Fraction(row.block_high))
+
+
+def _judged(row: ScanRow, chains: int) -> ScanRow:
+    """The claim (the measured LLC against the prediction) on chains that pass the protocol,
+    and the sampler's check (:mod:`llcgeo.reconcile.protocol`) beside it."""
+    sampler = coupled_verdict(Coupled(row.estimate, row.quadratic, row.expected, row.shift,
+                                      _scale(row), chains))  # fmt: skip
+    claim, said = _against_prediction(row)
+    verdict = claim if sampler.verdict == "agree" else "inconclusive"
+    return replace(row, verdict=verdict, sampler=sampler.verdict,
+                   reason=row.reason + said + "; sampler check: " + sampler.reason)
+
+
+def _against_prediction(row: ScanRow) -> tuple[str, str]:
+    """``agree`` where the measured LLC is within ``SHIFT_LIMIT`` of an exact prediction plus
+    ``Z_AGREE`` standard errors (or inside the proven interval widened by them), else
+    ``disagree``; with the sentence that says so."""
+    low, high = float(Fraction(row.low)), _scale(row)
+    est, se = row.estimate.mean, row.estimate.se
+    allowance = Z_AGREE * se + (SHIFT_LIMIT * high if low == high else 0.0)
+    inside = low - allowance <= est <= high + allowance
+    what = f"{high:g}" if low == high else f"[{low:g}, {high:g}]"
+    verdict = "agree" if inside else "disagree"
+    return verdict, (f"measured {est:.4g} +/- {se:.2g} against the prediction {what} "
+                     f"(allowance {allowance:.3g}): {verdict}")
 
 
 def _basis(row, spec, reader, classes_read: bool, refine: str, taken: int | None = None):
@@ -159,53 +320,6 @@ def _row_count(y: torch.Tensor, loss) -> int:
     return y.numel() if isinstance(loss, CrossEntropy) else y.shape[0]
 
 
-def _settings(spectrum, row_count: int, settings: ScanSettings):
-    """``(recommendation, nbeta)`` for this spectrum on ``row_count`` rows."""
-    nbeta = network_nbeta(row_count, settings.nbeta_factor)
-    r = network_recommendation(spectrum, nbeta=nbeta, chains=settings.chains,
-                               max_burnin=settings.max_burnin)  # fmt: skip
-    return r, nbeta
-
-
-def _whitened_settings(values, mu, row_count: int, settings: ScanSettings):
-    """``(recommendation, nbeta)`` in whitened coordinates. Their localization ``gamma``
-    confines a direction of curvature ``lambda`` as ``gamma (lambda + floor)`` does in the
-    reader's own (``floor``: the whitening's, :func:`~llcgeo.scanner.block.whitening`); it is
-    raised until that is at least the ``gamma`` plain chains would take at these settings, so
-    the whitened chains see no more of the loss beyond its quadratic model than they would."""
-    plain, nbeta = _settings(values, row_count, settings)
-    gamma = plain.gamma * WHITENED_RANGE / float(values.max())
-    rank, _ = numerical_rank(mu)
-    smallest = float(np.sort(mu)[-rank])
-    r = network_recommendation(mu, nbeta=nbeta, chains=settings.chains,
-                               max_burnin=settings.max_burnin,
-                               localization=gamma / (gamma + nbeta * smallest))  # fmt: skip
-    return r, nbeta
-
-
-def _sampled(row, model, masks, hessian, spectrum, data, settings, device, steps, plan):
-    """``plan``: ``(recommendation, nbeta, draws)``."""
-    x, y, loss = data
-    r, nbeta, draws = plan
-    config = SGLDConfig(eps=r.eps, gamma=r.gamma, nbeta=nbeta, chains=settings.chains,
-                        steps=r.burnin + draws, burnin=r.burnin,
-                        dtype=settings.dtype)  # fmt: skip
-    measured = measure_with_quadratic(model, x, y, loss, hessian, config, masks=masks,
-                                      seed=settings.seed, device=device,
-                                      progress=steps)  # fmt: skip
-    e, q = measured.estimate, measured.quadratic
-    if e.diverged_chains:
-        raise EstimationError(_diverged(len(e.diverged_chains), config, loss))
-    shifts = e.per_chain - q.per_chain
-    expected = expected_sgld_estimate(spectrum, nbeta, r.gamma, r.eps, config.steps, r.burnin)
-    shift_se = float(shifts.std(ddof=1) / math.sqrt(len(shifts)))
-    row = replace(row, estimate=EstimateSummary.of(e), quadratic=EstimateSummary.of(q),
-                   shift=float(shifts.mean()), shift_se=shift_se, expected=float(expected.mean),
-                   expected_se=float(expected.standard_error(settings.chains)), eps=r.eps,
-                   gamma=r.gamma, nbeta=nbeta)  # fmt: skip
-    return _judged(row, settings.chains)
-
-
 NO_MINIMUM = (
     "the loss has no minimum at finite weights: every sample is classified correctly, so "
     "scaling the logits up lowers the cross-entropy without end; train with label smoothing "
@@ -233,19 +347,3 @@ def _diverged(count: int, config: SGLDConfig, loss) -> str:
     plain = isinstance(loss, CrossEntropy) and not loss.label_smoothing
     return text + ("; a classifier trained without label smoothing or weight decay may have no "
                    "minimum at finite weights" if plain else "")  # fmt: skip
-
-
-def _draws(r, nbeta: float, spectrum: np.ndarray, settings: ScanSettings) -> int:
-    """Draws a chain for a bulk ESS of ``ESS_MARGIN`` times ``ESS_MIN`` over the chains, at most
-    ``settings.draws``, from the quadratic model's exact autocorrelation time."""
-    tau = energy_autocorrelation_time(spectrum, nbeta, r.gamma, r.eps)
-    return min(settings.draws, math.ceil(ESS_MARGIN * ESS_MIN * tau / settings.chains))
-
-
-def _judged(row: ScanRow, chains: int) -> ScanRow:
-    """The coupled-measurement verdict (:mod:`llcgeo.reconcile.protocol`), the shift held to
-    the lower end of the prediction (or the measured part's upper end where that is 0)."""
-    scale = float(Fraction(row.low)) or float(Fraction(row.block_high))
-    judged = coupled_verdict(Coupled(row.estimate, row.quadratic, row.expected, row.shift,
-                                     scale, chains))  # fmt: skip
-    return replace(row, verdict=judged.verdict, reason=judged.reason)

@@ -4,7 +4,7 @@ Hessian on the reader's quotient.
 :func:`reader_model` copies the traced graph, turns every other parameter into a buffer and
 gives the reader node parameters of its own (``reader_weight``, ``reader_bias``): a tied weight
 then moves only where this reader reads it. The copy is an ``nn.Module`` like any other, so
-:func:`llcgeo.numerics.paths.choose.model_problem` samples it on the general path.
+:func:`llcgeo.numerics.estimate.model_problem` samples it on the general path.
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ from llcgeo.limits import check_budget
 from llcgeo.numerics.measurements.heads import MINIMUM_GRADIENT, linear_head
 from llcgeo.numerics.paths.data import take
 from llcgeo.numerics.paths.module import copied, named_parts
-from llcgeo.reconcile.stats import numerical_rank
 from llcgeo.scanner.trace import Reader
+from llcgeo.thresholds import FLAT
 
 WEIGHT, BIAS = "reader_weight", "reader_bias"
 REFIT_ITERATIONS = 500
-NEWTON_STEPS = 3  # from where L-BFGS stops, each squares the gradient's relative size
+NEWTON_STEPS = 20  # damped; near the minimum each squares the gradient's relative size
+DAMPING_TRIES = 30  # each raises the damping tenfold
 DIRECTIONS_AT_ONCE = 32  # Hessian-vector products batched together
 
 
@@ -163,31 +164,65 @@ def _mean_loss(model, x, y, loss):
 
 def refit(model, x, y, loss, basis: torch.Tensor) -> tuple[float, float]:
     """Move ``model``'s reader to the minimum of its loss near where it is (L-BFGS on the
-    quotient, in float64, then Newton steps on the exact Hessian where L-BFGS stops short; the
-    certified-flat directions cannot lower it). Returns the loss before and after; refuses a
-    point whose gradient on the quotient stays above ``MINIMUM_GRADIENT``, the network suite's
-    bar for a fitted head."""
+    quotient, in float64, as a start, then damped Newton steps on its exact Hessian: each
+    step the Levenberg-Marquardt one that lowers the loss, so an indefinite Hessian on the
+    way cannot throw it off; the certified-flat directions cannot lower it). Returns the loss
+    before and after; refuses, with the trained point's gradient, a point whose gradient on
+    the quotient stays above ``MINIMUM_GRADIENT``."""
     value = _mean_loss(model, x, y, loss)
     start = parameters_to_vector(model.parameters()).detach()
     moved = _lbfgs(value, start, basis)
-    gradient = basis.T @ grad(value)(moved)
+    gradient, damping = basis.T @ grad(value)(moved), 0.0
     for _ in range(NEWTON_STEPS):
         if float(gradient.norm()) < MINIMUM_GRADIENT:
             break
-        with torch.no_grad():
-            vector_to_parameters(moved.clone(), model.parameters())
-        moved = moved + basis @ _newton_step(quotient_hessian(model, x, y, loss, basis), gradient)
+        _place(model, moved)
+        hessian = quotient_hessian(model, x, y, loss, basis)
+        moved, damping = _damped_newton(value, moved, basis, hessian, gradient, damping)
         gradient = basis.T @ grad(value)(moved)
+    _place(model, moved if float(gradient.norm()) < MINIMUM_GRADIENT else start)
     if not float(gradient.norm()) < MINIMUM_GRADIENT:
-        raise EstimationError(
-            f"the reader's loss has no minimum within reach: its gradient is "
-            f"{float(gradient.norm()):.3g} after "
-            f"{REFIT_ITERATIONS} L-BFGS iterations and {NEWTON_STEPS} Newton steps (a minimum "
-            f"needs below {MINIMUM_GRADIENT:g})"
+        trained = float((basis.T @ grad(value)(start)).norm())
+        raise NoMinimum(
+            float(value(start)),
+            f"the reader's loss has no minimum within reach: its gradient on the quotient is "
+            f"{trained:.3g} at the trained point and {float(gradient.norm()):.3g} after L-BFGS "
+            f"and {NEWTON_STEPS} damped Newton steps (a minimum needs below "
+            f"{MINIMUM_GRADIENT:g})"
         )
-    with torch.no_grad():
-        vector_to_parameters(moved.clone(), model.parameters())
     return float(value(start)), float(value(moved))
+
+
+class NoMinimum(EstimationError):
+    """The refit found no minimum near the trained point, whose ``loss`` this is."""
+
+    def __init__(self, loss: float, why: str):
+        super().__init__(why)
+        self.loss = loss
+
+
+def _place(model, vector: torch.Tensor) -> None:
+    with torch.no_grad():
+        vector_to_parameters(vector.clone(), model.parameters())
+
+
+def _damped_newton(value, moved, basis, hessian: np.ndarray, gradient, damping: float):
+    """``(point, damping)`` after one Levenberg-Marquardt step ``-(H + mu I)^-1 g``: ``mu`` at
+    least what makes ``H + mu I`` positive definite, raised tenfold until the loss falls (and
+    lowered tenfold after a step that lowers it); the point unchanged where none does."""
+    values, vectors = np.linalg.eigh(hessian)
+    top = max(float(np.abs(values).max()), 1e-300)
+    floor = max(0.0, -float(values.min())) + FLAT * top
+    projected = vectors.T @ gradient.numpy()
+    current = float(value(moved))
+    mu = max(damping, floor)
+    for _ in range(DAMPING_TRIES):
+        step = torch.from_numpy(-vectors @ (projected / (values + mu)))
+        trial = moved + basis @ step
+        if float(value(trial)) < current:
+            return trial, max(mu / 10, floor)
+        mu *= 10
+    return moved, mu
 
 
 def _lbfgs(value, start: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
@@ -203,16 +238,6 @@ def _lbfgs(value, start: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
 
     optimizer.step(closure)
     return (start + basis @ coords.detach()).detach()
-
-
-def _newton_step(hessian: np.ndarray, gradient: torch.Tensor) -> torch.Tensor:
-    """``-H^+ g`` on the eigenvalues :func:`~llcgeo.reconcile.stats.numerical_rank` counts (a
-    direction it does not count is flat: no step along it)."""
-    values, vectors = np.linalg.eigh(hessian)
-    rank, _ = numerical_rank(np.clip(values, 0.0, None))
-    kept, along = values[len(values) - rank :], vectors[:, len(values) - rank :]
-    step = -along @ ((along.T @ gradient.numpy()) / kept)
-    return torch.from_numpy(step)
 
 
 def quotient_hessian(model, x, y, loss, basis: torch.Tensor) -> np.ndarray:

@@ -33,17 +33,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from llcgeo.config import TARGETS
+from llcgeo.config import NBETA_FACTOR, TARGETS
 from llcgeo.errors import SpecError
 from llcgeo.theory.sgld import expected_sgld_estimate
 from llcgeo.thresholds import FLAT, STABILITY_BOUND
 from llcgeo.validate import between, integer, positive
 
 BURNIN_TIMES = 5.0  # relaxation times of the slowest direction spent before recording
-# a trained network's (or a scanned reader's) nbeta is NBETA_FACTOR n / log n: the loss's terms
-# beyond the quadratic shift the estimate by O(1/nbeta), and a colder posterior keeps that shift
-# small beside the standard error while leaving the LLC (a property of the loss) as it is
-NBETA_FACTOR = 50.0
 # those runs choose their own draws (only eps, gamma and the burn-in are taken), so the
 # standard-error target and the step budget only have to be met, never bind
 NETWORK_SE, NETWORK_MAX_STEPS = 0.5, 10**7

@@ -1,7 +1,9 @@
-"""A scan end to end: a small classifier measured and judged; the network suite's heads
-reproduced; the command line from a torch.export file, and its refusals."""
+"""A scan end to end: a small classifier measured and judged; the network suite's heads'
+predictions reproduced and their LLC measured; the command line from a torch.export file, and
+its refusals."""
 
 import json
+import re
 from dataclasses import replace
 from fractions import Fraction
 
@@ -63,13 +65,15 @@ def test_the_network_suites_head_rows_are_reproduced(model_name):
     trained = _suite_model(job)
     inputs, labels = network._data(job)
     s = scan(trained, inputs, labels, loss=cross_entropy(0.1), chains=job.chains,
-             draws=job.draws, max_burnin=job.max_burnin, refine=job.refine,
-             rows=len(labels), only=("head.weight",))  # fmt: skip
+             refine=job.refine, rows=len(labels), only=("head.weight",))  # fmt: skip
     row = next(r for r in s.rows if r.logits)
+    # the same head, the same exact prediction and rank; the scan measures the LLC itself
+    # (whitened, at settings that reach it), where the suite holds its estimate to the
+    # estimator's expectation at plain settings
     assert Fraction(row.high) == Fraction(record.llc) and row.rank == record.rank
     assert row.verdict == "agree", row.reason
-    se = (row.estimate.se**2 + record.estimate.se**2) ** 0.5
-    assert abs(row.estimate.mean - record.estimate.mean) < 4 * se
+    llc = float(Fraction(record.llc))
+    assert abs(row.estimate.mean - llc) <= 0.05 * llc + 3 * row.estimate.se
 
 
 def _suite_model(job):
@@ -97,7 +101,7 @@ def test_the_command_scans_a_torch_export_file(tmp_path, capsys):
                        "--loss", "cross_entropy", "--label-smoothing", "0.1", "--out",
                        str(tmp_path / "out"), "--no-measure"])  # fmt: skip
     assert status == 0
-    assert "certified flat   9" in capsys.readouterr().out
+    assert re.search(r"certified flat +9\n", capsys.readouterr().out)
     assert (tmp_path / "out" / "scan.csv").is_file()
 
 

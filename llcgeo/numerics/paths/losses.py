@@ -77,6 +77,10 @@ def per_sample_loss(loss) -> PerSampleLoss:
     raise EstimationError(f"loss must be one of {LOSSES} or a callable, got {loss!r}")
 
 
+def _per_sample(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(["n", *map(str, shape)]) + ")"
+
+
 def named_loss(loss) -> str | None:
     """The name in ``LOSSES`` that ``loss`` is (a :class:`CrossEntropy` at any smoothing is
     the cross-entropy), or ``None`` for another callable: the name decides which targets are
@@ -117,11 +121,16 @@ def check_targets(loss, per_sample: tuple[int, ...], targets: torch.Tensor) -> N
     (class labels taken as numbers), labels outside the model's ``K`` classes, shapes that do
     not pair. ``per_sample`` is the shape of the model's output for one sample (its last entry
     ``K`` under the cross-entropy)."""
+    per_sample = tuple(per_sample)
     if loss == "gaussian":
         check_gaussian_targets(targets)
+        if tuple(targets.shape[1:]) != per_sample:
+            raise EstimationError(
+                f"the model's outputs have shape {_per_sample(per_sample)} but the targets have "
+                f"shape {_per_sample(tuple(targets.shape[1:]))}"
+            )
     if loss != "cross_entropy":
         return
-    per_sample = tuple(per_sample)
     if not per_sample:
         raise EstimationError(
             "cross_entropy reads K logits a sample, but the model's output is one number a "

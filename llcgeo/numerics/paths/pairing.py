@@ -42,10 +42,26 @@ def check_pairing(model: torch.nn.Module, x: Data, y: torch.Tensor, loss, output
         check_gaussian_targets(y)
     _token_ids_in_range(_exported_tables(model, x), x)
     first, targets = _probe_rows(model, x, y)
-    with _embedding_inputs(model) as seen:
-        activations = probe(model, first, targets, per_sample_loss(loss), named, output_fn)
+    try:
+        with _embedding_inputs(model) as seen, _evaluation_mode(model):
+            activations = probe(model, first, targets, per_sample_loss(loss), named, output_fn)
+    except _IdsOutside as outside:
+        _token_ids_in_range(_tables(first, outside.seen), x)
+        module, ids = outside.seen[-1]
+        raise EstimationError(
+            f"an embedding of the model, {_short(module)}, is given ids "
+            f"{int(ids.min())}..{int(ids.max())}, outside its {module.num_embeddings} rows"
+        ) from None
     _token_ids_in_range(_tables(first, seen), x)
     return activations
+
+
+class _IdsOutside(EstimationError):
+    """An embedding met ids outside its rows on the probe (``seen``: what each read)."""
+
+    def __init__(self, seen):
+        super().__init__("token ids outside an embedding's rows")
+        self.seen = seen
 
 
 def finite_parameters(model: torch.nn.Module) -> None:
@@ -98,7 +114,7 @@ def _fits(tensor: torch.Tensor, example: torch.Tensor, what: str) -> None:
 
 
 def _fits_first_layer(model: torch.nn.Module, x: torch.Tensor) -> None:
-    first = next((m for m in model.modules() if _is_leaf(m) and _has_parameters(m)), None)
+    first = _first_layer(model)
     if isinstance(first, torch.nn.Linear):
         if not x.is_floating_point():
             raise EstimationError(
@@ -120,6 +136,14 @@ def _fits_first_layer(model: torch.nn.Module, x: torch.Tensor) -> None:
         _token_ids_in_range([("inputs", first.num_embeddings)], x)
 
 
+def _first_layer(model: torch.nn.Module):
+    """The layer the inputs meet first, where the model's structure says so (a layer itself,
+    or the head of a ``Sequential``); ``None`` where only its ``forward`` knows."""
+    while isinstance(model, torch.nn.Sequential) and len(model):
+        model = model[0]
+    return model if isinstance(model, (torch.nn.Linear, *EMBEDDINGS)) else None
+
+
 def _probe_rows(model: torch.nn.Module, x: Data, y: torch.Tensor) -> tuple[Data, torch.Tensor]:
     """Two samples of ``x``, and the targets, where the model's parameters are and in their
     floating dtype."""
@@ -130,12 +154,33 @@ def _probe_rows(model: torch.nn.Module, x: Data, y: torch.Tensor) -> tuple[Data,
 
 
 @contextlib.contextmanager
+def _evaluation_mode(model: torch.nn.Module):
+    """``model`` in evaluation mode while the block runs (a probe must not move batch norm's
+    running statistics, nor draw a dropout mask), each module's own mode restored after."""
+    modes = [(m, m.training) for m in model.modules()]
+    for module, _ in modes:  # not model.eval(): an exported program's module refuses it
+        module.training = False
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+@contextlib.contextmanager
 def _embedding_inputs(model: torch.nn.Module):
     """The tensors each embedding module is called on while the block runs."""
     seen: list[tuple[torch.nn.Module, torch.Tensor]] = []
 
     def record(module, inputs):
+        if inputs and torch.is_tensor(inputs[0]) and inputs[0].is_floating_point():
+            raise EstimationError(f"an embedding of the model, {_short(module)}, is given "
+                                  "floats: give it token ids (integers)")  # fmt: skip
         seen.append((module, inputs[0]))
+        ids = inputs[0] if inputs and torch.is_tensor(inputs[0]) else None
+        rows = module.num_embeddings
+        if ids is not None and ids.numel() and (ids.min() < 0 or ids.max() >= rows):
+            raise _IdsOutside(seen)  # before the embedding fails with torch's IndexError
 
     handles = [m.register_forward_pre_hook(record) for m in model.modules()
                if isinstance(m, EMBEDDINGS)]  # fmt: skip
@@ -147,9 +192,15 @@ def _embedding_inputs(model: torch.nn.Module):
 
 
 def _tables(first: Data, seen) -> list[tuple[str, int]]:
-    """``(input name, rows)`` of every embedding module seen reading the probe's own tensors."""
+    """``(input name, rows)`` of every embedding module seen reading the probe's rows of an
+    input as they are."""
     named = first if isinstance(first, dict) else {"inputs": first}
-    return [(k, m.num_embeddings) for m, t in seen for k, v in named.items() if t is v]
+    return [(k, m.num_embeddings) for m, t in seen for k, v in named.items() if _same(t, v)]
+
+
+def _same(a, b) -> bool:
+    """Whether an embedding read the probe's own rows of an input (not a value made from it)."""
+    return torch.is_tensor(a) and a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b)
 
 
 def _exported_tables(model, x: Data) -> list[tuple[str, int]]:
@@ -182,14 +233,6 @@ def _is_input(node) -> bool:
 
 def _kind(tensor: torch.Tensor) -> str:
     return "floats" if tensor.is_floating_point() else "integers"
-
-
-def _is_leaf(module: torch.nn.Module) -> bool:
-    return not any(True for _ in module.children())
-
-
-def _has_parameters(module: torch.nn.Module) -> bool:
-    return any(True for _ in module.parameters(recurse=False))
 
 
 def _short(module: torch.nn.Module) -> str:
