@@ -103,7 +103,7 @@ def scan_row(gm, norm: Norm, reader: Reader, x, y, loss, settings, device, steps
     row = certified_row(norm, reader, spec, classes_read, settings.refine)
     if not settings.measure or (settings.only and reader.weight not in settings.only):
         return replace(row, verdict=NOT_MEASURED, reason="not measured (certificates only)")
-    if row.logits and classified_without_end(gm, x, y, loss):
+    if reader.direct and row.logits and classified_without_end(gm, x, y, loss):
         return replace(row, reason="not measured: " + NO_MINIMUM)
     try:
         prepared = prepare(row, gm, reader, spec, (x, y, loss), settings)

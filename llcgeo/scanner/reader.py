@@ -288,7 +288,7 @@ def subset(x, y, index):
 def is_head(reader: Reader, x, classes_read: bool) -> bool:
     """Whether the reader's output is the logits the cross-entropy reads: then nothing after it
     but the loss depends on its weight, and it is sampled on its input features alone."""
-    return classes_read and reader.logits and isinstance(x, torch.Tensor)
+    return classes_read and reader.direct and isinstance(x, torch.Tensor)
 
 
 def features(gm: fx.GraphModule, reader: Reader, x: torch.Tensor) -> torch.Tensor:

@@ -71,7 +71,8 @@ class Reader:
     inputs: int
     transposed: bool = False
     tied: bool = False  # the weight is read elsewhere in the network too
-    logits: bool = False  # its output is the network's output
+    logits: bool = False  # its output reaches the network's output, through sums at most
+    direct: bool = False  # its output is the network's output (moved about, nothing added)
 
 
 @dataclass
@@ -135,10 +136,16 @@ def _parameter(node) -> tuple[str, bool] | None:
     return None
 
 
-def _reaches_output(node: fx.Node) -> bool:
-    """Whether ``node``'s value is the graph's output, through movers only."""
+_SUMS = {aten.add.Tensor, aten.sub.Tensor}
+
+
+def _reaches_output(node: fx.Node, through=frozenset()) -> bool:
+    """Whether ``node``'s value is the graph's output, through movers and ``through`` only
+    (``_SUMS``: a term of the logits, as a head on a residual branch is; adding one number to
+    every logit of a term adds it to every logit of the sum, which the cross-entropy ignores)."""
+    passes = _MOVERS | through
     for user in node.users:
-        if user.op == "output" or (user.target in _MOVERS and _reaches_output(user)):
+        if user.op == "output" or (user.target in passes and _reaches_output(user, through)):
             return True
     return False
 
@@ -164,7 +171,7 @@ def _reader(gm: fx.GraphModule, node: fx.Node, source: fx.Node) -> Reader | None
     uses = sum(1 for n in gm.graph.nodes if n.op == "get_attr" and n.target == name
                for _ in n.users)  # fmt: skip
     return Reader(node.name, name, bias_name, outputs, inputs, transposed, tied=uses > 1,
-                  logits=_reaches_output(node))  # fmt: skip
+                  logits=_reaches_output(node, _SUMS), direct=_reaches_output(node))  # fmt: skip
 
 
 def _read(gm: fx.GraphModule, norm: Norm, value: fx.Node) -> None:
