@@ -65,7 +65,7 @@ HEADS = {
 }
 _SCALES = {
     "small": {"hidden": 6, "vocab": 8, "width": 8, "sequences": 192, "length": 8,
-              "chains": 16, "draws": (8000, 16000), "side_draws": 4000, "max_burnin": 2000},
+              "chains": 16, "draws": (8000, 16000), "side_draws": 6000, "max_burnin": 2000},
     "full": {"hidden": 16, "vocab": 16, "width": 32, "sequences": 512, "length": 8,
              "chains": 16, "draws": (40000, 80000), "side_draws": 10000, "max_burnin": 5000},
 }  # fmt: skip
