@@ -39,6 +39,8 @@ _LAZY = {
     "reconcile_case": "llcgeo.reconcile",
     "calibrate": "llcgeo.reconcile.calibration",
     "scan": "llcgeo.report.scan",
+    "scan_run": "llcgeo.report.scan_run",
+    "to_arviz": "llcgeo.report.arviz",
 }
 # subpackages are modules, never functions: ``llcgeo.reconcile`` is always the package
 _SUBPACKAGES = ("theory", "numerics", "reconcile", "report", "commands", "testing")

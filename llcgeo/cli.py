@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from importlib import import_module
 
 from llcgeo.errors import DEBUG_ENV, LLCGeoError, in_brief
-from llcgeo.limits import MEMORY_ENV, TIME_ENV, derivation_seconds, memory_limit, run_seconds
+from llcgeo.limits import MEMORY_ENV, TIME_ENV, Budget, using
 
 COMMANDS = ("predict", "estimate", "verify", "calibrate", "report", "check", "scan")
 
@@ -50,22 +50,19 @@ def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def budget_of(args) -> Budget:
+    """The budget of the limit flags, each flag not given taken from the environment; built,
+    and so checked, before any work (a bad value fails now, not mid-run)."""
+    return Budget.of(args.max_memory, args.time_limit, base=Budget.from_environment())
+
+
 @contextmanager
-def limits_of(args) -> Iterator[None]:
-    """The limit flags, for every layer below while the command runs; the environment is as
-    it was afterwards (``main`` may be called many times in one process)."""
-    given = {TIME_ENV: args.time_limit, MEMORY_ENV: args.max_memory}
-    before = {name: os.environ.get(name) for name in given}
-    try:
-        os.environ.update({name: value for name, value in given.items() if value is not None})
-        derivation_seconds(), run_seconds(), memory_limit()  # a bad value fails now, not mid-run
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+def limits_of(args) -> Iterator[Budget]:
+    """The limit flags' budget in force for every layer below while the command runs (by a
+    context variable: ``main`` may be called many times in one process, and the environment
+    is left as it is)."""
+    with using(budget_of(args)) as budget:
+        yield budget
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,15 +25,21 @@ a reader's whole Hessian    16 384     directions of its quotient computed whole
                                       Hessian-vector products; memory and time planned against
                                       the run's budget); past it, a block of it; raised with
                                       ``llcgeo scan --hessian-directions``
-derivation time            60 s       raised with ``--time-limit SECONDS`` or the environment
-                                      variable ``LLCGEO_TIME_LIMIT``; named families take ms; a
+derivation time            60 s       raised with ``--time-limit SECONDS``, the ``budget=``
+                                      keyword (a :class:`Budget`) or the environment variable
+                                      ``LLCGEO_TIME_LIMIT``; named families take ms; a
                                       forked child does the work and is killed at the deadline
 time of a sampling run      10 min     planned before the first step from the measured cost of
-                                      a few steps; raised with the same ``--time-limit``
+                                      a few steps; raised with the same ``--time-limit``, or
+                                      ``budget=`` (its own field) or ``LLCGEO_TIME_LIMIT``
 memory of a run            2 GB       (or half the RAM, if less) planned before the first
-                                      step; raised with ``--max-memory GB`` or the environment
-                                      variable ``LLCGEO_MAX_MEMORY_GB``
+                                      step; raised with ``--max-memory GB``, ``budget=`` or
+                                      the environment variable ``LLCGEO_MAX_MEMORY_GB``
 =========================  =========  ==========================================================
+
+The last three make up a :class:`Budget`. The environment is read in one place,
+:meth:`Budget.from_environment`: the budget in force when no entry point's ``budget=`` and no
+command's flags set one (:func:`current_budget`).
 
 >>> from llcgeo.parse import parse_expression
 >>> expression_size(parse_expression("(x + y + 1)**3", ["x", "y"]))
@@ -42,7 +48,10 @@ Size(degree=3, terms=10, bits=15)
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import gc
+import inspect
 import math
 import os
 import pickle
@@ -52,7 +61,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -210,16 +220,16 @@ def physical_memory() -> int | None:
         return None
 
 
-def memory_limit() -> int | None:
-    """The most bytes one run may plan to use: ``LLCGEO_MAX_MEMORY_GB`` when set (``inf``: no
-    limit), else ``MEMORY_GB``, or half of this machine's memory where that is less."""
-    given = os.environ.get(MEMORY_ENV, "").strip()
-    if given:
-        gigabytes = _positive_setting(given, f"--max-memory ({MEMORY_ENV})")
-        return None if math.isinf(gigabytes) else int(gigabytes * 2**30)
+def default_memory() -> int:
+    """``MEMORY_GB``, or half of this machine's memory where that is less."""
     total = physical_memory()
     default = int(MEMORY_GB * 2**30)
     return default if total is None else min(default, int(total * MEMORY_FRACTION))
+
+
+def memory_limit() -> int | None:
+    """The most bytes one run may plan to use (``None``: no limit), of :func:`current_budget`."""
+    return current_budget().memory
 
 
 def check_memory(nbytes: float, what: str) -> None:
@@ -238,8 +248,8 @@ def check_budget(nbytes: float, seconds: float | None, what: str) -> None:
     needs = f"{nbytes / 2**30:.3g} GB" + ("" if seconds is None else f" and {_duration(seconds)}")
     raise SpecError(
         f"{what} would need about {needs}, more than the budget of {_gigabytes(memory)} and "
-        f"{_duration(time_limit)}; raise it with --max-memory GB and --time-limit SECONDS (or "
-        f"{MEMORY_ENV} and {TIME_ENV}) if you mean it"
+        f"{_duration(time_limit)}; raise it with --max-memory GB and --time-limit SECONDS "
+        f"(budget= in Python, or {MEMORY_ENV} and {TIME_ENV}) if you mean it"
     )
 
 
@@ -303,23 +313,134 @@ def _positive_setting(text: str, what: str) -> float:
 
 
 def run_seconds() -> float:
-    """The time one sampling run may plan to take: ``LLCGEO_TIME_LIMIT`` when set (``inf``: no
-    bound), else ``RUN_SECONDS``."""
-    given = os.environ.get(TIME_ENV, "").strip()
-    return _positive_setting(given, f"--time-limit ({TIME_ENV})") if given else RUN_SECONDS
+    """The time one sampling run may plan to take (``math.inf``: no bound), of
+    :func:`current_budget`."""
+    return current_budget().run_seconds
 
 
 def derivation_seconds(seconds: float | None = None) -> float:
-    """The time bound of a derivation: ``seconds`` when given, else ``LLCGEO_TIME_LIMIT`` when
-    set, else ``DERIVATION_SECONDS``; ``math.inf`` means no bound."""
+    """The time bound of a derivation: ``seconds`` when given, else that of
+    :func:`current_budget`; ``math.inf`` means no bound."""
     if seconds is None:
-        given = os.environ.get(TIME_ENV, "").strip()
-        return (
-            _positive_setting(given, f"--time-limit ({TIME_ENV})") if given else DERIVATION_SECONDS
-        )
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
-        raise SpecError(f"the time limit must be a positive number of seconds, got {seconds!r}")
-    return float(seconds)
+        return current_budget().derivation_seconds
+    return _positive_number(seconds, "the time limit", "seconds")
+
+
+# --- the budget: memory, run time, derivation time -----------------------------------------------
+
+
+def _positive_number(value, what: str, unit: str) -> float:
+    """``value`` as a float when it is a positive number (``math.inf`` included), else
+    ``SpecError`` naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise SpecError(f"{what} must be a positive number of {unit}, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What one run may plan to use: ``memory`` bytes (``None`` or ``math.inf``: no limit),
+    ``run_seconds`` for a sampling run, ``derivation_seconds`` for an exact derivation
+    (``math.inf``: no bound). Entry points take one as ``budget=``; commands build one from
+    their flags (:meth:`of`); otherwise the environment's is in force (:meth:`from_environment`).
+
+    >>> Budget(memory=2**30, run_seconds=60).derivation_seconds
+    60.0
+    >>> Budget.of(max_memory="inf", time_limit="120")
+    Budget(memory=None, run_seconds=120.0, derivation_seconds=120.0)
+    """
+
+    memory: int | None = field(default_factory=default_memory)
+    run_seconds: float = RUN_SECONDS
+    derivation_seconds: float = DERIVATION_SECONDS
+
+    def __post_init__(self) -> None:
+        # frozen: the checked, normalized values are set past the dataclass's guard
+        if self.memory is not None:
+            nbytes = _positive_number(self.memory, "Budget.memory", "bytes (None: no limit)")
+            object.__setattr__(self, "memory", None if math.isinf(nbytes) else math.ceil(nbytes))
+        for name in ("run_seconds", "derivation_seconds"):
+            seconds = _positive_number(getattr(self, name), f"Budget.{name}", "seconds")
+            object.__setattr__(self, name, seconds)
+
+    @classmethod
+    def of(cls, max_memory=None, time_limit=None, *, base: Budget | None = None) -> Budget:
+        """The budget of the command line's flags: ``max_memory`` gigabytes, ``time_limit``
+        seconds for each derivation and each run alike (text or numbers; ``"inf"``: no bound).
+        A flag not given (``None`` or blank) keeps ``base``'s value (default: the defaults)."""
+        return _with_settings(cls() if base is None else base, max_memory, time_limit,
+                              ("--max-memory", "--time-limit"))  # fmt: skip
+
+    @classmethod
+    def from_environment(cls) -> Budget:
+        """The budget ``LLCGEO_MAX_MEMORY_GB`` and ``LLCGEO_TIME_LIMIT`` set, as the flags do,
+        on the defaults: the one place the package reads them, called afresh each time."""
+        return _with_settings(cls(), os.environ.get(MEMORY_ENV), os.environ.get(TIME_ENV),
+                              (MEMORY_ENV, TIME_ENV))  # fmt: skip
+
+
+def _with_settings(base: Budget, max_memory, time_limit, names: tuple[str, str]) -> Budget:
+    """``base`` with the settings given (gigabytes, seconds); ``names`` say where they came
+    from, for the error."""
+    changes: dict[str, Any] = {}
+    if max_memory is not None and str(max_memory).strip():
+        gigabytes = _positive_setting(str(max_memory).strip(), names[0])
+        changes["memory"] = None if math.isinf(gigabytes) else int(gigabytes * 2**30)
+    if time_limit is not None and str(time_limit).strip():
+        seconds = _positive_setting(str(time_limit).strip(), names[1])
+        changes.update(run_seconds=seconds, derivation_seconds=seconds)
+    return dataclasses.replace(base, **changes)
+
+
+# a context variable, not a global: each thread sees only its own, and a block's budget ends
+# with the block even when it raises
+_IN_FORCE: ContextVar[Budget | None] = ContextVar("llcgeo_budget", default=None)
+
+
+def current_budget() -> Budget:
+    """The budget in force: the innermost :func:`using`'s, else the environment's."""
+    budget = _IN_FORCE.get()
+    return Budget.from_environment() if budget is None else budget
+
+
+@contextmanager
+def using(budget: Budget | None) -> Iterator[Budget]:
+    """Put ``budget`` in force for the block (``None``: leave the one in force)."""
+    if budget is None:
+        yield current_budget()
+        return
+    if not isinstance(budget, Budget):
+        raise SpecError(f"budget must be an llcgeo.limits.Budget or None, got {budget!r}")
+    token = _IN_FORCE.set(budget)
+    try:
+        yield budget
+    finally:
+        _IN_FORCE.reset(token)
+
+
+def with_budget(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` with one more keyword, ``budget`` (a :class:`Budget`, default ``None``:
+    the one in force), under which each call runs."""
+
+    @functools.wraps(function)
+    def bounded(*args, budget: Budget | None = None, **kwargs):
+        with using(budget):
+            return function(*args, **kwargs)
+
+    bounded.__signature__ = _signature_with_budget(function)  # type: ignore[attr-defined]
+    return bounded
+
+
+def _signature_with_budget(function: Callable[..., Any]) -> inspect.Signature:
+    """``function``'s signature with ``budget=None`` as its last keyword (before ``**``), so
+    that help() and editors show it."""
+    signature = inspect.signature(function)
+    parameters = list(signature.parameters.values())
+    budget = inspect.Parameter("budget", inspect.Parameter.KEYWORD_ONLY, default=None,
+                               annotation="Budget | None")  # fmt: skip
+    ends_in_kwargs = bool(parameters) and parameters[-1].kind is inspect.Parameter.VAR_KEYWORD
+    at = len(parameters) - 1 if ends_in_kwargs else len(parameters)
+    return signature.replace(parameters=[*parameters[:at], budget, *parameters[at:]])
 
 
 @contextmanager
@@ -437,5 +558,5 @@ def _unpack(data: bytes, what: str):
 def _too_long(what: str, seconds: float) -> str:
     return (
         f"{what} took longer than the time limit of {seconds:g} s and was stopped; simplify "
-        "the input, or raise the limit (--time-limit SECONDS) if you mean it"
+        "the input, or raise the limit (--time-limit SECONDS, or budget= in Python) if you mean it"
     )

@@ -11,6 +11,8 @@ import dataclasses
 import hashlib
 import json
 import math
+import types
+import typing
 from fractions import Fraction
 from typing import Any
 
@@ -36,6 +38,93 @@ def to_jsonable(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return to_jsonable(obj.tolist())
     return obj
+
+
+def from_jsonable(kind: Any, value: Any) -> Any:
+    """The ``kind`` that :func:`to_jsonable` turned into ``value``, read back by ``kind``'s type
+    hints: dataclasses field by field (a ``"type"`` key must name ``kind``; a key it has no field
+    for, or a field without a default that is missing, is a ``ValueError`` naming it), tuples,
+    optional values, fractions and plain numbers. The one decoder of every stored record.
+
+    >>> from llcgeo.manifolds import Sphere
+    >>> from_jsonable(Sphere, to_jsonable(Sphere(3))) == Sphere(3)
+    True
+    >>> from_jsonable(tuple[float, ...], [1, 2.5])
+    (1.0, 2.5)
+    """
+    if value is None and _optional(kind):
+        return None
+    origin, arguments = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        return _from_union(arguments, value)
+    if dataclasses.is_dataclass(kind):
+        return _from_fields(kind, value)
+    if origin is tuple:
+        return _from_tuple(arguments, value)
+    if origin in (list, dict):
+        return _from_container(origin, arguments, value)
+    return _from_plain(kind, value)
+
+
+def _optional(kind: Any) -> bool:
+    return kind is Any or type(None) in typing.get_args(kind)
+
+
+def _from_union(arguments: tuple, value: Any) -> Any:
+    choices = [a for a in arguments if a is not type(None)]
+    if isinstance(value, dict) and "type" in value:  # a dataclass names itself
+        named = [a for a in choices if getattr(a, "__name__", None) == value["type"]]
+        choices = named or choices
+    errors = []
+    for choice in choices:
+        try:
+            return from_jsonable(choice, value)
+        except (TypeError, ValueError) as error:
+            errors.append(str(error))
+    raise ValueError(f"{value!r} is none of {choices}: {'; '.join(errors)}")
+
+
+def _from_fields(kind: type, value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise ValueError(f"a {kind.__name__} is a JSON object, got {type(value).__name__}")
+    if value.get("type", kind.__name__) != kind.__name__:
+        raise ValueError(f"a record of a {value['type']} where a {kind.__name__} belongs")
+    hints = typing.get_type_hints(kind)
+    fields = {f.name: f for f in dataclasses.fields(kind) if f.init}
+    unknown = sorted(set(value) - set(fields) - {"type"})
+    if unknown:
+        raise ValueError(f"a {kind.__name__} has no field {unknown[0]!r}")
+    given = {name: from_jsonable(hints[name], value[name]) for name in fields if name in value}
+    return kind(**given)
+
+
+def _from_tuple(arguments: tuple, value: Any) -> tuple:
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"a tuple is a JSON array, got {type(value).__name__}")
+    if len(arguments) == 2 and arguments[1] is Ellipsis:
+        return tuple(from_jsonable(arguments[0], v) for v in value)
+    if arguments and len(arguments) != len(value):
+        raise ValueError(f"a tuple of {len(arguments)} items, got {len(value)}")
+    return tuple(value) if not arguments else tuple(map(from_jsonable, arguments, value))
+
+
+def _from_container(origin: type, arguments: tuple, value: Any) -> Any:
+    if origin is list:
+        return [from_jsonable(arguments[0] if arguments else Any, v) for v in value]
+    inner = arguments[1] if arguments else Any
+    return {k: from_jsonable(inner, v) for k, v in value.items()}
+
+
+def _from_plain(kind: Any, value: Any) -> Any:
+    if kind is Any or kind is object:
+        return value
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if kind is Fraction:
+        return Fraction(value)
+    if isinstance(kind, type) and not isinstance(value, kind):
+        raise ValueError(f"expected a {kind.__name__}, got {value!r}")
+    return value
 
 
 NONFINITE = "nonfinite"  # the key of the object that stands for NaN or an infinity in the store

@@ -11,13 +11,16 @@ from llcgeo.commands._common import (
     add_device_argument,
     add_executor_arguments,
     executor_from_args,
+    print_columns,
     print_note,
     print_table,
     step_progress,
 )
 from llcgeo.config import REFINES, ScanSettings, check_device
+from llcgeo.run_config import SINGULAR_MODES, WholeModelSettings
 
 DEFAULTS = ScanSettings()
+WHOLE = WholeModelSettings()
 SETTINGS = ("chains", "draws", "steps", "rows", "hessian_directions", "nbeta_factor", "nbeta",
             "eps", "gamma", "refine", "seed")  # fmt: skip
 
@@ -26,6 +29,13 @@ Scan a trained network: find each normalization (LayerNorm, RMSNorm) and every l
 that reads its output, certify the reader's exactly flat directions from the norm's trained
 gain and bias, predict its weight-refined LLC (exact, or a proven interval), measure it with
 SGLD and judge the two. Writes scan.md, scan.html, scan.json, scan.csv and scan.png.
+
+A training run: give a folder of checkpoints (CKPT_DIR, its .pt2 files named by step, e.g.
+step_000100.pt2: the step is the last integer of the name) or several .pt2 files. Each
+checkpoint is scanned as above, and the whole model's LLC estimated at settings calibrated for
+it; each finished checkpoint is kept in DIR/store, so a rerun (after a crash, or with more
+checkpoints) measures only the new ones. Writes run.md, run.html, run.json, run.csv and
+run.png, the LLC and each reader's wrLLC against the training step.
 
 Only safe formats are loaded, never a pickled object: each file is read once and checked
 member by member before torch or numpy reads it, and anything they would unpickle or run is
@@ -45,7 +55,9 @@ def register(subparsers) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("model", metavar="MODEL.pt2", help="a torch.export program")
+    parser.add_argument("model", nargs="+", metavar="MODEL.pt2",
+                        help="a torch.export program; or a folder of them (CKPT_DIR), or "
+                        "several: the checkpoints of a training run")  # fmt: skip
     parser.add_argument("--data", required=True, metavar="DATA", help=".pt (tensors) or .npz")
     parser.add_argument("--loss", default="gaussian", choices=("gaussian", "cross_entropy"))
     parser.add_argument("--label-smoothing", type=float, default=0.0,
@@ -81,18 +93,43 @@ def register(subparsers) -> None:
                         help="measure only this reader (its weight's name)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
     add_executor_arguments(parser)
+    _add_run_arguments(parser)
     parser.set_defaults(handler=run)
 
 
+def _add_run_arguments(parser) -> None:
+    g = parser.add_argument_group("a training run (a folder of checkpoints, or several)")
+    g.add_argument("--no-whole", action="store_true",
+                   help="skip the whole model's LLC at each checkpoint")  # fmt: skip
+    g.add_argument("--whole-chains", type=int, default=WHOLE.chains,
+                   help="chains of the whole model's estimate")  # fmt: skip
+    g.add_argument("--singular", default=WHOLE.singular, choices=SINGULAR_MODES,
+                   help="llcgeo calibrate's: auto sweeps gamma where more directions are flat "
+                   "than a symmetry explains (long), warn keeps the quadratic choice")  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
-    from llcgeo.numerics.paths.losses import cross_entropy
+    paths = [Path(p) for p in args.model]
+    if len(paths) > 1 or paths[0].is_dir():
+        return run_training(args, paths[0] if paths[0].is_dir() and len(paths) == 1 else paths)
+    return run_one(args)
+
+
+def _loss(args):
+    from llcgeo.numerics import cross_entropy
+
+    return cross_entropy(args.label_smoothing) if args.loss == "cross_entropy" else "gaussian"
+
+
+def run_one(args: argparse.Namespace) -> int:
+    """One trained network: its scan and report."""
     from llcgeo.report.executors import InProcess
     from llcgeo.report.formatting import format_seconds
     from llcgeo.report.scan import scan
 
-    model = load_program(Path(args.model))
+    model = load_program(Path(args.model[0]))
     inputs, targets = load_data(Path(args.data))
-    loss = cross_entropy(args.label_smoothing) if args.loss == "cross_entropy" else "gaussian"
+    loss = _loss(args)
 
     began = time.perf_counter()
 
@@ -118,6 +155,45 @@ def run(args: argparse.Namespace) -> int:
         print()
     print_note(f"report written to {paths.markdown}")
     return 0
+
+
+def run_training(args: argparse.Namespace, checkpoints) -> int:
+    """A training run: each checkpoint scanned (or found in the store), and the run's report."""
+    from llcgeo.report.scan_run import scan_run
+
+    inputs, targets = load_data(Path(args.data))
+    whole = None if args.no_whole else WholeModelSettings(chains=args.whole_chains,
+                                                          singular=args.singular)  # fmt: skip
+    with executor_from_args(args) as executor:
+        result = scan_run(checkpoints, inputs, targets, loss=_loss(args),
+                          out=Path(args.out) / "store", device=check_device(args.device),
+                          executor=executor, progress=_checkpoint_progress, whole=whole,
+                          measure=not args.no_measure, only=tuple(args.only),
+                          **{name: getattr(args, name) for name in SETTINGS})  # fmt: skip
+    paths = result.report(args.out)
+    print_columns(("step", "checkpoint", "whole model LLC", "readers"),
+                  [_checkpoint_line(c) for c in result.checkpoints])  # fmt: skip
+    print_note(f"{result.computed} checkpoints measured, {result.reused} reused from the store; "
+               f"report written to {paths.markdown}")  # fmt: skip
+    return 0
+
+
+def _checkpoint_progress(event) -> None:
+    from llcgeo.report.formatting import format_seconds
+
+    step, _, whole, readers = _checkpoint_line(event.checkpoint)
+    left = "" if event.remaining is None else f", about {format_seconds(event.remaining)} left"
+    print(f"llcgeo scan: checkpoint {event.done}/{event.total} (step {step}): readers "
+          f"{readers}; whole model {whole} "
+          f"({format_seconds(event.elapsed)} so far{left})", file=sys.stderr)  # fmt: skip
+
+
+def _checkpoint_line(c) -> tuple[str, str, str, str]:
+    e = c.model.estimate
+    whole = "-" if e is None else f"{e.mean:.2f} +- {e.se:.2f}"
+    verdicts = [r.verdict for r in c.scan.rows]
+    counts = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts))
+    return str(c.step), c.name, whole, counts
 
 
 def load_program(path: Path):

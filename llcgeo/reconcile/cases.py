@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 
 import llcgeo
+from llcgeo.limits import with_budget
 from llcgeo.numerics.measurements.teacher_student import case_problem, measure_problem
 from llcgeo.reconcile.model import Case, CaseResult
 from llcgeo.reconcile.verdict import decide
@@ -125,6 +126,7 @@ def _beyond(reasons: tuple[str, ...], warnings) -> tuple[str, ...]:
     return tuple(w for w in warnings if not any(w.startswith(r) for r in reasons))
 
 
+@with_budget
 def reconcile_case(case: Case, *, device: str = "auto", progress=None, problem=None) -> CaseResult:
     """Predict, measure and judge one case (see :mod:`llcgeo.reconcile.verdict`); ``problem``,
     when given, is the case's own

@@ -5,8 +5,11 @@ record, seconds)`` in the order they finish; only the calling process writes the
 so the store stays correct whatever runs the cases. A task is an experiment's run function (a
 module-level function, so it pickles by reference), a job (a frozen dataclass) and the device.
 Each case seeds its own generators from its job, so every executor gives the same numbers for the
-same seeds on the same device. In a worker, torch gets ``cores // workers`` threads
-(:func:`llcgeo.numerics.device.use_threads`), so several workers never oversubscribe the cores.
+same seeds on the same device. Each task carries the budget (:class:`llcgeo.limits.Budget`) in
+force where ``results`` is called, and runs under it wherever it runs: a worker process has
+neither this process's context variables nor, on a remote cluster, its environment. In a
+worker, torch gets ``cores // workers`` threads (:func:`llcgeo.numerics.device.use_threads`), so
+several workers never oversubscribe the cores.
 
 >>> tasks = [Task(0, max, 3, 5), Task(1, max, 7, 2)]  # run(job, device) = max(job, device)
 >>> with InProcess() as executor:
@@ -21,11 +24,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from typing import Any
 
 from llcgeo.errors import SpecError
+from llcgeo.limits import Budget, current_budget, using
 from llcgeo.serialize import to_jsonable
 from llcgeo.validate import integer
 
@@ -34,15 +38,24 @@ SCHEDULERS = ("auto", "inprocess", "processes", "dask")  # and a Dask scheduler'
 
 @dataclass(frozen=True)
 class Task:
-    """Run ``run(job, device)``; ``index`` says which case of the plan it is."""
+    """Run ``run(job, device)`` under ``budget``; ``index`` says which case of the plan it is.
+    ``budget=None``: the executor's ``results`` gives it the one in force there."""
 
     index: int
     run: Callable[[Any, str], Any]
     job: Any
     device: str
+    budget: Budget | None = None
 
 
 Finished = tuple[int, Any, float]
+
+
+def with_budget_in_force(tasks: Sequence[Task]) -> list[Task]:
+    """``tasks``, each without a budget given the one in force now, for the worker to run
+    under."""
+    budget = current_budget()
+    return [task if task.budget is not None else replace(task, budget=budget) for task in tasks]
 
 
 def run_task(task: Task, threads: int | None = None) -> Finished:
@@ -53,7 +66,8 @@ def run_task(task: Task, threads: int | None = None) -> Finished:
 
         use_threads(threads)
     began = time.perf_counter()
-    record = to_jsonable(task.run(task.job, task.device))
+    with using(task.budget):
+        record = to_jsonable(task.run(task.job, task.device))
     return task.index, record, time.perf_counter() - began
 
 
@@ -83,8 +97,7 @@ class InProcess:
     workers = 1
 
     def results(self, tasks: Sequence[Task]) -> Iterator[Finished]:
-        for task in tasks:
-            yield run_task(task)
+        return map(run_task, with_budget_in_force(tasks))
 
     def __enter__(self):
         return self
@@ -105,9 +118,9 @@ class LocalProcesses:
 
     def results(self, tasks: Sequence[Task]) -> Iterator[Finished]:
         threads = worker_threads(self.workers)
+        tasks = with_budget_in_force(tasks)  # now: a generator's body would run on first next()
         futures = [self._pool.submit(run_task, task, threads) for task in tasks]
-        for future in as_completed(futures):
-            yield future.result()
+        return (future.result() for future in as_completed(futures))
 
     def __enter__(self):
         return self
@@ -144,9 +157,9 @@ class DaskExecutor:
     def results(self, tasks: Sequence[Task]) -> Iterator[Finished]:
         from distributed import as_completed as dask_completed
 
+        tasks = with_budget_in_force(tasks)
         futures = [self._client.submit(run_task, t, self._threads, pure=False) for t in tasks]
-        for _, finished in dask_completed(futures, with_results=True):
-            yield finished
+        return (finished for _, finished in dask_completed(futures, with_results=True))
 
     def __enter__(self):
         return self

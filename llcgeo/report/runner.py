@@ -17,6 +17,7 @@ from typing import Any
 
 import llcgeo
 from llcgeo.errors import SpecError
+from llcgeo.limits import with_budget
 from llcgeo.numerics.device import resolve_device
 from llcgeo.reconcile.experiment import Experiment, check_scale
 from llcgeo.reconcile.model import ExperimentResult
@@ -73,6 +74,7 @@ class _Planned:
 Progress = Callable[[ProgressEvent], None]
 
 
+@with_budget
 def run_experiments(
     experiments: Sequence[Experiment],
     *,

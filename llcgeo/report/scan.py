@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from llcgeo.errors import SpecError
+from llcgeo.limits import with_budget
 from llcgeo.reconcile.model import VERDICTS, Figure, Panel, Series
 from llcgeo.report import document as doc
 from llcgeo.report.executors import Task
@@ -32,6 +34,7 @@ from llcgeo.scanner import (
     run_scan,
     scan_pair,
 )
+from llcgeo.scanner.checkpoint import Trace
 from llcgeo.serialize import dumps_output
 
 COLUMNS = ("norm", "reader", "shape", "certified flat", "quotient", "predicted wrLLC",
@@ -50,10 +53,21 @@ class ScanPaths:
 
 
 class Scan:
-    """A scan's rows (one per norm and reader), its norms, and ``report(folder)``."""
+    """A scan's rows (one per norm and reader), its norms, ``report(folder)`` and, for a scan
+    run in this process, ``to_arviz()``: each measured row's loss traces."""
 
-    def __init__(self, result: ScanResult):
+    def __init__(self, result: ScanResult, traces: dict | None = None):
         self.result = result
+        self.traces = traces  # row index -> Trace; None where the rows ran on an executor
+
+    def to_arviz(self) -> dict:
+        """Each measured row's chains as ArviZ ``InferenceData``, keyed by the reader's name."""
+        from llcgeo.report.arviz import to_arviz
+
+        if self.traces is None:
+            raise SpecError("a scan run on an executor keeps no traces; scan in this process "
+                            "(no executor) to export them")  # fmt: skip
+        return {self.rows[i].reader: to_arviz(t) for i, t in sorted(self.traces.items())}
 
     @property
     def rows(self) -> tuple[ScanRow, ...]:
@@ -87,6 +101,7 @@ class Scan:
         return paths
 
 
+@with_budget
 def scan(model, inputs, targets=None, *, loss="gaussian", device="auto", progress=None,
          sampling=None, measure: bool = True, executor=None, **settings) -> Scan:  # fmt: skip
     """Every normalization of ``model``, every linear map that reads it, each certified,
@@ -97,10 +112,17 @@ def scan(model, inputs, targets=None, *, loss="gaussian", device="auto", progres
     :mod:`llcgeo.report.executors`) runs the pairs there instead, each a task, the same
     numbers for the same seed."""
     chosen = ScanSettings.of(**settings, measure=measure)
-    run_pairs = None if executor is None else _on(executor)
-    return Scan(run_scan(model, inputs, targets, loss=loss, settings=chosen, device=device,
-                         progress=progress, sampling=sampling,
-                         run_pairs=run_pairs))  # fmt: skip
+    if executor is not None:
+        return Scan(run_scan(model, inputs, targets, loss=loss, settings=chosen, device=device,
+                             progress=progress, run_pairs=_on(executor)))  # fmt: skip
+    kept: dict = {}  # every draw: a scan in memory need not thin as a stored run does
+
+    def keep(index, estimate):
+        kept[index] = Trace.of_estimate(estimate, kept=None)
+
+    result = run_scan(model, inputs, targets, loss=loss, settings=chosen, device=device,
+                      progress=progress, sampling=sampling, keep=keep)  # fmt: skip
+    return Scan(result, {i: t for i, t in kept.items() if result.rows[i].estimate is not None})
 
 
 def _on(executor):
@@ -158,24 +180,38 @@ def _cells(r: ScanRow) -> dict:
 
 
 def _figure(rows) -> Figure:
+    """Each reader's predicted wrLLC (a bar; a stroke over the interval where only bounds are
+    proven), its measured LLC (a dot, +- SE) and the estimator's exact expectation at the
+    settings (a cross: the sampler check), at one tick a reader, with its verdict beneath. A
+    reader is named by its weight without the ``weight`` suffix, cut to the fewest trailing
+    dotted parts no other reader's name ends with (``blocks.1.mlp.0.weight`` -> ``1.mlp.0``)."""
+    parts = [r.reader.removesuffix(".weight").removesuffix("_weight").split(".") for r in rows]
+
+    def short(i: int) -> str:
+        tails = (parts[i][-k:] for k in range(1, len(parts[i]) + 1))
+        unique = (t for t in tails if all(p[-len(t):] != t for j, p in enumerate(parts) if j != i))
+        return ".".join(next(unique, parts[i]))
+
     xs = tuple(float(i) for i in range(len(rows)))
     lows = [float(Fraction(r.low)) for r in rows]
     highs = [float(Fraction(r.block_high)) for r in rows]
-    measured = [(x, r) for x, r in zip(xs, rows) if r.estimate is not None]
+    measured = [(x + 0.12, r) for x, r in zip(xs, rows) if r.estimate is not None]
     series = (
-        Series("predicted for what was measured (exact, or the proven interval)", xs,
+        Series("predicted (exact, or proven interval)", tuple(x - 0.12 for x in xs),
                tuple((a + b) / 2 for a, b in zip(lows, highs)),
-               tuple((b - a) / 2 for a, b in zip(lows, highs)), style="points"),
-        Series("measured (± SE)", tuple(x + 0.2 for x, _ in measured),
+               tuple((b - a) / 2 for a, b in zip(lows, highs)), style="range"),
+        Series("measured LLC (± SE)", tuple(x for x, _ in measured),
                tuple(r.estimate.mean for _, r in measured),
                tuple(r.estimate.se for _, r in measured)),
-        Series("estimator's exact expectation (sampler check)",
-               tuple(x + 0.2 for x, _ in measured),
-               tuple(r.expected for _, r in measured), style="markers"),
+        Series("exact expectation (sampler check)",
+               tuple(x for x, _ in measured), tuple(r.expected for _, r in measured),
+               style="markers"),
     )  # fmt: skip
-    ticks = tuple(r.reader.removesuffix(".weight") for r in rows)
-    panel = Panel("each reader of each norm", "reader", "wrLLC", series, xticks=ticks)
-    return Figure("scan", (panel,), caption="Predicted against measured, reader by reader.")
+    ticks = tuple(f"{short(i)}\n[{r.verdict}]" for i, r in enumerate(rows))
+    panel = Panel("Each reader's wrLLC: predicted against measured", "reader [verdict]",
+                  "wrLLC", series, xticks=ticks)  # fmt: skip
+    return Figure("scan", (panel,), caption="Predicted against measured, reader by reader; "
+                  "each reader's verdict under its name.")  # fmt: skip
 
 
 def _blocks(result: ScanResult, png: bytes | None) -> list:

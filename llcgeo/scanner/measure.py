@@ -96,8 +96,11 @@ class Prepared:
     mu: np.ndarray
 
 
-def scan_row(gm, norm: Norm, reader: Reader, x, y, loss, settings, device, steps) -> ScanRow:
-    """The row of one (norm, reader) pair (see the module's note)."""
+def scan_row(gm, norm: Norm, reader: Reader, x, y, loss, settings, device, steps,
+             keep=None) -> ScanRow:  # fmt: skip
+    """The row of one (norm, reader) pair (see the module's note). ``keep(estimate)``, when
+    given, receives the real chains' :class:`~llcgeo.numerics.LLCEstimate` behind the row's
+    measured column (its loss traces), once, where the row has one."""
     classes_read = isinstance(loss, CrossEntropy)
     spec = image_spec(norm, *_norm_parameters(gm, norm))
     row = certified_row(norm, reader, spec, classes_read, settings.refine)
@@ -108,7 +111,10 @@ def scan_row(gm, norm: Norm, reader: Reader, x, y, loss, settings, device, steps
     try:
         prepared = prepare(row, gm, reader, spec, (x, y, loss), settings)
         row = prepared.row
-        return _measured(prepared, loss, settings, device, steps)
+        row, estimate = _measured(prepared, loss, settings, device, steps)
+        if keep is not None and row.estimate is not None:
+            keep(estimate)
+        return row
     except NotMeasured as refused:
         return replace(refused.row, reason=f"not measured: {refused.why}")
     except LLCGeoError as error:
@@ -164,11 +170,12 @@ def prepare(row: ScanRow, gm, reader: Reader, spec, data, settings: ScanSettings
     return Prepared(row, model, x, y, padded, values, transform, mu)
 
 
-def _measured(p: Prepared, loss, settings: ScanSettings, device, steps) -> ScanRow:
+def _measured(p: Prepared, loss, settings: ScanSettings, device, steps):
     """Sample ``p`` at ``nbeta``, colder while the loss beyond its quadratic model moves the
     estimate by more than ``SHIFT_LIMIT`` (a fixed ``settings.nbeta`` is kept as given), and
     once longer where the real chains mix slower than the quadratic model's (its exact
-    autocorrelation time sets the draws, the real loss's own time can be longer)."""
+    autocorrelation time sets the draws, the real loss's own time can be longer); the run
+    longer is skipped where the draws' cap would make it the same run. ``(row, estimate)``."""
     nbeta = settings.nbeta or network_nbeta(_row_count(p.y, loss), settings.nbeta_factor)
     sampled = p.model if p.model.__class__ is torch.nn.Linear else retyped(
         p.model, resolve_dtype(settings.dtype))  # fmt: skip
@@ -176,17 +183,18 @@ def _measured(p: Prepared, loss, settings: ScanSettings, device, steps) -> ScanR
                             p.basis @ torch.from_numpy(p.transform))  # fmt: skip
     data = (p.x, p.y, loss)
     for attempt in range(1 if settings.nbeta else NBETA_TRIES):
-        row = _sampled(p, moving, data, nbeta, settings, device, steps)
+        row, estimate = _sampled(p, moving, data, nbeta, settings, device, steps)
         if abs(row.shift) <= SHIFT_LIMIT * _scale(row) or attempt == NBETA_TRIES - 1:
             break
         nbeta *= NBETA_RAISE
     longer = _longer(row)
-    if longer > 1 and settings.steps is None:
-        row = _sampled(p, moving, data, nbeta, settings, device, steps, longer)
+    if longer > 1 and settings.steps is None and \
+            settings_for(p, nbeta, settings, longer).steps > row.steps:
+        row, estimate = _sampled(p, moving, data, nbeta, settings, device, steps, longer)
     colder = "" if attempt == 0 else (f"nbeta raised {NBETA_RAISE**attempt:g}x, to {nbeta:.3g}, "
                                       "for the quadratic model to describe the loss at the "
                                       "chains' scale; ")  # fmt: skip
-    return _judged(replace(row, reason=colder + _block_note(row)), settings.chains)
+    return _judged(replace(row, reason=colder + _block_note(row)), settings.chains), estimate
 
 
 def _longer(row: ScanRow) -> float:
@@ -227,7 +235,8 @@ def settings_for(p: Prepared, nbeta: float, settings: ScanSettings,
 
 
 def _sampled(p: Prepared, model, data, nbeta: float, settings, device, steps,
-             longer: float = 1.0) -> ScanRow:  # fmt: skip
+             longer: float = 1.0):  # fmt: skip
+    """``(row, the real chains' estimate)`` at ``nbeta``."""
     config = settings_for(p, nbeta, settings, longer)
     expected = expected_sgld_estimate(p.mu, nbeta, config.gamma, config.eps, config.steps,
                                       config.burnin)  # fmt: skip
@@ -254,7 +263,7 @@ def _sampled(p: Prepared, model, data, nbeta: float, settings, device, steps,
                    expected=float(expected.mean),
                    expected_se=float(expected.standard_error(settings.chains)),
                    eps=config.eps, gamma=config.gamma, nbeta=nbeta, burnin=config.burnin,
-                   steps=config.steps)  # fmt: skip
+                   steps=config.steps), e  # fmt: skip
 
 
 def _scale(row: ScanRow) -> float:

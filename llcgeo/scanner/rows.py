@@ -15,6 +15,7 @@ from llcgeo.reconcile.model import EstimateSummary
 from llcgeo.scanner.certify import (
     Certificate,
 )
+from llcgeo.serialize import from_jsonable
 
 NOT_MEASURED = "not measured"  # a row certified and predicted only: no verdict
 
@@ -103,12 +104,4 @@ class PairJob:
 
 def row_of(record: dict) -> ScanRow:
     """A :class:`ScanRow` from its plain record (a worker's result)."""
-
-    def plain(kind, value):
-        return None if value is None else kind(**{k: v for k, v in value.items() if k != "type"})
-
-    fields = {k: v for k, v in record.items() if k != "type"}
-    fields["certificate"] = plain(Certificate, fields["certificate"])
-    fields["estimate"] = plain(EstimateSummary, fields["estimate"])
-    fields["quadratic"] = plain(EstimateSummary, fields["quadratic"])
-    return ScanRow(**fields)
+    return from_jsonable(ScanRow, record)

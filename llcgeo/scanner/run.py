@@ -32,12 +32,15 @@ DEFAULT_SETTINGS = ScanSettings()
 
 
 def run_scan(model, inputs, targets=None, *, loss="gaussian", settings=DEFAULT_SETTINGS,
-             device="cpu", progress=None, sampling=None, run_pairs=None) -> ScanResult:  # fmt: skip
+             device="cpu", progress=None, sampling=None, run_pairs=None,
+             keep=None) -> ScanResult:  # fmt: skip
     """Scan ``model`` on this data (the forms :func:`llcgeo.estimate_llc` takes); ``progress``
     is called with ``(done, total, row)`` after each reader; ``sampling(reader)``, when given,
     returns the ``(done, total)`` step callback of that reader's chains. ``run_pairs(jobs,
     device, progress)``, when given, runs the :class:`PairJob` list elsewhere (each with
-    :func:`scan_pair`) and returns their rows in order."""
+    :func:`scan_pair`) and returns their rows in order. ``keep(pair, estimate)``, in this
+    process only, receives the estimate behind each measured row (its traces), by the row's
+    index."""
     started = time.perf_counter()
     if not isinstance(model, torch.nn.Module):
         raise ScanError(f"scan needs a torch.nn.Module, got {type(model).__name__}")
@@ -52,8 +55,10 @@ def run_scan(model, inputs, targets=None, *, loss="gaussian", settings=DEFAULT_S
     norms = _with_readers(find_norms(gm))
     pairs = _pairs(norms)
     if run_pairs is None:
-        rows = _here(gm, pairs, (x, y, fn), settings, device, progress, sampling)
+        rows = _here(gm, pairs, (x, y, fn), settings, device, (progress, sampling, keep))
     else:
+        if keep is not None:
+            raise ScanError("keep receives estimates in this process only, not from workers")
         blob = _saved(program)
         jobs = [PairJob(blob, x, y, _picklable(fn), settings, i) for i in range(len(pairs))]
         rows = list(run_pairs(jobs, device, progress))
@@ -88,12 +93,14 @@ def _pairs(norms: list[Norm]) -> list[tuple[Norm, Reader]]:
     return [(norm, reader) for norm in norms for reader in norm.readers]
 
 
-def _here(gm, pairs, data, settings, device, progress, sampling) -> list[ScanRow]:
+def _here(gm, pairs, data, settings, device, hooks) -> list[ScanRow]:
     x, y, fn = data
+    progress, sampling, keep = hooks
     rows = []
-    for norm, reader in pairs:
+    for index, (norm, reader) in enumerate(pairs):
         steps = None if sampling is None else sampling(reader.weight)
-        rows.append(scan_row(gm, norm, reader, x, y, fn, settings, device, steps))
+        kept = None if keep is None else lambda estimate, i=index: keep(i, estimate)
+        rows.append(scan_row(gm, norm, reader, x, y, fn, settings, device, steps, kept))
         if progress is not None:
             progress(len(rows), len(pairs), rows[-1])
     return rows

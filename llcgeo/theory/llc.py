@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from llcgeo import manifolds as mf
+from llcgeo.limits import with_budget
 from llcgeo.manifolds import Head, LinearLayer, check_refine
 from llcgeo.theory.softmax import K_SYMBOL
 from llcgeo.theory.support import AffineSupport, affine_support
@@ -116,6 +117,7 @@ def _closed_form(manifold, layer: Head, refine: str, block_rank: int) -> sp.Expr
     return multiplicity * (unconstrained_rank(d_expr, layer, refine) - deficit) / 2
 
 
+@with_budget
 def predicted_llc(
     manifold: mf.ManifoldSpec,
     layer: Head,
