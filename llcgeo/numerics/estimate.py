@@ -22,6 +22,7 @@ import torch
 
 from llcgeo.config import SGLDConfig
 from llcgeo.errors import EstimationError
+from llcgeo.limits import with_budget
 from llcgeo.numerics.device import resolve_device, thread_policy
 from llcgeo.numerics.paths.choose import checked_model, model_problem
 from llcgeo.numerics.paths.curvature import top_eigenvalue
@@ -39,6 +40,7 @@ from llcgeo.thresholds import Z_AGREE
 DEFAULT_CONFIG = SGLDConfig()
 
 
+@with_budget
 def estimate_llc(
     model: torch.nn.Module,
     inputs,
@@ -72,10 +74,11 @@ def estimate_llc(
     one a scan row used).
 
     The run is planned before its first step (:mod:`llcgeo.numerics.plan`): one that would
-    need more memory or time than the budget (2 GB and 10 minutes; ``LLCGEO_MAX_MEMORY_GB``
-    and ``LLCGEO_TIME_LIMIT`` raise them) is refused with the figures. An estimate below zero
-    by more than three standard errors is refused too: the loss then falls below its value at
-    the parameters, which are not a minimum, and no LLC describes them.
+    need more memory or time than the budget (2 GB and 10 minutes; ``budget=``, a
+    :class:`llcgeo.limits.Budget`, or ``LLCGEO_MAX_MEMORY_GB`` and ``LLCGEO_TIME_LIMIT`` raise
+    them) is refused with the figures. An estimate below zero by more than three standard
+    errors is refused too: the loss then falls below its value at the parameters, which are not
+    a minimum, and no LLC describes them.
     On a minibatch, the loss recorded at ``w_k`` is the minibatch loss (as devinterp does);
     ``L(w*)`` is always the exact full-batch loss.
     """
@@ -111,11 +114,10 @@ def _low_precision_checked(model: torch.nn.Module, estimate: LLCEstimate) -> LLC
 
 def estimate_problem(problem: Problem, config: SGLDConfig, *, seed, progress, started: float):
     """Sample ``problem`` with the random streams of ``seed`` and summarize it."""
-    if config.batch_size is not None and config.batch_size > problem.n:
-        raise EstimationError(
-            f"batch_size ({config.batch_size}) exceeds the n = {problem.n} samples"
-        )
-    problem = problem._replace(warnings=problem.warnings + _stability(problem, config, seed))
+    n = problem.posterior.n
+    if config.batch_size is not None and config.batch_size > n:
+        raise EstimationError(f"batch_size ({config.batch_size}) exceeds the n = {n} samples")
+    problem = problem.noted(_stability(problem, config, seed))
     check_run(problem, config, seed=seed)
     run = run_problem(problem, config, seed=seed, progress=progress)
     estimate = summarize(problem, run, config, seed=seed, seconds=time.perf_counter() - started)
@@ -141,5 +143,6 @@ def _stability(problem: Problem, config: SGLDConfig, seed: int) -> tuple[str, ..
     if not config.traits.stable_below_bound or config.traits.metropolis:
         return ()
     h_max, exact = top_eigenvalue(problem, batch_size=config.batch_size, seed=seed)
-    text = stability_warning(config.eps, problem.nbeta, config.gamma, h_max, lower=not exact)
+    nbeta = problem.posterior.nbeta
+    text = stability_warning(config.eps, nbeta, config.gamma, h_max, lower=not exact)
     return () if text is None else (text,)

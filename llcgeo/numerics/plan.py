@@ -3,11 +3,11 @@ held against the budget of :mod:`llcgeo.limits` (2 GB and 10 minutes unless rais
 
 Memory comes from the sizes: the chains' state, the loss trace and its copies
 (:func:`llcgeo.limits.sampling_bytes`), and each chain's share of a step's temporaries, which
-every model path states (``Problem.work_per_chain``: batch activations, logits, gathered
-rows). Time comes from measurement: a few real steps at one chain and at a few chains, each
-after a warm-up step, give the cost of a step as ``a + b chains``, extrapolated to the run. A
-probe costs a handful of steps of a chain or a few, so a run that is refused costs seconds,
-not its own length.
+every model path states in its problem's :class:`~llcgeo.numerics.paths.problem.Footprint`
+(``work_per_chain``: batch activations, logits, gathered rows). Time comes from measurement: a
+few real steps at one chain and at a few chains, each after a warm-up step, give the cost of a
+step as ``a + b chains``, extrapolated to the run. A probe costs a handful of steps of a chain
+or a few, so a run that is refused costs seconds, not its own length.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ class Plan(NamedTuple):
 
 def planned_bytes(problem, chains: int, steps: int) -> float:
     """The peak memory of ``chains`` chains of ``problem`` for ``steps`` steps."""
-    size = problem.start.numel()
+    size = problem.posterior.start.numel()
     return sampling_bytes(chains=chains, steps=steps, parameters=size) + chains * int(
-        problem.work_per_chain
+        problem.footprint.work_per_chain
     )
 
 
@@ -54,8 +54,9 @@ def plan_run(problem, config: SGLDConfig, *, seed: int) -> Plan:
         run_problem(problem, replace(probe, steps=PROBE_STEPS), seed=seed)
         return (time.perf_counter() - began) / PROBE_STEPS
 
-    if problem.chains is not None:  # data per chain: only the run's own chains fit it
-        per_step = step_cost(problem.chains)
+    built_for = problem.footprint.chains
+    if built_for is not None:  # data per chain: only the run's own chains fit it
+        per_step = step_cost(built_for)
         return Plan(nbytes, per_step * config.steps, per_step)
     few = min(config.chains, PROBE_CHAINS)
     at_few = step_cost(few)
@@ -75,6 +76,6 @@ def check_run(problem, config: SGLDConfig, *, seed: int) -> Plan:
 
 def _what(problem, config: SGLDConfig) -> str:
     return (
-        f"sampling {config.chains} chains x {config.steps} steps of {problem.start.numel()} "
-        "parameters"
+        f"sampling {config.chains} chains x {config.steps} steps of "
+        f"{problem.posterior.start.numel()} parameters"
     )

@@ -4,7 +4,10 @@ kernel, and the run it makes summarized as an :class:`~llcgeo.numerics.result.LL
 It stands above both rooms it joins: a path (:mod:`llcgeo.numerics.paths`) builds the problem
 knowing no sampler, a kernel (:mod:`llcgeo.numerics.sampling`) steps positions knowing no model,
 and :func:`run_problem` looks the sampler up in :data:`~llcgeo.numerics.sampling.kernels.KERNELS`
-and draws the random streams. Every estimator and sweep runs its chains here.
+and draws the random streams. It reads the problem's
+:class:`~llcgeo.numerics.paths.problem.Posterior` to sample, its footprint for the thread
+policy and, from what the path knows exactly, only the quadratic the affine driver runs on.
+Every estimator and sweep runs its chains here.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import torch
 from llcgeo.config import SGLDConfig
 from llcgeo.errors import EstimationError
 from llcgeo.numerics.device import make_generator, stream, thread_policy
-from llcgeo.numerics.paths.problem import Problem
+from llcgeo.numerics.paths.problem import Footprint, Posterior, Problem
 from llcgeo.numerics.result import LLCEstimate
 from llcgeo.numerics.sampling import diagnostics
 from llcgeo.numerics.sampling.affine import affine_run_fits, run_affine
@@ -33,47 +36,61 @@ from llcgeo.numerics.sampling.sgld import (
 
 def run_problem(problem: Problem, config: SGLDConfig, *, seed: int, progress=None,
                 eps=None, gamma=None) -> ChainRun:  # fmt: skip
-    """All ``config.chains`` chains of ``config.sampler`` from ``problem.start`` for
+    """All ``config.chains`` chains of ``config.sampler`` from the posterior's ``start`` for
     ``config.steps`` steps, the Langevin noise from ``seed``'s ``sgld`` stream and minibatch
     indices from its own ``batches`` stream (so a change of batch size leaves the noise as it
     was). ``eps`` and ``gamma``, when given, are ``(chains, 1)`` tensors that give each chain its
-    own (a grid run as one batch); else ``config``'s."""
-    chains, size = config.chains, problem.start.numel()
-    if problem.chains is not None and chains != problem.chains:
-        raise EstimationError(
-            f"this problem carries data for {problem.chains} chains, not {chains}"
-        )
-    device = problem.start.device
-    drift = localized_gradient(problem.loss_and_grad, nbeta=problem.nbeta,
+    own (a grid run as one batch); else ``config``'s. A loss the path knows to be exactly
+    quadratic runs as the affine map it is, where the sampler's step is that map."""
+    posterior, chains = problem.posterior, config.chains
+    _check_chains(problem.footprint, chains)
+    device = posterior.start.device
+    drift = localized_gradient(posterior.loss_and_grad, nbeta=posterior.nbeta,
                                gamma=config.gamma if gamma is None else gamma,
-                               centre=problem.centre)  # fmt: skip
+                               centre=posterior.centre)  # fmt: skip
     generator = make_generator(stream(seed, "sgld"), device)
-    # a step's size is its working set (rows x classes, activations), not only its parameters
-    entries = chains * max(size, problem.work_per_chain // problem.start.element_size())
-    sampler = KERNELS[config.sampler]
-    if sampler.affine and eps is None and gamma is None and affine_run_fits(problem, config):
+    entries = _entries(posterior, problem.footprint, chains)
+    sampler, quadratic = KERNELS[config.sampler], problem.exact.quadratic
+    plain = eps is None and gamma is None
+    if sampler.affine and plain and affine_run_fits(posterior, quadratic, config):
         with thread_policy(entries, device):
-            return run_affine(problem, config, eps=config.eps, gamma=config.gamma,
+            return run_affine(posterior, quadratic, config, eps=config.eps, gamma=config.gamma,
                               steps=config.steps, burnin=config.burnin, generator=generator,
                               progress=progress)  # fmt: skip
     box = config.bounding_box
-    project = None if box is None else bounding_box(problem.centre, box)
-    step = sampler.build(drift, config, problem.mask, project)
-    state = sampler.init(problem.start.expand(chains, -1).clone())
+    project = None if box is None else bounding_box(posterior.centre, box)
+    step = sampler.build(drift, config, posterior.mask, project)
+    state = sampler.init(posterior.start.expand(chains, -1).clone())
     with thread_policy(entries, device):
         return run_chains(
-            step, state, _batches(problem, config, seed), eps=config.eps if eps is None else eps,
+            step, state, _batches(posterior, config, seed), eps=config.eps if eps is None else eps,
             steps=config.steps, burnin=config.burnin, generator=generator, progress=progress,
         )  # fmt: skip
 
 
-def _batches(problem: Problem, config: SGLDConfig, seed: int):
+def _check_chains(footprint: Footprint, chains: int) -> None:
+    """Refuse a chain count other than the one the data are built for, where they are per
+    chain."""
+    if footprint.chains is not None and chains != footprint.chains:
+        raise EstimationError(
+            f"this problem carries data for {footprint.chains} chains, not {chains}"
+        )
+
+
+def _entries(posterior: Posterior, footprint: Footprint, chains: int) -> int:
+    """The entries a step touches, for the thread policy: its working set (rows x classes,
+    activations), not only its parameters."""
+    start = posterior.start
+    return chains * max(start.numel(), footprint.work_per_chain // start.element_size())
+
+
+def _batches(posterior: Posterior, config: SGLDConfig, seed: int):
     if config.batch_size is None:
         return None
-    device = problem.start.device
+    device = posterior.start.device
     generator = make_generator(stream(seed, "batches"), device)
     return minibatches(
-        problem.n, config.batch_size, generator, device, config.batches, config.chains
+        posterior.n, config.batch_size, generator, device, config.batches, config.chains
     )
 
 
@@ -93,13 +110,15 @@ class ChainSummary(NamedTuple):
 
 
 def chain_summary(problem: Problem, excess: np.ndarray, peak: np.ndarray, finite: np.ndarray):
-    """:class:`ChainSummary` of the recorded excess losses ``(chains, draws)``, each chain's
-    largest excess over all steps and whether its final position is finite."""
+    """:class:`ChainSummary` of the recorded excess losses ``(chains, draws)`` of ``problem``'s
+    posterior, each chain's largest excess over all steps and whether its final position is
+    finite."""
+    posterior = problem.posterior
     threshold = diagnostics.divergence_threshold(
-        problem.init_loss, problem.free_parameters, problem.nbeta
+        posterior.init_loss, posterior.free_parameters, posterior.nbeta
     )
     bad = diagnostics.diverged(peak, finite, threshold)
-    per_chain = problem.nbeta * excess.mean(axis=1)
+    per_chain = posterior.nbeta * excess.mean(axis=1)
     mean, se = diagnostics.mean_and_se(per_chain, ~bad)
     kept = excess[~bad]
     if not len(kept):
@@ -119,9 +138,9 @@ def summarize(problem: Problem, run: ChainRun, config: SGLDConfig, *, seed: int,
 
     Diverged chains (see :func:`llcgeo.numerics.sampling.diagnostics.diverged`) are left out of
     the mean, its standard error and the R-hat/ESS of the loss trace, and are named in
-    ``warnings``.
+    ``warnings``, after the problem's own.
     """
-    excess = numpy_of(run.trace)
+    posterior, excess = problem.posterior, numpy_of(run.trace)
     finite = torch.isfinite(run.final.position).all(dim=1).cpu().numpy()
     c = chain_summary(problem, excess, numpy_of(run.peak), finite)
     kept = int((~c.diverged).sum())
@@ -129,10 +148,11 @@ def summarize(problem: Problem, run: ChainRun, config: SGLDConfig, *, seed: int,
     acceptance = None if run.acceptance is None else numpy_of(run.acceptance)[~c.diverged]
     rate = float(acceptance.mean()) if acceptance is not None and acceptance.size else None
     return LLCEstimate(
-        mean=c.mean, se=c.se, per_chain=c.per_chain, loss_trace=problem.init_loss + excess,
-        init_loss=problem.init_loss, diverged_chains=tuple(int(i) for i in np.flatnonzero(
-            c.diverged)), rhat=c.rhat, ess=c.ess, ess_tail=c.ess_tail, nbeta=problem.nbeta,
-        n=problem.n, seed=seed, config=config, device=str(problem.start.device), seconds=seconds,
+        mean=c.mean, se=c.se, per_chain=c.per_chain, loss_trace=posterior.init_loss + excess,
+        init_loss=posterior.init_loss, diverged_chains=tuple(int(i) for i in np.flatnonzero(
+            c.diverged)), rhat=c.rhat, ess=c.ess, ess_tail=c.ess_tail, nbeta=posterior.nbeta,
+        n=posterior.n, seed=seed, config=config, device=str(posterior.start.device),
+        seconds=seconds,
         warnings=problem.warnings + diagnostics.divergence_warnings(c.diverged, c.threshold)
         + quality + diagnostics.acceptance_warnings(rate), acceptance_rate=rate,
     )  # fmt: skip

@@ -45,7 +45,7 @@ def sweep(
     points = [(float(e), float(g)) for g in gamma_grid for e in eps_grid]
     config = SGLDConfig(eps=points[0][0], gamma=points[0][1], chains=chains * len(points),
                         steps=steps, burnin=burnin)  # validates the run's sizes  # fmt: skip
-    device, dtype = problem.start.device, problem.start.dtype
+    device, dtype = problem.posterior.start.device, problem.posterior.start.dtype
 
     def per_chain(values) -> torch.Tensor:
         column = [v for v in values for _ in range(chains)]

@@ -32,10 +32,10 @@ def test_the_linear_path_offers_its_quadratic_only_on_the_full_batch(fitted_line
     layer, x, y = fitted_linear(200)
     full = model_problem(layer, x, y, SGLDConfig(), None, "gaussian", "cpu")
     mini = model_problem(layer, x, y, SGLDConfig(batch_size=20), None, "gaussian", "cpu")
-    assert full.quadratic is not None and mini.quadratic is None
-    w = torch.randn(4, full.start.numel(), dtype=torch.float64)
-    loss, grad = full.loss_and_grad(w, None)
-    h, g = full.quadratic.dense()
+    assert full.exact.quadratic is not None and mini.exact.quadratic is None
+    w = torch.randn(4, full.posterior.start.numel(), dtype=torch.float64)
+    loss, grad = full.posterior.loss_and_grad(w, None)
+    h, g = full.exact.quadratic.dense()
     assert torch.allclose(loss, 0.5 * ((w @ h) * w).sum(1) + w @ g, rtol=1e-12)
     assert torch.allclose(grad, w @ h + g, rtol=1e-12)
 

@@ -9,7 +9,7 @@ import torch
 
 from llcgeo.errors import EstimationError
 from llcgeo.numerics import LLCEstimate, SGLDConfig, estimate_llc
-from llcgeo.numerics.paths.problem import Problem
+from llcgeo.numerics.paths.problem import Posterior, Problem
 from llcgeo.numerics.runner import summarize
 from llcgeo.numerics.sampling.sgld import ChainRun, SGLDState
 
@@ -124,7 +124,7 @@ def test_a_diverged_chain_is_named_and_left_out_of_the_mean():
     config = SGLDConfig(chains=3, steps=4, burnin=0)
     trace = torch.tensor([[1.0, 1.0, 1.0, 1.0], [2.0, 2.0, 2.0, 2.0], [1.0, 5e3, math.inf, 1.0]])
     position = torch.zeros(3, 2)
-    problem = Problem(None, position[0], position[0], None, init_loss=0.5, n=10, nbeta=2.0)
+    problem = Problem(Posterior(None, position[0], position[0], None, 0.5, n=10, nbeta=2.0))
     run = ChainRun(trace, trace.max(dim=1).values, SGLDState(position, 4))
     e = summarize(problem, run, config, seed=0, seconds=0.0)
     assert e.diverged_chains == (2,)
@@ -136,7 +136,7 @@ def test_a_chain_whose_final_position_is_not_finite_counts_as_diverged():
     config = SGLDConfig(chains=2, steps=2, burnin=0)
     trace = torch.ones(2, 2)
     position = torch.tensor([[0.0], [math.nan]])
-    problem = Problem(None, position[0], position[0], None, init_loss=0.0, n=10, nbeta=1.0)
+    problem = Problem(Posterior(None, position[0], position[0], None, 0.0, n=10, nbeta=1.0))
     e = summarize(
         problem, ChainRun(trace, trace[:, 0], SGLDState(position, 2)), config, seed=0, seconds=0.0
     )

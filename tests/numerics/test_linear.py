@@ -40,13 +40,13 @@ def exact_loss(x, y, theta):
 
 def test_loss_difference_is_exact_even_for_tiny_displacements():
     x, y, theta = dyadic((6, 2), 0), dyadic((6, 3), 1), dyadic((3, 3), 2)
-    problem = linear_problem(x, y, theta, CONFIG)
+    posterior = linear_problem(x, y, theta, CONFIG).posterior
     layout = Layout(3, 2, True)
     displacement = dyadic((1, 9), 3) * 2.0**-30  # ~1e-9: a naive difference keeps ~7 digits
-    excess, _ = problem.loss_and_grad(displacement, None)
+    excess, _ = posterior.loss_and_grad(displacement, None)
     moved = (theta + layout.matrix(displacement)[0]).tolist()
     exact = exact_loss(x, y, moved) - exact_loss(x, y, theta.tolist())
-    assert problem.init_loss == float(exact_loss(x, y, theta.tolist()))
+    assert posterior.init_loss == float(exact_loss(x, y, theta.tolist()))
     assert abs(float(excess[0]) - float(exact)) <= 1e-13 * abs(float(exact))
 
 
@@ -58,15 +58,16 @@ def test_full_batch_and_minibatch_gradients_match_autograd():
     every = torch.arange(40).expand(3, 40)
     own = torch.tensor([[3, 17, 0, 39, 8], [1, 2, 3, 4, 5], [39, 38, 0, 0, 7]])  # one per chain
     for config, rows in ((CONFIG, every), (SGLDConfig(batch_size=5), own)):
-        problem = linear_problem(x, y, theta, config)
-        excess, grad = problem.loss_and_grad(position, None if config.batch_size is None else rows)
+        posterior = linear_problem(x, y, theta, config).posterior
+        batch = None if config.batch_size is None else rows
+        excess, grad = posterior.loss_and_grad(position, batch)
         w = position.clone().requires_grad_(True)
         z = design_matrix(x, bias=True)[rows]  # (chains, batch, p)
         pred = torch.einsum("cbp,cmp->cbm", z, theta + layout.matrix(w))
         loss = 0.5 * (pred - y[rows]).square().sum(dim=2).mean(dim=1)
         (auto,) = torch.autograd.grad(loss.sum(), w)
         assert torch.allclose(grad, auto, rtol=1e-12, atol=1e-12)
-        assert torch.allclose(excess, loss.detach() - problem.init_loss, rtol=1e-12, atol=1e-12)
+        assert torch.allclose(excess, loss.detach() - posterior.init_loss, rtol=1e-12, atol=1e-12)
 
 
 def test_layout_is_torch_linear_parameter_order():

@@ -75,7 +75,7 @@ def test_the_quadratic_problem_is_half_delta_h_delta():
     quadratic = quadratic_problem(h, problem)
     delta = torch.randn(2, 15, dtype=F64, generator=torch.Generator().manual_seed(3))
     delta[:, 12:] = 0
-    loss, grad = quadratic.loss_and_grad(problem.centre + delta, None)
+    loss, grad = quadratic.posterior.loss_and_grad(problem.posterior.centre + delta, None)
     moving = delta[:, :12]
     torch.testing.assert_close(loss, 0.5 * ((moving @ h) * moving).sum(1))
     torch.testing.assert_close(grad[:, :12], moving @ h)

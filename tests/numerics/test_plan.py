@@ -36,7 +36,7 @@ def test_the_memory_of_a_step_grows_with_its_batch_and_chains():
     full = model_problem(torch.nn.Linear(4, 3), x, y, SGLDConfig(), None, "cross_entropy", "cpu")
     small = model_problem(torch.nn.Linear(4, 3), x, y, SGLDConfig(batch_size=10), None,
                           "cross_entropy", "cpu")  # fmt: skip
-    assert full.work_per_chain > small.work_per_chain > 0
+    assert full.footprint.work_per_chain > small.footprint.work_per_chain > 0
     assert planned_bytes(full, 8, 100) > planned_bytes(full, 4, 100) > planned_bytes(full, 4, 10)
 
 

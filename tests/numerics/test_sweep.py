@@ -25,7 +25,7 @@ def test_every_grid_point_lands_on_its_exact_expectation(fitted_linear):
     assert [(p.eps, p.gamma) for p in points] == [(e, g) for g in gamma_grid for e in eps_grid]
     for p in points:
         exact = expected_sgld_estimate(
-            problem.hessian_eigenvalues, problem.nbeta, p.gamma, p.eps, 2000, 300
+            problem.exact.hessian_eigenvalues, problem.posterior.nbeta, p.gamma, p.eps, 2000, 300
         )
         assert p.diverged == 0
         assert abs(p.mean - exact.mean) / exact.standard_error(8) <= limit, p

@@ -160,8 +160,9 @@ def measure_problem(problem: Problem, config: SGLDConfig, *, seed: int, progress
     """The :class:`LinearMeasurement` of a case's problem at these settings."""
     started = time.perf_counter() if started is None else started
     estimate = estimate_problem(problem, config, seed=seed, progress=progress, started=started)
+    exact, posterior = problem.exact, problem.posterior
     return LinearMeasurement(
-        estimate, problem.hessian_eigenvalues, problem.nbeta, problem.n, problem.moments
+        estimate, exact.hessian_eigenvalues, posterior.nbeta, posterior.n, exact.moments
     )
 
 

@@ -96,7 +96,7 @@ def model_problem(model, inputs, targets, config, param_masks, loss, target,
     else:
         problem = FAST_PATHS[used].build(model, x, y, config, mask, fn, target)
     notes = _why_not(model, kind, used) + precision_note(model, resolve_dtype(config.dtype))
-    return problem._replace(warnings=problem.warnings + notes)
+    return problem.noted(notes)
 
 
 def checked_model(model, config) -> torch.nn.Module:

@@ -2,7 +2,7 @@
 
 Lanczos iteration with full reorthogonalization on Hessian-vector products. Each product is a
 central difference of two full-batch gradients, ``(g(w + h v) - g(w - h v)) / 2h``, evaluated as
-two "chains" of the model's :class:`~llcgeo.numerics.paths.problem.Problem`, so every model
+two "chains" of the model's :class:`~llcgeo.numerics.paths.problem.Posterior`, so every model
 path (the linear and product fast paths, the general path) serves unchanged; on a quadratic loss
 the difference is exact up to rounding. ``k`` steps give ``k`` Ritz values: the extremes converge
 first, and with ``k`` equal to the number of parameters the whole spectrum is found.
@@ -24,21 +24,23 @@ CLOSED = 1e-7  # a residual below this fraction of the operator's scale: the Kry
 def hessian_spectrum(
     problem: Problem, *, steps: int = 100, seed: int = 0, rows: torch.Tensor | None = None
 ) -> np.ndarray:
-    """Ritz values (ascending) of the Hessian of the full-batch loss at ``problem.centre``
-    (of the loss on the samples ``rows`` where given), restricted to the entries
-    ``problem.mask`` moves; exact on the linear path."""
-    if problem.hessian_eigenvalues is not None:
-        return np.sort(np.asarray(problem.hessian_eigenvalues, dtype=np.float64))
-    centre = problem.centre.to(torch.float64)
-    moving = moving_index(problem.mask, centre.numel(), centre.device)
+    """Ritz values (ascending) of the Hessian of the full-batch loss at the posterior's centre
+    (of the loss on the samples ``rows`` where given), restricted to the entries its mask
+    moves; the path's own where it knows them exactly (the linear path)."""
+    known = problem.exact.hessian_eigenvalues
+    if known is not None:
+        return np.sort(np.asarray(known, dtype=np.float64))
+    posterior = problem.posterior
+    centre = posterior.centre.to(torch.float64)
+    moving = moving_index(posterior.mask, centre.numel(), centre.device)
     size = moving.numel()
     h = STEP * max(1.0, float(centre.abs().max()))
     batch = None if rows is None else rows.to(centre.device).expand(2, -1)
 
     def product(v: torch.Tensor) -> torch.Tensor:
         full = torch.zeros_like(centre).index_copy_(0, moving, v)
-        points = torch.stack([centre + h * full, centre - h * full]).to(problem.start.dtype)
-        _, grad = problem.loss_and_grad(points, batch)
+        points = torch.stack([centre + h * full, centre - h * full]).to(posterior.start.dtype)
+        _, grad = posterior.loss_and_grad(points, batch)
         grad = grad.to(torch.float64)
         return ((grad[0] - grad[1]) / (2 * h)).index_select(0, moving)
 
@@ -53,12 +55,13 @@ def top_eigenvalue(problem: Problem, *, batch_size: int | None, seed: int = 0):
     top Ritz value of ``PROBE_STEPS`` Lanczos steps (a lower bound, close for the extremes).
     A minibatch run's is taken on one batch of random rows: the Hessian a step sees (its top
     eigenvalue is on average at least the full batch's), at the cost of a few steps."""
-    if problem.hessian_eigenvalues is not None:
-        return float(np.max(problem.hessian_eigenvalues, initial=0.0)), True
+    known, n = problem.exact.hessian_eigenvalues, problem.posterior.n
+    if known is not None:
+        return float(np.max(known, initial=0.0)), True
     rows = None
-    if batch_size is not None and problem.n > batch_size:
+    if batch_size is not None and n > batch_size:
         generator = torch.Generator().manual_seed(seed)
-        rows = torch.randperm(problem.n, generator=generator)[:batch_size]
+        rows = torch.randperm(n, generator=generator)[:batch_size]
     spectrum = hessian_spectrum(problem, steps=PROBE_STEPS, seed=seed, rows=rows)
     return float(spectrum[-1]), False
 

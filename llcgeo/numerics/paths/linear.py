@@ -28,7 +28,7 @@ import torch
 
 from llcgeo.config import SGLDConfig
 from llcgeo.numerics.device import resolve_dtype
-from llcgeo.numerics.paths.problem import Problem
+from llcgeo.numerics.paths.problem import Exact, Footprint, Posterior, Problem
 from llcgeo.numerics.sampling.affine import BlockQuadratic
 
 MOMENT_COORDINATES = 32  # the fourth moment has this many squared rows and columns at most
@@ -227,9 +227,9 @@ def linear_problem(x, y, theta, config: SGLDConfig, mask=None) -> Problem:
     if config.batch_size is not None:
         moments = functools.partial(data_moments, z, residual, moving_columns(mask, layout))
     work = _work_per_chain(layout, config.batch_size, start.element_size())
-    exact = None if gradient is None else BlockQuadratic(s, gradient, layout.order())
-    return Problem(fn, start, start, mask, init_loss, n, nbeta, (), eigenvalues, moments, work,
-                   quadratic=exact)  # fmt: skip
+    quadratic = None if gradient is None else BlockQuadratic(s, gradient, layout.order())
+    exact = Exact(eigenvalues, quadratic=quadratic, moments=moments)
+    return Problem(Posterior(fn, start, start, mask, init_loss, n, nbeta), exact, Footprint(work))
 
 
 def _work_per_chain(layout: Layout, batch: int | None, itemsize: int) -> int:

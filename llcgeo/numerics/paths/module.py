@@ -22,7 +22,7 @@ from llcgeo.errors import EstimationError, LLCGeoError, in_brief
 from llcgeo.numerics.device import resolve_dtype
 from llcgeo.numerics.paths.data import Data, gather, sample_count, take
 from llcgeo.numerics.paths.losses import check_targets
-from llcgeo.numerics.paths.problem import Problem
+from llcgeo.numerics.paths.problem import Footprint, Posterior, Problem
 
 # layers that behave differently in training: the estimate samples the model in eval mode
 TRAINING_DEPENDENT = (
@@ -161,8 +161,9 @@ def module_problem(
     n = y.shape[0]
     rows = n if config.batch_size is None else config.batch_size
     work = centre.element_size() * (3 * rows * activations + 3 * centre.numel())
-    return Problem(loss_and_grad, centre, centre, mask, init_loss, n, config.resolved_nbeta(n),
-                   notes, work_per_chain=work)  # fmt: skip
+    posterior = Posterior(loss_and_grad, centre, centre, mask, init_loss, n,
+                          config.resolved_nbeta(n))  # fmt: skip
+    return Problem(posterior, footprint=Footprint(work), warnings=notes)
 
 
 def copied(model: torch.nn.Module) -> torch.nn.Module:

@@ -1,34 +1,37 @@
-"""What every model path hands to the sampler: a :class:`Problem`.
+"""What every model path hands to the sampler: a :class:`Problem`, made of small records.
 
-A :class:`Problem` is a loss with its gradient over flat parameter vectors ``(chains, P)``, a
-centre ``w*``, the mask of entries that move and the exact full-batch loss at ``w*``. The paths
-differ only in how they build it (:mod:`llcgeo.numerics.paths.linear`,
-:mod:`llcgeo.numerics.paths.module`, ...); sampling, diagnostics and the estimate are shared
-(:mod:`llcgeo.numerics.runner`), so every path gives the same result.
+:class:`Posterior` is what every kernel samples: a loss with its gradient over flat parameter
+vectors ``(chains, P)``, the chains' start, a centre ``w*``, the mask of entries that move, the
+exact full-batch loss at ``w*``, ``n`` and ``nbeta``. :class:`Exact` is what a path knows exactly
+about that loss (its Hessian spectrum, its flat directions, the quadratic it is, the data's
+moments), for the shortcuts and verdicts that can use it; :class:`Footprint` is what the plan
+needs (a step's temporaries per chain, the chains the data are built for). A path fills only the
+records it knows. The paths differ only in how they build them
+(:mod:`llcgeo.numerics.paths.linear`, :mod:`llcgeo.numerics.paths.module`, ...); sampling,
+diagnostics and the estimate are shared (:mod:`llcgeo.numerics.runner`), so every path gives
+the same result.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
 from llcgeo.numerics.paths.masks import moving_index
-from llcgeo.numerics.sampling.affine import Quadratic
+from llcgeo.numerics.sampling.affine import BlockQuadratic, Quadratic
 from llcgeo.numerics.sampling.sgld import LossAndGrad
 
 
-class Problem(NamedTuple):
-    """``loss_and_grad(w, batch)`` returns ``(L_batch(w) - L(w*), grad L_batch(w))`` per chain,
-    with ``batch`` a tensor of sample indices or ``None`` for the full batch.
-
-    ``start`` is the chains' common starting position (``w*`` in the path's coordinates),
-    ``centre`` the localization centre, ``init_loss`` the exact full-batch ``L(w*)``;
-    ``hessian_eigenvalues`` (float64, ascending) those of the block the mask moves, where the
-    path knows them exactly (the linear fast path), else ``None``. ``work_per_chain`` is what
-    a step's temporaries (activations, logits, gathered rows) take per chain, for the plan.
-    """
+class Posterior(NamedTuple):
+    """What every kernel samples. ``loss_and_grad(w, batch)`` returns ``(L_batch(w) - L(w*),
+    grad L_batch(w))`` per chain, with ``batch`` a tensor of sample indices or ``None`` for the
+    full batch. ``start`` is the chains' common starting position (``w*`` in the path's
+    coordinates), ``centre`` the localization centre, ``mask`` the entries that move (``None``:
+    all), ``init_loss`` the exact full-batch ``L(w*)``, ``n`` the samples minibatches are drawn
+    from, ``nbeta`` the inverse temperature times ``n``."""
 
     loss_and_grad: LossAndGrad
     start: torch.Tensor
@@ -37,28 +40,81 @@ class Problem(NamedTuple):
     init_loss: float
     n: int
     nbeta: float
-    warnings: tuple[str, ...] = ()
-    hessian_eigenvalues: np.ndarray | None = None
-    # the linear path's minibatch run: () -> linear.DataMoments, for a verdict that asks (the
-    # fourth moment is O(n q^4): a plain estimate never pays for it)
-    moments: Any = None
-    work_per_chain: int = 0  # bytes of a step's temporaries per chain (numerics.plan)
-    chains: int | None = None  # the chains it is built for, where its data are per chain
-    certified_flat: int = 0  # directions the path knows the loss to be exactly flat along
-    quadratic: Any = None  # affine.Quadratic where the loss is exactly that quadratic (small P)
 
     @property
     def free_parameters(self) -> int:
         return int(self.start.numel() if self.mask is None else self.mask.sum())
 
 
+class Exact(NamedTuple):
+    """What a path knows exactly about its loss; the defaults say it knows nothing.
+
+    ``hessian_eigenvalues`` (float64, ascending) are those of the block the mask moves (the
+    linear path). ``certified_flat`` counts the directions the loss is exactly flat along (a
+    symmetry the path knows). ``quadratic`` is the
+    :class:`~llcgeo.numerics.sampling.affine.Quadratic` (or block) the loss exactly is, in the
+    path's coordinates, for the affine driver. ``moments``, on the linear path's minibatch run,
+    computes its :class:`~llcgeo.numerics.paths.linear.DataMoments` when a verdict asks (the
+    fourth moment is ``O(n q^4)``: a plain estimate never pays for it).
+    """
+
+    hessian_eigenvalues: np.ndarray | None = None
+    certified_flat: int = 0
+    quadratic: Quadratic | BlockQuadratic | None = None
+    moments: Callable[[], Any] | None = None
+
+
+class Footprint(NamedTuple):
+    """What a run takes beyond its positions, for the plan (:mod:`llcgeo.numerics.plan`):
+    ``work_per_chain``, the bytes of a step's temporaries per chain (activations, logits,
+    gathered rows); ``chains``, the chains the data are built for where they are per chain
+    (``None``: any number)."""
+
+    work_per_chain: int = 0
+    chains: int | None = None
+
+
+def _flat(record: str, name: str) -> property:
+    """The old flat attribute ``name`` of a :class:`Problem`, read from its ``record``."""
+    return property(lambda self: getattr(getattr(self, record), name),
+                    doc=f"``{record}.{name}``, read-only")  # fmt: skip
+
+
+class Problem(NamedTuple):
+    """A path's problem: the :class:`Posterior` to sample, what the path knows exactly about
+    its loss (:class:`Exact`), the :class:`Footprint` the plan reads, and ``warnings``, the
+    notes the path (and the estimate's own checks) make about it, which the estimate carries."""
+
+    posterior: Posterior
+    exact: Exact = Exact()
+    footprint: Footprint = Footprint()
+    warnings: tuple[str, ...] = ()
+
+    def noted(self, notes: tuple[str, ...]) -> Problem:
+        """This problem with ``notes`` added to its warnings."""
+        return self._replace(warnings=self.warnings + notes)
+
+    # the flat names llcgeo.reconcile.calibration still reads; code here reads the records
+    loss_and_grad = _flat("posterior", "loss_and_grad")
+    start = _flat("posterior", "start")
+    centre = _flat("posterior", "centre")
+    mask = _flat("posterior", "mask")
+    init_loss = _flat("posterior", "init_loss")
+    n = _flat("posterior", "n")
+    nbeta = _flat("posterior", "nbeta")
+    free_parameters = _flat("posterior", "free_parameters")
+    hessian_eigenvalues = _flat("exact", "hessian_eigenvalues")
+    certified_flat = _flat("exact", "certified_flat")
+
+
 def quadratic_problem(hessian: torch.Tensor, like: Problem) -> Problem:
     """The quadratic model ``1/2 (w - w*)^T H (w - w*)`` of ``like``'s loss, ``H`` given on the
-    entries ``like.mask`` moves, in ``like``'s coordinates: run with ``like``'s config and seed,
-    its chains see the very same noise, so the difference of the two estimates is what the
-    loss's terms beyond the quadratic add."""
-    centre = like.centre
-    index = moving_index(like.mask, centre.numel(), centre.device)
+    entries ``like``'s mask moves, in ``like``'s coordinates: run with ``like``'s config and
+    seed, its chains see the very same noise, so the difference of the two estimates is what
+    the loss's terms beyond the quadratic add. It has no warnings of its own."""
+    posterior = like.posterior
+    centre = posterior.centre
+    index = moving_index(posterior.mask, centre.numel(), centre.device)
     h = hessian.to(centre.device, centre.dtype)
 
     def loss_and_grad(position: torch.Tensor, batch):
@@ -73,5 +129,7 @@ def quadratic_problem(hessian: torch.Tensor, like: Problem) -> Problem:
     full = torch.zeros(centre.numel(), centre.numel(), dtype=torch.float64, device=centre.device)
     full[index[:, None], index[None, :]] = hessian.to(full)
     exact = Quadratic(full, torch.zeros(centre.numel(), dtype=torch.float64, device=full.device))
-    return like._replace(loss_and_grad=loss_and_grad, init_loss=0.0, warnings=(),
-                         work_per_chain=work, quadratic=exact)  # fmt: skip
+    # the model shares the loss's Hessian at w*: what the path knows of that stays true
+    return Problem(posterior._replace(loss_and_grad=loss_and_grad, init_loss=0.0),
+                   like.exact._replace(quadratic=exact),
+                   like.footprint._replace(work_per_chain=work))  # fmt: skip

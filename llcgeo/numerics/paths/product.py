@@ -20,7 +20,7 @@ import torch
 
 from llcgeo.config import SGLDConfig
 from llcgeo.errors import EstimationError
-from llcgeo.numerics.paths.problem import Problem
+from llcgeo.numerics.paths.problem import Footprint, Posterior, Problem
 
 
 def is_linear_product(model: torch.nn.Module) -> bool:
@@ -51,7 +51,8 @@ def product_problem(model: torch.nn.Sequential, x, y, config: SGLDConfig, mask=N
                                    gradient.T.to(dtype))  # fmt: skip
     nbeta = config.resolved_nbeta(n)
     work = start.element_size() * (3 * start.numel() + 4 * centre_product.numel())
-    return Problem(loss_and_grad, start, start, mask, init_loss, n, nbeta, work_per_chain=work)
+    return Problem(Posterior(loss_and_grad, start, start, mask, init_loss, n, nbeta),
+                   footprint=Footprint(work))  # fmt: skip
 
 
 def _product(matrices: list[torch.Tensor]) -> torch.Tensor:
@@ -121,5 +122,7 @@ def grid_problem(model: torch.nn.Sequential, groups, chains: int, dtype=torch.fl
     scale = per_chain(torch.tensor([nbeta]) for _, nbeta in groups)
     loss_and_grad = _loss_and_grad(shapes, _product([w[None] for w in weights])[0], s, c_t, scale)
     work = start.element_size() * (3 * start.numel() + 2 * s[0].numel())
-    return Problem(loss_and_grad, start, start, None, 0.0, 2, 1.0, work_per_chain=work,
-                   chains=chains * len(groups))  # fmt: skip
+    # each chain's loss is already its group's nbeta (L - L*): nbeta 1, L(w*) 0; full batch
+    # only, so n is nominal
+    posterior = Posterior(loss_and_grad, start, start, None, 0.0, 2, 1.0)
+    return Problem(posterior, footprint=Footprint(work, chains=chains * len(groups)))

@@ -14,7 +14,7 @@ import torch
 
 from llcgeo.config import SGLDConfig
 from llcgeo.numerics.paths.data import gather
-from llcgeo.numerics.paths.problem import Problem
+from llcgeo.numerics.paths.problem import Exact, Footprint, Posterior, Problem
 
 
 def smoothed_targets(labels: torch.Tensor, classes: int, smoothing: float, dtype):
@@ -74,9 +74,9 @@ def softmax_problem(x, labels, weight, bias, config: SGLDConfig, mask, smoothing
     rows = n if config.batch_size is None else config.batch_size
     gathered = 0 if config.batch_size is None else rows * (d + classes)
     work = x.element_size() * (3 * rows * classes + gathered + 4 * classes * (d + 1))
-    return Problem(excess, centre, centre, mask, init_loss, n, config.resolved_nbeta(n),
-                   work_per_chain=work,
-                   certified_flat=_certified_flat(x, classes, bias, mask))  # fmt: skip
+    posterior = Posterior(excess, centre, centre, mask, init_loss, n, config.resolved_nbeta(n))
+    exact = Exact(certified_flat=_certified_flat(x, classes, bias, mask))
+    return Problem(posterior, exact, Footprint(work))
 
 
 ROUNDING = 1e-10  # a singular value of the features this far below the largest is zero

@@ -16,7 +16,7 @@ from torch import nn
 from llcgeo.config import SGLDConfig
 from llcgeo.numerics.paths.data import gather
 from llcgeo.numerics.paths.losses import CrossEntropy, gaussian_loss
-from llcgeo.numerics.paths.problem import Problem
+from llcgeo.numerics.paths.problem import Footprint, Posterior, Problem
 
 # parameter-free modules that act entry by entry, so they apply to stacked tensors unchanged
 ELEMENTWISE = (
@@ -96,8 +96,9 @@ def stacked_problem(model: nn.Sequential, x, y, config: SGLDConfig, mask, loss) 
     rows = n if config.batch_size is None else config.batch_size
     widths = x.shape[1] + sum(step[1] for step in plan if step[0] == "linear")
     work = x.element_size() * (3 * rows * widths + 3 * centre.numel())
-    return Problem(loss_and_grad, centre, centre, mask, init_loss, n, config.resolved_nbeta(n),
-                   work_per_chain=work)  # fmt: skip
+    posterior = Posterior(loss_and_grad, centre, centre, mask, init_loss, n,
+                          config.resolved_nbeta(n))  # fmt: skip
+    return Problem(posterior, footprint=Footprint(work))
 
 
 def _chain_rule(module: nn.Module):

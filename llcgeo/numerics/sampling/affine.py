@@ -56,43 +56,44 @@ class BlockQuadratic(NamedTuple):
         return Quadratic(hessian, self.gradient.reshape(-1)[inverse])
 
 
-def affine_run_fits(problem, config) -> bool:
-    """Whether ``config``'s run of ``problem`` is full batch on a known quadratic small enough
-    for a dense ``A`` (or, unmasked, for a dense block of it), with neither of the kernel's
-    extras the driver leaves out (a watched acceptance, a bounding box). Whether the sampler's
-    step is this affine map is its registry entry's to say
+def affine_run_fits(posterior, quadratic, config) -> bool:
+    """Whether ``config``'s run of ``posterior`` (a path's
+    :class:`~llcgeo.numerics.paths.problem.Posterior`) is full batch on a known ``quadratic``
+    (``None``: none is known) small enough for a dense ``A`` (or, unmasked, for a dense block
+    of it), with neither of the kernel's extras the driver leaves out (a watched acceptance, a
+    bounding box). Whether the sampler's step is this affine map is its registry entry's to say
     (:data:`~llcgeo.numerics.sampling.kernels.KERNELS`)."""
     plain = not config.acceptance and config.bounding_box is None
-    if not plain or config.batch_size is not None or problem.quadratic is None:
+    if not plain or config.batch_size is not None or quadratic is None:
         return False
-    if _blocks(problem):
-        return problem.quadratic.block.shape[0] <= MAX_PARAMETERS
-    return problem.start.numel() <= MAX_PARAMETERS
+    if _blocks(quadratic, posterior.mask):
+        return quadratic.block.shape[0] <= MAX_PARAMETERS
+    return posterior.start.numel() <= MAX_PARAMETERS
 
 
-def _blocks(problem) -> bool:
-    return isinstance(problem.quadratic, BlockQuadratic) and problem.mask is None
+def _blocks(quadratic, mask) -> bool:
+    return isinstance(quadratic, BlockQuadratic) and mask is None
 
 
-def run_affine(problem, config, *, eps: float, gamma: float, steps: int, burnin: int,
-               generator: torch.Generator, progress=None) -> ChainRun:  # fmt: skip
+def run_affine(posterior, quadratic, config, *, eps: float, gamma: float, steps: int,
+               burnin: int, generator: torch.Generator, progress=None) -> ChainRun:  # fmt: skip
     """The :class:`~llcgeo.numerics.sampling.sgld.ChainRun` of ``steps`` plain SGLD steps of
-    ``problem`` (whose ``quadratic`` is set), the same chains the kernel would run."""
-    if _blocks(problem):
-        return _run_blocks(problem, config, eps=eps, gamma=gamma, steps=steps, burnin=burnin,
-                           generator=generator, progress=progress)  # fmt: skip
-    start = problem.start.expand(config.chains, -1)
-    a_t, b, scale = _step_map(problem, config, eps, gamma)
-    h, g = (t.to(start) for t in problem.quadratic.dense())
+    ``posterior``, whose loss is exactly ``quadratic``: the same chains the kernel would run."""
+    if _blocks(quadratic, posterior.mask):
+        return _run_blocks(posterior, quadratic, config, eps=eps, gamma=gamma, steps=steps,
+                           burnin=burnin, generator=generator, progress=progress)  # fmt: skip
+    start = posterior.start.expand(config.chains, -1)
+    a_t, b, scale = _step_map(posterior, quadratic, config, eps, gamma)
+    h, g = (t.to(start) for t in quadratic.dense())
 
     def advance(offsets: torch.Tensor, out: torch.Tensor) -> None:
         noise = torch.randn(offsets.shape, generator=generator, dtype=start.dtype,
                             device=start.device)  # fmt: skip
         torch.addmm(noise.mul_(scale).add_(b), offsets, a_t, out=out)
 
-    losses, offsets = _drive(start - problem.centre, advance, lambda held: _losses(held, h, g),
+    losses, offsets = _drive(start - posterior.centre, advance, lambda held: _losses(held, h, g),
                              config.chains, steps, progress)  # fmt: skip
-    final = SGLDState(offsets + problem.centre, steps)
+    final = SGLDState(offsets + posterior.centre, steps)
     return ChainRun(losses[:, burnin:], losses.amax(dim=1), final)
 
 
@@ -117,23 +118,23 @@ def _drive(offsets: torch.Tensor, advance, losses_of, chains: int, steps: int, p
     return losses, offsets
 
 
-def _step_map(problem, config, eps: float, gamma: float):
+def _step_map(posterior, quadratic, config, eps: float, gamma: float):
     """``(A^T, b, noise scale)``: a frozen entry keeps its identity row, no drift and no
     noise (its column stays: a frozen offset still pulls on the entries that move)."""
-    h, g = problem.quadratic.dense()
+    h, g = quadratic.dense()
     size = h.shape[0]
     a = torch.eye(size, dtype=h.dtype, device=h.device) * (1 - 0.5 * eps * gamma)
-    a = a - (0.5 * eps * problem.nbeta) * h
-    b = -(0.5 * eps * problem.nbeta) * g
+    a = a - (0.5 * eps * posterior.nbeta) * h
+    b = -(0.5 * eps * posterior.nbeta) * g
     scale = torch.full((size,), math.sqrt(eps) * config.noise_level, dtype=h.dtype,
                        device=h.device)  # fmt: skip
-    if problem.mask is not None:
-        frozen = ~problem.mask
+    if posterior.mask is not None:
+        frozen = ~posterior.mask
         a[frozen, :] = 0.0
         a[frozen, frozen] = 1.0
         b, scale = b.masked_fill(frozen, 0.0), scale.masked_fill(frozen, 0.0)
-    dtype = problem.start.dtype
-    return a.T.contiguous().to(dtype), b.to(dtype), scale.to(problem.start.device, dtype)
+    dtype = posterior.start.dtype
+    return a.T.contiguous().to(dtype), b.to(dtype), scale.to(posterior.start.device, dtype)
 
 
 def _losses(held: torch.Tensor, h: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -143,17 +144,17 @@ def _losses(held: torch.Tensor, h: torch.Tensor, g: torch.Tensor) -> torch.Tenso
     return values.view(held.shape[:2])
 
 
-def _run_blocks(problem, config, *, eps: float, gamma: float, steps: int, burnin: int,
-                generator: torch.Generator, progress=None) -> ChainRun:  # fmt: skip
+def _run_blocks(posterior, quadratic, config, *, eps: float, gamma: float, steps: int,
+                burnin: int, generator: torch.Generator, progress=None) -> ChainRun:  # fmt: skip
     """:func:`run_affine` for ``H = I_m (x) S``, unmasked: the chains held as ``(chains m, p)``
     rows in the block order, each step's noise drawn in the kernel's order and read in this."""
-    q, start = problem.quadratic, problem.start
+    q, start = quadratic, posterior.start
     chains, (m, p) = config.chains, q.gradient.shape
     s, g = q.block.to(start), q.gradient.to(start)
     order = q.order.to(start.device)
     identity = torch.eye(p, dtype=s.dtype, device=s.device)
-    a_t = (identity * (1 - 0.5 * eps * gamma) - (0.5 * eps * problem.nbeta) * s).T.contiguous()
-    b, scale = g.mul(-0.5 * eps * problem.nbeta), math.sqrt(eps) * config.noise_level
+    a_t = (identity * (1 - 0.5 * eps * gamma) - (0.5 * eps * posterior.nbeta) * s).T.contiguous()
+    b, scale = g.mul(-0.5 * eps * posterior.nbeta), math.sqrt(eps) * config.noise_level
 
     def advance(offsets: torch.Tensor, out: torch.Tensor) -> None:
         noise = torch.randn((chains, m * p), generator=generator, dtype=start.dtype,
@@ -161,10 +162,10 @@ def _run_blocks(problem, config, *, eps: float, gamma: float, steps: int, burnin
         drift = torch.add(b, noise.view(chains, m, p), alpha=scale).view(-1, p)
         torch.addmm(drift, offsets, a_t, out=out)
 
-    offsets = (start - problem.centre).index_select(0, order).expand(chains, -1).reshape(-1, p)
+    offsets = (start - posterior.centre).index_select(0, order).expand(chains, -1).reshape(-1, p)
     losses, offsets = _drive(offsets, advance, lambda held: _block_losses(held, s, g, chains),
                              chains, steps, progress)  # fmt: skip
-    position = offsets.view(chains, -1).index_select(1, torch.argsort(order)) + problem.centre
+    position = offsets.view(chains, -1).index_select(1, torch.argsort(order)) + posterior.centre
     return ChainRun(losses[:, burnin:], losses.amax(dim=1), SGLDState(position, steps))
 
 
