@@ -29,7 +29,8 @@ def measure(directions: int, floor: bool) -> dict:
     from torch import nn
     from torch.func import functional_call, hessian
 
-    from llcgeo.scanner.reader import as_buffers, quotient_hessian
+    from llcgeo.numerics.paths.module import as_buffers
+    from llcgeo.scanner.reader import quotient_hessian
 
     d = m = round(math.sqrt(directions)) + 1
     torch.manual_seed(0)

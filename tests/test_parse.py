@@ -320,14 +320,15 @@ _leaves = st.one_of(
 )
 
 
+def _binops(children, ops):
+    """``a op b`` of two children, ``op`` one of ``ops``."""
+    ops = st.sampled_from(ops)
+    return st.builds(lambda a, op, b: ast.BinOp(a, op(), b), children, ops, children)
+
+
 def _allowed_branches(children, callees=(*FUNCTIONS, "__import__", "eval", "x"), arity=(1, 2)):
     return st.one_of(
-        st.builds(
-            lambda a, op, b: ast.BinOp(a, op(), b),
-            children,
-            st.sampled_from(_ALLOWED_BINOPS),
-            children,
-        ),
+        _binops(children, _ALLOWED_BINOPS),
         st.builds(lambda a: ast.UnaryOp(ast.USub(), a), children),
         st.builds(
             lambda f, args: ast.Call(_name(f), args, []),
@@ -339,12 +340,7 @@ def _allowed_branches(children, callees=(*FUNCTIONS, "__import__", "eval", "x"),
 
 def _forbidden_branches(children):
     return st.one_of(
-        st.builds(
-            lambda a, op, b: ast.BinOp(a, op(), b),
-            children,
-            st.sampled_from(_FORBIDDEN_BINOPS),
-            children,
-        ),
+        _binops(children, _FORBIDDEN_BINOPS),
         st.builds(lambda a: ast.UnaryOp(ast.Invert(), a), children),
         st.builds(
             lambda a, attr: ast.Attribute(a, attr, ast.Load()),

@@ -37,8 +37,8 @@ import torch
 from torch import nn
 
 import llcgeo
+from llcgeo.config import WholeModelSettings
 from llcgeo.report.executors import make_executor
-from llcgeo.run_config import WholeModelSettings
 
 CHECKPOINT_STEPS = (0, 3, 10, 30, 100, 300, 1000, 3000)
 SAMPLES, NOISE = 128, 0.1

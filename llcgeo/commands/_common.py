@@ -80,6 +80,28 @@ def layer_from_args(args) -> tuple[mf.Head, str]:
     return layer, mf.check_refine(args.refine, layer)
 
 
+def add_case_parser(subparsers, name: str, **kwargs) -> argparse.ArgumentParser:
+    """The parser of a command that measures one case (``kwargs`` go to ``add_parser``): the
+    manifold and layer flags, then the data and SGLD flags (:func:`case_from_args` reads them)."""
+    parser = subparsers.add_parser(name, **kwargs)
+    add_manifold_arguments(parser)
+    add_sgld_arguments(parser)
+    return parser
+
+
+def case_from_args(args):
+    """The case the flags of :func:`add_case_parser` name, checked in this order: its manifold,
+    its layer and the parameters refined, and the SGLD settings (:func:`config_from_args`)."""
+    manifold = manifold_from_args(args)
+    layer, refine = layer_from_args(args)
+    return manifold, layer, refine, config_from_args(args)
+
+
+def add_json_argument(group) -> None:
+    """``--json``: the command prints one JSON object (:func:`print_json`) instead of a table."""
+    group.add_argument("--json", action="store_true", help="print one JSON object")
+
+
 JSON_DIGITS = 8  # significant digits of a float in a command's JSON: past any estimate's precision
 
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 import sys
 
 from llcgeo.commands._common import (
-    add_manifold_arguments,
-    add_sgld_arguments,
+    add_case_parser,
+    add_json_argument,
     calibrated,
+    case_from_args,
     case_problem,
-    config_from_args,
-    layer_from_args,
-    manifold_from_args,
     print_columns,
     print_json,
     print_note,
@@ -22,15 +20,14 @@ from llcgeo.config import TARGETS
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
+    p = add_case_parser(
+        sub,
         "calibrate",
         help="recommend eps, gamma, burn-in and steps from theory, with the reasons",
         description="Fit the layer to teacher-student data on the manifold (as estimate does), "
         "compute its Hessian spectrum, and choose the SGLD settings whose exact step-size "
         "bias, localization bias and standard error meet the targets.",
     )
-    add_manifold_arguments(p)
-    add_sgld_arguments(p)
     g = p.add_argument_group("targets (fractions of the LLC)")
     g.add_argument("--bias-target", type=float, default=TARGETS.bias, help="step-size bias")
     g.add_argument(
@@ -38,7 +35,7 @@ def register(sub) -> None:
         help="localization bias",
     )  # fmt: skip
     g.add_argument("--se-target", type=float, default=TARGETS.se, help="standard error")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json_argument(p)
     p.add_argument(
         "--figure",
         metavar="PNG",
@@ -49,9 +46,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    manifold = manifold_from_args(args)
-    layer, refine = layer_from_args(args)
-    config = config_from_args(args)
+    manifold, layer, refine, config = case_from_args(args)
     problem = case_problem(args, manifold, layer, refine, config)
     calibration = calibrated(args, problem, config)
     r, c = calibration.recommendation, calibration.config

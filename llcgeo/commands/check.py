@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from llcgeo.commands._common import add_executor_arguments, print_note
+from llcgeo.commands._common import add_executor_arguments, add_json_argument, print_note
 
 DESCRIPTION = """\
 Each FILE (TOML; see examples/hypotheses/README.md) names a manifold, a layer, sampler settings
@@ -26,7 +26,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--out", default="reports/check", help="output folder (default %(default)s)"
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json_argument(parser)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
     add_executor_arguments(parser)

@@ -7,11 +7,9 @@ import sys
 from dataclasses import replace
 
 from llcgeo.commands._common import (
-    add_manifold_arguments,
-    add_sgld_arguments,
-    config_from_args,
-    layer_from_args,
-    manifold_from_args,
+    add_case_parser,
+    add_json_argument,
+    case_from_args,
     print_json,
     print_note,
     print_table,
@@ -22,17 +20,16 @@ from llcgeo.config import CLI_SGLD, DTYPES
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_case_parser(
+        subparsers,
         "estimate",
         help="estimate the (weight-refined) LLC with SGLD",
         description="Fit a linear layer to teacher-student data on a manifold and estimate its "
         "local learning coefficient with SGLD (all chains batched).",
     )
-    add_manifold_arguments(parser)
-    add_sgld_arguments(parser)
     g = parser.add_argument_group("precision and output")
     g.add_argument("--dtype", default=CLI_SGLD.dtype, choices=DTYPES)
-    g.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json_argument(g)
     g.add_argument(
         "--acceptance",
         action="store_true",
@@ -46,9 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from llcgeo.numerics.measurements.teacher_student import measure_problem
     from llcgeo.serialize import to_jsonable
 
-    manifold = manifold_from_args(args)
-    layer, refine = layer_from_args(args)
-    config = replace(config_from_args(args), dtype=args.dtype)
+    manifold, layer, refine, config = case_from_args(args)
+    config = replace(config, dtype=args.dtype)
     config, problem = settled(args, manifold, layer, refine, config)
     progress = step_progress(sys.stderr)
     result = measure_problem(problem, config, seed=args.seed, progress=progress)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from llcgeo.commands._common import (
+    add_json_argument,
     add_manifold_arguments,
     layer_from_args,
     manifold_from_args,
@@ -25,7 +26,7 @@ def register(sub) -> None:
     )
     g.add_argument("--hidden", help="hidden widths, comma-separated, e.g. 3 or 4,2,3")
     g.add_argument("--rank", type=int, default=None, help="the teacher's true rank")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json_argument(p)
     p.set_defaults(handler=run)
 
 

@@ -16,8 +16,7 @@ from llcgeo.commands._common import (
     print_table,
     step_progress,
 )
-from llcgeo.config import REFINES, ScanSettings, check_device
-from llcgeo.run_config import SINGULAR_MODES, WholeModelSettings
+from llcgeo.config import REFINES, SINGULAR_MODES, ScanSettings, WholeModelSettings, check_device
 
 DEFAULTS = ScanSettings()
 WHOLE = WholeModelSettings()

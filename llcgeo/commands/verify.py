@@ -5,11 +5,9 @@ from __future__ import annotations
 import sys
 
 from llcgeo.commands._common import (
-    add_manifold_arguments,
-    add_sgld_arguments,
-    config_from_args,
-    layer_from_args,
-    manifold_from_args,
+    add_case_parser,
+    add_json_argument,
+    case_from_args,
     print_json,
     print_table,
     settled,
@@ -18,10 +16,8 @@ from llcgeo.commands._common import (
 
 
 def register(sub) -> None:
-    p = sub.add_parser("verify", help="reconcile one case: theory, SGLD measurement, verdict")
-    add_manifold_arguments(p)
-    add_sgld_arguments(p)
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p = add_case_parser(sub, "verify", help="reconcile one case: theory, SGLD measurement, verdict")
+    add_json_argument(p)
     p.set_defaults(handler=run)
 
 
@@ -29,9 +25,8 @@ def run(args) -> int:
     from llcgeo.reconcile import Case, reconcile_case
     from llcgeo.serialize import significant
 
-    manifold = manifold_from_args(args)
-    layer, refine = layer_from_args(args)
-    config, problem = settled(args, manifold, layer, refine, config_from_args(args))
+    manifold, layer, refine, config = case_from_args(args)
+    config, problem = settled(args, manifold, layer, refine, config)
     case = Case(manifold, layer, refine, args.n, config, seed=args.seed, sigma=args.sigma)
     result = reconcile_case(
         case, device=args.device, problem=problem, progress=step_progress(sys.stderr)

@@ -52,6 +52,13 @@ def check_seed(seed) -> int:
     return integer(seed, "seed", 0)
 
 
+def check_draws(seed, dtype: str) -> None:
+    """A spec's ``seed`` and ``dtype`` name checked where the spec is made, before anything is
+    drawn (a :class:`~llcgeo.errors.SpecError` names the bad one)."""
+    check_seed(seed)
+    resolve_dtype(dtype)
+
+
 def split_seed(seed: int, streams: int) -> list[np.random.SeedSequence]:
     """``streams`` independent seed sequences spawned from one integer seed."""
     return np.random.SeedSequence(check_seed(seed)).spawn(streams)
@@ -61,6 +68,12 @@ def make_generator(seq: np.random.SeedSequence, device: torch.device) -> torch.G
     """A ``torch.Generator`` on ``device`` seeded with 63 bits of ``seq``."""
     state = int(seq.generate_state(1, dtype=np.uint64)[0]) >> 1
     return torch.Generator(device=device).manual_seed(state)
+
+
+def generators(seed: int, count: int, device: torch.device) -> list[torch.Generator]:
+    """``count`` independent generators on ``device``, from the streams :func:`split_seed`
+    spawns from ``seed`` (the first is the same whatever ``count`` is)."""
+    return [make_generator(seq, device) for seq in split_seed(seed, count)]
 
 
 def stream(seed: int, name: str) -> np.random.SeedSequence:
@@ -94,3 +107,12 @@ def thread_policy(entries: int, device: torch.device, small: int = SMALL_PROBLEM
     finally:
         if narrow:
             torch.set_num_threads(threads)
+
+
+@contextmanager
+def small_operation(device: str | torch.device, entries: int):
+    """The resolved ``device``, with :func:`thread_policy` held against ``SMALL_OPERATION``
+    while the block runs: a batched measurement whose largest tensor has ``entries`` entries."""
+    target = resolve_device(device)
+    with thread_policy(entries, target, SMALL_OPERATION):
+        yield target

@@ -227,7 +227,10 @@ CLAIM_COLUMNS = ("claim", "prediction", "reference", "measurement", "statistic",
 class Series:
     """What one legend entry draws. ``style``: "points" (with optional error bars), "markers"
     (an exact value at each x, not joined: a line would invent values between them), "line",
-    or "vline" (a vertical line at each x, ``y`` unused: a predicted threshold).
+    "dashed" (a line carried past the data: an extrapolation), "band" (``y +- yerr`` shaded: a
+    fit's uncertainty), "range" (a prediction: a bar at each x, and a stroke over ``y +- yerr``
+    where only an interval is proven) or "vline" (a vertical line at each x, ``y`` unused: a
+    predicted threshold). ``report.figures.STYLES`` is the list the drawing accepts.
 
     Series of one panel that share a non-empty ``group`` share a colour (a measurement and its
     prediction, say).

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import llcgeo
-from llcgeo.config import ScanSettings
+from llcgeo.config import ScanSettings, WholeModelSettings
 from llcgeo.errors import ScanError, SpecError
 from llcgeo.limits import with_budget
 from llcgeo.numerics.device import resolve_device
@@ -39,7 +39,6 @@ from llcgeo.numerics.paths.data import checked_data  # not re-exported by llcgeo
 from llcgeo.report.executors import InProcess, Task
 from llcgeo.report.files import prepare_folder
 from llcgeo.report.store import ResultStore, code_fingerprint, exclusive
-from llcgeo.run_config import WholeModelSettings
 from llcgeo.scanner.checkpoint import (
     CheckpointResult,
     Trace,
@@ -330,6 +329,6 @@ def _version() -> str:
     package = Path(llcgeo.__file__).resolve().parent
     hashed = hashlib.sha256()
     computing = [*(package / "scanner").rglob("*.py"), *(package / "numerics").rglob("*.py")]
-    for path in sorted(computing) + [package / "run_config.py"]:
+    for path in sorted(computing) + [package / "config.py"]:
         hashed.update(path.relative_to(package).as_posix().encode() + path.read_bytes())
     return f"{llcgeo.__version__}+{code_fingerprint()}+{hashed.hexdigest()[:12]}"

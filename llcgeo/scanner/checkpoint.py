@@ -27,9 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from llcgeo.config import SGLDConfig
+from llcgeo.config import KEPT_DRAWS, SGLDConfig
 from llcgeo.reconcile.model import EstimateSummary
-from llcgeo.run_config import KEPT_DRAWS
 from llcgeo.scanner.rows import ScanResult
 from llcgeo.serialize import from_jsonable
 

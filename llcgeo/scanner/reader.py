@@ -21,7 +21,7 @@ from llcgeo.errors import EstimationError
 from llcgeo.limits import check_budget
 from llcgeo.numerics.measurements.heads import MINIMUM_GRADIENT, linear_head
 from llcgeo.numerics.paths.data import take
-from llcgeo.numerics.paths.module import copied, named_parts
+from llcgeo.numerics.paths.module import as_buffers, copied, named_parts
 from llcgeo.scanner.trace import Reader
 from llcgeo.thresholds import FLAT
 
@@ -139,16 +139,6 @@ def _cut(graph: fx.Graph, frontier: list[str], after: set[str]) -> list[str]:
     graph.set_codegen(fx.graph.CodeGen())
     graph.eliminate_dead_code()
     return names
-
-
-def as_buffers(model: torch.nn.Module) -> torch.nn.Module:
-    """``model`` with its parameters turned into buffers of the same names."""
-    for name, p in list(model.named_parameters()):
-        owner, _, leaf = name.rpartition(".")
-        module = model.get_submodule(owner) if owner else model
-        delattr(module, leaf)
-        module.register_buffer(leaf, p.detach())
-    return model
 
 
 def _mean_loss(model, x, y, loss):

@@ -17,10 +17,9 @@ from typing import Any
 
 import torch
 
-from llcgeo.config import ScanSettings, SGLDConfig
+from llcgeo.config import ScanSettings, SGLDConfig, WholeModelSettings
 from llcgeo.errors import LLCGeoError, ScanError, in_brief
 from llcgeo.reconcile.model import EstimateSummary
-from llcgeo.run_config import WholeModelSettings
 from llcgeo.scanner.checkpoint import CheckpointResult, Trace, WholeModel, fingerprint
 from llcgeo.scanner.files import load_program
 from llcgeo.scanner.run import run_scan

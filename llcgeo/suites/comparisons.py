@@ -104,7 +104,8 @@ def _summary(name: str, title: str, description: str, rows: tuple[Row, ...]):
             Series("asymptotic LLC", xs, tuple(r.predicted_llc for r in ordered), style="markers"),
         )
         ticks = tuple(row.label.split(":")[0] for row in rows)  # the setting, not the claim
-        panel = Panel(title, "", "LLC estimate", series, xticks=ticks)
+        panel = Panel(title, "case (the data, and the parameters refined)", "LLC estimate", series,
+                      xticks=ticks)  # fmt: skip
         return ExperimentResult(
             name=name,
             title=title,
@@ -145,35 +146,30 @@ WEIGHT_REFINEMENT = (
 )  # fmt: skip
 
 
+def _experiment(name: str, title: str, description: str, rows: tuple[Row, ...]) -> Experiment:
+    """An experiment of one case a row, summarized row by row against its claim."""
+    return case_experiment(name, title, _jobs(rows), _summary(name, title, description, rows))
+
+
 def smuggled_bias_experiment() -> Experiment:
-    title = "The smuggled bias of softmax outputs"
-    description = (
+    return _experiment(
+        "smuggled_bias",
+        "The smuggled bias of softmax outputs",
         "Softmax outputs lie on the affine hyperplane sum x = 1, and a LayerNorm with a learned "
         "bias beta (alpha . beta != 0) on another affine hyperplane. Neither drops the LLC of a "
         "bias-free layer; with an explicit downstream bias, the constant direction is already "
-        "spanned by the data, so the layer has md/2 of a possible m(d+1)/2."
-    )
-    rows = SMUGGLED_BIAS
-    return case_experiment(
-        "smuggled_bias",
-        title,
-        _jobs(rows),
-        _summary("smuggled_bias", title, description, rows),
+        "spanned by the data, so the layer has md/2 of a possible m(d+1)/2.",
+        SMUGGLED_BIAS,
     )
 
 
 def weight_refinement_experiment() -> Experiment:
-    title = "Weight-refined LLC of W against the full LLC"
-    description = (
+    return _experiment(
+        "weight_refinement",
+        "Weight-refined LLC of W against the full LLC",
         "The wrLLC of W alone (bias frozen at its fit) is half the rank of E[x x^T]; the full "
         "LLC is half the rank of E[z z^T], z = (x, 1). They differ by m/2 when the data's "
         "affine hull passes through the origin or fills space, and coincide when it is an "
-        "affine hyperplane off the origin."
-    )
-    rows = WEIGHT_REFINEMENT
-    return case_experiment(
-        "weight_refinement",
-        title,
-        _jobs(rows),
-        _summary("weight_refinement", title, description, rows),
+        "affine hyperplane off the origin.",
+        WEIGHT_REFINEMENT,
     )

@@ -378,11 +378,17 @@ def _panel(records, model: str) -> Panel:
     return Panel(f"{model} head (K = {k}, h = {h})", "final norm", "wrLLC", series, xticks=ticks)
 
 
+def _by_model(name: str, panel, records, caption: str) -> Figure:
+    """A figure of one ``panel(records, model)`` for each model that has records."""
+    return Figure(name, tuple(panel(records, m) for m in MODELS if _of(records, m)), caption)
+
+
 def _figure(records) -> Figure:
-    return Figure(
+    return _by_model(
         "network",
-        tuple(_panel(records, m) for m in MODELS if _of(records, m)),
-        caption="Each head's SGLD estimate beside the exact expectation of the estimator at its "
+        _panel,
+        records,
+        "Each head's SGLD estimate beside the exact expectation of the estimator at its "
         "settings and the predicted LLC (K - 1) r / 2. The LayerNorm head (features on a plane "
         "through the origin) sits (K - 1)/2 below the others; a learned LayerNorm bias moves "
         "the plane off the origin and the drop goes. Where the expectation sits below the LLC, "
@@ -404,16 +410,18 @@ def _trace_panel(records, model: str) -> Panel:
             series.append(Series(label, xs, row, style="line", group=norm))
         ends = (xs[0], xs[-1]) if xs else ()
         level = (r.expected, r.expected) if xs else ()
-        series.append(Series(f"{norm}: exact expectation", ends, level, style="line", group=norm))
+        series.append(Series(f"{norm}: exact expectation", ends, level, style="dashed",
+                             group=norm))  # fmt: skip
     return Panel(f"{model}: each chain's running estimate", "step", "wrLLC so far", tuple(series))
 
 
 def _trace_figure(records) -> Figure:
-    return Figure(
+    return _by_model(
         "traces",
-        tuple(_trace_panel(records, m) for m in MODELS if _of(records, m)),
-        caption="Each chain's estimate as its draws accumulate, for the two heads whose drop is "
-        "claimed: the chains settle on the exact expectation of the estimator (the straight "
+        _trace_panel,
+        records,
+        "Each chain's estimate as its draws accumulate, for the two heads whose drop is "
+        "claimed: the chains settle on the exact expectation of the estimator (the dashed "
         "line), and the spread at the end is what the standard error measures.",
     )
 

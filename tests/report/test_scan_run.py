@@ -15,10 +15,10 @@ from torch import nn
 
 import llcgeo
 from llcgeo import cli
+from llcgeo.config import KEPT_DRAWS, WholeModelSettings
 from llcgeo.errors import ScanError
 from llcgeo.report.executors import InProcess
 from llcgeo.report.scan import scan
-from llcgeo.run_config import KEPT_DRAWS, WholeModelSettings
 
 STEPS = (0, 40, 400)
 SMALL = dict(chains=4, draws=300, rows=128, seed=3)  # rows < samples: the subset is drawn too
@@ -196,8 +196,8 @@ def test_steps_come_from_names_and_are_given_once(tmp_path):
 
 
 def test_the_singular_modes_are_calibrates():
+    from llcgeo.config import SINGULAR_MODES as NAMED_WITHOUT_TORCH
     from llcgeo.reconcile.calibration import SINGULAR_MODES
-    from llcgeo.run_config import SINGULAR_MODES as NAMED_WITHOUT_TORCH
 
     assert NAMED_WITHOUT_TORCH == SINGULAR_MODES
 

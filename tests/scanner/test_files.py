@@ -506,14 +506,21 @@ PT_CRAFTED = {
 }  # fmt: skip
 
 
+def _refused_data(craft, name: str, tmp_path) -> str:
+    """The one line that refuses the data file ``craft`` writes, having checked that nothing in
+    it ran (its payload would make a folder)."""
+    payload = tmp_path / "payload-ran"
+    (tmp_path / name).write_bytes(craft(payload))
+    with pytest.raises(ScanError) as error:
+        files.load_data(tmp_path / name)
+    assert not payload.exists()
+    return _one_line(error)
+
+
 @pytest.mark.parametrize("name", sorted(PT_CRAFTED))
 def test_crafted_pt_data_is_refused_in_one_line_and_never_unpickled(name, tmp_path):
     craft, reason = PT_CRAFTED[name]
-    payload = tmp_path / "payload-ran"
-    (tmp_path / "data.pt").write_bytes(craft(payload))
-    with pytest.raises(ScanError) as error:
-        files.load_data(tmp_path / "data.pt")
-    assert reason in _one_line(error) and not payload.exists()
+    assert reason in _refused_data(craft, "data.pt", tmp_path)
 
 
 # --- .npz data ---------------------------------------------------------------------------------
@@ -573,12 +580,8 @@ NPZ_CRAFTED = {
 @pytest.mark.parametrize("name", sorted(NPZ_CRAFTED))
 def test_crafted_npz_data_is_refused_in_one_line_and_never_unpickled(name, tmp_path):
     craft, reason = NPZ_CRAFTED[name]
-    payload = tmp_path / "payload-ran"
-    (tmp_path / "data.npz").write_bytes(craft(payload))
-    with pytest.raises(ScanError) as error:
-        files.load_data(tmp_path / "data.npz")
-    message = _one_line(error)
-    assert reason in message and not payload.exists()
+    message = _refused_data(craft, "data.npz", tmp_path)
+    assert reason in message
     assert name == "a_bare_pickle" or "pickle" not in message or "object" in message
 
 
@@ -616,10 +619,12 @@ def test_the_command_keeps_torch_quiet_on_a_program_that_passes_the_checks_but_n
     assert "not a torch.export program (SerializeError: Serialized schema version" in err
 
 
-def test_the_command_says_a_directory_named_model_pt2_is_one(tmp_path, capfd):
-    (tmp_path / "model.pt2").mkdir()
+def test_the_command_reads_a_directory_as_a_run_and_says_when_it_holds_none(tmp_path, capfd):
+    (tmp_path / "model.pt2").mkdir()  # a folder, whatever its name: a training run's checkpoints
+    torch.save({"inputs": torch.randn(4, 3), "targets": torch.randn(4, 2)}, tmp_path / "data.pt")
     argv = ["scan", str(tmp_path / "model.pt2"), "--data", str(tmp_path / "data.pt"), "--out",
             str(tmp_path / "out")]  # fmt: skip
     assert cli.main(argv) == 2
     err = capfd.readouterr().err
-    assert err.count("\n") == 1 and "is a directory, not a file" in err
+    assert err.count("\n") == 1 and "model.pt2: no .pt2 checkpoints in it" in err
+    assert not (tmp_path / "out").exists()

@@ -30,15 +30,7 @@ import torch
 
 from llcgeo.errors import SpecError
 from llcgeo.limits import MAX_DEPTH
-from llcgeo.numerics.device import (
-    SMALL_OPERATION,
-    check_seed,
-    make_generator,
-    resolve_device,
-    resolve_dtype,
-    split_seed,
-    thread_policy,
-)
+from llcgeo.numerics.device import check_draws, generators, resolve_dtype, small_operation
 from llcgeo.numerics.measurements.norms import layer_norm
 from llcgeo.validate import between, integer, positive
 
@@ -92,8 +84,7 @@ class IsometrySpec:
             open_high=True,
         )
         positive(self.weight_variance, "weight_variance")
-        check_seed(self.seed)
-        resolve_dtype(self.dtype)
+        check_draws(self.seed, self.dtype)
 
 
 @dataclass(frozen=True)
@@ -154,14 +145,13 @@ def _measure(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 def simulate_isometry(spec: IsometrySpec, device: str = "auto") -> IsometryTrace:
     """Run ``spec.networks`` networks side by side (one batched tensor) and measure every layer."""
-    dev = resolve_device(device)
-    with thread_policy(spec.networks * spec.width * spec.width, dev, SMALL_OPERATION):
+    with small_operation(device, spec.networks * spec.width * spec.width) as dev:
         return _simulate_isometry(spec, dev)
 
 
 def _simulate_isometry(spec: IsometrySpec, dev: torch.device) -> IsometryTrace:
     dtype = resolve_dtype(spec.dtype)
-    generator = make_generator(split_seed(spec.seed, 1)[0], dev)
+    (generator,) = generators(spec.seed, 1, dev)
     x = _inputs(spec, generator, dev, dtype)
     rows = [_measure(x)]
     for _ in range(spec.depth):

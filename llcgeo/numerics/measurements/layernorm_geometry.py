@@ -25,13 +25,11 @@ import torch
 
 from llcgeo.errors import SpecError
 from llcgeo.numerics.device import (
-    SMALL_OPERATION,
-    check_seed,
-    make_generator,
+    check_draws,
+    generators,
     resolve_device,
     resolve_dtype,
-    split_seed,
-    thread_policy,
+    small_operation,
 )
 from llcgeo.numerics.measurements.norms import layer_norm
 from llcgeo.validate import finite, integer, non_negative, positive
@@ -71,8 +69,7 @@ class LayerNormSampling:
         non_negative(self.eps, "eps")
         positive(self.input_variance, "input_variance")
         integer(self.samples, "samples", 2)
-        check_seed(self.seed)
-        resolve_dtype(self.dtype)
+        check_draws(self.seed, self.dtype)
 
 
 @dataclass(frozen=True)
@@ -95,7 +92,7 @@ class GeometryMeasurement:
 def sample_layernorm(spec: LayerNormSampling, device: str = "auto") -> torch.Tensor:
     """``spec.samples`` outputs of LayerNorm on Gaussian inputs, shape ``(samples, N)``."""
     dev, dtype = resolve_device(device), resolve_dtype(spec.dtype)
-    generator = make_generator(split_seed(spec.seed, 1)[0], dev)
+    (generator,) = generators(spec.seed, 1, dev)
     n = len(spec.gain)
     a = torch.randn(spec.samples, n, generator=generator, dtype=dtype, device=dev)
     gain = torch.tensor(spec.gain, dtype=dtype, device=dev)
@@ -117,7 +114,7 @@ def measure_layernorm_geometry(
 ) -> GeometryMeasurement:
     """Sample LayerNorm and measure the outputs against ``axes`` (unit vectors, one per row)."""
     entries = spec.samples * len(spec.gain)
-    with thread_policy(entries, resolve_device(device), SMALL_OPERATION):
+    with small_operation(device, entries):
         return _measure(spec, axes, sample_layernorm(spec, device))
 
 

@@ -38,15 +38,7 @@ from torch.func import jvp, vjp
 
 from llcgeo.errors import SpecError
 from llcgeo.limits import MAX_DEPTH
-from llcgeo.numerics.device import (
-    SMALL_OPERATION,
-    check_seed,
-    make_generator,
-    resolve_device,
-    resolve_dtype,
-    split_seed,
-    thread_policy,
-)
+from llcgeo.numerics.device import check_draws, generators, resolve_dtype, small_operation
 from llcgeo.numerics.measurements.isometry import activation
 from llcgeo.numerics.measurements.norms import KINDS, normalize
 from llcgeo.validate import integer, non_negative, positive
@@ -92,8 +84,7 @@ class LipschitzSpec:
         positive(self.weight_scale, "weight_scale")
         positive(self.input_variance, "input_variance")
         non_negative(self.eps, "eps")
-        check_seed(self.seed)
-        resolve_dtype(self.dtype)
+        check_draws(self.seed, self.dtype)
 
 
 @dataclass(frozen=True)
@@ -191,16 +182,14 @@ def parameter_lipschitz(weights, x, spec: LipschitzSpec, generator, input_norms)
 
 def measure_lipschitz(spec: LipschitzSpec, device: str = "auto") -> LipschitzMeasurement:
     """Draw the networks and inputs from ``spec.seed`` and measure every depth."""
-    dev = resolve_device(device)
     entries = spec.networks * spec.width * max(spec.width, spec.points)
-    with thread_policy(entries, dev, SMALL_OPERATION):
+    with small_operation(device, entries) as dev:
         return _measure_lipschitz(spec, dev)
 
 
 def _measure_lipschitz(spec: LipschitzSpec, dev: torch.device) -> LipschitzMeasurement:
     dtype = resolve_dtype(spec.dtype)
-    seeds = split_seed(spec.seed, 2)
-    draw, probe = make_generator(seeds[0], dev), make_generator(seeds[1], dev)
+    draw, probe = generators(spec.seed, 2, dev)
     shape = (spec.networks, spec.width, spec.width)
     std = spec.weight_scale / math.sqrt(spec.width)
     weights = tuple(

@@ -4,6 +4,7 @@ One function, :func:`sample`, maps any spec of :mod:`llcgeo.manifolds` to draws 
 distribution in that module's table (``a ~ N(0, I_d)`` throughout). Draws are made in float64 on
 the generator's device and then converted, so the same seed gives the same points in every dtype.
 
+>>> from llcgeo.manifolds import LayerNormImage
 >>> g = torch.Generator().manual_seed(0)
 >>> x = sample(LayerNormImage(4), 3, generator=g)
 >>> x.shape, bool(x.sum(1).abs().max() < 1e-12)
@@ -17,24 +18,10 @@ from collections.abc import Callable
 
 import torch
 
+from llcgeo import manifolds as mf
 from llcgeo.errors import EstimationError, SpecError
 from llcgeo.expr import fold
 from llcgeo.limits import MAX_SAMPLES
-from llcgeo.manifolds import (
-    REGULAR_PROBE,
-    BumpedHyperplane,
-    Ellipsoid,
-    Gaussian,
-    Hyperplane,
-    ImplicitHypersurface,
-    LayerNormImage,
-    ParametricManifold,
-    RMSNormImage,
-    Simplex,
-    Sphere,
-    regular_probe,
-    regular_zeros,
-)
 from llcgeo.numerics.measurements.norms import layer_norm, rms_norm
 from llcgeo.validate import integer
 
@@ -48,6 +35,7 @@ NEWTON_ROUNDS = 8
 def sample(spec, n: int, *, generator: torch.Generator, device="cpu", dtype=torch.float64):
     """``n`` points of ``spec``'s data distribution, a tensor of shape ``(n, spec.d)``.
 
+    >>> from llcgeo.manifolds import Sphere
     >>> g = torch.Generator().manual_seed(1)
     >>> x = sample(Sphere(3, radius=2), 5, generator=g)
     >>> bool(torch.allclose(x.norm(dim=1), torch.full((5,), 2.0, dtype=torch.float64)))
@@ -78,36 +66,36 @@ def _vector(values, d: int, default: float, like: torch.Tensor) -> torch.Tensor:
     return torch.tensor([float(v) for v in values], dtype=like.dtype, device=like.device)
 
 
-def _gaussian(spec: Gaussian, n, generator):
+def _gaussian(spec: mf.Gaussian, n, generator):
     return gaussian_draws(n, spec.d, generator)
 
 
-def _layernorm(spec: LayerNormImage, n, generator):
+def _layernorm(spec: mf.LayerNormImage, n, generator):
     a = gaussian_draws(n, spec.d, generator)
     gain, bias = _vector(spec.gain, spec.d, 1.0, a), _vector(spec.bias, spec.d, 0.0, a)
     return layer_norm(a, gain, bias, float(spec.eps))
 
 
-def _rmsnorm(spec: RMSNormImage, n, generator):
+def _rmsnorm(spec: mf.RMSNormImage, n, generator):
     a = gaussian_draws(n, spec.d, generator)
     return rms_norm(a, _vector(spec.gain, spec.d, 1.0, a), float(spec.eps))
 
 
-def _sphere(spec: Sphere, n, generator):
+def _sphere(spec: mf.Sphere, n, generator):
     a = gaussian_draws(n, spec.d, generator)
     return float(spec.radius) * a / a.norm(dim=1, keepdim=True)
 
 
-def _simplex(spec: Simplex, n, generator):
+def _simplex(spec: mf.Simplex, n, generator):
     return torch.softmax(gaussian_draws(n, spec.d, generator), dim=1)
 
 
-def _ellipsoid(spec: Ellipsoid, n, generator):
+def _ellipsoid(spec: mf.Ellipsoid, n, generator):
     a = gaussian_draws(n, spec.d, generator)
     return _vector(spec.axes, spec.d, 1.0, a) * a / a.norm(dim=1, keepdim=True)
 
 
-def _hyperplane(spec: Hyperplane, n, generator):
+def _hyperplane(spec: mf.Hyperplane, n, generator):
     """Orthogonal projection ``a - (normal . a - offset) normal / |normal|^2``."""
     a = gaussian_draws(n, spec.d, generator)
     normal = _vector(spec.normal, spec.d, 0.0, a)
@@ -115,7 +103,7 @@ def _hyperplane(spec: Hyperplane, n, generator):
     return a - residual[:, None] * normal / normal.dot(normal)
 
 
-def _bumped_hyperplane(spec: BumpedHyperplane, n, generator):
+def _bumped_hyperplane(spec: mf.BumpedHyperplane, n, generator):
     """``x = (u, h(u_1))``, ``h = kappa/2 u_1^2`` on the strip ``|u_1| < half_width``, else 0."""
     u = gaussian_draws(n, spec.d - 1, generator)
     u1 = u[:, 0]
@@ -133,7 +121,7 @@ def _fold_columns(expr, names, columns: torch.Tensor) -> torch.Tensor:
     )
 
 
-def _parametric(spec: ParametricManifold, n, generator):
+def _parametric(spec: mf.ParametricManifold, n, generator):
     """``x = phi(t)`` with ``t_j ~ Uniform(ranges_j)``."""
     lo = torch.tensor([float(r[0]) for r in spec.ranges], dtype=torch.float64)
     hi = torch.tensor([float(r[1]) for r in spec.ranges], dtype=torch.float64)
@@ -144,7 +132,7 @@ def _parametric(spec: ParametricManifold, n, generator):
     return torch.stack([_fold_columns(p, spec.parameters, t) for p in spec.phi], dim=1)
 
 
-def _newton_project(spec: ImplicitHypersurface, x: torch.Tensor):
+def _newton_project(spec: mf.ImplicitHypersurface, x: torch.Tensor):
     """Newton steps ``x <- x - F grad F / |grad F|^2``; returns the points and which converged.
 
     Rows are independent, so they are projected ``NEWTON_CHUNK`` at a time: the autograd graph,
@@ -154,7 +142,7 @@ def _newton_project(spec: ImplicitHypersurface, x: torch.Tensor):
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
-def _newton_chunk(spec: ImplicitHypersurface, x: torch.Tensor):
+def _newton_chunk(spec: mf.ImplicitHypersurface, x: torch.Tensor):
     for _ in range(NEWTON_STEPS):
         value, grad = _value_and_gradient(spec, x)
         if not value.requires_grad:  # F is a constant: there is nothing to project onto
@@ -164,7 +152,7 @@ def _newton_chunk(spec: ImplicitHypersurface, x: torch.Tensor):
     return x.detach(), _regular_zeros(spec, x.detach())
 
 
-def _value_and_gradient(spec: ImplicitHypersurface, x: torch.Tensor):
+def _value_and_gradient(spec: mf.ImplicitHypersurface, x: torch.Tensor):
     x = x.detach().requires_grad_(True)
     value = _fold_columns(spec.F, spec.variables, x)
     if not value.requires_grad:
@@ -173,20 +161,20 @@ def _value_and_gradient(spec: ImplicitHypersurface, x: torch.Tensor):
     return value, grad
 
 
-def _regular_zeros(spec: ImplicitHypersurface, x: torch.Tensor) -> torch.Tensor:
+def _regular_zeros(spec: mf.ImplicitHypersurface, x: torch.Tensor) -> torch.Tensor:
     """Which rows are regular zeros of F (:func:`llcgeo.manifolds.regular_zeros`)."""
     value, grad = _value_and_gradient(spec, x)
-    h = REGULAR_PROBE * float(spec.scale)
-    u = torch.tensor(regular_probe(spec.d), dtype=x.dtype, device=x.device)
+    h = mf.REGULAR_PROBE * float(spec.scale)
+    u = torch.tensor(mf.regular_probe(spec.d), dtype=x.dtype, device=x.device)
     _, moved = _value_and_gradient(spec, x + h * u)
     with torch.no_grad():
         finite = torch.isfinite(x).all(dim=1) & torch.isfinite(value)
         size, slope = 1.0 + x.abs().amax(dim=1), grad.norm(dim=1)
         change = (moved - grad).norm(dim=1)
-        return finite & regular_zeros(value, slope, change, size, float(spec.scale))
+        return finite & mf.regular_zeros(value, slope, change, size, float(spec.scale))
 
 
-def _implicit(spec: ImplicitHypersurface, n, generator):
+def _implicit(spec: mf.ImplicitHypersurface, n, generator):
     """``scale * a`` projected onto ``F = 0``; points that do not reach a regular zero are
     redrawn, as many as the rate so far says are needed."""
     kept, have, drawn, overflowed = [], 0, 0, 0
@@ -203,7 +191,7 @@ def _implicit(spec: ImplicitHypersurface, n, generator):
     raise EstimationError(_projection_failure(spec, n, have, overflowed))
 
 
-def _projection_failure(spec: ImplicitHypersurface, n: int, have: int, overflowed: int) -> str:
+def _projection_failure(spec: mf.ImplicitHypersurface, n: int, have: int, overflowed: int) -> str:
     if overflowed and not have:
         return (
             f"Newton projection onto F = 0 overflowed float64 for {overflowed} starting points "
@@ -218,16 +206,16 @@ def _projection_failure(spec: ImplicitHypersurface, n: int, have: int, overflowe
 
 
 _SAMPLERS: dict[type, Callable[..., torch.Tensor]] = {
-    Gaussian: _gaussian,
-    LayerNormImage: _layernorm,
-    RMSNormImage: _rmsnorm,
-    Sphere: _sphere,
-    Simplex: _simplex,
-    Ellipsoid: _ellipsoid,
-    Hyperplane: _hyperplane,
-    BumpedHyperplane: _bumped_hyperplane,
-    ParametricManifold: _parametric,
-    ImplicitHypersurface: _implicit,
+    mf.Gaussian: _gaussian,
+    mf.LayerNormImage: _layernorm,
+    mf.RMSNormImage: _rmsnorm,
+    mf.Sphere: _sphere,
+    mf.Simplex: _simplex,
+    mf.Ellipsoid: _ellipsoid,
+    mf.Hyperplane: _hyperplane,
+    mf.BumpedHyperplane: _bumped_hyperplane,
+    mf.ParametricManifold: _parametric,
+    mf.ImplicitHypersurface: _implicit,
 }
 
 

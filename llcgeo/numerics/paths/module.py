@@ -208,3 +208,14 @@ def parameter_shapes(model: torch.nn.Module) -> dict[str, torch.Size]:
     if not shapes:
         raise EstimationError("the model has no parameters to sample")
     return shapes
+
+
+def as_buffers(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with its parameters turned into buffers of the same names (in place): frozen,
+    for ``functional_call`` to supply them."""
+    for name, p in list(model.named_parameters()):
+        owner, _, leaf = name.rpartition(".")
+        module = model.get_submodule(owner) if owner else model
+        delattr(module, leaf)
+        module.register_buffer(leaf, p.detach())
+    return model

@@ -76,12 +76,6 @@ def preconditioned(model: nn.Module, param_masks, preconditioner) -> Preconditio
 
 def _frozen_copy(model: nn.Module) -> nn.Module:
     """A copy of ``model`` whose parameters are buffers: ``functional_call`` supplies them."""
-    from llcgeo.numerics.paths.module import copied
+    from llcgeo.numerics.paths.module import as_buffers, copied
 
-    out = copied(model)
-    for name, p in list(out.named_parameters()):
-        owner, _, leaf = name.rpartition(".")
-        module = out.get_submodule(owner) if owner else out
-        delattr(module, leaf)
-        module.register_buffer(leaf, p.detach())
-    return out
+    return as_buffers(copied(model))
