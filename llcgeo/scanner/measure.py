@@ -107,7 +107,7 @@ def scan_row(gm, norm: Norm, reader: Reader, x, y, loss, settings, device, steps
     if not settings.measure or (settings.only and reader.weight not in settings.only):
         return replace(row, verdict=NOT_MEASURED, reason="not measured (certificates only)")
     if reader.direct and row.logits and classified_without_end(gm, x, y, loss):
-        return replace(row, reason="not measured: " + NO_MINIMUM)
+        return _unmeasured(row, NO_MINIMUM)
     try:
         prepared = prepare(row, gm, reader, spec, (x, y, loss), settings)
         row = prepared.row
@@ -116,12 +116,17 @@ def scan_row(gm, norm: Norm, reader: Reader, x, y, loss, settings, device, steps
             keep(estimate)
         return row
     except NotMeasured as refused:
-        return replace(refused.row, reason=f"not measured: {refused.why}")
+        return _unmeasured(refused.row, refused.why)
     except LLCGeoError as error:
-        return replace(row, reason=f"not measured: {error}")
+        return _unmeasured(row, str(error))
     except (RuntimeError, ValueError, IndexError, TypeError) as error:  # torch, on this model
-        return replace(row, reason=f"not measured: torch failed on this reader "
-                       f"({in_brief(error)})")  # fmt: skip
+        return _unmeasured(row, f"torch failed on this reader ({in_brief(error)})")
+
+
+def _unmeasured(row: ScanRow, why: str) -> ScanRow:
+    """``row`` certified and predicted, with no measurement: no verdict, and the reason."""
+    return replace(row, verdict=NOT_MEASURED, estimate=None, quadratic=None,
+                   reason=f"not measured: {why}")  # fmt: skip
 
 
 def certified_row(norm: Norm, reader: Reader, spec, classes_read: bool, refine: str) -> ScanRow:
