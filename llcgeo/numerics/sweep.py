@@ -1,6 +1,8 @@
-"""An eps x gamma grid of SGLD runs as one batch: every chain carries its own step size and
-localization in the same tensor step, so a grid costs one run with more chains, not one run a
-point. Full batch only (each grid point must see the same loss)."""
+"""An eps x gamma grid of SGLD (or MALA) runs as one batch: every chain carries its own step
+size and localization in the same tensor step, so a grid costs one run with more chains, not one
+run a point. Full batch only (each grid point must see the same loss). :func:`sweep_settings`
+runs any list of settings the same way, one a group of chains (a problem whose chains carry
+their own data, say: the singular suite's groups)."""
 
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ from llcgeo.numerics.runner import chain_summary, numpy_of, run_problem
 
 
 class GridPoint(NamedTuple):
-    """One grid point's estimate over its chains (diverged chains left out and counted), and
-    the exact expectation of the estimate where a caller knows it (None here)."""
+    """One grid point's estimate over its chains (diverged chains left out and counted), the
+    exact expectation of the estimate where a caller knows it (None here), and the share of
+    proposals a Metropolis test accepted over the kept chains (None for SGLD)."""
 
     eps: float
     gamma: float
@@ -26,6 +29,7 @@ class GridPoint(NamedTuple):
     ess: float
     diverged: int
     expected: float | None = None
+    acceptance: float | None = None
 
 
 def sweep(
@@ -38,13 +42,23 @@ def sweep(
     burnin: int,
     seed: int = 0,
     progress=None,
+    sampler: str = "sgld",
 ) -> list[GridPoint]:
-    """Every (eps, gamma) of the grid with ``chains`` chains each, all in one batch of
-    :func:`~llcgeo.numerics.runner.run_problem` (its memory check, thread policy and random
-    streams), each point summarized as any estimate is (:func:`chain_summary`)."""
-    points = [(float(e), float(g)) for g in gamma_grid for e in eps_grid]
+    """Every (eps, gamma) of the grid with ``chains`` chains each, gamma-major
+    (:func:`sweep_settings`)."""
+    points = [(e, g) for g in gamma_grid for e in eps_grid]
+    return sweep_settings(problem, points, chains=chains, steps=steps, burnin=burnin, seed=seed,
+                          progress=progress, sampler=sampler)  # fmt: skip
+
+
+def sweep_settings(problem: Problem, settings, *, chains: int, steps: int, burnin: int,
+                   seed: int = 0, progress=None, sampler: str = "sgld") -> list[GridPoint]:
+    """Each ``(eps, gamma)`` of ``settings`` with ``chains`` chains, in that order, all in one
+    batch of :func:`~llcgeo.numerics.runner.run_problem` (its memory check, thread policy and
+    random streams), each summarized as any estimate is (:func:`chain_summary`)."""
+    points = [(float(e), float(g)) for e, g in settings]
     config = SGLDConfig(eps=points[0][0], gamma=points[0][1], chains=chains * len(points),
-                        steps=steps, burnin=burnin)  # validates the run's sizes  # fmt: skip
+                        steps=steps, burnin=burnin, sampler=sampler)  # validates the sizes
     device, dtype = problem.posterior.start.device, problem.posterior.start.dtype
 
     def per_chain(values) -> torch.Tensor:
@@ -56,12 +70,12 @@ def sweep(
                       gamma=per_chain(g for _, g in points), progress=progress)  # fmt: skip
     trace, peak = numpy_of(run.trace), numpy_of(run.peak)
     finite = torch.isfinite(run.final.position).all(dim=1).cpu().numpy()
-    return [
-        _point(points[i], chain_summary(problem, trace[rows], peak[rows], finite[rows]))
-        for i in range(len(points))
-        for rows in [slice(i * chains, (i + 1) * chains)]
-    ]
-
-
-def _point(setting: tuple[float, float], c) -> GridPoint:
-    return GridPoint(setting[0], setting[1], c.mean, c.se, c.rhat, c.ess, int(c.diverged.sum()))
+    accepted = None if run.acceptance is None else numpy_of(run.acceptance)
+    out = []
+    for i, setting in enumerate(points):
+        rows = slice(i * chains, (i + 1) * chains)
+        c = chain_summary(problem, trace[rows], peak[rows], finite[rows])
+        rate = None if accepted is None else float(accepted[rows][~c.diverged].mean())
+        out.append(GridPoint(*setting, c.mean, c.se, c.rhat, c.ess, int(c.diverged.sum()),
+                             acceptance=rate))  # fmt: skip
+    return out

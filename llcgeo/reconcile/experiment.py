@@ -13,7 +13,7 @@ from typing import Any
 
 from llcgeo.errors import SpecError
 from llcgeo.reconcile.model import ExperimentResult
-from llcgeo.serialize import stable_hash
+from llcgeo.serialize import from_jsonable, stable_hash
 
 SCALES = ("small", "full")
 
@@ -43,11 +43,8 @@ class Experiment:
         return stable_hash(job, salt=f"{self.name}@{version}")
 
 
-def load_record(cls: type, data: dict[str, Any], **nested: type) -> Any:
-    """The frozen record ``cls`` from its stored JSON; each ``nested`` field (the job, say) is
-    rebuilt as its own type. A missing or unknown field raises ``TypeError``, which the sweep
-    runner treats as a corrupt record."""
-    values = {k: v for k, v in data.items() if k != "type"}
-    for name, kind in nested.items():
-        values[name] = kind(**{k: v for k, v in values[name].items() if k != "type"})
-    return cls(**values)
+def load_record(cls: type, data: dict[str, Any]) -> Any:
+    """The frozen record ``cls`` from its stored JSON, by the one typed decoder
+    (:func:`~llcgeo.serialize.from_jsonable`). A missing, unknown or mistyped field raises
+    ``TypeError`` or ``ValueError``, which the sweep runner treats as a corrupt record."""
+    return from_jsonable(cls, data)

@@ -61,7 +61,22 @@ class Fit:
     def scale(self) -> float:
         """``sqrt(max(1, chi2 / dof))``: how much the errors were widened because the points
         scatter about the model more than their own errors say."""
-        return math.sqrt(max(1.0, self.chi2 / self.dof)) if self.dof > 0 else 1.0
+        return _birge(self.chi2, self.dof)
+
+
+def _birge(chi2: float, dof: int) -> float:
+    """Birge's ratio ``sqrt(max(1, chi2 / dof))`` (1 where no degree of freedom is left)."""
+    return math.sqrt(max(1.0, chi2 / dof)) if dof > 0 else 1.0
+
+
+def _solve(design, y: Sequence[float], se: Sequence[float]):
+    """``(beta, covariance, chi2, dof)`` of ``y ~ design @ beta`` with weights ``1/se^2``, the
+    covariance ``(X^T W X)^-1`` of errors known exactly (not widened)."""
+    x = np.asarray(design, dtype=float)
+    y, w = np.asarray(y, dtype=float), 1.0 / np.square(np.asarray(se, dtype=float))
+    cov = np.linalg.inv(x.T @ (x * w[:, None]))
+    beta = cov @ (x.T @ (w * y))
+    return beta, cov, float(np.sum(w * (y - x @ beta) ** 2)), len(y) - x.shape[1]
 
 
 def weighted_fit(design, y: Sequence[float], se: Sequence[float], *, scaled: bool = True) -> Fit:
@@ -69,15 +84,78 @@ def weighted_fit(design, y: Sequence[float], se: Sequence[float], *, scaled: boo
     ``scaled`` it is multiplied by ``max(1, chi2/dof)`` (Birge's ratio), so that scatter beyond
     the points' own errors (an effect the model leaves out) widens the coefficients' errors
     instead of hiding in them; it is never narrowed."""
-    x = np.asarray(design, dtype=float)
-    y, w = np.asarray(y, dtype=float), 1.0 / np.square(np.asarray(se, dtype=float))
-    cov = np.linalg.inv(x.T @ (x * w[:, None]))
-    beta = cov @ (x.T @ (w * y))
-    chi2, dof = float(np.sum(w * (y - x @ beta) ** 2)), len(y) - x.shape[1]
+    beta, cov, chi2, dof = _solve(design, y, se)
     fit = Fit(tuple(map(float, beta)), tuple(map(float, np.sqrt(np.diag(cov)))), chi2, dof)
     if not scaled:
         return fit
     return Fit(fit.coefficients, tuple(e * fit.scale for e in fit.errors), chi2, dof)
+
+
+BAND_POINTS = 24  # where an extrapolation's band is evaluated, from 0 to the data's far end
+
+
+@dataclass(frozen=True)
+class Extrapolation:
+    """Estimates fitted against a variable ``x`` that vanishes in the limit sought (``1/log n``
+    as n grows, a step size, a localization) and carried to ``x = 0``: the ``limit``, the
+    ``slope`` in ``x``, the coefficients of further terms fitted beside it (``others``, zero in
+    the limit too), the fit's chi-square and degrees of freedom, and the covariance of
+    ``(limit, slope)`` as the points' own errors give it; every error :attr:`scale` times that
+    (Birge's ratio, as :func:`weighted_fit` widens)."""
+
+    limit: float
+    slope: float
+    others: tuple[float, ...]
+    chi2: float
+    dof: int
+    covariance: tuple[tuple[float, float], tuple[float, float]]
+
+    @property
+    def scale(self) -> float:
+        return _birge(self.chi2, self.dof)
+
+    @property
+    def limit_se(self) -> float:
+        return self.line_se(0.0)
+
+    @property
+    def slope_se(self) -> float:
+        return math.sqrt(self.covariance[1][1]) * self.scale
+
+    def line(self, x: float) -> float:
+        """The fitted model at ``x``, the other terms at their limit 0."""
+        return self.limit + self.slope * x
+
+    def line_se(self, x: float) -> float:
+        """The standard error of :meth:`line` at ``x``: smallest amid the data, growing away
+        from it (the limit's own error at ``x = 0``)."""
+        (aa, ab), (_, bb) = self.covariance
+        return math.sqrt(max(aa + 2 * x * ab + x * x * bb, 0.0)) * self.scale
+
+    def band(self, end: float, points: int = BAND_POINTS):
+        """``(xs, line, se)`` at ``points`` values of ``x`` from 0 to ``end``: the fit and its
+        standard error, the band a figure shades about the extrapolated line."""
+        xs = tuple(end * k / (points - 1) for k in range(points))
+        return xs, tuple(map(self.line, xs)), tuple(map(self.line_se, xs))
+
+
+def extrapolate_to_zero(x: Sequence[float], values: Sequence[float], errors: Sequence[float],
+                        others: Sequence[Sequence[float]] = ()) -> Extrapolation:  # fmt: skip
+    """``values ~ limit + slope x + sum_j c_j others[j]`` by weighted least squares (weights
+    ``1/errors^2``), carried to ``x = 0``; ``others`` are columns of further terms that vanish
+    in the limit (the singular suite's localization ``gamma / sqrt(nbeta)``). The errors are
+    widened by Birge's ratio where the points scatter more than their errors say, which pools
+    a fluctuation the errors leave out (a data set's, at finite n) over every point.
+
+    >>> e = extrapolate_to_zero([0.1, 0.2, 0.4], [5.9, 5.8, 5.6], [0.05, 0.05, 0.05])
+    >>> round(e.limit, 6), round(e.slope, 6), e.limit_se > e.line_se(0.2)
+    (6.0, -1.0, True)
+    """
+    design = np.column_stack([np.ones(len(x)), np.asarray(x, dtype=float), *others])
+    beta, cov, chi2, dof = _solve(design, values, errors)
+    block = tuple(tuple(float(v) for v in row[:2]) for row in cov[:2])
+    return Extrapolation(float(beta[0]), float(beta[1]), tuple(map(float, beta[2:])), chi2, dof,
+                         block)  # fmt: skip
 
 
 def combined(verdicts: Iterable[str]) -> str:

@@ -3,7 +3,8 @@
 Both outputs come from the same blocks, so the two files always say the same thing. Paragraph
 text is Markdown with ``**bold**``, ``*italic*`` and ```code``` inline marks; in HTML everything
 is escaped first and only those marks are turned into tags, so no text can inject markup.
-Headings and table cells are plain text in both.
+Headings and table cells are plain text in both, but for one mark: a cell's ``[text](#anchor)``
+links to the heading or image given that ``anchor`` (:func:`anchor_of` makes one from a name).
 
 >>> blocks = [Heading("Title <b>", 1), Paragraph("a **bold** *new* `x < y`")]
 >>> print(to_markdown(blocks))
@@ -12,6 +13,10 @@ Headings and table cells are plain text in both.
 a **bold** *new* `x < y`
 <BLANKLINE>
 >>> "<strong>bold</strong> <em>new</em> <code>x &lt; y</code>" in to_html(blocks, "t")
+True
+>>> page = to_html([Heading("Scaling", anchor="scaling"), Table(("see",), (("[it](#scaling)",),))],
+...                "t")
+>>> '<h2 id="scaling">' in page and '<td><a href="#scaling">it</a></td>' in page
 True
 """
 
@@ -23,12 +28,33 @@ import re
 from dataclasses import dataclass
 
 VERDICT_CLASSES = {"agree": "agree", "disagree": "disagree", "inconclusive": "inconclusive"}
+ANCHOR = re.compile(r"[a-z0-9][a-z0-9-]*")
+LINK = re.compile(r"\[([^\]\n]+)\]\(#([a-z0-9][a-z0-9-]*)\)")  # in a cell, after escaping
+
+
+def anchor_of(name: str) -> str:
+    """An anchor for ``name``: lower case, runs of other characters one hyphen.
+
+    >>> anchor_of("smuggled_bias: Figure 2")
+    'smuggled-bias-figure-2'
+    """
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "section"
+
+
+def _checked_anchor(anchor: str) -> str:
+    if anchor and not ANCHOR.fullmatch(anchor):
+        raise ValueError(f"an anchor is lower-case letters, digits and hyphens, got {anchor!r}")
+    return anchor
 
 
 @dataclass(frozen=True)
 class Heading:
     text: str
     level: int = 2
+    anchor: str = ""  # the target of ``[text](#anchor)`` links in table cells
+
+    def __post_init__(self):
+        _checked_anchor(self.anchor)
 
 
 @dataclass(frozen=True)
@@ -58,6 +84,10 @@ class Image:
     file: str
     alt: str
     png: bytes
+    anchor: str = ""
+
+    def __post_init__(self):
+        _checked_anchor(self.anchor)
 
 
 Block = Heading | Paragraph | Bullets | Table | Image
@@ -68,6 +98,12 @@ def to_markdown(blocks: list[Block]) -> str:
 
 
 def _markdown(block: Block) -> str:
+    # an explicit anchor, since viewers make a heading's own from its text each their own way
+    target = f'<a id="{block.anchor}"></a>\n\n' if getattr(block, "anchor", "") else ""
+    return target + _markdown_body(block)
+
+
+def _markdown_body(block: Block) -> str:
     if isinstance(block, Heading):
         return f"{'#' * block.level} {_plain(block.text)}\n"
     if isinstance(block, Paragraph):
@@ -122,7 +158,8 @@ def to_html(blocks: list[Block], title: str) -> str:
 
 def _html(block: Block) -> str:
     if isinstance(block, Heading):
-        return f"<h{block.level}>{html.escape(block.text)}</h{block.level}>"
+        target = f' id="{block.anchor}"' if block.anchor else ""
+        return f"<h{block.level}{target}>{html.escape(block.text)}</h{block.level}>"
     if isinstance(block, Paragraph):
         return "\n".join(_html_chunk(chunk) for chunk in re.split(r"\n\s*\n", block.text.strip()))
     if isinstance(block, Bullets):
@@ -130,7 +167,8 @@ def _html(block: Block) -> str:
     if isinstance(block, Table):
         return _html_table(block)
     data = base64.b64encode(block.png).decode("ascii")
-    return f'<p><img alt="{html.escape(block.alt)}" src="data:image/png;base64,{data}"></p>'
+    target = f' id="{block.anchor}"' if block.anchor else ""
+    return f'<p{target}><img alt="{html.escape(block.alt)}" src="data:image/png;base64,{data}"></p>'
 
 
 def _html_chunk(chunk: str) -> str:
@@ -155,7 +193,8 @@ def _html_table(table: Table) -> str:
 def _html_cell(cell: str) -> str:
     css = VERDICT_CLASSES.get(cell)
     attribute = f' class="{css}"' if css else ""
-    return f"<td{attribute}>{html.escape(cell)}</td>"
+    linked = LINK.sub(r'<a href="#\2">\1</a>', html.escape(cell))
+    return f"<td{attribute}>{linked}</td>"
 
 
 def _inline(text: str) -> str:

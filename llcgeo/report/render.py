@@ -93,7 +93,7 @@ def write_report(
     for result in results:
         check_name(result.name)
     images = {
-        r.name: tuple(doc.Image(_file(r, f), r.title, draw(f)) for f in _figures(r))
+        r.name: tuple(doc.Image(_file(r, f), r.title, draw(f), _anchor(r, f)) for f in _figures(r))
         for r in results
     }
     blocks = report_blocks(results, cases, meta, images)
@@ -124,8 +124,8 @@ def report_blocks(
     images: dict[str, tuple[doc.Image, ...]],
 ) -> list:
     blocks = [doc.Heading(meta.title, 1), doc.Paragraph(_run_line(meta, cases))]
+    blocks += _summary(results, images)
     blocks.append(doc.Paragraph(_overview(results, cases, bool(meta.preamble))))
-    blocks += _summary(results)
     if meta.preamble:
         blocks.append(doc.Paragraph(meta.preamble))
     if meta.problems:
@@ -140,6 +140,10 @@ def report_blocks(
 def _figures(result: ExperimentResult) -> tuple:
     """The experiment's figures that have something to draw: its figure, then its extras."""
     return tuple(f for f in (result.figure, *result.extra_figures) if f is not None and f.panels)
+
+
+def _anchor(result: ExperimentResult, figure) -> str:
+    return doc.anchor_of(_file(result, figure).removesuffix(".png") + "-figure")
 
 
 def _file(result: ExperimentResult, figure) -> str:
@@ -193,12 +197,16 @@ SUMMARY_COLUMNS = (
 )
 
 
-def _summary(results: Sequence[ExperimentResult]) -> list:
-    header = tuple(title for title, _ in SUMMARY_COLUMNS)
+def _summary(results: Sequence[ExperimentResult], images) -> list:
+    """The claim table: each claim's experiment linked to its section, with links to the
+    experiment's figure and cases beside it."""
+    header = (*(title for title, _ in SUMMARY_COLUMNS), "See")
     rows = tuple(
-        tuple(row[key] or "-" for _, key in SUMMARY_COLUMNS)
+        tuple(row[key] or "-" for _, key in SUMMARY_COLUMNS[1:])
         for row in claim_rows(results, title=True)
     )
+    places = [_places(r, images.get(r.name, ())) for r in results for _ in r.claims]
+    rows = tuple((first, *row, see) for (first, see), row in zip(places, rows, strict=True))
     blocks = [
         doc.Heading("Summary"),
         doc.Paragraph(
@@ -217,6 +225,14 @@ def _summary(results: Sequence[ExperimentResult]) -> list:
     return blocks
 
 
+def _places(result: ExperimentResult, images) -> tuple[str, str]:
+    """``(the experiment's title linked to its section, links to its figure and cases)``."""
+    name = doc.anchor_of(result.name)
+    links = [f"[figure](#{images[0].anchor})"] if images else []
+    links += [f"[cases](#{name}-cases)"] if result.rows else []
+    return f"[{result.title}](#{name})", " ".join(links) or "-"
+
+
 def _reason(text) -> str:
     if isinstance(text, (list, tuple)):
         text = "; ".join(str(t) for t in text)
@@ -225,7 +241,8 @@ def _reason(text) -> str:
 
 def experiment_blocks(result: ExperimentResult, images: tuple[doc.Image, ...]) -> list:
     """The section of one experiment: prose, claims, figure, flagged cases and its table."""
-    blocks = [doc.Heading(result.title), doc.Paragraph(result.description)]
+    name = doc.anchor_of(result.name)
+    blocks = [doc.Heading(result.title, anchor=name), doc.Paragraph(result.description)]
     claims = tuple(
         f"**{c.verdict}**: {c.claim}. Predicted: {c.prediction}; "
         + (f"tested against: {c.reference}; " if c.reference else "")
@@ -244,7 +261,8 @@ def experiment_blocks(result: ExperimentResult, images: tuple[doc.Image, ...]) -
             blocks.append(doc.Paragraph(f"*Figure.* {figure.caption}"))
     blocks += _flagged_rows(result.rows)
     if result.rows:
-        blocks += [doc.Heading(f"Cases ({len(result.rows)})", 3), _rows_table(result.rows)]
+        blocks += [doc.Heading(f"Cases ({len(result.rows)})", 3, f"{name}-cases"),
+                   _rows_table(result.rows)]  # fmt: skip
     return blocks
 
 

@@ -62,11 +62,10 @@ from llcgeo.scanner.reader import (
 )
 from llcgeo.scanner.rows import NOT_MEASURED, ScanRow, ScanSettings
 from llcgeo.scanner.trace import Norm, Reader
-from llcgeo.theory.calibration import network_nbeta, recommend
+from llcgeo.theory.calibration import ESS_MARGIN, network_nbeta, recommend
 from llcgeo.theory.sgld import energy_autocorrelation_time, expected_sgld_estimate
 from llcgeo.thresholds import ESS_MIN, RANK_GAP, SHIFT_LIMIT, Z_AGREE
 
-ESS_MARGIN = 2.0  # the autocorrelation times are exact for the quadratic model alone
 SCAN_TARGETS = Targets(bias=0.02, localization=0.01, se=0.5)  # draws come from the ESS rule
 LLC_SHARE = 0.97  # the exact expectation at the chosen settings, as a share of the LLC
 NBETA_RAISE, NBETA_TRIES = 10.0, 3

@@ -407,5 +407,5 @@ def summarize(records) -> ExperimentResult:
 
 
 def experiments() -> tuple[Experiment, ...]:
-    load = partial(load_record, GeometryRecord, job=GeometryJob)
+    load = partial(load_record, GeometryRecord)
     return (Experiment("geometry", "Geometry of LayerNorm", jobs, run, summarize, load),)

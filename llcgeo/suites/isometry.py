@@ -348,5 +348,5 @@ def _notes(records, width: int) -> tuple[str, ...]:
 
 
 def experiments() -> tuple[Experiment, ...]:
-    load = partial(load_record, IsometryRecord, job=IsometrySpec)
+    load = partial(load_record, IsometryRecord)
     return (Experiment("isometry", "Isometry with depth", jobs, run, summarize, load),)

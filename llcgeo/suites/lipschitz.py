@@ -92,7 +92,7 @@ class LipschitzRecord:
     log_parameter_bound: list
     log_weight_norms: list
     min_first_variance: float
-    mean_field_log_growth: float
+    mean_field_log_growth: list  # per layer, to the deepest depth
     bound_log_growth: float
     device: str
 
@@ -442,7 +442,7 @@ def summarize(records) -> ExperimentResult:
 
 
 def experiments() -> tuple[Experiment, ...]:
-    load = partial(load_record, LipschitzRecord, job=LipschitzSpec)
+    load = partial(load_record, LipschitzRecord)
     return (
         Experiment("lipschitz", "Lipschitz control by normalization", jobs, run, summarize, load),
     )

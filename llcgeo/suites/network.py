@@ -235,11 +235,7 @@ def _running_means(estimate) -> tuple[tuple[float, ...], ...]:
 
 
 def _load(data: dict[str, Any]) -> NetworkRecord:
-    values = dict(data)
-    values["warnings"] = tuple(values["warnings"])
-    values["running"] = tuple(tuple(row) for row in values.get("running", ()))
-    return load_record(NetworkRecord, values, job=NetworkJob, estimate=EstimateSummary,
-                       quadratic=EstimateSummary)  # fmt: skip
+    return load_record(NetworkRecord, data)
 
 
 def _pick(records, model: str, norm: str) -> NetworkRecord:

@@ -44,7 +44,7 @@ the residual is reported as measured.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -59,8 +59,9 @@ from llcgeo.reconcile.model import (
     Panel,
     Series,
 )
-from llcgeo.reconcile.stats import combined, singles_out, weighted_fit
+from llcgeo.reconcile.stats import Extrapolation, combined, extrapolate_to_zero, singles_out
 from llcgeo.reconcile.verdict import Z_AGREE, limit, passed, within
+from llcgeo.serialize import from_jsonable
 
 GEOMETRIES = ("gaussian", "layernorm", "rmsnorm")
 ALLOWANCE = 0.03  # the terms the extrapolation leaves out (see the module's note)
@@ -183,29 +184,17 @@ def _mala_eps(teacher, statistics, nbeta: float, gamma: float) -> float:
 
 
 def _run_groups(teacher, groups, eps, gammas, config: SGLDConfig, seed: int, device):
-    """Every group's :class:`EstimateSummary`, all groups in one batch (``config.chains``
-    chains a group; ``eps`` and ``gammas`` one a group) on the resolved ``device``."""
-    import torch
+    """Every group's :class:`EstimateSummary`, all groups in one batch of the shared sweep
+    (:func:`~llcgeo.numerics.sweep.sweep_settings`; ``config.chains`` chains a group, ``eps``
+    and ``gammas`` one a group) on the resolved ``device``."""
+    from llcgeo.numerics.sweep import sweep_settings
 
-    from llcgeo.numerics.plan import check_run
-    from llcgeo.numerics.runner import chain_summary, numpy_of, run_problem
-
-    chains = config.chains
-    problem = _grid_problem(teacher, groups, chains, device)
-    batch = replace(config, chains=chains * len(groups), nbeta=1.0)
-    column = [[v] for v in eps for _ in range(chains)], [[g] for g in gammas for _ in range(chains)]
-    eps_t, gamma_t = (torch.tensor(c, dtype=torch.float64, device=device) for c in column)
-    check_run(problem, batch, seed=seed)
-    run = run_problem(problem, batch, seed=seed, eps=eps_t, gamma=gamma_t)
-    trace, peak = numpy_of(run.trace), numpy_of(run.peak)
-    finite = torch.isfinite(run.final.position).all(dim=1).cpu().numpy()
-    accepted = None if run.acceptance is None else numpy_of(run.acceptance)
-    out = []
-    for rows in (slice(i * chains, (i + 1) * chains) for i in range(len(groups))):
-        c = chain_summary(problem, trace[rows], peak[rows], finite[rows])
-        rate = None if accepted is None else float(accepted[rows][~c.diverged].mean())
-        out.append(EstimateSummary(c.mean, c.se, c.rhat, c.ess, int(c.diverged.sum()), 0.0, rate))
-    return out
+    problem = _grid_problem(teacher, groups, config.chains, device)
+    points = sweep_settings(problem, list(zip(eps, gammas)), chains=config.chains,
+                            steps=config.steps, burnin=config.burnin, seed=seed,
+                            sampler=config.sampler)  # fmt: skip
+    return [EstimateSummary(p.mean, p.se, p.rhat, p.ess, p.diverged, 0.0, p.acceptance)
+            for p in points]  # fmt: skip
 
 
 def _grid_problem(teacher, groups, chains: int, device):
@@ -285,27 +274,12 @@ def run_bias(job: BiasJob, device: str) -> BiasRecord:
 # --- records from the store --------------------------------------------------------------------
 
 
-def _summary(data: dict[str, Any]) -> EstimateSummary:
-    return EstimateSummary(**{k: v for k, v in data.items() if k != "type"})
-
-
-def _plain(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k != "type"}
-
-
 def load_grid(data: dict[str, Any]) -> GridRecord:
-    points = tuple(
-        GridPoint(**{**_plain(p), "estimate": _summary(p["estimate"])}) for p in data["points"]
-    )
-    return GridRecord(GridJob(**_plain(data["job"])), points, data["seconds"])
+    return from_jsonable(GridRecord, data)
 
 
 def load_bias(data: dict[str, Any]) -> BiasRecord:
-    rows = tuple(
-        BiasRow(**{**_plain(r), "sgld": _summary(r["sgld"]), "mala": _summary(r["mala"])})
-        for r in data["rows"]
-    )
-    return BiasRecord(BiasJob(**_plain(data["job"])), rows, data["seconds"])
+    return from_jsonable(BiasRecord, data)
 
 
 # --- the extrapolation -------------------------------------------------------------------------
@@ -319,21 +293,41 @@ def _exact(hidden, geometry: str):
 
 @dataclass(frozen=True)
 class Extrapolated:
-    """One geometry's fitted ``lambda`` with its error, the fit's other coefficients, its
-    points (``(1/log n, gamma, nbeta, value, se)``, the multiplicity's term added back) and
-    the groups that broke a rule."""
+    """One geometry's :class:`~llcgeo.reconcile.stats.Extrapolation` (``lambda`` with its
+    error, the slope ``a`` of 1/log n, the localization ``b`` of gamma/sqrt(nbeta)), its exact
+    coefficient, its points (``(1/log n, gamma, nbeta, value, se)``, the multiplicity's term
+    added back) and the groups that broke a rule."""
 
     geometry: str
     exact: Fraction
     multiplicity: int
-    llc: float
-    se: float
-    slope: float  # a, of 1/log n
-    localization: float  # b, of gamma / sqrt(nbeta)
-    chi2: float
-    dof: int
+    fit: Extrapolation
     points: tuple[tuple[float, float, float, float, float], ...]
     problems: tuple[str, ...]
+
+    @property
+    def llc(self) -> float:
+        return self.fit.limit
+
+    @property
+    def se(self) -> float:
+        return self.fit.limit_se
+
+    @property
+    def slope(self) -> float:  # a, of 1/log n
+        return self.fit.slope
+
+    @property
+    def localization(self) -> float:  # b, of gamma / sqrt(nbeta); 0 where one gamma was run
+        return self.fit.others[0] if self.fit.others else 0.0
+
+    @property
+    def chi2(self) -> float:
+        return self.fit.chi2
+
+    @property
+    def dof(self) -> int:
+        return self.fit.dof
 
 
 def extrapolate(record: GridRecord, geometry: str) -> Extrapolated:
@@ -347,11 +341,9 @@ def extrapolate(record: GridRecord, geometry: str) -> Extrapolated:
         (1 / math.log(p.n), p.gamma, p.nbeta, value, p.estimate.se)
         for p, value in zip(_of(record, geometry), _corrected(record, geometry))
     ]
-    fit = _fit(rows)
-    (llc, a, b), (se, *_) = fit.coefficients, fit.errors
     problems = tuple(dict.fromkeys(_problems(record, geometry)))
-    return Extrapolated(geometry, coefficient.llc, coefficient.multiplicity, llc, se, a, b,
-                        fit.chi2, fit.dof, tuple(rows), problems)  # fmt: skip
+    return Extrapolated(geometry, coefficient.llc, coefficient.multiplicity,
+                        _extrapolation(rows), tuple(rows), problems)  # fmt: skip
 
 
 def extrapolated_drop(record: GridRecord, geometry: str) -> tuple[float, float]:
@@ -365,8 +357,8 @@ def extrapolated_drop(record: GridRecord, geometry: str) -> tuple[float, float]:
         (1 / math.log(p.n), p.gamma, p.nbeta, v, math.hypot(p.estimate.se, q.estimate.se))
         for p, q, v in zip(gaussian, other, values)
     ]
-    fit = _fit(rows)
-    return fit.coefficients[0], fit.errors[0]
+    fit = _extrapolation(rows)
+    return fit.limit, fit.limit_se
 
 
 def _of(record: GridRecord, geometry: str):
@@ -381,16 +373,15 @@ def _corrected(record: GridRecord, geometry: str) -> list[float]:
     return [p.estimate.mean + (m - 1) / math.log(p.nbeta) for p in _of(record, geometry)]
 
 
-def _fit(rows):
+def _extrapolation(rows) -> Extrapolation:
     """``value ~ lambda + a x + b gamma/sqrt(nbeta)`` over rows ``(x, gamma, nbeta, value,
-    se)``, the errors widened by Birge's ratio; ``b`` only where the rows hold two gammas or
-    more (one gamma cannot tell its effect from lambda's), else 0."""
-    two = len({g for _, g, _, _, _ in rows}) > 1
-    design = [(1.0, x, g / math.sqrt(nbeta))[: 3 if two else 2] for x, g, nbeta, _, _ in rows]
-    fit = weighted_fit(design, [v for *_, v, _ in rows], [e for *_, e in rows])
-    if two:
-        return fit
-    return replace(fit, coefficients=(*fit.coefficients, 0.0), errors=(*fit.errors, 0.0))
+    se)`` (:func:`~llcgeo.reconcile.stats.extrapolate_to_zero`, x = 1/log n), the errors
+    widened by Birge's ratio; ``b`` only where the rows hold two gammas or more (one gamma
+    cannot tell its effect from lambda's)."""
+    x, gammas, nbetas, values, errors = zip(*rows)
+    localization = [g / math.sqrt(nbeta) for g, nbeta in zip(gammas, nbetas)]
+    others = (localization,) if len(set(gammas)) > 1 else ()
+    return extrapolate_to_zero(x, values, errors, others)
 
 
 def _problems(record: GridRecord, geometry: str):
@@ -460,21 +451,31 @@ def _grid_claims(record: GridRecord) -> list[Claim]:
 
 
 def _grid_panel(record: GridRecord) -> Panel:
-    series = []
+    """Each geometry's points at gamma -> 0 against 1/log n, its fit as a line over the range
+    of n measured and dashed beyond it to 1/log n = 0, the fit's +- 1 SE as a band over both,
+    and the exact coefficient at 0; grey lines bound the range measured."""
+    series, measured = [], []
     for geometry in GEOMETRIES:
         e = extrapolate(record, geometry)
         at_zero = [(x, v - e.localization * g / math.sqrt(nb), s) for x, g, nb, v, s in e.points]
         xs = tuple(x for x, _, _ in at_zero)
-        series.append(Series(f"{geometry}: MALA, gamma -> 0 (± SE)", xs,
+        measured += xs
+        series.append(Series(f"{geometry}: MALA (± SE)", xs,
                              tuple(v for _, v, _ in at_zero), tuple(s for *_, s in at_zero),
                              group=geometry))  # fmt: skip
-        ends = (0.0, max(xs))
-        series.append(Series(f"{geometry}: fit {e.llc:.2f} +- {e.se:.2f}", ends,
-                             tuple(e.llc + e.slope * x for x in ends), style="line",
-                             group=geometry))  # fmt: skip
+        grid, centre, spread = e.fit.band(max(xs))
+        series.append(Series(f"{geometry}: fit {e.llc:.2f} ± {e.se:.2f}",
+                             grid, centre, spread, style="band", group=geometry))  # fmt: skip
+        inside = (min(xs), max(xs))
+        series.append(Series("", inside, tuple(map(e.fit.line, inside)),
+                             style="line", group=geometry))  # fmt: skip
+        outside = (0.0, min(xs))
+        series.append(Series("", outside, tuple(map(e.fit.line, outside)),
+                             style="dashed", group=geometry))  # fmt: skip
         series.append(Series(f"{geometry}: exact {e.exact}", (0.0,), (float(e.exact),),
                              style="markers", group=geometry))  # fmt: skip
-    title = f"{_network(record.job.hidden)}: extrapolation to n -> infinity"
+    series.append(Series("range of n measured", (min(measured), max(measured)), (), style="vline"))
+    title = f"{_network(record.job.hidden)}: extrapolated to 1/log n = 0"
     return Panel(title, "1 / log n", "coefficient (multiplicity term added)", tuple(series))
 
 
@@ -496,11 +497,13 @@ def summarize_grid(records) -> ExperimentResult:
         figure=Figure(
             "singular",
             tuple(_grid_panel(r) for r in records),
-            caption="Each point: MALA's estimate at one n (the mean over data sets and both "
-            "gammas, moved to gamma = 0 by the fitted localization term, the multiplicity's "
-            "term added back), against 1/log n; each line: the fitted model, extended to "
-            "1/log n = 0, where the exact coefficient is marked. LayerNorm's line ends lower by "
-            "the singular drop, RMSNorm's on the Gaussian one.",
+            caption="Each point: MALA's estimate for one n, gamma and data set, moved to "
+            "gamma = 0 by the fitted localization term (the multiplicity's term added back), "
+            "against 1/log n. Each solid line: the fitted model over the n measured (between "
+            "the grey lines); dashed, the same model carried to 1/log n = 0, where the exact "
+            "coefficient is marked; shaded, the fit's ± 1 standard error, which widens away "
+            "from the data. LayerNorm's line ends lower by the singular drop, RMSNorm's on the "
+            "Gaussian one.",
         ),
     )
 
@@ -546,7 +549,8 @@ def _bias_panel(record: BiasRecord) -> Panel:
                                               for r in rows), style="markers"),
     )  # fmt: skip
     title = f"{_network(record.job.hidden)}: n = {record.job.n}, gamma = {record.job.gamma:g}"
-    return Panel(title, "", "estimate", series, xticks=tuple(r.geometry for r in rows))
+    return Panel(title, "geometry of the data", "LLC estimate", series,
+                 xticks=tuple(r.geometry for r in rows))  # fmt: skip
 
 
 def _bias_row(record: BiasRecord, r: BiasRow) -> dict[str, Any]:

@@ -14,7 +14,10 @@ every bias the settings add has a closed form:
 * **burn-in**: a direction's variance relaxes as ``exp(-eps a t)``, so
   ``BURNIN_TIMES / (eps a_min)`` steps leave ``exp(-BURNIN_TIMES)`` of it;
 * **draws**: the exact variance of the estimate gives the chain length that reaches a target
-  standard error with the chains asked for.
+  standard error with the chains asked for; where a bulk ESS is asked for too (``llcgeo
+  calibrate`` asks for the verdicts' ``ESS_MIN``, ``ESS_MARGIN`` times over), the energy's exact
+  autocorrelation time (:func:`llcgeo.theory.sgld.energy_autocorrelation_time`) gives the draws
+  that reach it, and the longer of the two is taken.
 
 :func:`recommend` returns the settings and, for each, the reason in words and numbers; a
 direction of negative curvature (not a minimum) or a budget that cannot reach the target is
@@ -35,7 +38,7 @@ import numpy as np
 
 from llcgeo.config import NBETA_FACTOR, TARGETS
 from llcgeo.errors import SpecError
-from llcgeo.theory.sgld import expected_sgld_estimate
+from llcgeo.theory.sgld import energy_autocorrelation_time, expected_sgld_estimate
 from llcgeo.thresholds import FLAT, STABILITY_BOUND
 from llcgeo.validate import between, integer, positive
 
@@ -47,6 +50,10 @@ NEGATIVE = 1e-6  # a negative eigenvalue beyond this fraction of the largest: no
 # a most negative eigenvalue of at least this share of the largest: a spectrum that is noise,
 # symmetric about 0, as at a zero-rank truth (curvature there is a positive-definite block)
 NOISE_LIKE = 0.9
+# the bulk ESS calibrated chains aim at, over the verdicts' ESS_MIN: the autocorrelation time is
+# exact for the quadratic model, but a measured ESS scatters about its expectation (the scanner
+# sizes its chains with the same margin)
+ESS_MARGIN = 2.0
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,7 @@ def recommend(
     quadratic: bool = False,
     max_burnin: int | None = None,
     certified: int = 0,
+    ess: float = 0.0,
 ) -> Recommendation:
     """Settings whose exact step-size bias, localization bias and relative standard error stay
     below ``bias``, ``localization`` and ``se`` (fractions of the LLC), with ``chains`` chains
@@ -114,7 +122,8 @@ def recommend(
     Hessian estimated from data) count as flat directions; ``quadratic`` says the loss is
     exactly quadratic (a linear layer), so flat directions add nothing and need no warning;
     ``certified`` counts the flat directions a symmetry makes exactly flat (no warning for
-    them either).
+    them either). ``ess``: the bulk ESS of the energy the chains must reach together (0: no
+    rule), from its exact autocorrelation time.
     ``max_burnin`` caps the burn-in: gamma is then raised until the slowest direction relaxes
     within it, and the localization deficit is what that gamma gives (stated in the reasons)."""
     positive(nbeta, "nbeta")
@@ -139,6 +148,10 @@ def recommend(
         )
     llc = float(np.sum(h > 0)) / 2
     steps, moments = _steps_for(h, nbeta, gamma, eps, burnin, chains, se * llc, max_steps)
+    tau = energy_autocorrelation_time(h, nbeta, gamma, eps)
+    if burnin + math.ceil(ess * tau / chains) > steps:
+        steps = _steps_for_ess(ess, tau, burnin, chains, max_steps)
+        moments = expected_sgld_estimate(h, nbeta, gamma, eps, steps, burnin)
     reasons = (
         f"eps = {eps:.3g}: the step-size bias 1/(1 - eps a/4) - 1 is at most {bias:.0%} in every "
         f"direction (a_max = nbeta h_max + gamma = {a_max:.3g}; eps a_max = {eps * a_max:.3g}, "
@@ -154,7 +167,7 @@ def recommend(
         f"direction (a_min = {a_min:.3g})",
         f"steps = {steps}: {steps - burnin} draws give a standard error of "
         f"{moments.standard_error(chains):.3g} with {chains} chains (target {se:.0%} of the LLC "
-        f"{llc:g})",
+        f"{llc:g})" + _ess_note(ess, tau, steps - burnin, chains),
         *(() if quadratic else _singular_warning(h, certified)),
     )
     return Recommendation(
@@ -214,6 +227,25 @@ def _singular_warning(h: np.ndarray, certified: int) -> tuple[str, ...]:
         "and this gamma, set for the curved directions, keeps them from it, so the estimate "
         "falls short; choose gamma (and the chain length) by a sweep then",
     )
+
+
+def _steps_for_ess(ess: float, tau: float, burnin: int, chains: int, max_steps: int) -> int:
+    """The burn-in and the draws whose bulk ESS, ``chains draws / tau``, reaches ``ess``."""
+    steps = burnin + math.ceil(ess * tau / chains)
+    if steps > max_steps:
+        raise SpecError(
+            f"a bulk ESS of {ess:g} needs {steps} steps with {chains} chains (the energy's "
+            f"autocorrelation time is {tau:.3g} steps), beyond the budget of {max_steps}: allow "
+            "more steps or chains"
+        )
+    return steps
+
+
+def _ess_note(ess: float, tau: float, draws: int, chains: int) -> str:
+    if ess <= 0:
+        return ""
+    return (f", and a bulk ESS of {chains * draws / tau:.0f} (the energy's autocorrelation time "
+            f"{tau:.3g} steps; asked: {ess:g})")  # fmt: skip
 
 
 def _steps_for(h, nbeta, gamma, eps, burnin, chains, target_se, max_steps):

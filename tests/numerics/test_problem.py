@@ -1,7 +1,6 @@
 """A path fills only the records of its problem it knows; the rest keep the defaults that say
 it knows nothing."""
 
-import pytest
 import torch
 
 from llcgeo import SGLDConfig
@@ -52,14 +51,3 @@ def test_the_quadratic_model_keeps_the_posterior_but_its_loss_and_drops_the_note
     assert quadratic.posterior.init_loss == 0.0
     for kept in ("start", "centre", "mask", "n", "nbeta"):  # the same chains, the same noise
         assert getattr(quadratic.posterior, kept) is getattr(problem.posterior, kept)
-
-
-def test_the_flat_names_calibration_reads_are_read_only_views_of_the_records():
-    x, y = _data()
-    problem = model_problem(torch.nn.Linear(3, 2, dtype=F64), x, y, SGLDConfig(), None,
-                            "gaussian", "cpu")  # fmt: skip
-    assert problem.nbeta == problem.posterior.nbeta and problem.start is problem.posterior.start
-    assert problem.hessian_eigenvalues is problem.exact.hessian_eigenvalues
-    assert problem.free_parameters == 8 and problem.certified_flat == 0
-    with pytest.raises(AttributeError):
-        problem.nbeta = 1.0

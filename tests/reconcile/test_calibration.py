@@ -176,21 +176,24 @@ def _reduced_rank(widths, rank: int, n: int = 100_000):
 
 @pytest.mark.slow
 def test_calibrated_settings_reach_a_reduced_rank_regression_truth():
-    """Aoyagi and Watanabe's (M, H, N, r) = (4, 3, 4, 1): exact RLCT 6, n = 100 000. The
-    quadratic theory alone would give gamma ~1e3 and an estimate near the 3.5 of the curved
-    directions; calibrate, with its defaults, sees 17 flat directions that no symmetry of the
-    path explains and finds the gamma plateau by a sweep. Allowed: 10% plus 3 SE, the
-    bar a calibration is held to (the singular suite holds the bias-free coefficient to 3%
-    plus 3 SE of its fit)."""
+    """Aoyagi and Watanabe's (M, H, N, r) = (4, 3, 4, 1): exact RLCT 6 (multiplicity 1, so the
+    singular suite adds nothing back), n = 100 000. The quadratic theory alone would give gamma
+    ~1e3 and an estimate near the 3.5 of the curved directions; calibrate, with its defaults,
+    sees 17 flat directions that no symmetry of the path explains and chooses gamma and the
+    chain length by the singular suite's extrapolation. Allowed: 5% plus 3 SE (the singular
+    suite holds its extrapolated coefficient to 3% plus 3 SE), or a refusal that says why."""
     from llcgeo.numerics.estimate import estimate_llc
     from llcgeo.reconcile.calibration import calibrate
 
     teacher, x, y = _reduced_rank((4, 3, 4), 1)
-    cal = calibrate(teacher, x, y, config=SGLDConfig(chains=8))  # the defaults: singular="auto"
+    try:
+        cal = calibrate(teacher, x, y, config=SGLDConfig(chains=8))  # singular="auto"
+    except SpecError as refusal:
+        assert "+-" in str(refusal), refusal
+        return
     assert "17 of 24 directions are flat" in cal.recommendation.reasons[1]
-    assert cal.config.gamma < cal.recommendation.gamma * 10
     e = estimate_llc(teacher, x, y, config=cal.config, device="cpu", seed=1)
-    assert abs(e.mean - 6) <= 0.1 * 6 + 3 * e.se, (e.mean, e.se, cal.config)
+    assert abs(e.mean - 6) <= 0.05 * 6 + 3 * e.se, (e.mean, e.se, cal.config)
 
 
 def test_a_zero_rank_truth_is_refused_with_its_reason():

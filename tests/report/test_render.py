@@ -45,7 +45,7 @@ def test_html_is_self_contained_with_embedded_figures(report):
     assert [base64.b64decode(data) for data in embedded] == [
         p.read_bytes() for p in report.paths.figures
     ]
-    assert not re.search(r"(src|href)=\"(?!data:)", page)
+    assert not re.search(r"src=\"(?!data:)|href=\"(?!#)", page)  # links within the page only
     assert "<link" not in page and "<script" not in page and "@import" not in page
 
 
@@ -56,17 +56,31 @@ def test_text_is_escaped_in_html(report):
     assert "<strong>Thresholds</strong> <code>|z| &lt;= 3</code>" in page
 
 
-def test_markdown_opens_with_overview_summary_and_preamble(report):
+def test_markdown_opens_with_the_claim_table_then_overview_and_preamble(report):
     text = report.paths.markdown.read_text()
     summary = text.index("## Summary")
-    assert text.index("This report checks") < summary < text.index("**Thresholds**")
+    assert summary < text.index("This report checks") < text.index("**Thresholds**")
     assert (
-        "| Experiment | Claim | Prediction | Tested against | Measurement | Statistic | Verdict |"
-        in text
+        "| Experiment | Claim | Prediction | Tested against | Measurement | Statistic | Verdict "
+        "| See |" in text
     )
     assert "llcgeo " in text and "device cpu" in text and "scale small" in text
     assert "wall time" in text and "7 cases computed, 0 reused" in text
     assert "![Toy good &lt;squares>](good.png)" in text and "## Toy good &lt;squares>" in text
+
+
+def test_each_claim_links_to_its_experiments_section_figure_and_cases(report):
+    page = report.paths.html.read_text()
+    table = page[page.index("<table>"):page.index("</table>")]
+    targets = re.findall(r'href="#([^"]+)"', page)
+    assert set(targets) == set(re.findall(r'id="([^"]+)"', page))  # every link lands, all linked
+    for name in ("good", "bad"):
+        assert f'<a href="#{name}">' in table and f'<h2 id="{name}">' in page
+        assert f'<a href="#{name}-figure">figure</a> <a href="#{name}-cases">cases</a>' in table
+        figure = page.index(f'<p id="{name}-figure"><img')
+        assert page.index(f'<h2 id="{name}">') < figure < page.index(f'<h3 id="{name}-cases">')
+    markdown = report.paths.markdown.read_text()
+    assert '<a id="good-cases"></a>' in markdown and "[figure](#good-figure)" in markdown
 
 
 def test_non_agree_verdicts_show_their_reasons(report):

@@ -195,13 +195,6 @@ def test_steps_come_from_names_and_are_given_once(tmp_path):
         listed_checkpoints([tmp_path / "final.pt2"])
 
 
-def test_the_singular_modes_are_calibrates():
-    from llcgeo.config import SINGULAR_MODES as NAMED_WITHOUT_TORCH
-    from llcgeo.reconcile.calibration import SINGULAR_MODES
-
-    assert NAMED_WITHOUT_TORCH == SINGULAR_MODES
-
-
 def test_a_runs_traces_export_to_arviz_as_the_estimates_they_gave(measured):
     pytest.importorskip("arviz")
     from llcgeo.numerics.sampling.diagnostics import rank_rhat

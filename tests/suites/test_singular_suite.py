@@ -58,6 +58,38 @@ def test_one_gamma_fits_lambda_and_the_slope_alone():
     assert e.llc == pytest.approx(6.0, abs=1e-9) and e.localization == 0.0
 
 
+def _example_record():
+    import json
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "reports" / "example" / "results.json"
+    cases = json.loads(example.read_text())["cases"]
+    (record,) = [c["record"] for c in cases if c["experiment"] == "singular"]
+    return s.load_grid(record)
+
+
+def test_the_committed_example_record_gives_its_committed_claims():
+    """The extrapolation, moved to :mod:`llcgeo.reconcile.stats`, gives the committed report's
+    figures to the last digit shown (reports/example/claims.csv)."""
+    claims = s.summarize_grid([_example_record()]).claims
+    assert [c.measurement for c in claims] == ["5.762 +/- 0.118", "4.715 +/- 0.117",
+                                               "5.972 +/- 0.144", "1.089 +/- 0.165",
+                                               "-0.220 +/- 0.195"]  # fmt: skip
+    assert claims[0].statistic == "|extrapolated - exact| = 0.238 (limit 0.533)"
+    assert [c.verdict for c in claims] == ["agree"] * 5
+
+
+def test_the_figure_draws_the_extrapolations_line_and_band():
+    record = _synthetic(_model(EXACT, a=-2.0, b=-1.5, m=MULTIPLICITY))
+    panel = s.summarize_grid([record]).figure.panels[0]
+    band = next(x for x in panel.series if x.style == "band")
+    fit = s.extrapolate(record, "gaussian").fit
+    xs, line, spread = fit.band(max(1 / math.log(n) for n in record.job.ns))
+    assert (band.x, band.y, band.yerr) == (xs, line, spread)
+    dashed = next(x for x in panel.series if x.style == "dashed")
+    assert dashed.y == (pytest.approx(6.0), pytest.approx(fit.line(dashed.x[1])))
+
+
 def test_coefficients_that_miss_disagree_and_a_regular_drop_is_told_apart():
     missed = dict(EXACT, layernorm=4.0)  # a drop of 2 = m/2: the regular model's answer
     claims = s.summarize_grid([_synthetic(_model(missed, a=0.0, b=0.0, m=MULTIPLICITY))]).claims

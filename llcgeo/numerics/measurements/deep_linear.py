@@ -91,10 +91,10 @@ def product_statistics(manifold, teacher: torch.nn.Sequential, n: int, *, seed: 
 def curvatures_at_truth(teacher: torch.nn.Sequential, statistics: Statistics) -> np.ndarray:
     """The Hessian's eigenvalues (ascending) of one data set's loss at the teacher, in the
     weights of every layer: the curved directions, and those flat to second order."""
-    problem = grid_problem(teacher, [(statistics, 1.0)], 1)
+    posterior = grid_problem(teacher, [(statistics, 1.0)], 1).posterior
 
     def loss(w: torch.Tensor) -> torch.Tensor:
-        return problem.loss_and_grad(w[None], None)[0][0]
+        return posterior.loss_and_grad(w[None], None)[0][0]
 
-    hessian = torch.autograd.functional.hessian(loss, problem.centre)
+    hessian = torch.autograd.functional.hessian(loss, posterior.centre)
     return np.linalg.eigvalsh(hessian.numpy())

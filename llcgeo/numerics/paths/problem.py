@@ -74,12 +74,6 @@ class Footprint(NamedTuple):
     chains: int | None = None
 
 
-def _flat(record: str, name: str) -> property:
-    """The old flat attribute ``name`` of a :class:`Problem`, read from its ``record``."""
-    return property(lambda self: getattr(getattr(self, record), name),
-                    doc=f"``{record}.{name}``, read-only")  # fmt: skip
-
-
 class Problem(NamedTuple):
     """A path's problem: the :class:`Posterior` to sample, what the path knows exactly about
     its loss (:class:`Exact`), the :class:`Footprint` the plan reads, and ``warnings``, the
@@ -93,18 +87,6 @@ class Problem(NamedTuple):
     def noted(self, notes: tuple[str, ...]) -> Problem:
         """This problem with ``notes`` added to its warnings."""
         return self._replace(warnings=self.warnings + notes)
-
-    # the flat names llcgeo.reconcile.calibration still reads; code here reads the records
-    loss_and_grad = _flat("posterior", "loss_and_grad")
-    start = _flat("posterior", "start")
-    centre = _flat("posterior", "centre")
-    mask = _flat("posterior", "mask")
-    init_loss = _flat("posterior", "init_loss")
-    n = _flat("posterior", "n")
-    nbeta = _flat("posterior", "nbeta")
-    free_parameters = _flat("posterior", "free_parameters")
-    hessian_eigenvalues = _flat("exact", "hessian_eigenvalues")
-    certified_flat = _flat("exact", "certified_flat")
 
 
 def quadratic_problem(hessian: torch.Tensor, like: Problem) -> Problem:
