@@ -13,6 +13,7 @@ import contextlib
 import os
 import secrets
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from llcgeo.errors import SpecError
@@ -109,3 +110,20 @@ def _probe(folder: Path) -> None:
             pass
     except OSError as err:
         raise SpecError(f"the output folder {str(folder)!r} is not writable: {err}") from None
+
+
+@dataclass(frozen=True)
+class OutputPaths:
+    """The files a one-document report writes into ``folder``: ``<stem>.md``, ``.html``,
+    ``.json``, ``.csv`` and its figure ``.png`` (:meth:`named`)."""
+
+    folder: Path
+    markdown: Path
+    html: Path
+    json: Path
+    csv: Path
+    figure: Path
+
+    @classmethod
+    def named(cls, folder: Path, stem: str) -> OutputPaths:
+        return cls(folder, *(folder / f"{stem}.{s}" for s in ("md", "html", "json", "csv", "png")))

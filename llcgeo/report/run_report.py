@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 
 from llcgeo.reconcile.model import VERDICTS
 from llcgeo.report import document as doc
-from llcgeo.report.files import prepare_folder, write_all_atomic
+from llcgeo.report.files import OutputPaths, prepare_folder, write_all_atomic
 from llcgeo.report.formatting import format_seconds
 from llcgeo.report.render import csv_text
 from llcgeo.report.run_figure import draw_run
@@ -32,20 +30,13 @@ WHOLE_SETTINGS = ("eps", "gamma", "nbeta", "chains", "steps", "burnin")
 READER_SETTINGS = ("eps", "gamma", "nbeta", "steps")
 
 
-@dataclass(frozen=True)
-class RunPaths:
-    folder: Path
-    markdown: Path
-    html: Path
-    json: Path
-    csv: Path
-    figure: Path
+RunPaths = OutputPaths  # run.md, run.html, run.json, run.csv, run.png
 
 
 def write(run, out) -> RunPaths:
     """Write the run's report into ``out``: every file, or on a failure none."""
     folder = prepare_folder(out)
-    paths = RunPaths(folder, *(folder / f"run.{s}" for s in ("md", "html", "json", "csv", "png")))
+    paths = OutputPaths.named(folder, "run")
     png = draw_run(run)
     blocks = _blocks(run, png)
     write_all_atomic({

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 
 from llcgeo.errors import SpecError
 from llcgeo.limits import with_budget
@@ -23,7 +21,7 @@ from llcgeo.reconcile.model import VERDICTS, Figure, Panel, Series
 from llcgeo.report import document as doc
 from llcgeo.report.executors import Task
 from llcgeo.report.figures import draw
-from llcgeo.report.files import prepare_folder, write_all_atomic
+from llcgeo.report.files import OutputPaths, prepare_folder, write_all_atomic
 from llcgeo.report.render import csv_text
 from llcgeo.scanner import (
     NOT_MEASURED,
@@ -42,14 +40,7 @@ COLUMNS = ("norm", "reader", "shape", "certified flat", "quotient", "predicted w
            "nbeta", "expected at the settings", "sampler check", "shift", "verdict")  # fmt: skip
 
 
-@dataclass(frozen=True)
-class ScanPaths:
-    folder: Path
-    markdown: Path
-    html: Path
-    json: Path
-    csv: Path
-    figure: Path
+ScanPaths = OutputPaths  # scan.md, scan.html, scan.json, scan.csv, scan.png
 
 
 class Scan:
@@ -87,8 +78,7 @@ class Scan:
         folder = prepare_folder(out)
         png = draw(_figure(self.rows)) if self.rows else None
         blocks = _blocks(self.result, png)
-        paths = ScanPaths(folder, folder / "scan.md", folder / "scan.html", folder / "scan.json",
-                          folder / "scan.csv", folder / "scan.png")  # fmt: skip
+        paths = OutputPaths.named(folder, "scan")
         files = {
             paths.markdown: doc.to_markdown(blocks),
             paths.html: doc.to_html(blocks, "llcgeo scan"),
