@@ -67,7 +67,7 @@ def calibrate(
     config: SGLDConfig | None = None,
     param_masks=None,
     loss="gaussian",
-    device="cpu",
+    device="auto",
     bias: float = TARGETS.bias,
     localization: float = TARGETS.localization,
     se: float = TARGETS.se,
@@ -333,7 +333,7 @@ def _check_minimum(gradient_norm: float, noise: float) -> None:
 
 def sweep_grid(
     model, inputs, targets, eps_grid, gamma_grid, *, config: SGLDConfig | None = None,
-    loss="gaussian", param_masks=None, device="cpu", seed: int = 0,
+    loss="gaussian", param_masks=None, device="auto", seed: int = 0,
 ) -> list:  # fmt: skip
     """Every (eps, gamma) of the grid as :class:`llcgeo.numerics.sweep.GridPoint`, all chains
     in one batch (``config`` gives the chains a point, the steps and the burn-in), each with its
