@@ -52,17 +52,31 @@ def from_jsonable(kind: Any, value: Any) -> Any:
     >>> from_jsonable(tuple[float, ...], [1, 2.5])
     (1.0, 2.5)
     """
-    if value is None and _optional(kind):
-        return None
+    return _typed(kind, value, False)
+
+
+def from_output(kind: Any, value: Any) -> Any:
+    """:func:`from_jsonable` for what :func:`to_output` wrote, where a ``null`` float was a NaN
+    or an infinity (read back as NaN: which one is not kept).
+
+    >>> from_output(tuple[float, ...], [1.0, None])
+    (1.0, nan)
+    """
+    return _typed(kind, value, True)
+
+
+def _typed(kind: Any, value: Any, nulls: bool) -> Any:
+    if value is None and (_optional(kind) or (nulls and kind is float)):
+        return None if _optional(kind) else math.nan
     origin, arguments = typing.get_origin(kind), typing.get_args(kind)
     if origin in (typing.Union, types.UnionType):
-        return _from_union(arguments, value)
+        return _from_union(arguments, value, nulls)
     if dataclasses.is_dataclass(kind):
-        return _from_fields(kind, value)
+        return _from_fields(kind, value, nulls)
     if origin is tuple:
-        return _from_tuple(arguments, value)
+        return _from_tuple(arguments, value, nulls)
     if origin in (list, dict):
-        return _from_container(origin, arguments, value)
+        return _from_container(origin, arguments, value, nulls)
     return _from_plain(kind, value)
 
 
@@ -70,7 +84,7 @@ def _optional(kind: Any) -> bool:
     return kind is Any or type(None) in typing.get_args(kind)
 
 
-def _from_union(arguments: tuple, value: Any) -> Any:
+def _from_union(arguments: tuple, value: Any, nulls: bool) -> Any:
     choices = [a for a in arguments if a is not type(None)]
     if isinstance(value, dict) and "type" in value:  # a dataclass names itself
         named = [a for a in choices if getattr(a, "__name__", None) == value["type"]]
@@ -78,13 +92,13 @@ def _from_union(arguments: tuple, value: Any) -> Any:
     errors = []
     for choice in choices:
         try:
-            return from_jsonable(choice, value)
+            return _typed(choice, value, nulls)
         except (TypeError, ValueError) as error:
             errors.append(str(error))
     raise ValueError(f"{value!r} is none of {choices}: {'; '.join(errors)}")
 
 
-def _from_fields(kind: type, value: Any) -> Any:
+def _from_fields(kind: type, value: Any, nulls: bool) -> Any:
     if not isinstance(value, dict):
         raise ValueError(f"a {kind.__name__} is a JSON object, got {type(value).__name__}")
     if value.get("type", kind.__name__) != kind.__name__:
@@ -94,25 +108,26 @@ def _from_fields(kind: type, value: Any) -> Any:
     unknown = sorted(set(value) - set(fields) - {"type"})
     if unknown:
         raise ValueError(f"a {kind.__name__} has no field {unknown[0]!r}")
-    given = {name: from_jsonable(hints[name], value[name]) for name in fields if name in value}
-    return kind(**given)
+    return kind(**{name: _typed(hints[name], value[name], nulls) for name in fields
+                   if name in value})  # fmt: skip
 
 
-def _from_tuple(arguments: tuple, value: Any) -> tuple:
+def _from_tuple(arguments: tuple, value: Any, nulls: bool) -> tuple:
     if not isinstance(value, (list, tuple)):
         raise ValueError(f"a tuple is a JSON array, got {type(value).__name__}")
     if len(arguments) == 2 and arguments[1] is Ellipsis:
-        return tuple(from_jsonable(arguments[0], v) for v in value)
+        return tuple(_typed(arguments[0], v, nulls) for v in value)
     if arguments and len(arguments) != len(value):
         raise ValueError(f"a tuple of {len(arguments)} items, got {len(value)}")
-    return tuple(value) if not arguments else tuple(map(from_jsonable, arguments, value))
+    return tuple(value) if not arguments else tuple(
+        _typed(a, v, nulls) for a, v in zip(arguments, value))  # fmt: skip
 
 
-def _from_container(origin: type, arguments: tuple, value: Any) -> Any:
+def _from_container(origin: type, arguments: tuple, value: Any, nulls: bool) -> Any:
     if origin is list:
-        return [from_jsonable(arguments[0] if arguments else Any, v) for v in value]
+        return [_typed(arguments[0] if arguments else Any, v, nulls) for v in value]
     inner = arguments[1] if arguments else Any
-    return {k: from_jsonable(inner, v) for k, v in value.items()}
+    return {k: _typed(inner, v, nulls) for k, v in value.items()}
 
 
 def _from_plain(kind: Any, value: Any) -> Any:

@@ -190,8 +190,15 @@ def _draw_series(axes, series: Series, colours: dict[str, str], markers: dict) -
 
 
 def _line(axes, series: Series, colour: dict, markers: dict) -> str:
-    dashes = "--" if series.style == "dashed" else "-"
-    (artist,) = axes.plot(series.x, series.y, dashes, label=series.label, **colour)
+    if series.style != "dashed":
+        (artist,) = axes.plot(series.x, series.y, "-", label=series.label, **colour)
+        return artist.get_color()
+    from matplotlib import patheffects
+
+    # over everything else, in a white casing: it stays visible on lines of its own colour
+    casing = [patheffects.withStroke(linewidth=4, foreground="white")]
+    (artist,) = axes.plot(series.x, series.y, "--", lw=2, zorder=4, path_effects=casing,
+                          label=series.label, **colour)  # fmt: skip
     return artist.get_color()
 
 

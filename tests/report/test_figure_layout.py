@@ -214,15 +214,15 @@ def example_figures():
 
 def example_scan_figures():
     from llcgeo.report.scan import _figure
-    from llcgeo.scanner import row_of
+    from llcgeo.scanner import ScanRow
+    from llcgeo.serialize import from_output  # scan.json writes non-finite floats as null
 
-    return {
-        folder.name: _figure(
-            [row_of(r) for r in json.loads((folder / "scan.json").read_text())["rows"]]
-        )  # fmt: skip
-        for folder in sorted((EXAMPLE / "scan").iterdir())
-        if (folder / "scan.json").is_file()
-    }
+    def rows(folder):
+        written = json.loads((folder / "scan.json").read_text())["rows"]
+        return [from_output(ScanRow, r) for r in written]
+
+    return {folder.name: _figure(rows(folder)) for folder in sorted((EXAMPLE / "scan").iterdir())
+            if (folder / "scan.json").is_file()}  # fmt: skip
 
 
 @pytest.mark.slow
