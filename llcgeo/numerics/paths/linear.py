@@ -135,13 +135,22 @@ def hessian_eigenvalues(s: torch.Tensor, mask: torch.Tensor | None, layout: Layo
         rows = np.ones((layout.m, s64.shape[0]), dtype=bool)
     else:
         rows = layout.matrix(mask.detach().cpu().to(torch.float64)[None])[0].numpy() > 0.5
-    patterns, counts = np.unique(rows, axis=0, return_counts=True)
     values = [
         np.repeat(np.linalg.eigvalsh(s64[np.ix_(cols, cols)]), count)
-        for cols, count in zip(patterns, counts, strict=True)
+        for cols, count in _row_patterns(rows)
         if cols.any()
     ]
     return np.sort(np.clip(np.concatenate(values), 0.0, None))
+
+
+def _row_patterns(rows: np.ndarray) -> list[tuple[np.ndarray, int]]:
+    """Each distinct row of the boolean ``rows`` and how often it occurs (``np.unique`` with
+    ``axis=0`` would import ``numpy.ma``: a tenth of a second of a fresh process's first call).
+    """
+    seen: dict[bytes, list] = {}
+    for row in rows:
+        seen.setdefault(row.tobytes(), [row, 0])[1] += 1
+    return [(row, count) for row, count in seen.values()]
 
 
 def _quadratic(layout: Layout, device):
