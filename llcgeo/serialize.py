@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -66,8 +67,10 @@ def from_output(kind: Any, value: Any) -> Any:
 
 
 def _typed(kind: Any, value: Any, nulls: bool) -> Any:
-    if value is None and (_optional(kind) or (nulls and kind is float)):
-        return None if _optional(kind) else math.nan
+    if value is None and _optional(kind):
+        return None
+    if value is None and nulls and kind is float:
+        return math.nan
     origin, arguments = typing.get_origin(kind), typing.get_args(kind)
     if origin in (typing.Union, types.UnionType):
         return _from_union(arguments, value, nulls)
@@ -103,13 +106,20 @@ def _from_fields(kind: type, value: Any, nulls: bool) -> Any:
         raise ValueError(f"a {kind.__name__} is a JSON object, got {type(value).__name__}")
     if value.get("type", kind.__name__) != kind.__name__:
         raise ValueError(f"a record of a {value['type']} where a {kind.__name__} belongs")
-    hints = typing.get_type_hints(kind)
-    fields = {f.name: f for f in dataclasses.fields(kind) if f.init}
+    hints, fields = _fields_of(kind)
     unknown = sorted(set(value) - set(fields) - {"type"})
     if unknown:
         raise ValueError(f"a {kind.__name__} has no field {unknown[0]!r}")
     return kind(**{name: _typed(hints[name], value[name], nulls) for name in fields
                    if name in value})  # fmt: skip
+
+
+@functools.cache
+def _fields_of(kind: type) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """``kind``'s resolved type hints and the names of its fields set at init, found once a
+    class (a store's records repeat the same few classes thousands of times)."""
+    names = tuple(f.name for f in dataclasses.fields(kind) if f.init)
+    return typing.get_type_hints(kind), names
 
 
 def _from_tuple(arguments: tuple, value: Any, nulls: bool) -> tuple:

@@ -35,8 +35,8 @@ def to_arviz(source):
     if isinstance(source, ScanRun):
         return _of_run(source)
     if isinstance(source, LLCEstimate):
-        return _of_trace(_trace_of_estimate(source), seed=source.seed, mean=source.mean,
-                         se=source.se)  # fmt: skip
+        return _of_trace(Trace.of_estimate(source, kept=None), seed=source.seed,
+                         mean=source.mean, se=source.se)  # fmt: skip
     if isinstance(source, (RunRow, WholeModel)):
         return _of_trace(_present(source.trace, source))
     if isinstance(source, Trace):
@@ -59,12 +59,6 @@ def _of_run(run) -> dict:
             if trace is not None:
                 exported[(c.step, row.reader)] = _of_trace(trace)
     return exported
-
-
-def _trace_of_estimate(e) -> Trace:
-    return Trace.of(e.loss_trace, init_loss=e.init_loss, nbeta=e.nbeta,
-                    burnin=e.config.burnin, diverged=e.diverged_chains,
-                    kept=max(1, e.loss_trace.shape[1]))  # fmt: skip
 
 
 def _present(trace: Trace | None, source) -> Trace:

@@ -32,7 +32,7 @@ from llcgeo.scanner import (
     run_scan,
     scan_pair,
 )
-from llcgeo.scanner.checkpoint import Trace
+from llcgeo.scanner.training import scanned
 from llcgeo.serialize import dumps_output
 
 COLUMNS = ("norm", "reader", "shape", "certified flat", "quotient", "predicted wrLLC",
@@ -105,14 +105,9 @@ def scan(model, inputs, targets=None, *, loss="gaussian", device="auto", progres
     if executor is not None:
         return Scan(run_scan(model, inputs, targets, loss=loss, settings=chosen, device=device,
                              progress=progress, run_pairs=_on(executor)))  # fmt: skip
-    kept: dict = {}  # every draw: a scan in memory need not thin as a stored run does
-
-    def keep(index, estimate):
-        kept[index] = Trace.of_estimate(estimate, kept=None)
-
-    result = run_scan(model, inputs, targets, loss=loss, settings=chosen, device=device,
-                      progress=progress, sampling=sampling, keep=keep)  # fmt: skip
-    return Scan(result, {i: t for i, t in kept.items() if result.rows[i].estimate is not None})
+    result, traces = scanned(model, inputs, targets, loss, chosen, device, progress=progress,
+                             sampling=sampling, kept=None)  # in memory: every draw
+    return Scan(result, {i: t for i, t in enumerate(traces) if t is not None})
 
 
 def _on(executor):

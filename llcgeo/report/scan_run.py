@@ -23,7 +23,6 @@ across training.
 from __future__ import annotations
 
 import hashlib
-import pickle
 import re
 import time
 from collections.abc import Callable
@@ -50,6 +49,7 @@ from llcgeo.scanner.checkpoint import (
 )
 from llcgeo.scanner.reader import evaluation_rows, subset
 from llcgeo.scanner.rows import ScanRow
+from llcgeo.scanner.run import sendable
 from llcgeo.scanner.training import CheckpointJob, checkpoint_module, measure_checkpoint
 from llcgeo.serialize import stable_hash
 
@@ -296,15 +296,9 @@ def _check_readers(results: list[CheckpointResult]) -> None:
 
 
 def _check_sendable(loss, executor) -> None:
-    """A loss for worker processes must pickle (a lambda or a local function does not)."""
-    if executor is None or isinstance(executor, InProcess):
-        return
-    try:
-        pickle.dumps(loss)
-    except (pickle.PicklingError, AttributeError, TypeError):
-        raise ScanError("the loss cannot be sent to worker processes (it does not pickle); give "
-                        "a module-level function or a named loss, or run in this process "
-                        "(--scheduler inprocess)") from None
+    """A loss for worker processes must pickle (:func:`~llcgeo.scanner.run.sendable`)."""
+    if executor is not None and not isinstance(executor, InProcess):
+        sendable(loss)
 
 
 def loss_name(loss) -> str:

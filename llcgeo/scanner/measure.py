@@ -187,14 +187,16 @@ def _measured(p: Prepared, loss, settings: ScanSettings, device, steps):
                             p.basis @ torch.from_numpy(p.transform))  # fmt: skip
     data = (p.x, p.y, loss)
     for attempt in range(1 if settings.nbeta else NBETA_TRIES):
-        row, estimate = _sampled(p, moving, data, nbeta, settings, device, steps)
+        config = settings_for(p, nbeta, settings)
+        row, estimate = _sampled(p, moving, data, config, settings, device, steps)
         if abs(row.shift) <= SHIFT_LIMIT * _scale(row) or attempt == NBETA_TRIES - 1:
             break
         nbeta *= NBETA_RAISE
     longer = _longer(row)
-    if longer > 1 and settings.steps is None and \
-            settings_for(p, nbeta, settings, longer).steps > row.steps:
-        row, estimate = _sampled(p, moving, data, nbeta, settings, device, steps, longer)
+    if longer > 1 and settings.steps is None:
+        config = settings_for(p, nbeta, settings, longer)
+        if config.steps > row.steps:
+            row, estimate = _sampled(p, moving, data, config, settings, device, steps)
     colder = "" if attempt == 0 else (f"nbeta raised {NBETA_RAISE**attempt:g}x, to {nbeta:.3g}, "
                                       "for the quadratic model to describe the loss at the "
                                       "chains' scale; ")  # fmt: skip
@@ -238,10 +240,9 @@ def settings_for(p: Prepared, nbeta: float, settings: ScanSettings,
                       burnin=r.burnin, dtype=settings.dtype)  # fmt: skip
 
 
-def _sampled(p: Prepared, model, data, nbeta: float, settings, device, steps,
-             longer: float = 1.0):  # fmt: skip
-    """``(row, the real chains' estimate)`` at ``nbeta``."""
-    config = settings_for(p, nbeta, settings, longer)
+def _sampled(p: Prepared, model, data, config: SGLDConfig, settings, device, steps):
+    """``(row, the real chains' estimate)`` at ``config`` (:func:`settings_for`)."""
+    nbeta = config.nbeta
     expected = expected_sgld_estimate(p.mu, nbeta, config.gamma, config.eps, config.steps,
                                       config.burnin)  # fmt: skip
     row = p.row

@@ -60,7 +60,7 @@ def run_scan(model, inputs, targets=None, *, loss="gaussian", settings=DEFAULT_S
         if keep is not None:
             raise ScanError("keep receives estimates in this process only, not from workers")
         blob = _saved(program)
-        jobs = [PairJob(blob, x, y, _picklable(fn), settings, i) for i in range(len(pairs))]
+        jobs = [PairJob(blob, x, y, sendable(fn), settings, i) for i in range(len(pairs))]
         rows = list(run_pairs(jobs, device, progress))
     own = own_loss(model, x, y, fn)
     rows = [_held_to_own_loss(row, own) for row in rows]
@@ -123,14 +123,16 @@ def _saved(program) -> bytes:
     return buffer.getvalue()
 
 
-def _picklable(loss):
+def sendable(loss):
+    """``loss``, refused in one line where it cannot be sent to worker processes (it does not
+    pickle: a lambda or a local function)."""
     try:
         pickle.dumps(loss)
     except (pickle.PicklingError, AttributeError, TypeError):
         raise ScanError(
             "the loss cannot be sent to worker processes (it does not pickle: a lambda or a "
             "local function); give a module-level function or a named loss, or scan in this "
-            "process (workers=1)"
+            "process (no executor; --scheduler inprocess on the command line)"
         ) from None
     return loss
 

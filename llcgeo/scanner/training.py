@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from llcgeo.config import ScanSettings, SGLDConfig, WholeModelSettings
+from llcgeo.config import KEPT_DRAWS, ScanSettings, SGLDConfig, WholeModelSettings
 from llcgeo.errors import LLCGeoError, ScanError, in_brief
 from llcgeo.reconcile.model import EstimateSummary
 from llcgeo.scanner.checkpoint import CheckpointResult, Trace, WholeModel, fingerprint
@@ -64,13 +64,17 @@ def measure_checkpoint(job: CheckpointJob, device: str) -> CheckpointResult:
     return CheckpointResult(job.step, job.name, job.fingerprint, scan, whole, traces)
 
 
-def scanned(module, x, y, loss, settings: ScanSettings, device: str):
+def scanned(module, x, y, loss, settings: ScanSettings, device: str, *, progress=None,
+            sampling=None, kept: int | None = KEPT_DRAWS):  # fmt: skip
     """``(scan result, traces)``: :func:`~llcgeo.scanner.run_scan` in this process, and the
-    trace of each row's measured estimate (``None`` for a row without one)."""
-    kept: dict = {}
+    trace of each row's measured estimate, thinned to ``kept`` draws a chain (``None``: every
+    draw), or ``None`` for a row without one."""
+    estimates: dict = {}
     result = run_scan(module, x, y, loss=loss, settings=settings, device=device,
-                      keep=kept.__setitem__)  # fmt: skip
-    traces = tuple(Trace.of_estimate(kept[i]) if row.estimate is not None and i in kept else None
+                      progress=progress, sampling=sampling,
+                      keep=estimates.__setitem__)  # fmt: skip
+    traces = tuple(Trace.of_estimate(estimates[i], kept)
+                   if row.estimate is not None and i in estimates else None
                    for i, row in enumerate(result.rows))  # fmt: skip
     return result, traces
 
