@@ -10,10 +10,13 @@ Adam and scanned. Each block norm is read by the packed Q, K, V projection (192 
 MLP's first layer (256 x 64), the final norm by the unembedding.
 
 Every row carries its exact certificate (the reader's directions that vanish on the norm's
-trained image). The quotients left (6 048 to 16 640 directions a reader) are beyond the Hessian
-budget, so each reader is measured on a block of it (its first outputs, ``--block`` directions
-in all, :mod:`llcgeo.scanner.block`): the block's Hessian proves the reader's lower bound, and
-the block is predicted, sampled and judged. The loss is taken on ``--rows`` windows.
+trained image). The unembedding is a head the cross-entropy reads: its Hessian comes from its
+structure (:func:`llcgeo.scanner.reader.head_hessian`), so it is refitted, ranked, predicted and
+measured whole (6 048 directions). The readers inside the blocks (12 288 and 16 640 directions)
+need Hessian-vector products through the rest of the network, each a tenth of a second on two
+cores: each is measured on a block of its quotient (its first outputs, ``--block`` directions in
+all, :mod:`llcgeo.scanner.block`), whose Hessian proves the reader's lower bound, and the block
+is predicted, sampled and judged. The loss is taken on ``--rows`` windows.
 
     python examples/scan/scan_text.py [--out reports/example/scan] [--steps 3000] [--rows 16]
 """
@@ -88,7 +91,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000, help="Adam steps of 32 windows")
     parser.add_argument("--chars", type=int, default=1_000_000, help="characters of text")
     parser.add_argument("--rows", type=int, default=16, help="windows the scan's loss is on")
-    parser.add_argument("--block", type=int, default=64, help="directions measured a reader")
+    parser.add_argument("--block", type=int, default=64,
+                        help="directions measured of a reader inside the network")  # fmt: skip
     parser.add_argument("--chains", type=int, default=8)
     parser.add_argument("--no-measure", action="store_true", help="certificates only")
     parser.add_argument("--workers", type=int, default=None,

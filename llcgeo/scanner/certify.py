@@ -90,10 +90,30 @@ def quotient_basis(spec, reader: Reader, classes_read: bool, refine: str = "all"
     flattened parameters (``W`` row-major, then ``b``): output directions (all of them, or those
     summing to zero for logits) times the row space the norm's image spans. ``outputs`` keeps
     the first that many output directions alone (a block of the quotient: for a reader that is
-    not a softmax head, its first ``outputs`` rows)."""
+    not a softmax head, its first ``outputs`` rows). Column ``a r + b`` is output direction
+    ``a`` times row direction ``b`` (:func:`quotient_factors`)."""
+    factors = quotient_factors(spec, reader, classes_read, refine, outputs)
+    return factored_basis(*factors, reader.inputs)
+
+
+def factored_basis(directions: np.ndarray, rows: np.ndarray, inputs: int) -> np.ndarray:
+    """The basis ``E x R`` of :func:`quotient_factors` in the order of the reader's flattened
+    parameters (the bias's entries after the weight's, where ``R`` has a row for it)."""
+    m, width = directions.shape[0], rows.shape[0]
+    flat = np.einsum("ia,jb->ijab", directions, rows).reshape(m, width, -1)
+    weight = flat[:, :inputs, :].reshape(m * inputs, -1)
+    if width == inputs:
+        return weight
+    return np.concatenate([weight, flat[:, inputs, :]], axis=0)
+
+
+def quotient_factors(spec, reader: Reader, classes_read: bool, refine: str = "all",
+                     outputs: int | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """``(E, R)``: the quotient is ``E`` (``m x q``, orthonormal output directions) times ``R``
+    (``width x r``, the orthonormal row directions the norm's image spans, ``width`` the
+    reader's inputs plus one for a moving bias, whose entry is last)."""
     support = affine_support(spec)
-    with_bias = moving_bias(reader, refine)
-    if with_bias:
+    if moving_bias(reader, refine):
         forms = [[*map(float, a), -float(c)] for a, c in zip(support.forms, support.values)]
         width = reader.inputs + 1
     else:
@@ -103,14 +123,7 @@ def quotient_basis(spec, reader: Reader, classes_read: bool, refine: str = "all"
     directions = np.eye(reader.outputs)
     if output_directions(reader, classes_read) < reader.outputs:
         directions = _complement(np.ones((1, reader.outputs)), reader.outputs)
-    # (m, d') per (output, row) direction
-    basis = np.einsum("ia,jb->ijab", directions[:, :outputs], rows)
-    m, d = reader.outputs, reader.inputs
-    flat = basis.reshape(m, width, -1)
-    weight = flat[:, :d, :].reshape(m * d, -1)
-    if not with_bias:
-        return weight
-    return np.concatenate([weight, flat[:, d, :]], axis=0)
+    return directions[:, :outputs], rows
 
 
 def _complement(forms: np.ndarray, width: int) -> np.ndarray:

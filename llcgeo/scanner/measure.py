@@ -34,6 +34,7 @@ import torch
 
 from llcgeo.config import SGLDConfig, Targets
 from llcgeo.errors import EstimationError, LLCGeoError, ScanError, in_brief
+from llcgeo.limits import MAX_HESSIAN_DIRECTIONS
 from llcgeo.numerics.device import resolve_dtype
 from llcgeo.numerics.measurements.quadratic_model import measure_with_quadratic
 from llcgeo.numerics.paths.losses import CrossEntropy
@@ -44,15 +45,18 @@ from llcgeo.reconcile.stats import numerical_rank
 from llcgeo.scanner.block import block_outputs, whitening
 from llcgeo.scanner.certify import (
     certify,
+    factored_basis,
     image_spec,
     moving_bias,
     output_directions,
-    quotient_basis,
+    quotient_factors,
 )
 from llcgeo.scanner.reader import (
     NoMinimum,
+    basis_rows,
     features,
     frozen_upstream,
+    head_hessian,
     head_model,
     is_head,
     quotient_hessian,
@@ -147,31 +151,51 @@ def _norm_parameters(gm, norm: Norm):
 
 def prepare(row: ScanRow, gm, reader: Reader, spec, data, settings: ScanSettings) -> Prepared:
     """The reader refitted, its quotient's Hessian computed whole (or a block's, past
-    ``hessian_directions``), ranked and whitened."""
+    ``hessian_directions``), ranked and whitened. A head read by the cross-entropy directly
+    has its Hessian from its structure (:func:`~llcgeo.scanner.reader.head_hessian`), any
+    other reader by Hessian-vector products through what follows it."""
     x, y, loss = data
     classes_read = isinstance(loss, CrossEntropy)
     outputs = output_directions(reader, classes_read)
+    head = is_head(reader, x, classes_read)
     taken = min(outputs, block_outputs(row.certificate.quotient // outputs,
-                                       settings.hessian_directions))  # fmt: skip
-    basis = _basis(row, spec, reader, classes_read, settings.refine, taken)
+                                       directions_limit(settings, head)))  # fmt: skip
+    head = head and taken == outputs
+    factors = quotient_factors(spec, reader, classes_read, settings.refine, taken)
+    basis = _checked(row, factored_basis(*factors, reader.inputs), outputs, taken)
     if taken < outputs:
         row = replace(row, block=basis.shape[1], block_outputs=taken)
     bias = moving_bias(reader, settings.refine)
-    if taken == outputs and is_head(reader, x, classes_read):  # two products a step
+    if head:  # two products a step
         model, x, y = head_model(gm, reader, bias)[0], features(gm, reader, x), y.reshape(-1)
     else:
         model, x = frozen_upstream(reader_model(gm, reader, torch.float64, bias), x)
-    padded = _padded(torch.from_numpy(basis), sum(p.numel() for p in model.parameters()))
+    padded = _padded(torch.from_numpy(basis), basis_rows(model))
+
+    def curvature(at):
+        if head:
+            return head_hessian(at, x, y, loss, factors)
+        return quotient_hessian(at, x, y, loss, padded)
+
     try:
-        before, after = refit(model, x, y, loss, padded)
+        before, after = refit(model, x, y, loss, padded, curvature)
     except NoMinimum as error:  # the rank where it is (no bound: not a minimum), and why
-        values = whitening(quotient_hessian(model, x, y, loss, padded))[0]
+        values = whitening(curvature(model))[0]
         ranked = replace(_ranked(row, values, error.loss, math.nan), low="0")
         raise NotMeasured(ranked, str(error)) from None
-    values, transform, mu = whitening(quotient_hessian(model, x, y, loss, padded),
+    values, transform, mu = whitening(curvature(model),
                                       shrink=math.sqrt(SCAN_TARGETS.localization))  # fmt: skip
     row = _ranked(row, values, before, after)
     return Prepared(row, model, x, y, padded, values, transform, mu)
+
+
+def directions_limit(settings: ScanSettings, head: bool) -> int:
+    """The largest quotient whose Hessian is computed whole: ``hessian_directions``; for a head
+    read by the cross-entropy, whose Hessian comes from its structure at the cost of a few
+    products, at least ``MAX_HESSIAN_DIRECTIONS``."""
+    if head:
+        return max(settings.hessian_directions, MAX_HESSIAN_DIRECTIONS)
+    return settings.hessian_directions
 
 
 def _measured(p: Prepared, loss, settings: ScanSettings, device, steps):
@@ -255,7 +279,7 @@ def _sampled(p: Prepared, model, data, config: SGLDConfig, settings, device, ste
             f"{reach:.1%} of the quadratic model's LLC {quadratic_llc:g}: these settings "
             "cannot measure it"
         )
-    hessian = torch.diag(torch.from_numpy(p.mu))
+    hessian = torch.from_numpy(p.mu)  # whitened: the Hessian is diagonal
     measured = measure_with_quadratic(model, data[0], data[1], data[2], hessian, config,
                                       seed=settings.seed, device=device, progress=steps)
     e, q = measured.estimate, measured.quadratic
@@ -302,11 +326,10 @@ def _against_prediction(row: ScanRow) -> tuple[str, str]:
                      f"(allowance {allowance:.3g}): {verdict}")
 
 
-def _basis(row, spec, reader, classes_read: bool, refine: str, taken: int | None = None):
-    """:func:`~llcgeo.scanner.certify.quotient_basis`, held to the certificate's count."""
-    basis = quotient_basis(spec, reader, classes_read, refine, outputs=taken)
-    outputs = output_directions(reader, classes_read)
-    expected = row.certificate.quotient // outputs * (outputs if taken is None else taken)
+def _checked(row, basis: np.ndarray, outputs: int, taken: int) -> np.ndarray:
+    """The quotient's basis (:func:`~llcgeo.scanner.certify.quotient_factors`), held to the
+    certificate's count."""
+    expected = row.certificate.quotient // outputs * taken
     if basis.shape[1] != expected:
         raise ScanError(f"the quotient's basis has {basis.shape[1]} directions, the theory "
                         f"{expected}: please report this")  # fmt: skip

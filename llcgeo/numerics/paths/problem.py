@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from llcgeo.numerics.paths.masks import moving_index
-from llcgeo.numerics.sampling.affine import BlockQuadratic, Quadratic
+from llcgeo.numerics.sampling.affine import MAX_PARAMETERS, BlockQuadratic, Quadratic
 from llcgeo.numerics.sampling.sgld import LossAndGrad
 
 
@@ -91,27 +91,39 @@ class Problem(NamedTuple):
 
 def quadratic_problem(hessian: torch.Tensor, like: Problem) -> Problem:
     """The quadratic model ``1/2 (w - w*)^T H (w - w*)`` of ``like``'s loss, ``H`` given on the
-    entries ``like``'s mask moves, in ``like``'s coordinates: run with ``like``'s config and
-    seed, its chains see the very same noise, so the difference of the two estimates is what
-    the loss's terms beyond the quadratic add. It has no warnings of its own."""
+    entries ``like``'s mask moves (a vector: its diagonal, as in whitened coordinates), in
+    ``like``'s coordinates: run with ``like``'s config and seed, its chains see the very same
+    noise, so the difference of the two estimates is what the loss's terms beyond the
+    quadratic add. It has no warnings of its own."""
     posterior = like.posterior
     centre = posterior.centre
     index = moving_index(posterior.mask, centre.numel(), centre.device)
     h = hessian.to(centre.device, centre.dtype)
+    diagonal = h.dim() == 1
 
     def loss_and_grad(position: torch.Tensor, batch):
         if batch is not None:
             raise ValueError("the quadratic model is full batch")
         delta = (position - centre).index_select(1, index)
-        pulled = delta @ h
+        pulled = delta * h if diagonal else delta @ h
         grad = torch.zeros_like(position).index_copy_(1, index, pulled)
         return 0.5 * (pulled * delta).sum(dim=1), grad
 
     work = 3 * index.numel() * h.element_size()
-    full = torch.zeros(centre.numel(), centre.numel(), dtype=torch.float64, device=centre.device)
-    full[index[:, None], index[None, :]] = hessian.to(full)
-    exact = Quadratic(full, torch.zeros(centre.numel(), dtype=torch.float64, device=full.device))
+    exact = _dense_quadratic(hessian, index, centre) if not diagonal or \
+        centre.numel() <= MAX_PARAMETERS else None  # the affine driver's, where it is used
     # the model shares the loss's Hessian at w*: what the path knows of that stays true
     return Problem(posterior._replace(loss_and_grad=loss_and_grad, init_loss=0.0),
                    like.exact._replace(quadratic=exact),
                    like.footprint._replace(work_per_chain=work))  # fmt: skip
+
+
+def _dense_quadratic(hessian: torch.Tensor, index: torch.Tensor, centre) -> Quadratic:
+    """The quadratic model's :class:`Quadratic` over every entry, ``hessian`` (or its diagonal)
+    placed on the moving ones."""
+    full = torch.zeros(centre.numel(), centre.numel(), dtype=torch.float64, device=centre.device)
+    if hessian.dim() == 1:
+        full[index, index] = hessian.to(full)
+    else:
+        full[index[:, None], index[None, :]] = hessian.to(full)
+    return Quadratic(full, torch.zeros(centre.numel(), dtype=torch.float64, device=full.device))
