@@ -7,17 +7,18 @@ it, with the rest of the network frozen:
    norm's image are flat; the rest, its quotient, has dimension ``D``
    (:mod:`llcgeo.scanner.certify`).
 2. **Predicted**: the reader is refitted to the minimum of its loss near the trained point,
-   and its Hessian on the quotient computed exactly (float64 Hessian-vector products). The LLC
+   and its Hessian on the quotient computed exactly in float64 (a head the cross-entropy
+   reads from its structure, any other reader by Hessian-vector products). The LLC
    lies between ``rank / 2`` and ``D / 2``: the prediction is exact, ``D / 2``, where the rank is
    full (with a spectral gap of at least ``RANK_GAP``), and that interval otherwise. A quotient
-   beyond ``hessian_directions`` is refitted and measured on a block of it
+   beyond ``hessian_directions`` (a head's: beyond ``MAX_HESSIAN_DIRECTIONS`` at least) is
+   refitted and measured on a block of it
    (:mod:`llcgeo.scanner.block`): the block's rank still bounds the whole reader's LLC from
    below, and the block's own wrLLC is predicted the same way.
-3. **Measured and judged**: the LLC of what was measured by SGLD at settings chosen from that
-   spectrum (a softmax head within the budget in its own coordinates, as the ``network`` suite
-   samples it; any other reader in the coordinates that whiten its Hessian), beside a run of
-   the same chains on its exact quadratic model; the quadratic run is held to the estimator's
-   exact expectation (a Student-t limit), and the real run's measured shift from it to
+3. **Measured and judged**: the LLC of what was measured by SGLD in the coordinates that
+   whiten its Hessian, at settings chosen from that spectrum, beside a run of the same chains
+   on its exact quadratic model; the quadratic run is held to the estimator's exact
+   expectation (a Student-t limit), and the real run's measured shift from it to
    ``SHIFT_LIMIT`` of the LLC, as the ``network`` suite does.
 """
 from __future__ import annotations

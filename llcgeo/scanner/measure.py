@@ -4,7 +4,8 @@ The measured column is an LLC, not the estimator's value at settings that cannot
 
 * the reader is refitted to the minimum of its loss near the trained point (L-BFGS, then Newton
   steps on the exact Hessian of its quotient), and that Hessian is computed whole, in float64,
-  up to ``hessian_directions`` directions (past that, a block of it: :mod:`~llcgeo.scanner.block`);
+  up to ``hessian_directions`` directions (past that, a block of it: :mod:`~llcgeo.scanner.block`;
+  a head the cross-entropy reads, from its structure, up to ``MAX_HESSIAN_DIRECTIONS`` at least);
 * the chains move in the coordinates that whiten that Hessian,
   ``w = w* + B V Lambda^(-1/2) u`` (:func:`~llcgeo.scanner.block.whitening`), where every
   direction the Hessian counts has curvature 1 and relaxes at one rate;

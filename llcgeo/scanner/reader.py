@@ -14,12 +14,12 @@ import time
 import numpy as np
 import torch
 from torch import fx
-from torch.func import functional_call, grad, hessian, vmap
+from torch.func import functional_call, grad, hessian, jvp, vmap
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from llcgeo.errors import EstimationError
 from llcgeo.limits import check_budget
-from llcgeo.numerics.measurements.heads import MINIMUM_GRADIENT, linear_head
+from llcgeo.numerics.measurements.heads import MINIMUM_GRADIENT, kronecker_mean, linear_head
 from llcgeo.numerics.paths.data import take
 from llcgeo.numerics.paths.module import as_buffers, copied, named_parts
 from llcgeo.scanner.trace import Reader
@@ -30,7 +30,6 @@ REFIT_ITERATIONS = 500
 NEWTON_STEPS = 20  # damped; near the minimum each squares the gradient's relative size
 DAMPING_TRIES = 30  # each raises the damping tenfold
 DIRECTIONS_AT_ONCE = 32  # Hessian-vector products batched together
-CHUNK_BYTES = 64 << 20  # a head's rows held at once to form their share of its Hessian
 
 
 def reader_model(gm: fx.GraphModule, reader: Reader, dtype: torch.dtype,
@@ -162,9 +161,7 @@ def refit(model, x, y, loss, basis: torch.Tensor, curvature=None) -> tuple[float
     before and after; refuses, with the trained point's gradient, a point whose gradient on
     the quotient stays above ``MINIMUM_GRADIENT``."""
     value = _mean_loss(model, x, y, loss)
-    if curvature is None:
-        def curvature(at):
-            return quotient_hessian(at, x, y, loss, basis)
+    curvature = curvature or (lambda at: quotient_hessian(at, x, y, loss, basis))
     start = parameters_to_vector(model.parameters()).detach()
     moved = _lbfgs(value, start, basis)
     gradient, damping = basis.T @ grad(value)(moved), 0.0
@@ -238,14 +235,14 @@ def _lbfgs(value, start: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
 
 def quotient_hessian(model, x, y, loss, basis: torch.Tensor) -> np.ndarray:
     """``B^T H B``: the Hessian of the mean loss in the reader's parameters at their current
-    values, on the quotient's basis ``B``, by exact Hessian-vector products (reverse over
-    reverse), ``DIRECTIONS_AT_ONCE`` at a time."""
+    values, on the quotient's basis ``B``, by exact Hessian-vector products (forward over
+    reverse: a third faster than reverse over reverse), ``DIRECTIONS_AT_ONCE`` at a time."""
     value = _mean_loss(model, x, y, loss)
     centre = parameters_to_vector(model.parameters()).detach()
     gradient = grad(value)
 
     def product(v: torch.Tensor) -> torch.Tensor:
-        return grad(lambda w: torch.dot(gradient(w), v))(centre)
+        return jvp(gradient, (centre,), (v,))[1]
 
     directions = basis.shape[1]
     what = f"the reader's Hessian on {directions} directions of {basis.shape[0]} parameters"
@@ -275,24 +272,20 @@ def head_hessian(head: torch.nn.Linear, x, y, loss, factors) -> np.ndarray:
     Hessian-vector product. The loss is a mean over rows of ``l(W z_s + b, y_s)``, linear in
     ``(W, b)`` before ``l``, so ``H = mean_s A_s x z_s z_s^T`` (``z_s`` with a 1 for a moving
     bias, ``A_s`` the Hessian of ``l`` in the head's outputs, per row by ``torch.func``); on
-    the quotient it is ``mean_s (E^T A_s E) x (R^T z_s)(R^T z_s)^T``, one product of
-    ``q^2 x rows`` by ``rows x r^2`` matrices, taken a chunk of rows at a time."""
+    the quotient it is ``mean_s (E^T A_s E) x (R^T z_s)(R^T z_s)^T``
+    (:func:`~llcgeo.numerics.measurements.heads.kronecker_mean`)."""
     directions, rows = (torch.from_numpy(f).to(x) for f in factors)
     q, r = directions.shape[1], rows.shape[1]
     with torch.no_grad():
         outputs = head(x)
     features = x if rows.shape[0] == x.shape[1] else torch.cat([x, x.new_ones(len(x), 1)], 1)
-    zeta = features @ rows
     check_budget(hessian_bytes(basis_rows(head), q * r), None,
                  f"the head's Hessian on {q * r} directions")  # fmt: skip
-    total = x.new_zeros(q * q, r * r)
-    per = max(1, CHUNK_BYTES // (8 * (outputs.shape[1] ** 2 + q * q + r * r)))
-    for start in range(0, len(x), per):
-        part = slice(start, start + per)
-        a = directions.T @ output_curvature(loss, outputs[part], y[part]) @ directions
-        outer = zeta[part, :, None] * zeta[part, None, :]
-        total.addmm_(a.reshape(len(a), -1).T, outer.reshape(len(a), -1))
-    h = total.reshape(q, q, r, r).permute(0, 2, 1, 3).reshape(q * r, q * r).numpy() / len(x)
+
+    def curvature(part):
+        return directions.T @ output_curvature(loss, outputs[part], y[part]) @ directions
+
+    h = kronecker_mean(curvature, features @ rows).numpy()
     return (h + h.T) / 2
 
 
