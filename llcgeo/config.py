@@ -198,7 +198,7 @@ class ScanSettings:
     gamma: float | None = None  # likewise
     refine: str = "all"  # "weight": each reader's bias stays frozen
     measure: bool = True  # False: the certificates alone
-    only: tuple[str, ...] = ()  # the readers (weight names) to measure; empty: all
+    only: tuple[str, ...] = ()  # the readers (weight names) to sample (all are predicted); (): all
     dtype: str = "float32"
     seed: int = 0
 

@@ -22,7 +22,8 @@ is predicted, sampled and judged. The loss is taken on ``--rows`` windows.
         [--measure-only head.weight]
 
 The committed reports sample the head alone (``--measure-only head.weight``, about 6 minutes a
-scan on two cores); every inner reader's block takes about 10 more minutes there.
+scan on two cores; every reader is still refitted and predicted); sampling each inner reader's
+block takes about 10 more minutes there.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def main() -> None:
     parser.add_argument("--chains", type=int, default=8)
     parser.add_argument("--no-measure", action="store_true", help="certificates only")
     parser.add_argument("--measure-only", nargs="+", default=(), metavar="WEIGHT",
-                        help="sample only these readers (weight names); the rest are certified "
+                        help="sample only these readers (weight names); the rest are refitted "
                         "and predicted (default: every reader)")  # fmt: skip
     parser.add_argument("--workers", type=int, default=None,
                         help="worker processes for the readers (default: one a core)")  # fmt: skip

@@ -91,7 +91,8 @@ def register(subparsers) -> None:
     add_device_argument(parser)
     parser.add_argument("--no-measure", action="store_true", help="certificates only")
     parser.add_argument("--only", action="append", default=[], metavar="WEIGHT",
-                        help="measure only this reader (its weight's name)")  # fmt: skip
+                        help="sample only this reader (its weight's name); every reader is "
+                        "still refitted and predicted")  # fmt: skip
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
     add_executor_arguments(parser)
     _add_run_arguments(parser)

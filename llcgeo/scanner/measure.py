@@ -108,13 +108,15 @@ def scan_row(gm, norm: Norm, reader: Reader, x, y, loss, settings, device, steps
     classes_read = isinstance(loss, CrossEntropy)
     spec = image_spec(norm, *_norm_parameters(gm, norm))
     row = certified_row(norm, reader, spec, classes_read, settings.refine)
-    if not settings.measure or (settings.only and reader.weight not in settings.only):
+    if not settings.measure:
         return replace(row, verdict=NOT_MEASURED, reason="not measured (certificates only)")
     if reader.direct and row.logits and classified_without_end(gm, x, y, loss):
         return _unmeasured(row, NO_MINIMUM)
     try:
         prepared = prepare(row, gm, reader, spec, (x, y, loss), settings)
         row = prepared.row
+        if settings.only and reader.weight not in settings.only:
+            return _unmeasured(row, "not sampled (only= names the readers to sample)")
         row, estimate = _measured(prepared, loss, settings, device, steps)
         if keep is not None and row.estimate is not None:
             keep(estimate)
