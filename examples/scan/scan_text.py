@@ -21,9 +21,9 @@ is predicted, sampled and judged. The loss is taken on ``--rows`` windows.
     python examples/scan/scan_text.py [--out reports/example/scan] [--steps 3000] [--rows 16]
         [--measure-only head.weight]
 
-The committed reports sample the head alone (``--measure-only head.weight``, about 6 minutes a
-scan on two cores; every reader is still refitted and predicted); sampling each inner reader's
-block takes about 10 more minutes there.
+The committed reports sample the head alone (``--measure-only head.weight``: 13 to 14 minutes a
+scan on two cores beside another job; every reader is still refitted and predicted); sampling
+each inner reader's block takes about 10 more minutes there.
 """
 
 from __future__ import annotations
