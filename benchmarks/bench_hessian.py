@@ -30,23 +30,24 @@ ROWS = 512
 
 
 def measure(reader: str, directions: int, floor: bool) -> dict:
+    import numpy as np
     import torch
     from torch import nn
     from torch.func import functional_call, hessian
 
     from llcgeo.numerics.paths.losses import cross_entropy
     from llcgeo.numerics.paths.module import as_buffers
-    from llcgeo.scanner.certify import factored_basis
+    from llcgeo.scanner.certify import complement, factored_basis
     from llcgeo.scanner.reader import head_hessian, quotient_hessian
 
     d = m = round(math.sqrt(directions)) + 1 + (reader == "head")
     torch.manual_seed(0)
     x = nn.functional.layer_norm(torch.randn(ROWS, d, dtype=torch.float64), (d,))
-    plane = _complement(torch.ones(1, d, dtype=torch.float64))  # LayerNorm's plane
+    plane = torch.from_numpy(complement(np.ones((1, d)), d))  # LayerNorm's plane
     if reader == "head":
         model, loss = nn.Linear(d, m, bias=False).double(), cross_entropy(0.1)
         y = torch.randint(m, (ROWS,))
-        factors = (_complement(torch.ones(1, m, dtype=torch.float64)).numpy(), plane.numpy())
+        factors = (complement(np.ones((1, m)), m), plane.numpy())
         basis = torch.from_numpy(factored_basis(*factors, d))
         weights = {"weight": model.weight}
     else:
@@ -83,13 +84,6 @@ def _timed(work) -> float:
     began = time.perf_counter()
     work()
     return time.perf_counter() - began
-
-
-def _complement(forms):
-    """An orthonormal basis (columns) of what the rows of ``forms`` annihilate."""
-    import torch
-
-    return torch.linalg.svd(forms)[2][forms.shape[0] :].T.contiguous()
 
 
 def main() -> None:

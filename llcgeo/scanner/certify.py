@@ -119,14 +119,14 @@ def quotient_factors(spec, reader: Reader, classes_read: bool, refine: str = "al
     else:
         forms = [list(map(float, a)) for a in support.linear_forms()]
         width = reader.inputs
-    rows = _complement(np.asarray(forms, dtype=np.float64).reshape(-1, width), width)
+    rows = complement(np.asarray(forms, dtype=np.float64).reshape(-1, width), width)
     directions = np.eye(reader.outputs)
     if output_directions(reader, classes_read) < reader.outputs:
-        directions = _complement(np.ones((1, reader.outputs)), reader.outputs)
+        directions = complement(np.ones((1, reader.outputs)), reader.outputs)
     return directions[:, :outputs], rows
 
 
-def _complement(forms: np.ndarray, width: int) -> np.ndarray:
+def complement(forms: np.ndarray, width: int) -> np.ndarray:
     """An orthonormal basis (columns) of the vectors every row of ``forms`` annihilates (the
     rows are independent: an exact support's forms are a basis)."""
     if forms.shape[0] == 0:

@@ -152,16 +152,15 @@ def _mean_loss(model, x, y, loss):
     return value
 
 
-def refit(model, x, y, loss, basis: torch.Tensor, curvature=None) -> tuple[float, float]:
+def refit(model, x, y, loss, basis: torch.Tensor, curvature) -> tuple[float, float]:
     """Move ``model``'s reader to the minimum of its loss near where it is (L-BFGS on the
     quotient, in float64, as a start, then damped Newton steps on its exact Hessian: each
     step the Levenberg-Marquardt one that lowers the loss, so an indefinite Hessian on the
-    way cannot throw it off; the certified-flat directions cannot lower it). ``curvature(model)``
-    gives that Hessian (:func:`quotient_hessian` where not given). Returns the loss
-    before and after; refuses, with the trained point's gradient, a point whose gradient on
-    the quotient stays above ``MINIMUM_GRADIENT``."""
+    way cannot throw it off; the certified-flat directions cannot lower it).
+    ``curvature(model)`` gives that Hessian (:func:`quotient_hessian`, or a head's
+    :func:`head_hessian`). Returns the loss before and after; refuses, with the trained point's
+    gradient, a point whose gradient on the quotient stays above ``MINIMUM_GRADIENT``."""
     value = _mean_loss(model, x, y, loss)
-    curvature = curvature or (lambda at: quotient_hessian(at, x, y, loss, basis))
     start = parameters_to_vector(model.parameters()).detach()
     moved = _lbfgs(value, start, basis)
     gradient, damping = basis.T @ grad(value)(moved), 0.0
@@ -285,7 +284,7 @@ def head_hessian(head: torch.nn.Linear, x, y, loss, factors) -> np.ndarray:
     def curvature(part):
         return directions.T @ output_curvature(loss, outputs[part], y[part]) @ directions
 
-    h = kronecker_mean(curvature, features @ rows).numpy()
+    h = kronecker_mean(curvature, features @ rows, q).numpy()
     return (h + h.T) / 2
 
 
@@ -299,6 +298,7 @@ def output_curvature(loss, outputs: torch.Tensor, targets: torch.Tensor) -> torc
 
 
 def basis_rows(model) -> int:
+    """The rows of a basis over ``model``'s parameters: their entries in all."""
     return sum(p.numel() for p in model.parameters())
 
 

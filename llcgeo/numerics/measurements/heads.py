@@ -39,8 +39,8 @@ def head_hessian(z: torch.Tensor, weight: torch.Tensor, bias, *, moving_bias: bo
     def curvature(rows):  # A(p), the softmax's
         return torch.diag_embed(p[rows]) - p[rows, :, None] * p[rows, None, :]
 
-    full = kronecker_mean(curvature, zt)
     k, width = p.shape[1], zt.shape[1]
+    full = kronecker_mean(curvature, zt, k)
     order = [c * width + i for c in range(k) for i in range(z.shape[1])]
     if moving_bias:
         order += [c * width + width - 1 for c in range(k)]
@@ -51,15 +51,13 @@ def head_hessian(z: torch.Tensor, weight: torch.Tensor, bias, *, moving_bias: bo
 CHUNK_BYTES = 64 << 20  # the rows held at once to form their share of a Kronecker mean
 
 
-def kronecker_mean(curvature, z: torch.Tensor) -> torch.Tensor:
+def kronecker_mean(curvature, z: torch.Tensor, k: int) -> torch.Tensor:
     """``mean_s A_s (x) z_s z_s^T``, ``(k w, k w)`` in (output, feature) order, for features
     ``z`` ``(rows, w)`` and ``curvature(rows) -> A`` ``(len(rows), k, k)`` (a slice of rows):
     one product of ``k^2 x rows`` by ``rows x w^2`` matrices, a chunk of rows at a time. The
     Hessian of any loss read through a linear map ``W z + b``, whose second derivative in the
     map's outputs is ``A_s``, has this form."""
     rows, w = z.shape
-    first = curvature(slice(0, 1))
-    k = first.shape[1]
     total = z.new_zeros(k * k, w * w)
     per = max(1, CHUNK_BYTES // (z.element_size() * (k * k + w * w)))
     for start in range(0, rows, per):

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from llcgeo.numerics.paths.masks import moving_index
-from llcgeo.numerics.sampling.affine import MAX_PARAMETERS, BlockQuadratic, Quadratic
+from llcgeo.numerics.sampling.affine import BlockQuadratic, Quadratic, dense_fits
 from llcgeo.numerics.sampling.sgld import LossAndGrad
 
 
@@ -110,8 +110,8 @@ def quadratic_problem(hessian: torch.Tensor, like: Problem) -> Problem:
         return 0.5 * (pulled * delta).sum(dim=1), grad
 
     work = 3 * index.numel() * h.element_size()
-    exact = _dense_quadratic(hessian, index, centre) if not diagonal or \
-        centre.numel() <= MAX_PARAMETERS else None  # the affine driver's, where it is used
+    # the dense model is the affine driver's alone: built only where the driver can run it
+    exact = _dense_quadratic(hessian, index, centre) if dense_fits(centre.numel()) else None
     # the model shares the loss's Hessian at w*: what the path knows of that stays true
     return Problem(posterior._replace(loss_and_grad=loss_and_grad, init_loss=0.0),
                    like.exact._replace(quadratic=exact),

@@ -67,8 +67,14 @@ def affine_run_fits(posterior, quadratic, config) -> bool:
     if not plain or config.batch_size is not None or quadratic is None:
         return False
     if _blocks(quadratic, posterior.mask):
-        return quadratic.block.shape[0] <= MAX_PARAMETERS
-    return posterior.start.numel() <= MAX_PARAMETERS
+        return dense_fits(quadratic.block.shape[0])
+    return dense_fits(posterior.start.numel())
+
+
+def dense_fits(parameters: int) -> bool:
+    """Whether the driver runs a dense ``A`` over this many parameters (beyond
+    ``MAX_PARAMETERS`` a structured step costs less)."""
+    return parameters <= MAX_PARAMETERS
 
 
 def _blocks(quadratic, mask) -> bool:
