@@ -5,9 +5,10 @@ problem in the same run. Ratios only: a shared machine's load moves both sides o
     python benchmarks/guard.py            # exit status 1 if any ratio is past its bound
 
 Bounds, generous against what is measured here (the closing figures of each line):
-- the linear minibatch path at least 3x the general path on the same layer (measured 3.5-4.0x:
-  the path is at the floor, and the general path is within 4x of the floor at this size), and
-  its chains at most 1.5x the floor's time (measured 0.85-1.0x);
+- the linear minibatch path at least 2x the general path on the same layer (measured 3.3-5.0x
+  here, 2.8x once on CI's machine: the path is at the floor, so this ratio is the general path's
+  distance from the floor, which moves with the machine; a fall back to the general path gives
+  1x), and its chains at most 1.5x the floor's time (measured 0.85-1.0x), the tighter check;
 - the linear full-batch path at least 20x the general path (measured 91-116x);
 - the stacked-MLP path at least 1.5x the general (vmap) path (measured 1.8x), and at most 2x the
   floor's time (measured 1.16-1.69x);
@@ -137,7 +138,7 @@ def main() -> int:
     linear_floor = floor_seconds(linear_step(32, 32, True), layer, x, y, minibatch)
     mlp_total, _ = timed_estimate(mlp, mx, my, mlp_config)
     checks = [
-        ("linear minibatch path / general path", speedup(layer, x, y, minibatch), 3.0, ">="),
+        ("linear minibatch path / general path", speedup(layer, x, y, minibatch), 2.0, ">="),
         ("linear minibatch chains' time / the floor's", chains / linear_floor, 1.5, "<="),
         ("share of estimate_llc outside the chains (linear, minibatch)",
          1 - chains / total, 0.20, "<="),
