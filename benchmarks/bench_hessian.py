@@ -5,7 +5,8 @@ Two readers, each after a LayerNorm of width ``d`` (no bias, so the quotient has
 directions), on ``n`` samples:
 
 * ``inner``: ``Linear(d, m)`` followed by GELU and a linear map to two outputs, so the loss is
-  not quadratic in the reader: Hessian-vector products (``quotient_hessian``);
+  not quadratic in the reader: its row-wise structure (``rowwise_hessian``: ``m`` products in
+  the reader's outputs), beside Hessian-vector products in its weights (``quotient_hessian``);
 * ``head``: ``Linear(d, m)`` whose logits the smoothed cross-entropy reads, ``m - 1`` output
   directions: the head's structure (``head_hessian``), beside the products on the same head.
 
@@ -35,10 +36,17 @@ def measure(reader: str, directions: int, floor: bool) -> dict:
     from torch import nn
     from torch.func import functional_call, hessian
 
-    from llcgeo.numerics.paths.losses import cross_entropy
-    from llcgeo.numerics.paths.module import as_buffers
+    from llcgeo.numerics.paths.losses import cross_entropy, gaussian_loss
     from llcgeo.scanner.certify import complement, factored_basis
-    from llcgeo.scanner.reader import head_hessian, quotient_hessian
+    from llcgeo.scanner.reader import (
+        WEIGHT,
+        frozen_upstream,
+        head_hessian,
+        quotient_hessian,
+        reader_model,
+    )
+    from llcgeo.scanner.rowwise import rowwise_hessian
+    from llcgeo.scanner.trace import find_norms, trace
 
     d = m = round(math.sqrt(directions)) + 1 + (reader == "head")
     torch.manual_seed(0)
@@ -50,28 +58,34 @@ def measure(reader: str, directions: int, floor: bool) -> dict:
         factors = (complement(np.ones((1, m)), m), plane.numpy())
         basis = torch.from_numpy(factored_basis(*factors, d))
         weights = {"weight": model.weight}
-    else:
-        first, tail = nn.Linear(d, m, bias=False).double(), nn.Linear(m, 2).double()
-        model = nn.Sequential(first, nn.GELU(), tail)
-        as_buffers(tail)  # the reader's weight is the only parameter
-        y = torch.randn(ROWS, 2, dtype=torch.float64)
-        basis = torch.kron(torch.eye(m, dtype=torch.float64), plane.contiguous())
-        weights = {"0.weight": first.weight}
-
-        def loss(out, target):
-            return 0.5 * (out - target).square().sum(dim=1)
+    else:  # the network traced as scan traces it, the reader's upstream frozen
+        network = nn.Sequential(nn.LayerNorm(d, elementwise_affine=False),
+                                nn.Linear(d, m, bias=False), nn.GELU(),
+                                nn.Linear(m, 2))  # fmt: skip
+        raw = torch.randn(ROWS, d, dtype=torch.float64)
+        gm = trace(network.double(), raw[:2])
+        ((norm_reader,),) = [n.readers for n in find_norms(gm)]
+        model, x = frozen_upstream(reader_model(gm, norm_reader, torch.float64, False), raw)
+        y, loss = torch.randn(ROWS, 2, dtype=torch.float64), gaussian_loss
+        factors = (np.eye(m), plane.numpy())
+        basis = torch.from_numpy(factored_basis(*factors, d))
+        weights = {WEIGHT: model.get_parameter(WEIGHT)}
 
     out = {"reader": reader, "directions": basis.shape[1]}
     if reader == "head":
         out["structured_seconds"] = _timed(lambda: head_hessian(model, x, y, loss, factors))
+    else:
+        out["structured_seconds"] = _timed(
+            lambda: rowwise_hessian(model, x, y, loss, factors, norm_reader.node))
     if reader == "inner" or floor:
         out["seconds"] = _timed(lambda: quotient_hessian(model, x, y, loss, basis))
     if floor:
         ((name, weight),) = weights.items()
+        args, kwargs = ((), x) if isinstance(x, dict) else ((x,), {})
 
         def whole():
-            h = hessian(lambda w: loss(functional_call(model, {name: w}, (x,)), y).mean())(
-                weight.detach())
+            h = hessian(lambda w: loss(functional_call(model, {name: w}, args, kwargs),
+                                       y).mean())(weight.detach())  # fmt: skip
             h = h.reshape(weight.numel(), -1)
             return (basis.T @ h @ basis).numpy()
 

@@ -87,9 +87,9 @@ BENCHMARKS = (
     Benchmark("theory", "exact predictions: named families at d = 1024, random and structured "
               "degree-4 hypersurfaces in d = 12", (*PY, "benchmarks/bench_theory.py")),
     Benchmark("hessian", "a scanned reader's whole Hessian on its quotient (float64): an inner "
-              "reader's by batched Hessian-vector products, a head's from its structure (and by "
-              "the products beside it); time and peak memory against quotient size, beside "
-              "torch.func.hessian where that fits",
+              "reader's from its row-wise structure and by batched Hessian-vector products, a "
+              "head's from its structure (and by the products beside it); time and peak memory "
+              "against quotient size, beside torch.func.hessian where that fits",
               (*PY, "benchmarks/bench_hessian.py", "--sizes", "1024", "4096", "16384",
                "--max-memory", "16"),
               quick=(*PY, "benchmarks/bench_hessian.py", "--sizes", "1024")),

@@ -179,10 +179,11 @@ REFINES = ("all", "weight")
 @dataclass(frozen=True)
 class ScanSettings:
     """How hard a scan looks. ``rows``: the samples its loss is taken on (a random subset
-    where there are more); ``hessian_directions``: the largest quotient whose Hessian is
-    computed whole by Hessian-vector products (a larger one is measured on a block of about
-    that size; a head the cross-entropy reads has its Hessian from its structure, whole up to
-    ``MAX_HESSIAN_DIRECTIONS`` at least);
+    where there are more); ``hessian_directions``: the largest quotient of a reader inside
+    the network whose Hessian is computed whole (by Hessian-vector products, or from its
+    structure where what follows acts row by row; a larger one is measured on a block of
+    about that size; a head the cross-entropy reads has its Hessian from its structure, whole
+    up to ``MAX_HESSIAN_DIRECTIONS`` at least);
     ``nbeta_factor``: ``nbeta = factor n / log n``, ``n`` the rows the loss averages over (a
     colder posterior keeps the terms beyond the quadratic small, and leaves the LLC
     unchanged)."""

@@ -73,10 +73,10 @@ def register(subparsers) -> None:
     parser.add_argument("--rows", type=int, default=DEFAULTS.rows,
                         help="samples the loss is taken on")  # fmt: skip
     parser.add_argument("--hessian-directions", type=int, default=DEFAULTS.hessian_directions,
-                        help="the largest quotient whose Hessian is computed whole by "
-                        "Hessian-vector products; a larger one is measured on a block of this "
-                        "size (a head the cross-entropy reads: whole up to at least the default, "
-                        "from its structure)")  # fmt: skip
+                        help="the largest quotient of a reader inside the network whose Hessian "
+                        "is computed whole; a larger one is measured on a block of this size (a "
+                        "head the cross-entropy reads: whole up to at least the default, from "
+                        "its structure)")  # fmt: skip
     parser.add_argument("--nbeta-factor", type=float, default=DEFAULTS.nbeta_factor,
                         help="nbeta = factor n / log n (colder keeps the loss nearer "
                         "quadratic)")  # fmt: skip

@@ -167,7 +167,9 @@ def _cells(r: ScanRow) -> dict:
 def _figure(rows) -> Figure:
     """Each reader's predicted wrLLC (a bar; a stroke over the interval where only bounds are
     proven), its measured LLC (a dot, +- SE) and the estimator's exact expectation at the
-    settings (a cross: the sampler check), at one tick a reader, with its verdict beneath. A
+    settings (a cross: the sampler check), at one tick a reader, with its verdict beneath. The
+    prediction drawn is the one the dot is held to: a block's own wrLLC where a block was
+    sampled, the whole reader's otherwise, its interval included. A
     reader is named by its weight without the ``weight`` suffix, cut to the fewest trailing
     dotted parts no other reader's name ends with (``blocks.1.mlp.0.weight`` -> ``1.mlp.0``)."""
     parts = [r.reader.removesuffix(".weight").removesuffix("_weight").split(".") for r in rows]
@@ -179,7 +181,7 @@ def _figure(rows) -> Figure:
 
     xs = tuple(float(i) for i in range(len(rows)))
     lows = [float(Fraction(r.low)) for r in rows]
-    highs = [float(Fraction(r.block_high)) for r in rows]
+    highs = [float(Fraction(_compared(r))) for r in rows]
     measured = [(x + 0.12, r) for x, r in zip(xs, rows) if r.estimate is not None]
     series = (
         Series("predicted (exact, or proven interval)", tuple(x - 0.12 for x in xs),
@@ -197,6 +199,13 @@ def _figure(rows) -> Figure:
                   "wrLLC", series, xticks=ticks)  # fmt: skip
     return Figure("scan", (panel,), caption="Predicted against measured, reader by reader; "
                   "each reader's verdict under its name.")  # fmt: skip
+
+
+def _compared(r: ScanRow) -> str:
+    """The upper end of the prediction a row's measurement is held to: its block's where one
+    was sampled, the whole reader's where none was (a block not sampled proves only the lower
+    end of the reader's interval)."""
+    return r.block_high if r.estimate is not None else r.high
 
 
 def _blocks(result: ScanResult, png: bytes | None) -> list:

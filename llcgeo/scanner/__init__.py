@@ -7,8 +7,10 @@ it, with the rest of the network frozen:
    norm's image are flat; the rest, its quotient, has dimension ``D``
    (:mod:`llcgeo.scanner.certify`).
 2. **Predicted**: the reader is refitted to the minimum of its loss near the trained point,
-   and its Hessian on the quotient computed exactly in float64 (a head the cross-entropy
-   reads from its structure, any other reader by Hessian-vector products). The LLC
+   and its Hessian on the quotient computed exactly in float64 (from its structure where the
+   reader is a head the cross-entropy reads, or where all that follows it acts on each row of
+   its output alone: :mod:`llcgeo.scanner.rowwise`; any other reader by Hessian-vector
+   products). The LLC
    lies between ``rank / 2`` and ``D / 2``: the prediction is exact, ``D / 2``, where the rank is
    full (with a spectral gap of at least ``RANK_GAP``), and that interval otherwise. A quotient
    beyond ``hessian_directions`` (a head's: beyond ``MAX_HESSIAN_DIRECTIONS`` at least) is

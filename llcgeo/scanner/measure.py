@@ -5,7 +5,9 @@ The measured column is an LLC, not the estimator's value at settings that cannot
 * the reader is refitted to the minimum of its loss near the trained point (L-BFGS, then Newton
   steps on the exact Hessian of its quotient), and that Hessian is computed whole, in float64,
   up to ``hessian_directions`` directions (past that, a block of it: :mod:`~llcgeo.scanner.block`;
-  a head the cross-entropy reads, from its structure, up to ``MAX_HESSIAN_DIRECTIONS`` at least);
+  a head the cross-entropy reads, from its structure, up to ``MAX_HESSIAN_DIRECTIONS`` at least;
+  a reader everything after which acts row by row, from its structure too:
+  :mod:`~llcgeo.scanner.rowwise`);
 * the chains move in the coordinates that whiten that Hessian,
   ``w = w* + B V Lambda^(-1/2) u`` (:func:`~llcgeo.scanner.block.whitening`), where every
   direction the Hessian counts has curvature 1 and relaxes at one rate;
@@ -66,6 +68,7 @@ from llcgeo.scanner.reader import (
     retyped,
 )
 from llcgeo.scanner.rows import NOT_MEASURED, ScanRow, ScanSettings
+from llcgeo.scanner.rowwise import rowwise_hessian, why_not_row_wise
 from llcgeo.scanner.trace import Norm, Reader
 from llcgeo.theory.calibration import ESS_MARGIN, network_nbeta, recommend
 from llcgeo.theory.sgld import energy_autocorrelation_time, expected_sgld_estimate
@@ -155,8 +158,9 @@ def _norm_parameters(gm, norm: Norm):
 def prepare(row: ScanRow, gm, reader: Reader, spec, data, settings: ScanSettings) -> Prepared:
     """The reader refitted, its quotient's Hessian computed whole (or a block's, past
     ``hessian_directions``), ranked and whitened. A head read by the cross-entropy directly
-    has its Hessian from its structure (:func:`~llcgeo.scanner.reader.head_hessian`), any
-    other reader by Hessian-vector products through what follows it."""
+    has its Hessian from its structure (:func:`~llcgeo.scanner.reader.head_hessian`), as has a
+    reader whose downstream is proven row-wise (:mod:`~llcgeo.scanner.rowwise`), any other
+    reader by Hessian-vector products through what follows it."""
     x, y, loss = data
     classes_read = isinstance(loss, CrossEntropy)
     outputs = output_directions(reader, classes_read)
@@ -173,11 +177,14 @@ def prepare(row: ScanRow, gm, reader: Reader, spec, data, settings: ScanSettings
         model, x, y = head_model(gm, reader, bias)[0], features(gm, reader, x), y.reshape(-1)
     else:
         model, x = frozen_upstream(reader_model(gm, reader, torch.float64, bias), x)
+    structured = head or why_not_row_wise(model, x, loss, reader.node) is None
     padded = _padded(torch.from_numpy(basis), basis_rows(model))
 
     def curvature(at):
         if head:
             return head_hessian(at, x, y, loss, factors)
+        if structured:
+            return rowwise_hessian(at, x, y, loss, factors, reader.node)
         return quotient_hessian(at, x, y, loss, padded)
 
     try:

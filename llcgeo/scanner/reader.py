@@ -268,23 +268,28 @@ def hessian_bytes(parameters: int, directions: int) -> int:
 def head_hessian(head: torch.nn.Linear, x, y, loss, factors) -> np.ndarray:
     """``B^T H B`` for a linear head whose outputs the loss reads directly, ``B = E x R``
     (:func:`~llcgeo.scanner.certify.quotient_factors`), exactly and without a single
-    Hessian-vector product. The loss is a mean over rows of ``l(W z_s + b, y_s)``, linear in
-    ``(W, b)`` before ``l``, so ``H = mean_s A_s x z_s z_s^T`` (``z_s`` with a 1 for a moving
-    bias, ``A_s`` the Hessian of ``l`` in the head's outputs, per row by ``torch.func``); on
-    the quotient it is ``mean_s (E^T A_s E) x (R^T z_s)(R^T z_s)^T``
-    (:func:`~llcgeo.numerics.measurements.heads.kronecker_mean`)."""
-    directions, rows = (torch.from_numpy(f).to(x) for f in factors)
-    q, r = directions.shape[1], rows.shape[1]
+    Hessian-vector product: the loss is a mean over rows of ``l(W z_s + b, y_s)``, and ``A_s``,
+    the Hessian of ``l`` in the head's outputs, comes per row from ``torch.func``
+    (:func:`linear_map_hessian`)."""
     with torch.no_grad():
         outputs = head(x)
-    features = x if rows.shape[0] == x.shape[1] else torch.cat([x, x.new_ones(len(x), 1)], 1)
-    check_budget(hessian_bytes(basis_rows(head), q * r), None,
-                 f"the head's Hessian on {q * r} directions")  # fmt: skip
+    return linear_map_hessian(x, lambda part: output_curvature(loss, outputs[part], y[part]),
+                              factors)  # fmt: skip
 
-    def curvature(part):
-        return directions.T @ output_curvature(loss, outputs[part], y[part]) @ directions
 
-    h = kronecker_mean(curvature, features @ rows, q).numpy()
+def linear_map_hessian(z: torch.Tensor, curvature, factors) -> np.ndarray:
+    """``B^T H B``, ``B = E x R``, for the mean over rows of a loss read through a linear map
+    ``W z_s + b`` whose Hessian in row ``s``'s outputs is ``curvature(rows)[s]`` (a slice of
+    rows, ``(len, m, m)``): ``H = mean_s A_s x z_s z_s^T`` (``z_s`` with a 1 for a moving bias),
+    on the quotient ``mean_s (E^T A_s E) x (R^T z_s)(R^T z_s)^T``
+    (:func:`~llcgeo.numerics.measurements.heads.kronecker_mean`)."""
+    directions, rows = (torch.from_numpy(f).to(z) for f in factors)
+    q, r = directions.shape[1], rows.shape[1]
+    features = z if rows.shape[0] == z.shape[1] else torch.cat([z, z.new_ones(len(z), 1)], 1)
+    check_budget(hessian_bytes(directions.shape[0] * rows.shape[0], q * r), None,
+                 f"the reader's Hessian on {q * r} directions")  # fmt: skip
+    h = kronecker_mean(lambda part: directions.T @ curvature(part) @ directions,
+                       features @ rows, q).numpy()  # fmt: skip
     return (h + h.T) / 2
 
 

@@ -2,6 +2,7 @@
 panel, no two tick labels overlapping, its legend below the axes and inside the figure, its axes
 named; the scan's and the singular suite's figures tell their series apart in greyscale."""
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -231,3 +232,15 @@ def test_every_figure_of_the_example_report_reads_at_its_written_size():
     assert len(figures) >= 12
     problems = {name: found for name, f in figures.items() if (found := layout_problems(f))}
     assert problems == {}
+
+
+def test_the_scan_figure_draws_the_prediction_each_row_is_held_to():
+    """A sampled block is drawn against its own wrLLC; a block not sampled proves only the
+    reader's lower end, so the reader's whole interval is drawn."""
+    from llcgeo.report.scan import _figure
+
+    rows = scan_rows(["a.weight", "b.weight", "c.weight"])  # sampled, sampled, not sampled
+    rows[2] = dataclasses.replace(rows[2], low="32", rank=64)  # ranked, not sampled
+    (predicted, *_), = (p.series for p in _figure(rows).panels)
+    intervals = [(c - h, c + h) for c, h in zip(predicted.y, predicted.yerr)]
+    assert intervals == [(32.0, 32.0), (32.0, 32.0), (32.0, 2048.0)]

@@ -1,0 +1,162 @@
+"""A reader inside the network whose downstream acts row by row has its Hessian from its
+structure (``G_s`` by products in the outputs): equal to the Hessian-vector products in its
+weights, on the quotient and on a block; anything that mixes rows, or a loss not known to sum
+over them, is named and left to the products."""
+
+import numpy as np
+import pytest
+import torch
+
+from llcgeo.numerics.measurements.networks import TinyTransformer
+from llcgeo.numerics.paths.losses import cross_entropy, gaussian_loss
+from llcgeo.scanner.certify import factored_basis, image_spec, moving_bias, quotient_factors
+from llcgeo.scanner.measure import _norm_parameters, _padded
+from llcgeo.scanner.reader import basis_rows, frozen_upstream, quotient_hessian, reader_model
+from llcgeo.scanner.rowwise import rowwise_hessian, why_not_row_wise
+from llcgeo.scanner.trace import find_norms, trace
+
+
+def _readers(model, x):
+    gm = trace(model.double(), x[:2])
+    return gm, {r.weight: (n, r) for n in find_norms(gm) for r in n.readers}
+
+
+def _prepared(gm, norm, reader, x, block=None):
+    bias = moving_bias(reader, "all")
+    model, inputs = frozen_upstream(reader_model(gm, reader, torch.float64, bias), x)
+    spec = image_spec(norm, *_norm_parameters(gm, norm))
+    factors = quotient_factors(spec, reader, False, "all", block)
+    basis = _padded(torch.from_numpy(factored_basis(*factors, reader.inputs)), basis_rows(model))
+    return model, inputs, factors, basis
+
+
+def _assert_equal(model, inputs, y, loss, factors, basis, node):
+    products = quotient_hessian(model, inputs, y, loss, basis)
+    structured = rowwise_hessian(model, inputs, y, loss, factors, node)
+    scale = np.abs(products).max()
+    assert scale > 0 and structured.shape == products.shape == (basis.shape[1],) * 2
+    np.testing.assert_allclose(structured, products, rtol=0, atol=1e-12 * scale)
+
+
+class Regression(torch.nn.Module):
+    """LayerNorm read by a GELU layer, a residual sum, an RMSNorm read by a tanh layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed, self.norm1 = torch.nn.Linear(5, 8), torch.nn.LayerNorm(8)
+        self.inner, self.mix = torch.nn.Linear(8, 6), torch.nn.Linear(6, 8)
+        self.norm2, self.last, self.out = torch.nn.RMSNorm(8), torch.nn.Linear(8, 3), \
+            torch.nn.Linear(3, 2)
+
+    def forward(self, x):
+        h = self.embed(x)
+        h = h + self.mix(torch.nn.functional.gelu(self.inner(self.norm1(h))))
+        return self.out(torch.tanh(self.last(self.norm2(h))))
+
+
+TARGETS = {
+    "gaussian": (gaussian_loss, lambda g, n: torch.randn(n, 2, generator=g, dtype=torch.float64)),
+    "cross-entropy": (cross_entropy(0.1), lambda g, n: torch.randint(2, (n,), generator=g)),
+}
+
+
+@pytest.mark.parametrize("weight", ["inner.weight", "last.weight"])
+@pytest.mark.parametrize("loss_name", list(TARGETS))
+@pytest.mark.parametrize("block", [None, 2])
+def test_an_inner_readers_structured_hessian_equals_the_products(weight, loss_name, block):
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(40, 5, generator=g, dtype=torch.float64)
+    loss, targets = TARGETS[loss_name]
+    gm, readers = _readers(Regression(), x)
+    norm, reader = readers[weight]
+    model, inputs, factors, basis = _prepared(gm, norm, reader, x, block)
+    assert why_not_row_wise(model, inputs, loss, reader.node) is None
+    _assert_equal(model, inputs, targets(g, len(x)), loss, factors, basis, reader.node)
+
+
+@pytest.mark.parametrize("norm_kind", ["layernorm", "rmsnorm"])
+def test_a_transformers_last_mlp_is_row_wise_and_its_attention_readers_are_not(norm_kind):
+    torch.manual_seed(0)
+    block_norm = "layernorm-affine" if norm_kind == "layernorm" else "rmsnorm"
+    model = TinyTransformer(12, 8, 6, norm_kind, blocks=2, heads=2, block_norm=block_norm)
+    g = torch.Generator().manual_seed(2)
+    ids, labels = torch.randint(12, (5, 6), generator=g), torch.randint(12, (5, 6), generator=g)
+    gm, readers = _readers(model, ids)
+    loss = cross_entropy(0.1)
+    whys = {}
+    for weight, (norm, reader) in readers.items():
+        if weight != "head.weight":
+            prepared = _prepared(gm, norm, reader, ids)
+            whys[weight] = why_not_row_wise(*prepared[:2], loss, reader.node)
+    assert whys["blocks.1.mlp.0.weight"] is None
+    for attention_fed in ("blocks.0.attention.in_proj_weight", "blocks.0.mlp.0.weight",
+                          "blocks.1.attention.in_proj_weight"):  # fmt: skip
+        assert whys[attention_fed] and "not keep one row a position" in whys[attention_fed]
+    norm, reader = readers["blocks.1.mlp.0.weight"]
+    model, inputs, factors, basis = _prepared(gm, norm, reader, ids)
+    _assert_equal(model, inputs, labels, loss, factors, basis, reader.node)
+
+
+class Mixing(torch.nn.Module):
+    """A LayerNorm read by a layer whose output is then mixed across samples, ``how``."""
+
+    def __init__(self, how: str):
+        super().__init__()
+        self.norm, self.inner, self.out = torch.nn.LayerNorm(4), torch.nn.Linear(4, 3), \
+            torch.nn.Linear(3, 2)
+        self.how = how
+
+    def forward(self, x):
+        h = torch.tanh(self.inner(self.norm(x)))
+        if self.how == "centred over the batch":
+            h = h - h.mean(dim=0, keepdim=True)
+        elif self.how == "softmax over the batch":
+            h = h.softmax(dim=0)
+        elif self.how == "scaled within each row":  # a hand-written RMS norm: row-wise
+            h = h * torch.rsqrt(h.square().mean(dim=-1, keepdim=True) + 1e-6)
+        elif self.how == "reversed":  # every row keeps its shape, and reads another row
+            h = h.flip(0)
+        return self.out(h)
+
+
+@pytest.mark.parametrize("how, why", [
+    ("centred over the batch", "mean (mean.dim) does not keep one row a position"),
+    ("softmax over the batch", "acts beyond the last axis"),
+    ("reversed", "flip (flip) is not known to act on each position alone"),
+])  # fmt: skip
+def test_whatever_mixes_rows_is_named(how, why):
+    torch.manual_seed(0)
+    x = torch.randn(10, 4, dtype=torch.float64)
+    gm, readers = _readers(Mixing(how), x)
+    norm, reader = readers["inner.weight"]
+    model, inputs, _, _ = _prepared(gm, norm, reader, x)
+    said = why_not_row_wise(model, inputs, gaussian_loss, reader.node)
+    assert said is not None and why in said
+
+
+def test_a_scale_computed_within_each_row_is_row_wise():
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(10, 4, generator=g, dtype=torch.float64)
+    gm, readers = _readers(Mixing("scaled within each row"), x)
+    norm, reader = readers["inner.weight"]
+    model, inputs, factors, basis = _prepared(gm, norm, reader, x)
+    assert why_not_row_wise(model, inputs, gaussian_loss, reader.node) is None
+    y = torch.randn(10, 2, generator=g, dtype=torch.float64)
+    _assert_equal(model, inputs, y, gaussian_loss, factors, basis, reader.node)
+
+
+def test_a_loss_not_known_to_sum_over_rows_is_named():
+    torch.manual_seed(0)
+    x = torch.randn(10, 4, dtype=torch.float64)
+    gm, readers = _readers(Mixing("none"), x)
+    norm, reader = readers["inner.weight"]
+    model, inputs, _, _ = _prepared(gm, norm, reader, x)
+
+    def own_loss(outputs, targets):
+        return gaussian_loss(outputs, targets)
+
+    said = why_not_row_wise(model, inputs, own_loss, reader.node)
+    assert said is not None and "not known to sum over positions" in said
+    assert why_not_row_wise(model, inputs, gaussian_loss, reader.node) is None
