@@ -39,17 +39,24 @@ ELEMENTWISE = {
     aten.gelu.default, aten.relu.default, aten.tanh.default, aten.sigmoid.default,
     aten.silu.default, aten.softplus.default, aten.elu.default, aten.leaky_relu.default,
     aten.exp.default, aten.log.default, aten.neg.default, aten.sqrt.default, aten.rsqrt.default,
-    aten.square.default, aten.pow.Tensor_Scalar, aten.add.Tensor, aten.sub.Tensor,
-    aten.mul.Tensor, aten.div.Tensor, aten.clone.default, aten.alias.default,
-    aten.contiguous.default, aten.dropout.default,
+    aten.square.default, aten.pow.Tensor_Scalar, aten.pow.Tensor_Tensor, aten.add.Tensor,
+    aten.sub.Tensor, aten.rsub.Scalar, aten.mul.Tensor, aten.div.Tensor, aten.reciprocal.default,
+    aten.erf.default, aten.mish.default, aten.hardswish.default, aten.hardtanh.default,
+    aten.clamp.default, aten.relu6.default, aten.hardsigmoid.default, aten.log1p.default,
+    aten.expm1.default, aten.gt.Scalar, aten.lt.Scalar, aten.ge.Scalar, aten.le.Scalar,
+    aten.where.self, aten.masked_fill.Scalar, aten.zeros_like.default, aten.ones_like.default,
+    aten.full_like.default, aten.clone.default, aten.alias.default, aten.contiguous.default,
+    aten.dropout.default,
 }  # fmt: skip
 # operations that mix the last axis of a row and nothing else: where its dimension argument is
 LAST_AXIS = {
     aten.linear.default: None, aten.layer_norm.default: None, aten.rms_norm.default: None,
     aten.softmax.int: 1, aten._softmax.default: 1, aten.log_softmax.int: 1,
-    aten._log_softmax.default: 1, aten.mean.dim: 1, aten.sum.dim_IntList: 1,
+    aten._log_softmax.default: 1, aten.mean.dim: 1, aten.sum.dim_IntList: 1, aten.amax.default: 1,
+    aten.logsumexp.default: 1,
 }  # fmt: skip
-SEPARABLE_LOSSES = (CrossEntropy,)
+REDUCTIONS = {aten.mean.dim, aten.sum.dim_IntList, aten.amax.default, aten.logsumexp.default}
+SEPARABLE_LOSSES = (CrossEntropy,)  # by exact type: a subclass may weigh one sample by others
 
 
 def downstream(model: fx.GraphModule, node_name: str) -> fx.GraphModule:
@@ -85,8 +92,8 @@ def row_wise(model: fx.GraphModule, inputs: dict, loss) -> str | None:
     """``None`` where ``model`` (from :func:`downstream`) maps each row of ``reader_output`` to
     the same row of its output alone and ``loss`` sums over the output's rows; otherwise the
     first operation (or the loss) that does not, in words."""
-    if not (isinstance(loss, SEPARABLE_LOSSES) or loss is gaussian_loss):
-        return f"the loss {loss!r} is not known to sum over positions"
+    if not (type(loss) in SEPARABLE_LOSSES or loss is gaussian_loss):
+        return f"the loss {loss!r} ({type(loss).__name__}) is not known to sum over positions"
     values = _values(model, inputs)
     reached = {n for n in model.graph.nodes if n.op == "placeholder" and n.target == OUTPUT}
     rows = values[next(iter(reached))].shape[:-1]
@@ -108,13 +115,17 @@ def _not_row_wise(node: fx.Node, reached: set, values: dict, rows) -> str | None
     if not isinstance(value, torch.Tensor) or value.shape[:-1] != rows:
         return "does not keep one row a position"
     moving = [a for a in node.all_input_nodes if a in reached]
+    if node.target == aten.dropout.default and (len(node.args) < 3 or node.args[2]):
+        return "draws at random (dropout in training mode)"
     if node.target in ELEMENTWISE:
         # every reached value keeps the rows, so broadcasting can only spread the last axis
         same = all(values[a].dim() == value.dim() for a in moving)
         return None if same else "broadcasts a value of the reader's across positions"
     if node.target not in LAST_AXIS:
         return "is not known to act on each position alone"
-    if moving != [node.args[0]] or any(a in reached for a in node.all_input_nodes[1:]):
+    others = []  # by position: a node given twice (linear(h, h)) is one input node
+    fx.node.map_arg((node.args[1:], node.kwargs), others.append)
+    if node.args[0] not in reached or any(a in reached for a in others):
         return "mixes the reader's output into a parameter"
     if not _last_axis_only(node, value.dim()):
         return "acts beyond the last axis"
@@ -129,7 +140,7 @@ def _last_axis_only(node: fx.Node, dims: int) -> bool:
         return True
     axes = node.args[position] if position < len(node.args) else None
     axes = [axes] if isinstance(axes, int) else list(axes or [])
-    keeps = node.target not in (aten.mean.dim, aten.sum.dim_IntList) or _keepdim(node)
+    keeps = node.target not in REDUCTIONS or _keepdim(node)
     return keeps and len(axes) == 1 and int(axes[0]) % dims == dims - 1
 
 

@@ -135,6 +135,55 @@ def test_whatever_mixes_rows_is_named(how, why):
     assert said is not None and why in said
 
 
+class Tail(torch.nn.Module):
+    """A LayerNorm read by ``inner``, then ``how``, then a linear map to two outputs."""
+
+    def __init__(self, how: str):
+        super().__init__()
+        self.norm, self.inner, self.out = torch.nn.LayerNorm(4), torch.nn.Linear(4, 3), \
+            torch.nn.Linear(3, 2)
+        self.how = how
+
+    def forward(self, x):
+        h = self.inner(self.norm(x))
+        f = torch.nn.functional
+        h = {
+            "an exact GELU by hand": lambda: 0.5 * h * (1 + torch.erf(h / 2**0.5)),
+            "a stable softmax": lambda: (h - h.amax(-1, keepdim=True)).softmax(-1),
+            "a leaky ReLU by torch.where": lambda: torch.where(h > 0, h, 0.1 * h),
+            "masked": lambda: h.masked_fill(h < -1, 0.0) + torch.zeros_like(h),
+            "a Gram matrix": lambda: f.linear(h, h).sum(-1, keepdim=True).expand(-1, 3),
+            "dropout in training": lambda: f.dropout(h, 0.3, training=True),
+        }[self.how]()
+        return self.out(torch.tanh(h))
+
+
+@pytest.mark.parametrize("how, why", [
+    ("an exact GELU by hand", None),
+    ("a stable softmax", None),
+    ("a leaky ReLU by torch.where", None),
+    ("masked", None),
+    ("a Gram matrix", "linear_1 (linear) mixes the reader's output into a parameter"),
+    ("dropout in training", "draws at random"),
+])  # fmt: skip
+def test_each_operation_is_row_wise_or_named(how, why):
+    """``linear(h, h)`` holds ``h`` twice, as input and as weight: each row then reads every
+    other, which the one node fx lists for it hides."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(10, 4, generator=g, dtype=torch.float64)
+    gm, readers = _readers(Tail(how), x)
+    norm, reader = readers["inner.weight"]
+    model, inputs, factors, basis = _prepared(gm, norm, reader, x)
+    said = why_not_row_wise(model, inputs, gaussian_loss, reader.node)
+    if why is not None:
+        assert said is not None and why in said
+        return
+    assert said is None
+    y = torch.randn(10, 2, generator=g, dtype=torch.float64)
+    _assert_equal(model, inputs, y, gaussian_loss, factors, basis, reader.node)
+
+
 def test_a_scale_computed_within_each_row_is_row_wise():
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(3)
@@ -157,6 +206,12 @@ def test_a_loss_not_known_to_sum_over_rows_is_named():
     def own_loss(outputs, targets):
         return gaussian_loss(outputs, targets)
 
-    said = why_not_row_wise(model, inputs, own_loss, reader.node)
-    assert said is not None and "not known to sum over positions" in said
+    class Weighted(type(cross_entropy())):  # each sample weighed by the others' losses
+        def __call__(self, outputs, targets):
+            per = super().__call__(outputs, targets)
+            return per * torch.softmax(per, 0) * len(per)
+
+    for loss in (own_loss, Weighted()):
+        said = why_not_row_wise(model, inputs, loss, reader.node)
+        assert said is not None and "not known to sum over positions" in said
     assert why_not_row_wise(model, inputs, gaussian_loss, reader.node) is None
