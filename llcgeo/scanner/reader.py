@@ -86,7 +86,7 @@ def frozen_upstream(model: fx.GraphModule, x):
         return model, x
     after = _reached(model.graph, lambda n: n.op == "get_attr" and n.target in (WEIGHT, BIAS))
     data = _reached(model.graph, lambda n: n.op == "placeholder")
-    values = _values(model, x)
+    values = node_values(model, x)
     while True:
         frontier = [n for n in model.graph.nodes if n in data and n not in after
                     and n.op != "placeholder" and any(u in after for u in n.users)]  # fmt: skip
@@ -115,11 +115,11 @@ def _reached(graph: fx.Graph, start) -> set:
     return reached
 
 
-def _values(model: fx.GraphModule, x: torch.Tensor) -> dict:
-    """Every node's value on ``x``."""
+def node_values(model: fx.GraphModule, *inputs) -> dict:
+    """Every node's value on ``inputs`` (in the order of the graph's placeholders)."""
     interpreter = fx.Interpreter(model, garbage_collect_values=False)
     with torch.no_grad():
-        interpreter.run(x)
+        interpreter.run(*inputs)
     return interpreter.env
 
 
@@ -327,11 +327,8 @@ def is_head(reader: Reader, x, classes_read: bool) -> bool:
 
 def features(gm: fx.GraphModule, reader: Reader, x: torch.Tensor) -> torch.Tensor:
     """The reader's input on every sample, one row a feature vector (samples x positions)."""
-    interpreter = fx.Interpreter(gm, garbage_collect_values=False)
-    with torch.no_grad():
-        interpreter.run(x)
     node = next(n for n in gm.graph.nodes if n.name == reader.node)
-    value = interpreter.env[node.args[0]]
+    value = node_values(gm, x)[node.args[0]]
     return value.reshape(-1, value.shape[-1])
 
 

@@ -12,7 +12,7 @@ one product with a coordinate set in every row gives that column of every ``G_s`
 Hessian-vector products in the outputs, not one a quotient direction in the weights.
 
 :func:`row_wise` proves the structure operation by operation, from the list of those known to
-act row by row (``ROW_WISE``, ``LAST_AXIS``), on the values the graph takes; anything else
+act row by row (``ELEMENTWISE``, ``LAST_AXIS``), on the values the graph takes; anything else
 (attention, a sum over rows, a reshape, a loss it does not know) is named, and the reader's
 Hessian is taken by products in its weights instead.
 """
@@ -28,7 +28,8 @@ from llcgeo.errors import in_brief
 from llcgeo.limits import check_budget
 from llcgeo.numerics.paths.losses import CrossEntropy, gaussian_loss
 from llcgeo.numerics.paths.module import copied
-from llcgeo.scanner.reader import linear_map_hessian
+from llcgeo.scanner.reader import linear_map_hessian, node_values
+from llcgeo.scanner.trace import op_name
 
 aten = torch.ops.aten
 OUTPUT = "reader_output"
@@ -102,7 +103,7 @@ def row_wise(model: fx.GraphModule, inputs: dict, loss) -> str | None:
             continue
         why = _not_row_wise(node, reached, values, rows)
         if why:
-            return f"{node.name} ({_name(node)}) {why}"
+            return f"{node.name} ({op_name(node)}) {why}"
         reached.add(node)
     (last,) = [a for a in _output_nodes(model) if isinstance(a, fx.Node)] or [None]
     if last is None or last not in reached or values[last].shape[:-1] != rows:
@@ -154,23 +155,23 @@ def _output_nodes(model: fx.GraphModule) -> list:
     return list(args) if isinstance(args, (tuple, list)) else [args]
 
 
-def _name(node: fx.Node) -> str:
-    return str(getattr(node.target, "__name__", node.target)).removesuffix(".default")
+def _placeholders(model: fx.GraphModule) -> list[str]:
+    return [n.target for n in model.graph.nodes if n.op == "placeholder"]
+
+
+def _in_order(model: fx.GraphModule, inputs: dict) -> list:
+    return [inputs[name] for name in _placeholders(model)]
 
 
 def _values(model: fx.GraphModule, inputs: dict) -> dict:
-    order = [n.target for n in model.graph.nodes if n.op == "placeholder"]
-    interpreter = fx.Interpreter(model, garbage_collect_values=False)
-    with torch.no_grad():
-        interpreter.run(*(inputs[name] for name in order))
-    return interpreter.env
+    return node_values(model, *_in_order(model, inputs))
 
 
 def inputs_of(model: fx.GraphModule, x) -> dict:
     """``model``'s inputs by placeholder name (``x`` a tensor: its one input, or a dict)."""
     if isinstance(x, dict):
         return x
-    (name,) = [n.target for n in model.graph.nodes if n.op == "placeholder"]
+    (name,) = _placeholders(model)
     return {name: x}
 
 
@@ -186,14 +187,12 @@ def output_hessians(after: fx.GraphModule, x: dict, y, loss, outputs: torch.Tens
     """``G``, ``(rows, k, k)``: the Hessian of the mean loss in each row of the reader's
     ``outputs`` (``(..., m)``), between the ``k`` output coordinates ``used``, by ``k``
     Hessian-vector products in the outputs."""
-    order = [n.target for n in after.graph.nodes if n.op == "placeholder"]
     rows, k = outputs[..., 0].numel(), len(used)
     check_budget(8 * rows * k * (2 * k + COORDINATES_AT_ONCE), None,
                  f"the Hessians of {rows} rows in {k} outputs")  # fmt: skip
 
     def value(reader_output):
-        given = {**x, OUTPUT: reader_output}
-        return loss(after(*(given[name] for name in order)), y).mean()
+        return loss(after(*_in_order(after, {**x, OUTPUT: reader_output})), y).mean()
 
     gradient = grad(value)
     columns = []

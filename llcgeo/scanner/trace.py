@@ -184,10 +184,10 @@ def _read(gm: fx.GraphModule, norm: Norm, value: fx.Node) -> None:
         if reader is not None:
             norm.readers.append(reader)
         else:
-            norm.other_uses.append(f"{user.name} ({_op_name(user)})")
+            norm.other_uses.append(f"{user.name} ({op_name(user)})")
 
 
-def _op_name(node: fx.Node) -> str:
+def op_name(node: fx.Node) -> str:
     return str(getattr(node.target, "__name__", node.target)).removesuffix(".default")
 
 

@@ -98,8 +98,24 @@ def test_a_transformers_last_mlp_is_row_wise_and_its_attention_readers_are_not(n
     _assert_equal(model, inputs, labels, loss, factors, basis, reader.node)
 
 
-class Mixing(torch.nn.Module):
-    """A LayerNorm read by a layer whose output is then mixed across samples, ``how``."""
+TAILS = {  # what follows the reader's output h, before a tanh and a linear map to two outputs
+    "centred over the batch": lambda h: h - h.mean(dim=0, keepdim=True),
+    "softmax over the batch": lambda h: h.softmax(dim=0),
+    "reversed": lambda h: h.flip(0),  # every row keeps its shape, and reads another row
+    "a Gram matrix": lambda h: torch.nn.functional.linear(h, h).sum(-1, keepdim=True)
+    .expand(-1, 3),
+    "dropout in training": lambda h: torch.nn.functional.dropout(h, 0.3, training=True),
+    "scaled within each row": lambda h: h * torch.rsqrt(h.square().mean(-1, keepdim=True) + 1e-6),
+    "an exact GELU by hand": lambda h: 0.5 * h * (1 + torch.erf(h / 2**0.5)),
+    "a stable softmax": lambda h: (h - h.amax(-1, keepdim=True)).softmax(-1),
+    "a leaky ReLU by torch.where": lambda h: torch.where(h > 0, h, 0.1 * h),
+    "masked": lambda h: h.masked_fill(h < -1, 0.0) + torch.zeros_like(h),
+    "nothing": lambda h: h,
+}  # fmt: skip
+
+
+class Tail(torch.nn.Module):
+    """A LayerNorm read by ``inner``, then ``TAILS[how]``, a tanh, a linear map to two outputs."""
 
     def __init__(self, how: str):
         super().__init__()
@@ -108,67 +124,25 @@ class Mixing(torch.nn.Module):
         self.how = how
 
     def forward(self, x):
-        h = torch.tanh(self.inner(self.norm(x)))
-        if self.how == "centred over the batch":
-            h = h - h.mean(dim=0, keepdim=True)
-        elif self.how == "softmax over the batch":
-            h = h.softmax(dim=0)
-        elif self.how == "scaled within each row":  # a hand-written RMS norm: row-wise
-            h = h * torch.rsqrt(h.square().mean(dim=-1, keepdim=True) + 1e-6)
-        elif self.how == "reversed":  # every row keeps its shape, and reads another row
-            h = h.flip(0)
-        return self.out(h)
+        return self.out(torch.tanh(TAILS[self.how](self.inner(self.norm(x)))))
 
 
 @pytest.mark.parametrize("how, why", [
     ("centred over the batch", "mean (mean.dim) does not keep one row a position"),
     ("softmax over the batch", "acts beyond the last axis"),
     ("reversed", "flip (flip) is not known to act on each position alone"),
-])  # fmt: skip
-def test_whatever_mixes_rows_is_named(how, why):
-    torch.manual_seed(0)
-    x = torch.randn(10, 4, dtype=torch.float64)
-    gm, readers = _readers(Mixing(how), x)
-    norm, reader = readers["inner.weight"]
-    model, inputs, _, _ = _prepared(gm, norm, reader, x)
-    said = why_not_row_wise(model, inputs, gaussian_loss, reader.node)
-    assert said is not None and why in said
-
-
-class Tail(torch.nn.Module):
-    """A LayerNorm read by ``inner``, then ``how``, then a linear map to two outputs."""
-
-    def __init__(self, how: str):
-        super().__init__()
-        self.norm, self.inner, self.out = torch.nn.LayerNorm(4), torch.nn.Linear(4, 3), \
-            torch.nn.Linear(3, 2)
-        self.how = how
-
-    def forward(self, x):
-        h = self.inner(self.norm(x))
-        f = torch.nn.functional
-        h = {
-            "an exact GELU by hand": lambda: 0.5 * h * (1 + torch.erf(h / 2**0.5)),
-            "a stable softmax": lambda: (h - h.amax(-1, keepdim=True)).softmax(-1),
-            "a leaky ReLU by torch.where": lambda: torch.where(h > 0, h, 0.1 * h),
-            "masked": lambda: h.masked_fill(h < -1, 0.0) + torch.zeros_like(h),
-            "a Gram matrix": lambda: f.linear(h, h).sum(-1, keepdim=True).expand(-1, 3),
-            "dropout in training": lambda: f.dropout(h, 0.3, training=True),
-        }[self.how]()
-        return self.out(torch.tanh(h))
-
-
-@pytest.mark.parametrize("how, why", [
+    ("a Gram matrix", "linear_1 (linear) mixes the reader's output into a parameter"),
+    ("dropout in training", "draws at random"),
+    ("scaled within each row", None),  # a hand-written RMS norm
     ("an exact GELU by hand", None),
     ("a stable softmax", None),
     ("a leaky ReLU by torch.where", None),
     ("masked", None),
-    ("a Gram matrix", "linear_1 (linear) mixes the reader's output into a parameter"),
-    ("dropout in training", "draws at random"),
 ])  # fmt: skip
 def test_each_operation_is_row_wise_or_named(how, why):
-    """``linear(h, h)`` holds ``h`` twice, as input and as weight: each row then reads every
-    other, which the one node fx lists for it hides."""
+    """Row-wise: the structured Hessian equals the products. Otherwise the first operation that
+    mixes rows is named; ``linear(h, h)`` holds ``h`` twice, as input and as weight, so each row
+    reads every other, which the one node fx lists for it hides."""
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(4)
     x = torch.randn(10, 4, generator=g, dtype=torch.float64)
@@ -184,22 +158,10 @@ def test_each_operation_is_row_wise_or_named(how, why):
     _assert_equal(model, inputs, y, gaussian_loss, factors, basis, reader.node)
 
 
-def test_a_scale_computed_within_each_row_is_row_wise():
-    torch.manual_seed(0)
-    g = torch.Generator().manual_seed(3)
-    x = torch.randn(10, 4, generator=g, dtype=torch.float64)
-    gm, readers = _readers(Mixing("scaled within each row"), x)
-    norm, reader = readers["inner.weight"]
-    model, inputs, factors, basis = _prepared(gm, norm, reader, x)
-    assert why_not_row_wise(model, inputs, gaussian_loss, reader.node) is None
-    y = torch.randn(10, 2, generator=g, dtype=torch.float64)
-    _assert_equal(model, inputs, y, gaussian_loss, factors, basis, reader.node)
-
-
 def test_a_loss_not_known_to_sum_over_rows_is_named():
     torch.manual_seed(0)
     x = torch.randn(10, 4, dtype=torch.float64)
-    gm, readers = _readers(Mixing("none"), x)
+    gm, readers = _readers(Tail("nothing"), x)
     norm, reader = readers["inner.weight"]
     model, inputs, _, _ = _prepared(gm, norm, reader, x)
 
