@@ -10,7 +10,11 @@ directions), on ``n`` samples:
 * ``head``: ``Linear(d, m)`` whose logits the smoothed cross-entropy reads, ``m - 1`` output
   directions: the head's structure (``head_hessian``), beside the products on the same head.
 
-Each size runs in a fresh process, so that the peak resident memory it reports is its own.
+Each Hessian is then whitened as the scan whitens it: by a Cholesky factor where one proves the
+rank full (``full_rank_whitening``), timed beside the eigendecomposition it replaces
+(``spectral_whitening``); "no factor" where none exists and the scan counts the rank by the
+eigendecomposition. Each size runs in a fresh process, so that the peak resident memory it
+reports is its own.
 
     python benchmarks/bench_hessian.py              # quotients of about 1k and 4k
     python benchmarks/bench_hessian.py --sizes 1024 4096 16384 --max-memory 16
@@ -72,11 +76,13 @@ def measure(reader: str, directions: int, floor: bool) -> dict:
         weights = {WEIGHT: model.get_parameter(WEIGHT)}
 
     out = {"reader": reader, "directions": basis.shape[1]}
+    began = time.perf_counter()
     if reader == "head":
-        out["structured_seconds"] = _timed(lambda: head_hessian(model, x, y, loss, factors))
+        structured = head_hessian(model, x, y, loss, factors)
     else:
-        out["structured_seconds"] = _timed(
-            lambda: rowwise_hessian(model, x, y, loss, factors, norm_reader.node))
+        structured = rowwise_hessian(model, x, y, loss, factors, norm_reader.node)
+    out["structured_seconds"] = time.perf_counter() - began
+    _timed_whitening(out, structured)
     if reader == "inner" or floor:
         out["seconds"] = _timed(lambda: quotient_hessian(model, x, y, loss, basis))
     if floor:
@@ -92,6 +98,16 @@ def measure(reader: str, directions: int, floor: bool) -> dict:
         out["floor_seconds"] = _timed(whole)
     out["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return out
+
+
+def _timed_whitening(out: dict, hessian) -> None:
+    """The whitening the scan takes (a Cholesky factor where it proves the rank full) beside
+    the eigendecomposition it replaces there."""
+    from llcgeo.scanner.block import full_rank_whitening, spectral_whitening
+
+    out["factored"] = full_rank_whitening(hessian) is not None
+    out["whitening_seconds"] = _timed(lambda: full_rank_whitening(hessian))
+    out["eigh_seconds"] = _timed(lambda: spectral_whitening(hessian))
 
 
 def _timed(work) -> float:
@@ -117,7 +133,7 @@ def main() -> None:
         print(json.dumps(measure(args.reader, args.child, args.floor)))
         return
     print("reader  directions  structured  products (quotient_hessian)  torch.func.hessian  "
-          "peak memory")  # fmt: skip
+          "whitened by Cholesky  by eigh  peak memory")  # fmt: skip
     for reader in args.readers:
         for size in args.sizes:
             print(_line(_child(reader, size, size <= args.floor_up_to, args.max_memory)),
@@ -139,7 +155,13 @@ def _line(r: dict) -> str:
         return f"{r[key]:.2f} s" if key in r else "-"
 
     return (f"{r['reader']:>6}  {r['directions']:>10}  {seconds('structured_seconds'):>10}  "
-            f"{seconds('seconds'):>27}  {seconds('floor_seconds'):>18}  {r['peak_gb']:.2f} GB")
+            f"{seconds('seconds'):>27}  {seconds('floor_seconds'):>18}  {_cholesky(r):>20}  "
+            f"{seconds('eigh_seconds'):>7}  {r['peak_gb']:.2f} GB")
+
+
+def _cholesky(r: dict) -> str:
+    """The factor's time, or why the scan would not take it (no factor: the rank is counted)."""
+    return f"{r['whitening_seconds']:.2f} s" if r["factored"] else "no factor"
 
 
 if __name__ == "__main__":

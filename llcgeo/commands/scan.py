@@ -91,8 +91,9 @@ def register(subparsers) -> None:
     add_device_argument(parser)
     parser.add_argument("--no-measure", action="store_true", help="certificates only")
     parser.add_argument("--only", action="append", default=[], metavar="WEIGHT",
-                        help="sample only this reader (its weight's name); every reader is "
-                        "still refitted and predicted")  # fmt: skip
+                        help="sample only this reader (its weight's name; a name no reader "
+                        "has is refused); every reader is still refitted and "
+                        "predicted")  # fmt: skip
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
     add_executor_arguments(parser)
     _add_run_arguments(parser)

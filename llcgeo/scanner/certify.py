@@ -107,6 +107,19 @@ def factored_basis(directions: np.ndarray, rows: np.ndarray, inputs: int) -> np.
     return np.concatenate([weight, flat[:, inputs, :]], axis=0)
 
 
+def factored_product(directions: np.ndarray, rows: np.ndarray, inputs: int,
+                     matrix: np.ndarray) -> np.ndarray:  # fmt: skip
+    """``factored_basis(directions, rows, inputs) @ matrix``, one factor at a time: for a
+    16 384-direction quotient about a hundredth of the dense product's work (which takes minutes
+    on two cores)."""
+    m, width = directions.shape[0], rows.shape[0]
+    blocks = np.asarray(matrix).reshape(directions.shape[1], rows.shape[1], -1)
+    by_row = np.matmul(rows, blocks)  # (q, width, columns)
+    full = (directions @ by_row.reshape(directions.shape[1], -1)).reshape(m, width, -1)
+    weight = full[:, :inputs].reshape(m * inputs, -1)
+    return weight if width == inputs else np.concatenate([weight, full[:, inputs]], axis=0)
+
+
 def quotient_factors(spec, reader: Reader, classes_read: bool, refine: str = "all",
                      outputs: int | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """``(E, R)``: the quotient is ``E`` (``m x q``, orthonormal output directions) times ``R``

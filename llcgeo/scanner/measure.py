@@ -8,9 +8,10 @@ The measured column is an LLC, not the estimator's value at settings that cannot
   a head the cross-entropy reads, from its structure, up to ``MAX_HESSIAN_DIRECTIONS`` at least;
   a reader everything after which acts row by row, from its structure too:
   :mod:`~llcgeo.scanner.rowwise`);
-* the chains move in the coordinates that whiten that Hessian,
-  ``w = w* + B V Lambda^(-1/2) u`` (:func:`~llcgeo.scanner.block.whitening`), where every
-  direction the Hessian counts has curvature 1 and relaxes at one rate;
+* the chains move in the coordinates that whiten that Hessian, ``w = w* + B P u``
+  (:func:`~llcgeo.scanner.block.whitening`: ``P = L^-T`` from a Cholesky factor ``H = L L^T``
+  where that proves the rank full, else ``V Lambda^(-1/2)`` from its eigendecomposition), where
+  every direction the Hessian counts has curvature 1 and relaxes at one rate;
 * the step and the localization come from the exact theory of the estimator on that quadratic
   (``SCAN_TARGETS``: a step bias of at most 2%, a localization deficit of at most 1%), with no
   cap on the burn-in, and the exact expectation there must reach ``LLC_SHARE`` of the LLC;
@@ -44,11 +45,11 @@ from llcgeo.numerics.paths.losses import CrossEntropy
 from llcgeo.numerics.paths.preconditioned import Preconditioned
 from llcgeo.reconcile.model import EstimateSummary
 from llcgeo.reconcile.protocol import Coupled, coupled_verdict
-from llcgeo.reconcile.stats import numerical_rank
-from llcgeo.scanner.block import block_outputs, whitening
+from llcgeo.scanner.block import Whitened, block_outputs, whitening
 from llcgeo.scanner.certify import (
     certify,
     factored_basis,
+    factored_product,
     image_spec,
     moving_bias,
     output_directions,
@@ -90,17 +91,24 @@ class NotMeasured(Exception):
 @dataclass
 class Prepared:
     """A reader ready to sample: its model at the refit (float64), the data it reads, the
-    quotient's basis (zero rows for what follows the moving parameters), the Hessian's
-    eigenvalues there, the whitening transform and the spectrum in whitened coordinates."""
+    quotient's basis (zero rows for what follows the moving parameters), the whitening
+    transform and the Hessian's spectrum in whitened coordinates."""
 
     row: ScanRow
     model: Any
     x: Any
     y: torch.Tensor
     basis: torch.Tensor
-    values: np.ndarray
+    factors: tuple[np.ndarray, np.ndarray]
     transform: np.ndarray
     mu: np.ndarray
+
+    def moving_transform(self) -> torch.Tensor:
+        """``B P``: the map from whitened coordinates to the reader's parameters (zero rows for
+        what follows them), from the basis's factors (:func:`~llcgeo.scanner.certify.
+        factored_product`)."""
+        product = factored_product(*self.factors, self.row.inputs, self.transform)
+        return _padded(torch.from_numpy(product), self.basis.shape[0])
 
 
 def scan_row(gm, norm: Norm, reader: Reader, x, y, loss, settings, device, steps,
@@ -190,13 +198,11 @@ def prepare(row: ScanRow, gm, reader: Reader, spec, data, settings: ScanSettings
     try:
         before, after = refit(model, x, y, loss, padded, curvature)
     except NoMinimum as error:  # the rank where it is (no bound: not a minimum), and why
-        values = whitening(curvature(model))[0]
-        ranked = replace(_ranked(row, values, error.loss, math.nan), low="0")
+        ranked = replace(_ranked(row, whitening(curvature(model)), error.loss, math.nan), low="0")
         raise NotMeasured(ranked, str(error)) from None
-    values, transform, mu = whitening(curvature(model),
-                                      shrink=math.sqrt(SCAN_TARGETS.localization))  # fmt: skip
-    row = _ranked(row, values, before, after)
-    return Prepared(row, model, x, y, padded, values, transform, mu)
+    whitened = whitening(curvature(model), shrink=math.sqrt(SCAN_TARGETS.localization))
+    row = _ranked(row, whitened, before, after)
+    return Prepared(row, model, x, y, padded, factors, whitened.transform, whitened.mu)
 
 
 def directions_limit(settings: ScanSettings, head: bool) -> int:
@@ -218,7 +224,7 @@ def _measured(p: Prepared, loss, settings: ScanSettings, device, steps):
     sampled = p.model if p.model.__class__ is torch.nn.Linear else retyped(
         p.model, resolve_dtype(settings.dtype))  # fmt: skip
     moving = Preconditioned(sampled, torch.ones(p.basis.shape[0], dtype=torch.bool),
-                            p.basis @ torch.from_numpy(p.transform))  # fmt: skip
+                            p.moving_transform())  # fmt: skip
     data = (p.x, p.y, loss)
     for attempt in range(1 if settings.nbeta else NBETA_TRIES):
         config = settings_for(p, nbeta, settings)
@@ -346,11 +352,11 @@ def _checked(row, basis: np.ndarray, outputs: int, taken: int) -> np.ndarray:
     return basis
 
 
-def _ranked(row: ScanRow, values: np.ndarray, before: float, after: float) -> ScanRow:
+def _ranked(row: ScanRow, whitened: Whitened, before: float, after: float) -> ScanRow:
     """``row`` with the measured Hessian's rank and gap, and the lower end they prove: the LLC
     is at least half the Hessian's rank where the count is trusted (a block's rank is at most
     the whole quotient's)."""
-    rank, gap = numerical_rank(values)
+    rank, gap = whitened.rank, whitened.gap
     low = Fraction(rank if gap >= RANK_GAP else 0, 2)
     return replace(row, rank=rank, gap=gap, loss_before=before, loss_after=after, low=str(low))
 

@@ -66,8 +66,7 @@ def reusable(model, inputs, targets, reader: str, *, loss="gaussian", nbeta=None
     nbeta = nbeta or chosen.nbeta or network_nbeta(_row_count(p.y, fn), chosen.nbeta_factor)
     config = settings_for(p, nbeta, chosen)
     refitted, masks, rows = _in_network(model, found, p)
-    transform = p.basis @ torch.from_numpy(p.transform)
-    return Reusable(refitted, x, y, config, masks, transform[rows], chosen.seed)
+    return Reusable(refitted, x, y, config, masks, p.moving_transform()[rows], chosen.seed)
 
 
 def _pair(gm, weight: str):

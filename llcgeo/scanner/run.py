@@ -54,6 +54,7 @@ def run_scan(model, inputs, targets=None, *, loss="gaussian", settings=DEFAULT_S
     gm = program.module()
     norms = _with_readers(find_norms(gm))
     pairs = _pairs(norms)
+    _check_only(settings.only, pairs)
     if run_pairs is None:
         rows = _here(gm, pairs, (x, y, fn), settings, device, (progress, sampling, keep))
     else:
@@ -91,6 +92,15 @@ def _held_to_own_loss(row: ScanRow, own: float) -> ScanRow:
 
 def _pairs(norms: list[Norm]) -> list[tuple[Norm, Reader]]:
     return [(norm, reader) for norm in norms for reader in norm.readers]
+
+
+def _check_only(only: tuple[str, ...], pairs) -> None:
+    """A name in ``only`` that no reader has (a typo would sample nothing, silently)."""
+    readers = [reader.weight for _, reader in pairs]
+    unknown = [name for name in only if name not in readers]
+    if unknown:
+        raise ScanError(f"only= names {', '.join(map(repr, unknown))}, which no reader of this "
+                        f"network has; its readers: {', '.join(readers) or 'none'}")  # fmt: skip
 
 
 def _here(gm, pairs, data, settings, device, hooks) -> list[ScanRow]:

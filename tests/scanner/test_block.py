@@ -2,6 +2,7 @@
 and the retyped graph give the network's own numbers, and a reader whose loss is exactly
 quadratic is judged to agree on a block, its whole interval proven from the block's rank."""
 
+import math
 import warnings
 from fractions import Fraction
 
@@ -13,21 +14,56 @@ from torch import nn
 from llcgeo.numerics.measurements.networks import TinyTransformer
 from llcgeo.numerics.paths.preconditioned import Preconditioned
 from llcgeo.report.scan import scan
-from llcgeo.scanner.block import block_outputs, whitening
+from llcgeo.scanner.block import (
+    block_outputs,
+    full_rank_whitening,
+    spectral_whitening,
+    whitening,
+)
 from llcgeo.scanner.reader import frozen_upstream, reader_model, retyped
 from llcgeo.scanner.trace import find_norms, trace
+from llcgeo.thresholds import RANK_GAP
 
 
 def test_whitening_maps_each_counted_curvature_to_one():
     g = np.random.default_rng(0)
     a = g.standard_normal((12, 7))
     hessian = a @ np.diag(10.0 ** g.uniform(-6, 0, 7)) @ a.T  # rank 7 of 12, far apart
-    values, transform, mu = whitening(hessian)
+    whitened = whitening(hessian)  # rank-deficient: no Cholesky factor proves it full
+    transform, mu = whitened.transform, whitened.mu
     np.testing.assert_allclose(transform.T @ hessian @ transform, np.diag(mu), atol=1e-9)
     counted = mu > 1e-9
-    assert counted.sum() == 7
+    assert counted.sum() == whitened.rank == 7 and whitened.gap >= RANK_GAP
     np.testing.assert_allclose(mu[counted], 1.0, rtol=1e-9)  # every counted direction: one rate
     assert np.all(mu[~counted] < 1e-6)  # the rest scaled as the softest counted one
+
+
+@pytest.mark.parametrize("spread", [0.0, 4.0, 8.0])
+def test_a_cholesky_factor_whitens_a_full_rank_hessian_as_its_spectrum_does(spread):
+    """Full rank, up to a condition number of 10^8 (FLAT is 1e-9): the factor's transform
+    whitens it, and its preconditioner ``P P^T`` is the spectral one's, ``H^-1``."""
+    g = np.random.default_rng(1)
+    q = np.linalg.qr(g.standard_normal((40, 40)))[0]
+    hessian = q @ np.diag(10.0 ** np.linspace(-spread, 0, 40)) @ q.T
+    factored, spectral = full_rank_whitening(hessian), spectral_whitening(hessian)
+    assert factored is not None
+    assert (factored.rank, factored.gap) == (spectral.rank, spectral.gap) == (40, math.inf)
+    p = factored.transform
+    np.testing.assert_allclose(p.T @ hessian @ p, np.eye(40), atol=1e-6)
+    inverse = spectral.transform @ spectral.transform.T
+    np.testing.assert_allclose(p @ p.T, inverse, rtol=1e-6, atol=1e-6 * np.abs(inverse).max())
+    np.testing.assert_array_equal(factored.mu, np.ones(40))
+
+
+@pytest.mark.parametrize("smallest", [0.0, 1e-10, -1e-3])
+def test_no_cholesky_factor_is_taken_for_a_rank_to_count(smallest):
+    """An eigenvalue below FLAT of the largest (zero, tiny, or negative: a saddle's) has no
+    factor of ``H - FLAT * bound * I``: the rank is the eigendecomposition's."""
+    g = np.random.default_rng(2)
+    q = np.linalg.qr(g.standard_normal((30, 30)))[0]
+    hessian = q @ np.diag([smallest, *np.linspace(0.1, 1, 29)]) @ q.T
+    assert full_rank_whitening(hessian) is None
+    assert whitening(hessian).rank == 29
 
 
 @pytest.mark.parametrize("rows, budget, taken", [(64, 1024, 16), (65, 1024, 15), (2000, 10, 1)])

@@ -11,7 +11,14 @@ import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llcgeo.scanner.certify import certify, image_spec, quotient_basis
+from llcgeo.scanner.certify import (
+    certify,
+    complement,
+    factored_basis,
+    factored_product,
+    image_spec,
+    quotient_basis,
+)
 from llcgeo.scanner.trace import Norm, Reader
 
 ratios = st.fractions(min_value=-3, max_value=3, max_denominator=7)
@@ -82,3 +89,17 @@ def test_a_certified_flat_direction_changes_no_output_on_the_image(kind):
     for direction in flat:
         weight, shift = direction[:12].reshape(3, 4), direction[12:]
         assert np.abs(points @ weight.T + shift).max() < 1e-12
+
+
+@pytest.mark.parametrize("outputs, kept, width, inputs", [(5, 4, 4, 3), (6, 6, 7, 7), (3, 2, 5, 4)])
+def test_the_factored_product_is_the_dense_basis_times_the_matrix(outputs, kept, width, inputs):
+    """With and without a moving bias (``width`` beyond ``inputs``), all output directions or a
+    softmax's complement of the ones vector."""
+    g = np.random.default_rng(outputs)
+    directions = np.eye(outputs) if kept == outputs else complement(np.ones((1, outputs)),
+                                                                    outputs)  # fmt: skip
+    rows = complement(g.standard_normal((1, width)), width)
+    matrix = g.standard_normal((kept * rows.shape[1], 9))
+    dense = factored_basis(directions, rows, inputs) @ matrix
+    np.testing.assert_allclose(factored_product(directions, rows, inputs, matrix), dense,
+                               rtol=0, atol=1e-12 * np.abs(dense).max())  # fmt: skip

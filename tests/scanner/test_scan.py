@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from llcgeo import cli
+from llcgeo.errors import ScanError
 from llcgeo.numerics.paths.losses import cross_entropy
 from llcgeo.report.scan import scan
 
@@ -143,3 +144,9 @@ def test_pairs_run_on_worker_processes_give_the_rows_of_this_process():
         )
         assert b.estimate.mean == pytest.approx(a.estimate.mean, rel=1e-6)
         assert b.quadratic.mean == pytest.approx(a.quadratic.mean, rel=1e-6)
+
+
+def test_a_reader_named_by_only_that_the_network_lacks_is_refused_by_name():
+    model, x, y = _classifier()
+    with pytest.raises(ScanError, match=r"only= names '3\.wieght'.*readers: 3\.weight"):
+        scan(model, x, y, loss=cross_entropy(0.1), only=("3.weight", "3.wieght"))
