@@ -73,12 +73,13 @@ def full_rank_whitening(hessian: np.ndarray) -> Whitened | None:
     bound = float(np.abs(h).sum(axis=1).max(initial=0.0))
     if not bound > 0.0 or not np.isfinite(bound):
         return None
-    shifted = h - FLAT * bound * np.eye(len(h))
+    shifted = np.array(h, order="F")  # LAPACK's order: factored in place, one copy at a time
+    shifted[np.diag_indices(len(h))] -= FLAT * bound
     if lapack.dpotrf(shifted, lower=1, overwrite_a=1)[1] != 0:
         return None
-    del shifted  # one n x n copy at a time: a 16 384-direction quotient's is 2 GB
-    factor, info = lapack.dpotrf(h, lower=1, clean=1)  # the whitening is of H itself
-    if info != 0:
+    del shifted  # a 16 384-direction quotient's copy is 2 GB
+    factor, info = lapack.dpotrf(np.array(h, order="F"), lower=1, clean=1, overwrite_a=1)
+    if info != 0:  # the whitening is of H itself
         return None
     inverse, info = lapack.dtrtri(factor, lower=1, overwrite_c=1)
     if info != 0:
