@@ -68,7 +68,7 @@ def full_rank_whitening(hessian: np.ndarray) -> Whitened | None:
     (gap ``inf``), as :func:`~llcgeo.reconcile.stats.numerical_rank` would count. The factor's
     backward error, about ``n`` units in the last place of the largest eigenvalue, is far below
     ``c``. ``None`` where no factor exists (a rank to count: the eigendecomposition's).
-    ``mu`` is the diagonal of ``P^T H P``: one, within rounding."""
+    ``mu`` is one: ``P^T H P = L^-1 L L^T L^-T = I``."""
     h = np.asarray(hessian, dtype=np.float64)
     bound = float(np.abs(h).sum(axis=1).max(initial=0.0))
     if not bound > 0.0 or not np.isfinite(bound):

@@ -100,11 +100,18 @@ def factored_basis(directions: np.ndarray, rows: np.ndarray, inputs: int) -> np.
     """The basis ``E x R`` of :func:`quotient_factors` in the order of the reader's flattened
     parameters (the bias's entries after the weight's, where ``R`` has a row for it)."""
     m, width = directions.shape[0], rows.shape[0]
-    flat = np.einsum("ia,jb->ijab", directions, rows).reshape(m, width, -1)
-    weight = flat[:, :inputs, :].reshape(m * inputs, -1)
-    if width == inputs:
+    return _in_parameter_order(np.einsum("ia,jb->ijab", directions, rows).reshape(m, width, -1),
+                               inputs)  # fmt: skip
+
+
+def _in_parameter_order(by_entry: np.ndarray, inputs: int) -> np.ndarray:
+    """``(m, width, columns)``, one slice an entry of the reader's ``m x width`` parameters (the
+    bias's last), as rows in the order of its flattened parameters: the weight's, then the
+    bias's where ``width`` has a column for it."""
+    weight = by_entry[:, :inputs].reshape(by_entry.shape[0] * inputs, -1)
+    if by_entry.shape[1] == inputs:
         return weight
-    return np.concatenate([weight, flat[:, inputs, :]], axis=0)
+    return np.concatenate([weight, by_entry[:, inputs]], axis=0)
 
 
 def factored_product(directions: np.ndarray, rows: np.ndarray, inputs: int,
@@ -116,8 +123,7 @@ def factored_product(directions: np.ndarray, rows: np.ndarray, inputs: int,
     blocks = np.asarray(matrix).reshape(directions.shape[1], rows.shape[1], -1)
     by_row = np.matmul(rows, blocks)  # (q, width, columns)
     full = (directions @ by_row.reshape(directions.shape[1], -1)).reshape(m, width, -1)
-    weight = full[:, :inputs].reshape(m * inputs, -1)
-    return weight if width == inputs else np.concatenate([weight, full[:, inputs]], axis=0)
+    return _in_parameter_order(full, inputs)
 
 
 def quotient_factors(spec, reader: Reader, classes_read: bool, refine: str = "all",
