@@ -23,8 +23,8 @@ a model or data file       2 GiB      read whole into memory and checked there b
                                       numpy reads it; also bounds the members it unpacks to
 a reader's whole Hessian    16 384     directions of its quotient computed whole (float64, by
                                       Hessian-vector products; memory and time planned against
-                                      the run's budget); past it, a block of it; raised with
-                                      ``llcgeo scan --hessian-directions``
+                                      the run's budget); past it, or past the budget, a block
+                                      of it; raised with ``llcgeo scan --hessian-directions``
 derivation time            60 s       raised with ``--time-limit SECONDS``, the ``budget=``
                                       keyword (a :class:`Budget`) or the environment variable
                                       ``LLCGEO_TIME_LIMIT``; named families take ms; a

@@ -4,7 +4,8 @@ The measured column is an LLC, not the estimator's value at settings that cannot
 
 * the reader is refitted to the minimum of its loss near the trained point (L-BFGS, then Newton
   steps on the exact Hessian of its quotient), and that Hessian is computed whole, in float64,
-  up to ``hessian_directions`` directions (past that, a block of it: :mod:`~llcgeo.scanner.block`;
+  up to ``hessian_directions`` directions (past that, or past what the run's budget holds, a
+  block of it: :mod:`~llcgeo.scanner.block`;
   a head the cross-entropy reads, from its structure, up to ``MAX_HESSIAN_DIRECTIONS`` at least;
   a reader everything after which acts row by row, from its structure too:
   :mod:`~llcgeo.scanner.rowwise`);
@@ -37,8 +38,8 @@ import numpy as np
 import torch
 
 from llcgeo.config import SGLDConfig, Targets
-from llcgeo.errors import EstimationError, LLCGeoError, ScanError, in_brief
-from llcgeo.limits import MAX_HESSIAN_DIRECTIONS
+from llcgeo.errors import EstimationError, LLCGeoError, ScanError, SpecError, in_brief
+from llcgeo.limits import MAX_HESSIAN_DIRECTIONS, check_budget
 from llcgeo.numerics.device import resolve_dtype
 from llcgeo.numerics.measurements.quadratic_model import measure_with_quadratic
 from llcgeo.numerics.paths.losses import CrossEntropy
@@ -62,14 +63,16 @@ from llcgeo.scanner.reader import (
     frozen_upstream,
     head_hessian,
     head_model,
+    hessian_bytes,
     is_head,
+    product_seconds,
     quotient_hessian,
     reader_model,
     refit,
     retyped,
 )
 from llcgeo.scanner.rows import NOT_MEASURED, ScanRow, ScanSettings
-from llcgeo.scanner.rowwise import rowwise_hessian, why_not_row_wise
+from llcgeo.scanner.rowwise import output_hessian_bytes, rowwise_hessian, why_not_row_wise
 from llcgeo.scanner.trace import Norm, Reader
 from llcgeo.theory.calibration import ESS_MARGIN, network_nbeta, recommend
 from llcgeo.theory.sgld import energy_autocorrelation_time, expected_sgld_estimate
@@ -78,6 +81,7 @@ from llcgeo.thresholds import ESS_MIN, RANK_GAP, SHIFT_LIMIT, Z_AGREE
 SCAN_TARGETS = Targets(bias=0.02, localization=0.01, se=0.5)  # draws come from the ESS rule
 LLC_SHARE = 0.97  # the exact expectation at the chosen settings, as a share of the LLC
 NBETA_RAISE, NBETA_TRIES = 10.0, 3
+ROUNDING_ULPS = 64  # a mean loss's rounding, in units of its dtype's epsilon, at most
 
 
 class NotMeasured(Exception):
@@ -165,27 +169,35 @@ def _norm_parameters(gm, norm: Norm):
 
 def prepare(row: ScanRow, gm, reader: Reader, spec, data, settings: ScanSettings) -> Prepared:
     """The reader refitted, its quotient's Hessian computed whole (or a block's, past
-    ``hessian_directions``), ranked and whitened. A head read by the cross-entropy directly
-    has its Hessian from its structure (:func:`~llcgeo.scanner.reader.head_hessian`), as has a
-    reader whose downstream is proven row-wise (:mod:`~llcgeo.scanner.rowwise`), any other
-    reader by Hessian-vector products through what follows it."""
+    ``hessian_directions`` or the run's budget: :func:`_within_budget`), ranked and whitened.
+    A head read by the cross-entropy directly has its Hessian from its structure
+    (:func:`~llcgeo.scanner.reader.head_hessian`), as has a reader whose downstream is proven
+    row-wise (:mod:`~llcgeo.scanner.rowwise`), any other reader by Hessian-vector products
+    through what follows it."""
     x, y, loss = data
     classes_read = isinstance(loss, CrossEntropy)
     outputs = output_directions(reader, classes_read)
+    width = row.certificate.quotient // outputs  # directions an output direction adds
     head = is_head(reader, x, classes_read)
-    taken = min(outputs, block_outputs(row.certificate.quotient // outputs,
-                                       directions_limit(settings, head)))  # fmt: skip
-    head = head and taken == outputs
-    factors = quotient_factors(spec, reader, classes_read, settings.refine, taken)
-    basis = _checked(row, factored_basis(*factors, reader.inputs), outputs, taken)
-    if taken < outputs:
-        row = replace(row, block=basis.shape[1], block_outputs=taken)
     bias = moving_bias(reader, settings.refine)
+    parameters = reader.outputs * (reader.inputs + bias)
+    limit = min(outputs, block_outputs(width, directions_limit(settings, head)))
+    taken = _within_budget(limit, width, _cost(parameters))
+    head = head and taken == outputs
     if head:  # two products a step
         model, x, y = head_model(gm, reader, bias)[0], features(gm, reader, x), y.reshape(-1)
     else:
         model, x = frozen_upstream(reader_model(gm, reader, torch.float64, bias), x)
     structured = head or why_not_row_wise(model, x, loss, reader.node) is None
+    seconds = None if structured else product_seconds(model, x, y, loss)
+    cost = _cost(parameters, rows=_row_count(y, loss) if structured and not head else None,
+                 seconds=seconds)  # fmt: skip
+    taken = _within_budget(taken, width, cost)
+    factors = quotient_factors(spec, reader, classes_read, settings.refine, taken)
+    basis = _checked(row, factored_basis(*factors, reader.inputs), outputs, taken)
+    if taken < outputs:
+        why = "" if taken == limit else _refusal(outputs, width, cost)
+        row = replace(row, block=basis.shape[1], block_outputs=taken, block_why=why)
     padded = _padded(torch.from_numpy(basis), basis_rows(model))
 
     def curvature(at):
@@ -199,7 +211,7 @@ def prepare(row: ScanRow, gm, reader: Reader, spec, data, settings: ScanSettings
         before, after = refit(model, x, y, loss, padded, curvature)
     except NoMinimum as error:  # the rank where it is (no bound: not a minimum), and why
         ranked = replace(_ranked(row, whitening(curvature(model)), error.loss, math.nan), low="0")
-        raise NotMeasured(ranked, str(error)) from None
+        raise NotMeasured(ranked, _block_note(ranked) + str(error)) from None
     whitened = whitening(curvature(model), shrink=math.sqrt(SCAN_TARGETS.localization))
     row = _ranked(row, whitened, before, after)
     return Prepared(row, model, x, y, padded, factors, whitened.transform, whitened.mu)
@@ -214,6 +226,38 @@ def directions_limit(settings: ScanSettings, head: bool) -> int:
     return settings.hessian_directions
 
 
+def _cost(parameters: int, rows: int | None = None, seconds: float | None = None):
+    """``(bytes, seconds)`` of the reader's Hessian on ``k`` output directions of ``width``
+    quotient directions each, as a function of ``(k, width)``: the Hessian's memory, the rows'
+    output Hessians' where its structure gives it (``rows``), and the time of the products
+    where they give it (``seconds``, one product's)."""
+
+    def cost(k: int, width: int) -> tuple[int, float | None]:
+        nbytes = hessian_bytes(parameters, k * width)
+        if rows is not None:
+            nbytes = max(nbytes, output_hessian_bytes(rows, k))
+        return nbytes, None if seconds is None else seconds * k * width
+
+    return cost
+
+
+def _within_budget(outputs: int, width: int, cost) -> int:
+    """The most of ``outputs`` output directions (at least one) whose Hessian the run's budget
+    holds (:func:`~llcgeo.limits.check_budget`), at ``cost`` (:func:`_cost`)."""
+    fits = (k for k in range(outputs, 0, -1) if not _refusal(k, width, cost))
+    return next(fits, 1)
+
+
+def _refusal(outputs: int, width: int, cost) -> str:
+    """The run's budget's refusal of the reader's Hessian on ``outputs`` output directions, in
+    words (blank where it holds)."""
+    try:
+        check_budget(*cost(outputs, width), f"the whole Hessian ({outputs * width} directions)")
+    except SpecError as refused:
+        return str(refused)
+    return ""
+
+
 def _measured(p: Prepared, loss, settings: ScanSettings, device, steps):
     """Sample ``p`` at ``nbeta``, colder while the loss beyond its quadratic model moves the
     estimate by more than ``SHIFT_LIMIT`` (a fixed ``settings.nbeta`` is kept as given), and
@@ -221,26 +265,29 @@ def _measured(p: Prepared, loss, settings: ScanSettings, device, steps):
     autocorrelation time sets the draws, the real loss's own time can be longer); the run
     longer is skipped where the draws' cap would make it the same run. ``(row, estimate)``."""
     nbeta = settings.nbeta or network_nbeta(_row_count(p.y, loss), settings.nbeta_factor)
-    sampled = p.model if p.model.__class__ is torch.nn.Linear else retyped(
-        p.model, resolve_dtype(settings.dtype))  # fmt: skip
+    sampled_dtype = resolve_dtype(settings.dtype)
+    sampled = p.model if p.model.__class__ is torch.nn.Linear else retyped(p.model, sampled_dtype)
     moving = Preconditioned(sampled, torch.ones(p.basis.shape[0], dtype=torch.bool),
                             p.moving_transform())  # fmt: skip
     data = (p.x, p.y, loss)
     for attempt in range(1 if settings.nbeta else NBETA_TRIES):
         config = settings_for(p, nbeta, settings)
         row, estimate = _sampled(p, moving, data, config, settings, device, steps)
-        if abs(row.shift) <= SHIFT_LIMIT * _scale(row) or attempt == NBETA_TRIES - 1:
+        fell = _below_its_minimum(row, sampled_dtype)
+        if abs(row.shift) <= SHIFT_LIMIT * _scale(row) or attempt == NBETA_TRIES - 1 or fell:
             break
         nbeta *= NBETA_RAISE
     longer = _longer(row)
-    if longer > 1 and settings.steps is None:
+    if longer > 1 and settings.steps is None and not fell:
         config = settings_for(p, nbeta, settings, longer)
         if config.steps > row.steps:
             row, estimate = _sampled(p, moving, data, config, settings, device, steps)
     colder = "" if attempt == 0 else (f"nbeta raised {NBETA_RAISE**attempt:g}x, to {nbeta:.3g}, "
                                       "for the quadratic model to describe the loss at the "
                                       "chains' scale; ")  # fmt: skip
-    return _judged(replace(row, reason=colder + _block_note(row)), settings.chains), estimate
+    judged = _judged(replace(row, reason=colder + _block_note(row)), settings.chains,
+                     sampled_dtype)  # fmt: skip
+    return judged, estimate
 
 
 def _longer(row: ScanRow) -> float:
@@ -256,7 +303,9 @@ def _block_note(row: ScanRow) -> str:
         return ""
     first = "the first output" if row.block_outputs == 1 else \
         f"the first {row.block_outputs} outputs"
-    return f"on a block of {row.block} of the {row.certificate.quotient} directions ({first}); "
+    why = f", as {row.block_why}" if row.block_why else ""
+    return (f"on a block of {row.block} of the {row.certificate.quotient} directions "
+            f"({first}){why}; ")  # fmt: skip
 
 
 def settings_for(p: Prepared, nbeta: float, settings: ScanSettings,
@@ -317,15 +366,38 @@ def _scale(row: ScanRow) -> float:
     return float(Fraction(row.block_high))
 
 
-def _judged(row: ScanRow, chains: int) -> ScanRow:
+def _judged(row: ScanRow, chains: int, dtype: torch.dtype) -> ScanRow:
     """The claim (the measured LLC against the prediction) on chains that pass the protocol,
-    and the sampler's check (:mod:`llcgeo.reconcile.protocol`) beside it."""
+    and the sampler's check (:mod:`llcgeo.reconcile.protocol`) beside it. Chains whose loss
+    fell below the refitted point's say it is no minimum: no claim, and no lower end."""
     sampler = coupled_verdict(Coupled(row.estimate, row.quadratic, row.expected, row.shift,
                                       _scale(row), chains))  # fmt: skip
+    if _below_its_minimum(row, dtype):
+        return replace(row, verdict="inconclusive", sampler=sampler.verdict, low="0",
+                       reason=row.reason + _no_minimum_found(row) + "; sampler check: "
+                       + sampler.reason)  # fmt: skip
     claim, said = _against_prediction(row)
     verdict = claim if sampler.verdict == "agree" else "inconclusive"
     return replace(row, verdict=verdict, sampler=sampler.verdict,
                    reason=row.reason + said + "; sampler check: " + sampler.reason)
+
+
+def _below_its_minimum(row: ScanRow, dtype: torch.dtype) -> bool:
+    """Whether the chains' loss fell below the refitted point's by more than rounding in
+    ``dtype`` explains. At a minimum of the region the chains explore no draw's loss is below
+    it, so no draw's ``nbeta (L - L*)`` is negative: a negative mean says the point is a
+    critical point that is no minimum (a degenerate one, whose zero curvature hides a fall of
+    higher order), or one the chains left."""
+    rounding = ROUNDING_ULPS * torch.finfo(dtype).eps * abs(row.loss_after) * row.nbeta
+    return row.estimate.mean < -rounding
+
+
+def _no_minimum_found(row: ScanRow) -> str:
+    return (f"measured {row.estimate.mean:.4g} +/- {row.estimate.se:.2g}: the chains' loss fell "
+            f"below the refitted point's, so that point (gradient below the refit's bound, "
+            f"Hessian rank {row.rank}) is no minimum where they moved: a degenerate critical "
+            "point the loss falls from at higher order, or a minimum whose basin they left; "
+            "what they measured is no LLC of it, and half the rank is no proven bound")
 
 
 def _against_prediction(row: ScanRow) -> tuple[str, str]:

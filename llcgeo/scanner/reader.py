@@ -18,7 +18,7 @@ from torch.func import functional_call, grad, hessian, jvp, vmap
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from llcgeo.errors import EstimationError
-from llcgeo.limits import check_budget
+from llcgeo.limits import check_budget, run_seconds
 from llcgeo.numerics.measurements.heads import MINIMUM_GRADIENT, kronecker_mean, linear_head
 from llcgeo.numerics.paths.data import take
 from llcgeo.numerics.paths.module import as_buffers, copied, named_parts
@@ -159,28 +159,38 @@ def refit(model, x, y, loss, basis: torch.Tensor, curvature) -> tuple[float, flo
     way cannot throw it off; the certified-flat directions cannot lower it).
     ``curvature(model)`` gives that Hessian (:func:`quotient_hessian`, or a head's
     :func:`head_hessian`). Returns the loss before and after; refuses, with the trained point's
-    gradient, a point whose gradient on the quotient stays above ``MINIMUM_GRADIENT``."""
+    gradient, a point whose gradient on the quotient stays above ``MINIMUM_GRADIENT`` after
+    ``NEWTON_STEPS`` steps, or as many as the run's time limit holds."""
     value = _mean_loss(model, x, y, loss)
     start = parameters_to_vector(model.parameters()).detach()
+    began = time.perf_counter()
     moved = _lbfgs(value, start, basis)
-    gradient, damping = basis.T @ grad(value)(moved), 0.0
-    for _ in range(NEWTON_STEPS):
-        if float(gradient.norm()) < MINIMUM_GRADIENT:
-            break
+    gradient, damping, steps = basis.T @ grad(value)(moved), 0.0, 0
+    while float(gradient.norm()) >= MINIMUM_GRADIENT and steps < NEWTON_STEPS and \
+            _time_for_one_more(began, steps):  # fmt: skip
         _place(model, moved)
         moved, damping = _damped_newton(value, moved, basis, curvature(model), gradient, damping)
-        gradient = basis.T @ grad(value)(moved)
+        gradient, steps = basis.T @ grad(value)(moved), steps + 1
     _place(model, moved if float(gradient.norm()) < MINIMUM_GRADIENT else start)
     if not float(gradient.norm()) < MINIMUM_GRADIENT:
         trained = float((basis.T @ grad(value)(start)).norm())
+        stopped = "" if steps == NEWTON_STEPS else (
+            f"; the run's time limit ({run_seconds():.3g} s) held no more steps")  # fmt: skip
         raise NoMinimum(
             float(value(start)),
             f"the reader's loss has no minimum within reach: its gradient on the quotient is "
             f"{trained:.3g} at the trained point and {float(gradient.norm()):.3g} after L-BFGS "
-            f"and {NEWTON_STEPS} damped Newton steps (a minimum needs below "
-            f"{MINIMUM_GRADIENT:g})"
+            f"and {steps} damped Newton steps (a minimum needs below {MINIMUM_GRADIENT:g})"
+            + stopped
         )
     return float(value(start)), float(value(moved))
+
+
+def _time_for_one_more(began: float, steps: int) -> bool:
+    """Whether one more Newton step, taking as long as the mean of those before (the L-BFGS
+    start counted as one), ends within the run's time limit of ``began``."""
+    spent = time.perf_counter() - began
+    return spent + spent / (steps + 1) <= run_seconds()
 
 
 class NoMinimum(EstimationError):
@@ -236,27 +246,46 @@ def quotient_hessian(model, x, y, loss, basis: torch.Tensor) -> np.ndarray:
     """``B^T H B``: the Hessian of the mean loss in the reader's parameters at their current
     values, on the quotient's basis ``B``, by exact Hessian-vector products (forward over
     reverse: a third faster than reverse over reverse), ``DIRECTIONS_AT_ONCE`` at a time."""
-    value = _mean_loss(model, x, y, loss)
-    centre = parameters_to_vector(model.parameters()).detach()
-    gradient = grad(value)
-
-    def product(v: torch.Tensor) -> torch.Tensor:
-        return jvp(gradient, (centre,), (v,))[1]
-
+    products = _hessian_products(model, _mean_loss(model, x, y, loss))
     directions = basis.shape[1]
     what = f"the reader's Hessian on {directions} directions of {basis.shape[0]} parameters"
     nbytes = hessian_bytes(basis.shape[0], directions)
     check_budget(nbytes, None, what)
     chunks = basis.T.split(DIRECTIONS_AT_ONCE)
     columns = []
-    with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH):
-        began = time.perf_counter()
-        for chunk in chunks:
-            columns.append(vmap(product)(chunk) @ basis)
-            if len(columns) == 1:  # planned from the first batch, before the rest runs
-                check_budget(nbytes, (time.perf_counter() - began) * len(chunks), what)
+    began = time.perf_counter()
+    for chunk in chunks:
+        columns.append(products(chunk) @ basis)
+        if len(columns) == 1:  # planned from the first batch, before the rest runs
+            check_budget(nbytes, (time.perf_counter() - began) * len(chunks), what)
     h = torch.cat(columns).numpy()
     return (h + h.T) / 2
+
+
+def product_seconds(model, x, y, loss) -> float:
+    """Seconds one Hessian-vector product of the reader's loss takes here: a batch of
+    ``DIRECTIONS_AT_ONCE``, as :func:`quotient_hessian` takes them, timed."""
+    products = _hessian_products(model, _mean_loss(model, x, y, loss))
+    probes = torch.zeros(DIRECTIONS_AT_ONCE, basis_rows(model), dtype=torch.float64)
+    began = time.perf_counter()
+    products(probes)
+    return (time.perf_counter() - began) / DIRECTIONS_AT_ONCE
+
+
+def _hessian_products(model, value):
+    """A function taking a batch of directions in the reader's parameters (one a row) to their
+    products with the Hessian of ``value`` at the current parameters."""
+    centre = parameters_to_vector(model.parameters()).detach()
+    gradient = grad(value)
+
+    def product(v: torch.Tensor) -> torch.Tensor:
+        return jvp(gradient, (centre,), (v,))[1]
+
+    def products(directions: torch.Tensor) -> torch.Tensor:
+        with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH):
+            return vmap(product)(directions)
+
+    return products
 
 
 def hessian_bytes(parameters: int, directions: int) -> int:

@@ -55,6 +55,7 @@ class ScanRow:
     reason: str = ""
     block: int | None = None  # the quotient's directions measured, where not all of them
     block_outputs: int | None = None  # the output directions they span
+    block_why: str = ""  # where the run's budget, not the directions limit, made it a block
 
     @property
     def exact(self) -> bool:

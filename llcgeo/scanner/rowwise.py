@@ -188,8 +188,7 @@ def output_hessians(after: fx.GraphModule, x: dict, y, loss, outputs: torch.Tens
     ``outputs`` (``(..., m)``), between the ``k`` output coordinates ``used``, by ``k``
     Hessian-vector products in the outputs."""
     rows, k = outputs[..., 0].numel(), len(used)
-    check_budget(8 * rows * k * (2 * k + COORDINATES_AT_ONCE), None,
-                 f"the Hessians of {rows} rows in {k} outputs")  # fmt: skip
+    check_budget(output_hessian_bytes(rows, k), None, f"the Hessians of {rows} rows in {k} outputs")
 
     def value(reader_output):
         return loss(after(*_in_order(after, {**x, OUTPUT: reader_output})), y).mean()
@@ -205,6 +204,12 @@ def output_hessians(after: fx.GraphModule, x: dict, y, loss, outputs: torch.Tens
     return (g + g.transpose(1, 2)) / 2
 
 
+def output_hessian_bytes(rows: int, outputs: int) -> int:
+    """Peak bytes of :func:`output_hessians` (float64): the Hessians, their symmetrized copy
+    and a batch of products."""
+    return 8 * rows * outputs * (2 * outputs + COORDINATES_AT_ONCE)
+
+
 def rowwise_hessian(model, x, y, loss, factors, node_name: str) -> np.ndarray:
     """``B^T H B`` on the quotient ``B = E x R`` of a reader whose downstream is row-wise
     (:func:`row_wise` holds), at the reader's current parameters."""
@@ -216,3 +221,4 @@ def rowwise_hessian(model, x, y, loss, factors, node_name: str) -> np.ndarray:
     g = g * len(g)  # G holds the loss's mean over rows, which linear_map_hessian takes again
     return linear_map_hessian(z.reshape(-1, z.shape[-1]), lambda part: g[part],
                               (directions[used], rows))  # fmt: skip
+

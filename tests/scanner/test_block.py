@@ -110,14 +110,20 @@ def test_the_preconditioned_model_moves_the_reader_along_its_map():
         torch.testing.assert_close(whitened(ids), moved(ids), rtol=1e-12, atol=1e-12)
 
 
-def test_a_quadratic_reader_is_judged_on_a_block_and_its_whole_interval_proven():
-    # the loss is exactly quadratic in the middle layer's weight: a linear map follows it
+def _quadratic_in_its_reader(width: int, outputs: int):
+    """``(model, x, y)``: a LayerNorm read by ``2``, whose loss is exactly quadratic in its
+    weight (a linear map to two outputs follows it), on 400 samples."""
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(9, 8), nn.LayerNorm(8, bias=False), nn.Linear(8, 6),
-                          nn.Linear(6, 2)).double()  # fmt: skip
+    model = nn.Sequential(nn.Linear(9, width), nn.LayerNorm(width, bias=False),
+                          nn.Linear(width, outputs), nn.Linear(outputs, 2)).double()  # fmt: skip
     g = torch.Generator().manual_seed(1)
     x = torch.randn(400, 9, generator=g, dtype=torch.float64)
     y = model(x).detach() + 0.3 * torch.randn(400, 2, generator=g, dtype=torch.float64)
+    return model, x, y
+
+
+def test_a_quadratic_reader_is_judged_on_a_block_and_its_whole_interval_proven():
+    model, x, y = _quadratic_in_its_reader(8, 6)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         s = scan(model, x, y, hessian_directions=20, chains=8, only=("2.weight",))
@@ -151,3 +157,35 @@ def test_a_transformers_block_reader_is_measured_against_its_quadratic_model():
     t = (row.quadratic.mean - row.expected) / row.quadratic.se
     assert abs(t) <= limit(1, 5), row.reason
     assert "on a block of 16 of the 256 directions" in row.reason
+
+
+def test_a_reader_whose_whole_hessian_the_budget_refuses_is_measured_on_a_block_that_fits():
+    from llcgeo.limits import Budget
+
+    model, x, y = _quadratic_in_its_reader(32, 24)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s = scan(model, x, y, chains=8, only=("2.weight",), budget=Budget(memory=8_000_000))
+    row = next(r for r in s.rows if r.reader == "2.weight")
+    # 24 outputs of 32 directions each (a plane through the origin with the bias: 32 of 33);
+    # the whole Hessian (768 directions, 24 MB with its eigendecomposition's copies) is past
+    # 8 MB, twelve outputs' (384 directions, 7.3 MB) are not, thirteen (8.4 MB) are
+    assert (row.certificate.quotient, row.block, row.block_outputs) == (768, 384, 12)
+    assert "the whole Hessian (768 directions) would need about 0.0223 GB" in row.block_why
+    assert f"as {row.block_why}" in row.reason and row.estimate is not None, row.reason
+    # the loss is quadratic in the weight: its Hessian is (the last layer's Gram, rank 2) x
+    # E[z z^T] (z with a 1 for the bias). The norm reads a 9-dimensional affine image of x,
+    # centred and scaled: z spans 10 dimensions, with the 1, 11: rank 22, the whole's too
+    assert (row.rank, row.low, row.block_high) == (22, "11", "192")
+
+
+def test_the_budget_sets_the_outputs_of_a_block_by_memory_and_by_time():
+    from llcgeo.limits import Budget, using
+    from llcgeo.scanner.measure import _cost, _within_budget
+    from llcgeo.scanner.reader import hessian_bytes
+
+    with using(Budget(memory=hessian_bytes(90, 6 * 8), run_seconds=0.5)):
+        assert _within_budget(10, 8, _cost(90)) == 6  # memory alone
+        assert _within_budget(10, 8, _cost(90, seconds=0.01)) == 6  # 6 x 8 x 0.01 s fits
+        assert _within_budget(10, 8, _cost(90, seconds=0.0125)) == 5  # 48 x 0.0125 > 0.5
+        assert _within_budget(10, 8, _cost(90, seconds=10.0)) == 1  # at least one

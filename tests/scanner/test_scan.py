@@ -150,3 +150,22 @@ def test_a_reader_named_by_only_that_the_network_lacks_is_refused_by_name():
     model, x, y = _classifier()
     with pytest.raises(ScanError, match=r"only= names '3\.wieght'.*readers: 3\.weight"):
         scan(model, x, y, loss=cross_entropy(0.1), only=("3.weight", "3.wieght"))
+
+
+def test_chains_whose_loss_falls_below_the_refitted_point_say_it_is_no_minimum():
+    from llcgeo.scanner.measure import ROUNDING_ULPS, _judged
+
+    model, x, y = _classifier()
+    (row,) = scan(model, x, y, loss=cross_entropy(0.1), chains=4, draws=1000).rows
+    assert row.estimate is not None and row.low == row.high == "6", row.reason
+    # at a minimum of the region the chains explore no draw's loss is below it: a mean below
+    # zero by more than float32's rounding of the loss (scaled by nbeta) proves it is none
+    rounding = ROUNDING_ULPS * torch.finfo(torch.float32).eps * row.loss_after * row.nbeta
+    below = replace(row, estimate=replace(row.estimate, mean=-2 * rounding), reason="")
+    judged = _judged(below, 4, torch.float32)
+    assert (judged.verdict, judged.low, judged.high) == ("inconclusive", "0", "6")
+    assert "the chains' loss fell below the refitted point's" in judged.reason
+    near = replace(below, estimate=replace(row.estimate, mean=-rounding / 2))
+    assert "fell below" not in _judged(near, 4, torch.float32).reason
+    assert _judged(near, 4, torch.float32).low == "6"
+    assert "fell below" in _judged(near, 4, torch.float64).reason  # float64 rounds far less
