@@ -64,6 +64,7 @@ from llcgeo.scanner.reader import (
     head_hessian,
     head_model,
     hessian_bytes,
+    hessian_seconds,
     is_head,
     product_seconds,
     quotient_hessian,
@@ -72,7 +73,12 @@ from llcgeo.scanner.reader import (
     retyped,
 )
 from llcgeo.scanner.rows import NOT_MEASURED, ScanRow, ScanSettings
-from llcgeo.scanner.rowwise import output_hessian_bytes, rowwise_hessian, why_not_row_wise
+from llcgeo.scanner.rowwise import (
+    output_hessian_bytes,
+    output_rows,
+    rowwise_hessian,
+    why_not_row_wise,
+)
 from llcgeo.scanner.trace import Norm, Reader
 from llcgeo.theory.calibration import ESS_MARGIN, network_nbeta, recommend
 from llcgeo.theory.sgld import energy_autocorrelation_time, expected_sgld_estimate
@@ -190,8 +196,9 @@ def prepare(row: ScanRow, gm, reader: Reader, spec, data, settings: ScanSettings
         model, x = frozen_upstream(reader_model(gm, reader, torch.float64, bias), x)
     structured = head or why_not_row_wise(model, x, loss, reader.node) is None
     seconds = None if structured else product_seconds(model, x, y, loss)
-    cost = _cost(parameters, rows=_row_count(y, loss) if structured and not head else None,
-                 seconds=seconds)  # fmt: skip
+    rows = output_rows(model, x, reader.node) if structured and not head else None
+    cost = _cost(parameters, rows=rows, seconds=seconds,
+                 probed=reader.outputs if row.logits else None)  # fmt: skip
     taken = _within_budget(taken, width, cost)
     factors = quotient_factors(spec, reader, classes_read, settings.refine, taken)
     basis = _checked(row, factored_basis(*factors, reader.inputs), outputs, taken)
@@ -226,17 +233,19 @@ def directions_limit(settings: ScanSettings, head: bool) -> int:
     return settings.hessian_directions
 
 
-def _cost(parameters: int, rows: int | None = None, seconds: float | None = None):
+def _cost(parameters: int, rows: int | None = None, seconds: float | None = None,
+          probed: int | None = None):  # fmt: skip
     """``(bytes, seconds)`` of the reader's Hessian on ``k`` output directions of ``width``
-    quotient directions each, as a function of ``(k, width)``: the Hessian's memory, the rows'
-    output Hessians' where its structure gives it (``rows``), and the time of the products
-    where they give it (``seconds``, one product's)."""
+    quotient directions each, as a function of ``(k, width)``: the Hessian's memory, the output
+    Hessians' of the reader's ``rows`` where its structure gives it (in ``k`` outputs, or all
+    ``probed`` where every direction reads every output, as a softmax's do), and the time of
+    the products where they give it (``seconds``, one product's)."""
 
     def cost(k: int, width: int) -> tuple[int, float | None]:
         nbytes = hessian_bytes(parameters, k * width)
         if rows is not None:
-            nbytes = max(nbytes, output_hessian_bytes(rows, k))
-        return nbytes, None if seconds is None else seconds * k * width
+            nbytes = max(nbytes, output_hessian_bytes(rows, probed or k))
+        return nbytes, None if seconds is None else hessian_seconds(seconds, k * width)
 
     return cost
 
@@ -273,12 +282,11 @@ def _measured(p: Prepared, loss, settings: ScanSettings, device, steps):
     for attempt in range(1 if settings.nbeta else NBETA_TRIES):
         config = settings_for(p, nbeta, settings)
         row, estimate = _sampled(p, moving, data, config, settings, device, steps)
-        fell = _below_its_minimum(row, sampled_dtype)
-        if abs(row.shift) <= SHIFT_LIMIT * _scale(row) or attempt == NBETA_TRIES - 1 or fell:
+        if abs(row.shift) <= SHIFT_LIMIT * _scale(row) or attempt == NBETA_TRIES - 1:
             break
-        nbeta *= NBETA_RAISE
+        nbeta *= NBETA_RAISE  # colder: nearer the point, and within its basin if it has one
     longer = _longer(row)
-    if longer > 1 and settings.steps is None and not fell:
+    if longer > 1 and settings.steps is None and not _below_its_minimum(row, sampled_dtype):
         config = settings_for(p, nbeta, settings, longer)
         if config.steps > row.steps:
             row, estimate = _sampled(p, moving, data, config, settings, device, steps)

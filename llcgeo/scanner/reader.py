@@ -9,6 +9,7 @@ then moves only where this reader reads it. The copy is an ``nn.Module`` like an
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -166,22 +167,25 @@ def refit(model, x, y, loss, basis: torch.Tensor, curvature) -> tuple[float, flo
     began = time.perf_counter()
     moved = _lbfgs(value, start, basis)
     gradient, damping, steps = basis.T @ grad(value)(moved), 0.0, 0
-    while float(gradient.norm()) >= MINIMUM_GRADIENT and steps < NEWTON_STEPS and \
-            _time_for_one_more(began, steps):  # fmt: skip
+    out_of_time = False
+    while float(gradient.norm()) >= MINIMUM_GRADIENT and steps < NEWTON_STEPS:
+        out_of_time = not _time_for_one_more(began, steps)
+        if out_of_time:
+            break
         _place(model, moved)
         moved, damping = _damped_newton(value, moved, basis, curvature(model), gradient, damping)
         gradient, steps = basis.T @ grad(value)(moved), steps + 1
     _place(model, moved if float(gradient.norm()) < MINIMUM_GRADIENT else start)
     if not float(gradient.norm()) < MINIMUM_GRADIENT:
         trained = float((basis.T @ grad(value)(start)).norm())
-        stopped = "" if steps == NEWTON_STEPS else (
-            f"; the run's time limit ({run_seconds():.3g} s) held no more steps")  # fmt: skip
+        lead = (f"the reader's refit reached no minimum within the run's time limit "
+                f"({run_seconds():.3g} s)" if out_of_time else
+                "the reader's loss has no minimum within reach")  # fmt: skip
         raise NoMinimum(
             float(value(start)),
-            f"the reader's loss has no minimum within reach: its gradient on the quotient is "
-            f"{trained:.3g} at the trained point and {float(gradient.norm()):.3g} after L-BFGS "
-            f"and {steps} damped Newton steps (a minimum needs below {MINIMUM_GRADIENT:g})"
-            + stopped
+            f"{lead}: its gradient on the quotient is {trained:.3g} at the trained point and "
+            f"{float(gradient.norm()):.3g} after L-BFGS and {steps} damped Newton steps (a "
+            f"minimum needs below {MINIMUM_GRADIENT:g})"
         )
     return float(value(start)), float(value(moved))
 
@@ -270,6 +274,12 @@ def product_seconds(model, x, y, loss) -> float:
     began = time.perf_counter()
     products(probes)
     return (time.perf_counter() - began) / DIRECTIONS_AT_ONCE
+
+
+def hessian_seconds(product_seconds: float, directions: int) -> float:
+    """The planned time of :func:`quotient_hessian` on ``directions`` directions, one product
+    taking ``product_seconds``: whole batches of ``DIRECTIONS_AT_ONCE``."""
+    return product_seconds * DIRECTIONS_AT_ONCE * math.ceil(directions / DIRECTIONS_AT_ONCE)
 
 
 def _hessian_products(model, value):

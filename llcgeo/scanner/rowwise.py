@@ -182,6 +182,12 @@ def reader_values(model: fx.GraphModule, x, node_name: str):
     return values[node.args[0]], values[node]
 
 
+def output_rows(model: fx.GraphModule, x, node_name: str) -> int:
+    """The rows of the reader's output on ``x`` (a sample's, or each position's), as
+    :func:`output_hessians` counts them."""
+    return reader_values(model, x, node_name)[1][..., 0].numel()
+
+
 def output_hessians(after: fx.GraphModule, x: dict, y, loss, outputs: torch.Tensor,
                     used: torch.Tensor) -> torch.Tensor:  # fmt: skip
     """``G``, ``(rows, k, k)``: the Hessian of the mean loss in each row of the reader's

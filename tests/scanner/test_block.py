@@ -186,6 +186,27 @@ def test_the_budget_sets_the_outputs_of_a_block_by_memory_and_by_time():
 
     with using(Budget(memory=hessian_bytes(90, 6 * 8), run_seconds=0.5)):
         assert _within_budget(10, 8, _cost(90)) == 6  # memory alone
-        assert _within_budget(10, 8, _cost(90, seconds=0.01)) == 6  # 6 x 8 x 0.01 s fits
-        assert _within_budget(10, 8, _cost(90, seconds=0.0125)) == 5  # 48 x 0.0125 > 0.5
+        # products in whole batches of 32: k outputs take 32 ceil(8 k / 32) products
+        assert _within_budget(10, 8, _cost(90, seconds=0.005)) == 6  # 64 x 0.005 s fits
+        assert _within_budget(10, 8, _cost(90, seconds=0.01)) == 4  # 64 x 0.01 s does not
         assert _within_budget(10, 8, _cost(90, seconds=10.0)) == 1  # at least one
+
+
+def test_the_budget_counts_the_rows_of_the_readers_output_not_of_the_targets():
+    from llcgeo.limits import Budget
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.Linear(8, 6), nn.GELU(),
+                          nn.Linear(6, 2)).double()  # fmt: skip
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(50, 20, 4, generator=g, dtype=torch.float64)  # 50 sequences of 20
+    y = model(x).detach() + 0.3 * torch.randn(50, 20, 2, generator=g, dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s = scan(model, x, y, chains=2, draws=200, only=("2.weight",),
+                 budget=Budget(memory=500_000))  # fmt: skip
+    row = next(r for r in s.rows if r.reader == "2.weight")
+    # the output Hessians of 1 000 rows (not 50) in 6 outputs need about 2 MB, in 1 output
+    # about 0.27 MB: a block of one output, not a refusal inside the refit
+    assert (row.block, row.block_outputs) == (8, 1), row.reason
+    assert "the Hessians of 1000 rows" not in row.reason and row.rank is not None

@@ -28,11 +28,13 @@ def _refused(budget: Budget) -> str:
 
 def test_a_refit_that_stays_above_the_gradient_bound_says_so_with_its_figures():
     why = _refused(Budget())
+    assert why.startswith("the reader's loss has no minimum within reach")
     assert f"after L-BFGS and {NEWTON_STEPS} damped Newton steps" in why
     assert "time limit" not in why
 
 
 def test_a_refit_takes_no_more_newton_steps_than_the_time_limit_holds():
     why = _refused(Budget(run_seconds=1e-6))
+    assert why.startswith("the reader's refit reached no minimum within the run's time limit "
+                          "(1e-06 s)")  # fmt: skip
     assert "after L-BFGS and 0 damped Newton steps" in why
-    assert "the run's time limit (1e-06 s) held no more steps" in why
