@@ -59,6 +59,7 @@ from llcgeo.scanner.certify import (
 from llcgeo.scanner.reader import (
     NoMinimum,
     basis_rows,
+    batch_seconds,
     features,
     frozen_upstream,
     head_hessian,
@@ -66,7 +67,6 @@ from llcgeo.scanner.reader import (
     hessian_bytes,
     hessian_seconds,
     is_head,
-    product_seconds,
     quotient_hessian,
     reader_model,
     refit,
@@ -195,7 +195,7 @@ def prepare(row: ScanRow, gm, reader: Reader, spec, data, settings: ScanSettings
     else:
         model, x = frozen_upstream(reader_model(gm, reader, torch.float64, bias), x)
     structured = head or why_not_row_wise(model, x, loss, reader.node) is None
-    seconds = None if structured else product_seconds(model, x, y, loss)
+    seconds = None if structured else batch_seconds(model, x, y, loss)
     rows = output_rows(model, x, reader.node) if structured and not head else None
     cost = _cost(parameters, rows=rows, seconds=seconds,
                  probed=reader.outputs if row.logits else None)  # fmt: skip
@@ -239,7 +239,8 @@ def _cost(parameters: int, rows: int | None = None, seconds: float | None = None
     quotient directions each, as a function of ``(k, width)``: the Hessian's memory, the output
     Hessians' of the reader's ``rows`` where its structure gives it (in ``k`` outputs, or all
     ``probed`` where every direction reads every output, as a softmax's do), and the time of
-    the products where they give it (``seconds``, one product's)."""
+    the products where they give it (``seconds``, a batch's: :func:`~llcgeo.scanner.reader.
+    hessian_seconds`)."""
 
     def cost(k: int, width: int) -> tuple[int, float | None]:
         nbytes = hessian_bytes(parameters, k * width)

@@ -261,25 +261,25 @@ def quotient_hessian(model, x, y, loss, basis: torch.Tensor) -> np.ndarray:
     for chunk in chunks:
         columns.append(products(chunk) @ basis)
         if len(columns) == 1:  # planned from the first batch, before the rest runs
-            check_budget(nbytes, (time.perf_counter() - began) * len(chunks), what)
+            check_budget(nbytes, hessian_seconds(time.perf_counter() - began, directions), what)
     h = torch.cat(columns).numpy()
     return (h + h.T) / 2
 
 
-def product_seconds(model, x, y, loss) -> float:
-    """Seconds one Hessian-vector product of the reader's loss takes here: a batch of
-    ``DIRECTIONS_AT_ONCE``, as :func:`quotient_hessian` takes them, timed."""
+def batch_seconds(model, x, y, loss) -> float:
+    """Seconds a batch of ``DIRECTIONS_AT_ONCE`` Hessian-vector products of the reader's loss
+    takes here, as :func:`quotient_hessian` takes them, timed."""
     products = _hessian_products(model, _mean_loss(model, x, y, loss))
     probes = torch.zeros(DIRECTIONS_AT_ONCE, basis_rows(model), dtype=torch.float64)
     began = time.perf_counter()
     products(probes)
-    return (time.perf_counter() - began) / DIRECTIONS_AT_ONCE
+    return time.perf_counter() - began
 
 
-def hessian_seconds(product_seconds: float, directions: int) -> float:
-    """The planned time of :func:`quotient_hessian` on ``directions`` directions, one product
-    taking ``product_seconds``: whole batches of ``DIRECTIONS_AT_ONCE``."""
-    return product_seconds * DIRECTIONS_AT_ONCE * math.ceil(directions / DIRECTIONS_AT_ONCE)
+def hessian_seconds(batch_seconds: float, directions: int) -> float:
+    """The planned time of :func:`quotient_hessian` on ``directions`` directions, a batch of
+    ``DIRECTIONS_AT_ONCE`` products taking ``batch_seconds``: as many batches as they fill."""
+    return batch_seconds * math.ceil(directions / DIRECTIONS_AT_ONCE)
 
 
 def _hessian_products(model, value):

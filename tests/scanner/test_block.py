@@ -186,10 +186,10 @@ def test_the_budget_sets_the_outputs_of_a_block_by_memory_and_by_time():
 
     with using(Budget(memory=hessian_bytes(90, 6 * 8), run_seconds=0.5)):
         assert _within_budget(10, 8, _cost(90)) == 6  # memory alone
-        # products in whole batches of 32: k outputs take 32 ceil(8 k / 32) products
-        assert _within_budget(10, 8, _cost(90, seconds=0.005)) == 6  # 64 x 0.005 s fits
-        assert _within_budget(10, 8, _cost(90, seconds=0.01)) == 4  # 64 x 0.01 s does not
-        assert _within_budget(10, 8, _cost(90, seconds=10.0)) == 1  # at least one
+        # products in whole batches of 32: k outputs take ceil(8 k / 32) batches
+        assert _within_budget(10, 8, _cost(90, seconds=0.16)) == 6  # 2 x 0.16 s fits
+        assert _within_budget(10, 8, _cost(90, seconds=0.32)) == 4  # 2 x 0.32 s does not
+        assert _within_budget(10, 8, _cost(90, seconds=320.0)) == 1  # at least one
 
 
 def test_the_budget_counts_the_rows_of_the_readers_output_not_of_the_targets():
